@@ -1,0 +1,370 @@
+package ve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/dynoai/dynoai/dyno"
+)
+
+// Analyzer turns a stream of samples into VE corrections. Implementations
+// must not hold the whole stream in memory.
+type Analyzer interface {
+	Analyze(ctx context.Context, src dyno.Source) (*Result, error)
+}
+
+// ErrMissingChannel reports that the analysis needs a channel the source
+// does not have, such as power for WeightPower.
+var ErrMissingChannel = errors.New("ve: source lacks a required channel")
+
+// New returns the default Analyzer configured by opts, or an error saying
+// which option is invalid.
+func New(opts Options) (Analyzer, error) {
+	o, err := opts.resolved()
+	if err != nil {
+		return nil, err
+	}
+	return &analyzer{opts: o}, nil
+}
+
+type analyzer struct{ opts Options }
+
+// cellAcc accumulates one cell's evidence with West's weighted incremental
+// mean and variance, which stays accurate where sum-of-squares cancels.
+type cellAcc struct {
+	hits        int
+	share       float64 // Σ share
+	w, w2       float64 // Σ weight, Σ weight²
+	mean, m2    float64 // running weighted mean and Σ w (x-mean)²
+	afrW, tgtW  float64
+	tqW, tqWsum float64
+	hpW, hpWsum float64
+	knockMax    float64
+	iatMax      float64
+}
+
+func (c *cellAcc) add(share, weight, mult, afr, target float64, s *dyno.Sample, cyl int) {
+	w := share * weight
+	if w <= 0 {
+		return
+	}
+	c.hits++
+	c.share += share
+	c.w += w
+	c.w2 += w * w
+	delta := mult - c.mean
+	c.mean += w / c.w * delta
+	c.m2 += w * delta * (mult - c.mean)
+	c.afrW += w * afr
+	c.tgtW += w * target
+	if dyno.Has(s.Torque) {
+		c.tqW += w * s.Torque
+		c.tqWsum += w
+	}
+	if dyno.Has(s.Power) {
+		c.hpW += w * s.Power
+		c.hpWsum += w
+	}
+	if k := s.Knock[cyl]; dyno.Has(k) && (math.IsNaN(c.knockMax) || k > c.knockMax) {
+		c.knockMax = k
+	}
+	if dyno.Has(s.IAT) && (math.IsNaN(c.iatMax) || s.IAT > c.iatMax) {
+		c.iatMax = s.IAT
+	}
+}
+
+type cylAcc struct {
+	cells    []cellAcc
+	accepted int
+	rejected Rejections
+	seen     bool
+}
+
+// Analyze reads src to its end and returns the corrections. It returns ctx's
+// error if ctx is cancelled, and the source's error if reading fails.
+func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error) {
+	o := a.opts
+	layout := src.Layout()
+	if o.Weighting == WeightPower && layout.Channels != 0 && !layout.Channels.Has(dyno.ChanPower) {
+		return nil, fmt.Errorf("%w: weighting by power needs a power (HP) channel; %s has %s",
+			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
+	}
+	if o.Weighting == WeightTorque && layout.Channels != 0 && !layout.Channels.Has(dyno.ChanTorque) {
+		return nil, fmt.Errorf("%w: weighting by torque needs a torque channel; %s has %s",
+			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
+	}
+	if o.SensorDelay > 0 {
+		src = alignDelay(src, o.SensorDelay)
+	}
+	nr, nc := len(o.Grid.RPM), len(o.Grid.MAP)
+	var cyls [dyno.MaxCylinders]cylAcc
+	st := newStreamState(o.Filter)
+	var s dyno.Sample
+	samples, weighted := 0, 0
+	for {
+		if samples&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		s.Reset()
+		err := src.Next(ctx, &s)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		samples++
+		common := st.check(&s) // reasons shared by every cylinder
+		weight := 1.0
+		switch o.Weighting {
+		case WeightTorque:
+			weight = math.Max(0, s.Torque)
+		case WeightPower:
+			weight = math.Max(0, s.Power)
+		}
+		if math.IsNaN(weight) {
+			weight = 0
+		} else if o.Weighting != WeightEqual {
+			weighted++
+		}
+		var cellsIdx [4]int
+		var shares [4]float64
+		n := 0
+		if common < 0 {
+			n = attribute(o.Attribution, o.Grid, s.RPM, s.MAP, &cellsIdx, &shares)
+		}
+		for c := 0; c < dyno.MaxCylinders; c++ {
+			meas := s.AFR[c]
+			if !dyno.Has(meas) && dyno.Has(s.Lambda[c]) {
+				meas = s.Lambda[c] * 14.7
+			}
+			if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) {
+				continue // the cylinder has no wideband in this log
+			}
+			acc := &cyls[c]
+			if !acc.seen {
+				acc.seen = true
+				acc.cells = make([]cellAcc, nr*nc)
+				for i := range acc.cells {
+					acc.cells[i].knockMax, acc.cells[i].iatMax = math.NaN(), math.NaN()
+				}
+			}
+			if common >= 0 {
+				acc.rejected[common]++
+				continue
+			}
+			target := s.AFRCommanded[c]
+			if o.Targets != nil {
+				target = o.Targets.At(s.RPM, s.MAP)
+			}
+			f := o.Filter
+			switch {
+			case !dyno.Has(meas):
+				acc.rejected[RejectNoAFR]++
+				continue
+			case !dyno.Has(target):
+				acc.rejected[RejectNoTarget]++
+				continue
+			case meas > f.FuelCutAFR && f.FuelCutAFR > 0:
+				acc.rejected[RejectDecel]++
+				continue
+			case meas < f.AFRMin || meas > f.AFRMax || target < f.AFRMin || target > f.AFRMax:
+				acc.rejected[RejectAFRRange]++
+				continue
+			case weight <= 0 || (o.Weighting != WeightEqual && weight < 5):
+				acc.rejected[RejectLowWeight]++
+				continue
+			}
+			acc.accepted++
+			mult := meas / target
+			for k := 0; k < n; k++ {
+				acc.cells[cellsIdx[k]].add(shares[k], weight, mult, meas, target, &s, c)
+			}
+		}
+	}
+	if o.Weighting == WeightPower && weighted == 0 && samples > 0 {
+		return nil, fmt.Errorf("%w: weighting by power, but no sample of %s has power (HP)", ErrMissingChannel, nameOr(layout.Name))
+	}
+	res := &Result{Source: layout.Name, Format: layout.Format, Grid: o.Grid, Samples: samples, Options: o}
+	for c := range cyls {
+		if !cyls[c].seen {
+			continue
+		}
+		res.Cylinders = append(res.Cylinders, a.finish(c, &cyls[c]))
+	}
+	return res, nil
+}
+
+func nameOr(n string) string {
+	if n == "" {
+		return "the source"
+	}
+	return n
+}
+
+// finish turns a cylinder's accumulators into its result.
+func (a *analyzer) finish(cyl int, acc *cylAcc) CylinderResult {
+	o := a.opts
+	raw := MustTable(o.Grid.RPM, o.Grid.MAP, math.NaN())
+	pct := MustTable(o.Grid.RPM, o.Grid.MAP, math.NaN())
+	cells := make([]Cell, len(acc.cells))
+	for i := range acc.cells {
+		ca := &acc.cells[i]
+		cell := Cell{
+			Hits: ca.hits, EffectiveSamples: ca.share, Weight: ca.w,
+			Multiplier: math.NaN(), StdErr: math.NaN(), MeanAFR: math.NaN(), MeanTarget: math.NaN(),
+			Torque: math.NaN(), Power: math.NaN(), KnockMax: ca.knockMax, IATMax: ca.iatMax,
+		}
+		if ca.w > 0 {
+			cell.Multiplier = ca.mean
+			cell.MeanAFR = ca.afrW / ca.w
+			cell.MeanTarget = ca.tgtW / ca.w
+			if ca.tqWsum > 0 {
+				cell.Torque = ca.tqW / ca.tqWsum
+			}
+			if ca.hpWsum > 0 {
+				cell.Power = ca.hpW / ca.hpWsum
+			}
+			// Effective sample size for weighted data: (Σw)² / Σw².
+			nEff := ca.w * ca.w / ca.w2
+			if nEff > 1 {
+				variance := ca.m2 / ca.w * nEff / (nEff - 1)
+				cell.StdErr = math.Sqrt(math.Max(0, variance) / nEff)
+			}
+			raw.Values[i] = ca.mean
+			if ca.share >= o.MinSamples {
+				pct.Values[i] = (ca.mean - 1) * 100
+				cell.Confidence = grade(ca.share, cell.StdErr)
+			}
+		}
+		cells[i] = cell
+	}
+	if o.Smoothing.Kernels {
+		pct = SmoothK1K2(pct, o.Smoothing.Passes, o.Smoothing.GradientThreshold)
+	}
+	clamped := 0
+	corr := MustTable(o.Grid.RPM, o.Grid.MAP, 1)
+	corr.Precision = 6
+	for i, p := range pct.Values {
+		if math.IsNaN(p) {
+			continue
+		}
+		if o.ClampPercent > 0 {
+			if q := math.Max(-o.ClampPercent, math.Min(o.ClampPercent, p)); q != p {
+				p = q
+				cells[i].Clamped = true
+				clamped++
+			}
+		}
+		corr.Values[i] = roundDecimal(1+p/100, corr.Precision)
+	}
+	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells,
+		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped}
+}
+
+func grade(n, se float64) Confidence {
+	switch {
+	case n >= 50 && se < 0.005:
+		return ConfidenceHigh
+	case n >= 20 && se < 0.01:
+		return ConfidenceMedium
+	default:
+		return ConfidenceLow
+	}
+}
+
+// attribute writes the cells a sample at (rpm, mapKPa) informs and each
+// one's share, and returns how many there are (1 to 4).
+func attribute(mode Attribution, g Grid, rpm, mapKPa float64, idx *[4]int, share *[4]float64) int {
+	nc := len(g.MAP)
+	if mode == NearestCell {
+		idx[0] = Nearest(g.RPM, rpm)*nc + Nearest(g.MAP, mapKPa)
+		share[0] = 1
+		return 1
+	}
+	i0, i1, fr := bracket(g.RPM, rpm)
+	j0, j1, fm := bracket(g.MAP, mapKPa)
+	n := 0
+	put := func(i, j int, w float64) {
+		if w <= 0 {
+			return
+		}
+		idx[n], share[n] = i*nc+j, w
+		n++
+	}
+	put(i0, j0, (1-fr)*(1-fm))
+	if j1 != j0 {
+		put(i0, j1, (1-fr)*fm)
+	}
+	if i1 != i0 {
+		put(i1, j0, fr*(1-fm))
+		if j1 != j0 {
+			put(i1, j1, fr*fm)
+		}
+	}
+	return n
+}
+
+// streamState runs the checks that need the previous samples: transients
+// and decel, plus the per-sample range checks common to every cylinder.
+type streamState struct {
+	f            *Filter
+	have         bool
+	prevT        time.Duration
+	prevTPS      float64
+	prevMAP      float64
+	prevRPM      float64
+	holdUntil    time.Duration
+	transientHit bool
+}
+
+func newStreamState(f *Filter) *streamState { return &streamState{f: f} }
+
+// check returns the first reason that rejects the sample for every
+// cylinder, or -1.
+func (st *streamState) check(s *dyno.Sample) Reason {
+	f := st.f
+	transient := false
+	rpmFalling := false
+	if st.have && s.Time > st.prevT {
+		dt := (s.Time - st.prevT).Seconds()
+		if f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(st.prevTPS) && math.Abs(s.TPS-st.prevTPS)/dt > f.MaxTPSRate {
+			transient = true
+		}
+		if f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(st.prevMAP) && math.Abs(s.MAP-st.prevMAP)/dt > f.MaxMAPRate {
+			transient = true
+		}
+		rpmFalling = dyno.Has(s.RPM) && dyno.Has(st.prevRPM) && s.RPM < st.prevRPM
+	}
+	if transient {
+		st.holdUntil = s.Time + f.TransientHold
+	}
+	inHold := st.have && s.Time < st.holdUntil
+	st.have, st.prevT, st.prevTPS, st.prevMAP, st.prevRPM = true, s.Time, s.TPS, s.MAP, s.RPM
+
+	switch {
+	case !dyno.Has(s.RPM) || !dyno.Has(s.MAP):
+		return RejectNoSpeedLoad
+	case s.RPM < f.RPMMin:
+		return RejectLowRPM
+	case s.MAP < f.MAPMin || s.MAP > f.MAPMax:
+		return RejectMAPRange
+	case dyno.Has(s.TPS) && (s.TPS < f.TPSMin || s.TPS > f.TPSMax):
+		return RejectTPSRange
+	case dyno.Has(s.IAT) && (s.IAT < f.IATMin || s.IAT > f.IATMax):
+		return RejectIATRange
+	case f.MinECT > 0 && dyno.Has(s.ECT) && s.ECT < f.MinECT:
+		return RejectColdEngine
+	case f.DecelTPS > 0 && dyno.Has(s.TPS) && s.TPS <= f.DecelTPS && rpmFalling:
+		return RejectDecel
+	case transient || inHold:
+		return RejectTransient
+	}
+	return -1
+}

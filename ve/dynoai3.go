@@ -1,0 +1,390 @@
+package ve
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// DynoAI3Options are the predecessor toolkit's command-line options. Start
+// from DefaultDynoAI3Options: unlike the default analyzer, the zero value is
+// not the toolkit's default (it means no smoothing passes and no rear rule).
+type DynoAI3Options struct {
+	Weighting    Weighting // WeightTorque (the toolkit's default) or WeightPower
+	SmoothPasses int       // K1 passes, clamped into [0, 5]
+	Clamp        float64   // percent; the toolkit's default is 7
+	RearBias     float64   // percent added to the rear AFR-error map's mid band
+	RearRuleDeg  float64   // spark retard added in the rear band (degrees)
+	HotExtra     float64   // extra spark change where the rear band runs hot
+	// BaseFront and BaseRear, when set, produce absolute VE tables
+	// (VE_Front_Updated.csv and friends). BaseRear defaults to BaseFront.
+	BaseFront, BaseRear *Table
+}
+
+// DefaultDynoAI3Options returns the toolkit's defaults.
+func DefaultDynoAI3Options() DynoAI3Options {
+	return DynoAI3Options{Weighting: WeightTorque, SmoothPasses: 2, Clamp: 7, RearRuleDeg: 2, HotExtra: -1}
+}
+
+// DynoAI3Diagnostics are the toolkit's per-cylinder row counters.
+type DynoAI3Diagnostics struct {
+	TotalRecords     int
+	Accepted         int
+	NoRequestedAFR   int
+	BadAFR           int
+	TempOutOfRange   int
+	MAPOutOfRange    int
+	TPSOutOfRange    int
+	LowWeightDropped int // rows the toolkit drops silently (weight < 5)
+}
+
+// DynoAI3Result holds the grids of one toolkit run. Percent grids use the
+// toolkit's sign: (commanded - measured) / measured x 100, so positive
+// means the cell ran rich. That sign is the predecessor's defect, kept here
+// only for comparison with its files.
+type DynoAI3Result struct {
+	Format        string // detected log format
+	Rows          int    // records loaded
+	AFRError      [2]*Table
+	Coverage      [2]*Table
+	Torque, Power [3]*Table // front, rear, combined
+	VEDelta       *Table    // smoothed and clamped combined percent grid
+	Spark         [2]*Table
+	Clamped       int
+	VEUpdated     [2]*Table // with a base table: absolute VE
+	Diagnostics   [2]DynoAI3Diagnostics
+	DerivedPower  bool // power was derived from torque x RPM / 5252
+}
+
+// DynoAI3Compat runs the predecessor's offline toolkit ("Pipeline A") on a
+// log and reproduces its grids number for number. Where the toolkit crashed
+// it does the right thing instead: a base table produces the absolute VE
+// tables and the run completes; power weighting on a log without a power
+// column derives power from torque x RPM / 5252 (physics) instead of
+// failing, and says so in DerivedPower.
+func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Options) (*DynoAI3Result, error) {
+	if opts.Weighting != WeightTorque && opts.Weighting != WeightPower {
+		return nil, fmt.Errorf("ve: DynoAI3Compat weighting must be torque or power, not %v", opts.Weighting)
+	}
+	if opts.Clamp <= 0 || math.IsNaN(opts.Clamp) {
+		return nil, fmt.Errorf("ve: DynoAI3Compat clamp %v must be positive", opts.Clamp)
+	}
+	log, err := loadDynoAI3(r, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g := DefaultGrid()
+	res := &DynoAI3Result{Format: log.format, Rows: len(log.records)}
+	if opts.Weighting == WeightPower && !log.hasHP {
+		res.DerivedPower = true
+		for i := range log.records {
+			rec := &log.records[i]
+			rec.hp = rec.tq * rec.rpm / 5252
+		}
+	}
+	var knockMax, iatMax [2]*Table
+	for c := range 2 {
+		a := aggregateDynoAI3(log.records, c, g, opts.Weighting)
+		res.AFRError[c], res.Coverage[c] = a.err, a.cov
+		res.Torque[c], res.Power[c] = a.tq, a.hp
+		knockMax[c], iatMax[c] = a.knock, a.iat
+		res.Diagnostics[c] = a.diag
+	}
+	res.VEDelta = combineDynoAI3(res.AFRError[0], res.AFRError[1])
+	res.Torque[2] = combineDynoAI3(res.Torque[0], res.Torque[1])
+	res.Power[2] = combineDynoAI3(res.Power[0], res.Power[1])
+	if opts.RearBias != 0 {
+		rear := res.AFRError[1]
+		for i, rpm := range g.RPM {
+			for j, kpa := range g.MAP {
+				if v := rear.Get(i, j); Has(v) && rpm >= 2500 && rpm <= 3800 && kpa >= 65 && kpa <= 95 {
+					rear.Set(i, j, v+opts.RearBias)
+				}
+			}
+		}
+	}
+	res.VEDelta = SmoothK1K2(res.VEDelta, opts.SmoothPasses, 1.0)
+	res.Clamped = ClampPercent(res.VEDelta, opts.Clamp)
+	for c := range 2 {
+		res.Spark[c] = sparkK3(knockMax[c], iatMax[c], c == 1, opts.RearRuleDeg, opts.HotExtra)
+	}
+	if opts.BaseFront != nil {
+		bases := [2]*Table{opts.BaseFront, opts.BaseRear}
+		if bases[1] == nil {
+			bases[1] = opts.BaseFront
+		}
+		for c, base := range bases {
+			up, err := absoluteDynoAI3(base, res.VEDelta)
+			if err != nil {
+				return nil, err
+			}
+			res.VEUpdated[c] = up
+		}
+	}
+	return res, nil
+}
+
+type dynoai3Agg struct {
+	err, cov, tq, hp, knock, iat *Table
+	diag                         DynoAI3Diagnostics
+}
+
+func aggregateDynoAI3(recs []dynoai3Record, c int, g Grid, wt Weighting) dynoai3Agg {
+	nan := math.NaN()
+	n := len(g.RPM) * len(g.MAP)
+	s, w, tq, hp := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	cov := make([]int, n)
+	knock := make([]float64, n)
+	iat := make([]float64, n)
+	for i := range iat {
+		iat[i] = nan
+	}
+	var d DynoAI3Diagnostics
+	for i := range recs {
+		r := &recs[i]
+		d.TotalRecords++
+		cmd, meas, e := r.afrCmd[c], r.afrMeas[c], r.afrErr[c]
+		switch {
+		case math.IsNaN(cmd):
+			d.NoRequestedAFR++
+			continue
+		case math.IsNaN(e) || math.IsNaN(meas):
+			d.BadAFR++
+			continue
+		case cmd < 9 || cmd > 18 || meas < 9 || meas > 18:
+			d.BadAFR++
+			continue
+		case !math.IsNaN(r.iat) && (r.iat < 30 || r.iat > 300):
+			d.TempOutOfRange++
+			continue
+		case !math.IsNaN(r.kpa) && (r.kpa < 10 || r.kpa > 110):
+			d.MAPOutOfRange++
+			continue
+		case !math.IsNaN(r.tps) && (r.tps < 0 || r.tps > 100):
+			d.TPSOutOfRange++
+			continue
+		}
+		weight := r.tq
+		if wt == WeightPower {
+			weight = r.hp
+		}
+		weight = math.Max(0, weight)
+		if math.IsNaN(weight) || weight < 5 {
+			d.LowWeightDropped++
+			continue
+		}
+		d.Accepted++
+		k := Nearest(g.RPM, r.rpm)*len(g.MAP) + Nearest(g.MAP, r.kpa)
+		s[k] += e * weight
+		w[k] += weight
+		if !math.IsNaN(r.tq) {
+			tq[k] += r.tq * weight
+		}
+		if !math.IsNaN(r.hp) {
+			hp[k] += r.hp * weight
+		}
+		cov[k]++
+		if kn := r.knock[c]; !math.IsNaN(kn) && kn > knock[k] {
+			knock[k] = kn
+		}
+		if !math.IsNaN(r.iat) && (math.IsNaN(iat[k]) || r.iat > iat[k]) {
+			iat[k] = r.iat
+		}
+	}
+	a := dynoai3Agg{diag: d}
+	a.err = MustTable(g.RPM, g.MAP, nan)
+	a.cov = MustTable(g.RPM, g.MAP, 0)
+	a.cov.Precision = 0
+	a.tq = MustTable(g.RPM, g.MAP, nan)
+	a.hp = MustTable(g.RPM, g.MAP, nan)
+	a.knock = MustTable(g.RPM, g.MAP, 0)
+	a.iat = MustTable(g.RPM, g.MAP, nan)
+	for k := range n {
+		a.cov.Values[k] = float64(cov[k])
+		a.knock.Values[k] = knock[k]
+		a.iat.Values[k] = iat[k]
+		if w[k] > 0 {
+			a.err.Values[k] = s[k] / w[k]
+			if tq[k] > 0 {
+				a.tq.Values[k] = tq[k] / w[k]
+			}
+			if hp[k] > 0 {
+				a.hp.Values[k] = hp[k] / w[k]
+			}
+		}
+	}
+	return a
+}
+
+// combineDynoAI3 averages two grids cell by cell; a cell present in only one
+// grid takes that value.
+func combineDynoAI3(a, b *Table) *Table {
+	out := a.Clone()
+	for i, x := range a.Values {
+		y := b.Values[i]
+		switch {
+		case Has(x) && Has(y):
+			out.Values[i] = (x + y) / 2
+		case Has(y):
+			out.Values[i] = y
+		}
+	}
+	return out
+}
+
+// HotIATF is the toolkit's hot intake threshold, °F.
+const HotIATF = 120.0
+
+// SparkSuggestion is the predecessor's frozen K3 base rule for one cell:
+// knock retard k (degrees, its maximum in the cell) of 0.5 or more pulls
+// min(2, max(0.5, 2k/3)) degrees, half a degree more when the intake ran at
+// HotIATF or hotter (iatF NaN means unknown).
+func SparkSuggestion(k, iatF float64) float64 {
+	pull := 0.0
+	if k >= 0.5 {
+		pull = -math.Min(2.0, math.Max(0.5, k/3*2))
+	}
+	if !math.IsNaN(iatF) && iatF >= HotIATF && pull < 0 {
+		pull -= 0.5
+	}
+	return pull
+}
+
+func sparkK3(knock, iat *Table, rear bool, rearRuleDeg, hotExtra float64) *Table {
+	out := MustTable(knock.RPM, knock.MAP, 0)
+	out.Precision = 2
+	for i, rpm := range knock.RPM {
+		for j, kpa := range knock.MAP {
+			v := SparkSuggestion(knock.Get(i, j), iat.Get(i, j))
+			if rear && rpm >= 2800 && rpm <= 3600 && kpa >= 75 && kpa <= 95 {
+				v += -math.Abs(rearRuleDeg)
+				if x := iat.Get(i, j); Has(x) && x >= HotIATF {
+					v += hotExtra
+				}
+			}
+			out.Set(i, j, v)
+		}
+	}
+	return out
+}
+
+// absoluteDynoAI3 applies the percent grid to a base VE table the toolkit's
+// way: base x (1 + delta/100); an empty base stays empty, an empty delta
+// keeps the base. The base is read on the toolkit's grid.
+func absoluteDynoAI3(base, delta *Table) (*Table, error) {
+	out := MustTable(delta.RPM, delta.MAP, math.NaN())
+	out.Precision = 2
+	if !equalFloats(base.MAP, delta.MAP) {
+		return nil, fmt.Errorf("%w: base table MAP bins %v, the toolkit needs %v", ErrShape, base.MAP, delta.MAP)
+	}
+	for bi, rpm := range base.RPM {
+		i := -1
+		for k, r := range delta.RPM {
+			if r == rpm {
+				i = k
+			}
+		}
+		if i < 0 {
+			continue // the toolkit ignores rows off its grid
+		}
+		for j := range delta.MAP {
+			b, d := base.Get(bi, j), delta.Get(i, j)
+			switch {
+			case !Has(b):
+			case !Has(d):
+				out.Set(i, j, b)
+			default:
+				out.Set(i, j, b*(1+d/100))
+			}
+		}
+	}
+	return out, nil
+}
+
+// The toolkit's file formats (spec §5).
+var (
+	dynoai3Signed = CSVFormat{Layout: RPMMajor, CRLF: true, Cell: CellFormat{Decimals: 2, Signed: true, Guard: true}}
+	dynoai3OneDP  = CSVFormat{Layout: RPMMajor, CRLF: true, Cell: CellFormat{Decimals: 1, Guard: true}}
+	dynoai3Count  = CSVFormat{Layout: RPMMajor, CRLF: true, Cell: CellFormat{Decimals: 0}}
+	dynoai3TwoDP  = CSVFormat{Layout: RPMMajor, CRLF: true, Cell: CellFormat{Decimals: 2, Guard: true}}
+)
+
+// WriteFiles writes the toolkit's grid CSVs and paste-ready blocks into dir
+// (created if needed) with its exact bytes, and returns the file names.
+func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	type file struct {
+		name  string
+		t     *Table
+		f     CSVFormat
+		paste bool
+	}
+	files := []file{
+		{"VE_Correction_Delta_DYNO.csv", r.VEDelta, dynoai3Signed, false},
+		{"VE_Delta_PasteReady.txt", r.VEDelta, dynoai3Signed, true},
+		{"AFR_Error_Map_Front.csv", r.AFRError[0], dynoai3Signed, false},
+		{"AFR_Error_Map_Rear.csv", r.AFRError[1], dynoai3Signed, false},
+		{"Coverage_Front.csv", r.Coverage[0], dynoai3Count, false},
+		{"Coverage_Rear.csv", r.Coverage[1], dynoai3Count, false},
+		{"Torque_Map_Front.csv", r.Torque[0], dynoai3OneDP, false},
+		{"Torque_Map_Rear.csv", r.Torque[1], dynoai3OneDP, false},
+		{"Torque_Map_Combined.csv", r.Torque[2], dynoai3OneDP, false},
+		{"HP_Map_Front.csv", r.Power[0], dynoai3OneDP, false},
+		{"HP_Map_Rear.csv", r.Power[1], dynoai3OneDP, false},
+		{"HP_Map_Combined.csv", r.Power[2], dynoai3OneDP, false},
+		{"Spark_Adjust_Suggestion_Front.csv", r.Spark[0], dynoai3Signed, false},
+		{"Spark_Adjust_Suggestion_Rear.csv", r.Spark[1], dynoai3Signed, false},
+		{"Spark_Front_PasteReady.txt", r.Spark[0], dynoai3Signed, true},
+		{"Spark_Rear_PasteReady.txt", r.Spark[1], dynoai3Signed, true},
+	}
+	if r.VEUpdated[0] != nil {
+		files = append(files,
+			file{"VE_Front_Updated.csv", r.VEUpdated[0], dynoai3TwoDP, false},
+			file{"VE_Rear_Updated.csv", r.VEUpdated[1], dynoai3TwoDP, false},
+			file{"VE_Front_Absolute_PasteReady.txt", r.VEUpdated[0], dynoai3TwoDP, true},
+			file{"VE_Rear_Absolute_PasteReady.txt", r.VEUpdated[1], dynoai3TwoDP, true},
+		)
+	}
+	var names []string
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		var err error
+		if f.paste {
+			err = os.WriteFile(path, []byte(f.t.PasteBlock(f.f.Cell)), 0o644)
+		} else {
+			err = writeFileAtomic(path, func(w io.Writer) error { return f.t.WriteCSV(w, f.f) })
+		}
+		if err != nil {
+			return names, fmt.Errorf("ve: writing %s: %w", f.name, err)
+		}
+		names = append(names, f.name)
+	}
+	return names, nil
+}
+
+// writeFileAtomic writes path through a temporary file and a rename, so a
+// reader never sees half a file and a failed write leaves the old one.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+

@@ -1,0 +1,415 @@
+package authkeys
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"empty", "", nil},
+		{"no trailing newline", "a1\nb2", []string{"a1", "b2"}},
+		{"BOM", "\uFEFFk1\nk2\n", []string{"k1", "k2"}},
+		{"CRLF", "k1\r\nk2\r\n", []string{"k1", "k2"}},
+		{"indented comment is a comment", "  # x\n\tk1  \n", []string{"k1"}},
+		{"blank lines of spaces", "\n   \n\t\nk1\n\n", []string{"k1"}},
+		{"duplicates kept by the parser", "k1\nk1\n", []string{"k1", "k1"}},
+		{"hash inside a key", "ab#cd\n", []string{"ab#cd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseFile([]byte(tc.in))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParseFileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		in                 string
+		line, col, off     int
+		char               rune
+		secretNotInMessage string
+	}{
+		{"inner space", "ok\n  key secret1\n", 2, 6, 8, ' ', "secret1"},
+		{"inline comment", "k1 # primary\n", 1, 3, 2, ' ', "k1"},
+		{"control char", "k1\nab\x01cd\n", 2, 3, 5, 1, "abcd"},
+		{"non-ASCII", "k1\nclé9\n", 2, 3, 5, 'é', "clé9"},
+		{"invalid UTF-8", "\xff\xfe\n", 1, 1, 0, 0xFFFD, ""},
+		{"BOM in the middle", "k1\n\uFEFFk2\n", 2, 1, 3, '\uFEFF', ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFile([]byte(tc.in))
+			var pe *ParseError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, tc.line, pe.Line, "line")
+			assert.Equal(t, tc.col, pe.Column, "column")
+			assert.Equal(t, tc.off, pe.Offset, "offset")
+			assert.Equal(t, tc.char, pe.Char)
+			assert.Contains(t, err.Error(), "line ")
+			if tc.secretNotInMessage != "" {
+				assert.NotContains(t, err.Error(), tc.secretNotInMessage)
+			}
+		})
+	}
+	_, err := ParseFile(make([]byte, MaxFileBytes+1))
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, pe.Reason, "larger than")
+}
+
+func TestParseList(t *testing.T) {
+	got, err := ParseList(" a1 ,, b2,\tc3\t,")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a1", "b2", "c3"}, got)
+	got, err = ParseList("")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+
+	_, err = ParseList("a1, b 2")
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 2, pe.Entry)
+	assert.Equal(t, 5, pe.Offset)
+	assert.Contains(t, err.Error(), "entry 2")
+}
+
+func TestKeyID(t *testing.T) {
+	k := Generate()
+	id := IDOf(k)
+	assert.Regexp(t, `^[0-9a-f]{12}$`, string(id))
+	assert.Equal(t, id, IDOf(k), "stable")
+	assert.NotEqual(t, id, IDOf(Generate()))
+	// The id is not a prefix of the digest stores compare.
+	d := DigestOf(k)
+	assert.NotEqual(t, hex.EncodeToString(d[:6]), string(id))
+	for i := 0; i+4 <= len(k); i++ {
+		assert.NotContains(t, string(id), k[i:i+4], "raw key characters in the id")
+	}
+}
+
+func TestMemoryAddRemove(t *testing.T) {
+	m := &Memory{}
+	m.Add("a1", "b2", "a1", "")
+	assert.Equal(t, 2, m.Len())
+	assert.True(t, m.Remove(IDOf("a1")))
+	assert.False(t, m.Remove(IDOf("a1")))
+	assert.False(t, valid(t, m, "a1"))
+	assert.True(t, valid(t, m, "b2"))
+}
+
+type failingStore struct{ err error }
+
+func (f failingStore) Verify(context.Context, string) (KeyID, error) { return "", f.err }
+func (failingStore) Len() int                                        { return 1 }
+
+func TestMulti(t *testing.T) {
+	ctx := context.Background()
+	boom := errors.New("backend down")
+	m := NewMulti(NewMemory("a1"), nil, failingStore{boom}, NewMemory())
+	id, err := m.Verify(ctx, "a1")
+	require.NoError(t, err, "a match wins over another store's failure")
+	assert.Equal(t, IDOf("a1"), id)
+	_, err = m.Verify(ctx, "zz")
+	assert.ErrorIs(t, err, boom)
+	_, err = NewMulti(NewMemory("a1"), failingStore{ErrInvalid}).Verify(ctx, "zz")
+	assert.ErrorIs(t, err, ErrInvalid)
+	assert.NotErrorIs(t, err, ErrNoKeys)
+	assert.Len(t, m.Stores(), 3)
+}
+
+func TestFileCheckAndWatch(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "keys.txt", "aaaa\n")
+	now := time.Now()
+	clock := func() time.Time { return now }
+	var logs bytes.Buffer
+	f, err := OpenFile(p, FileOptions{PollInterval: 10 * time.Millisecond, Now: clock,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	// Unchanged file whose mtime is recent: contents are re-hashed, nothing swapped.
+	changed, err := f.Check(ctx)
+	require.NoError(t, err)
+	assert.False(t, changed)
+
+	// Same size, same mtime (a rewrite within one timestamp tick): caught
+	// because the mtime is still too recent to trust.
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, []byte("bbbb\n"), 0o600))
+	require.NoError(t, os.Chtimes(p, st.ModTime(), st.ModTime()))
+	changed, err = f.Check(ctx)
+	require.NoError(t, err)
+	assert.False(t, changed, "new contents apply only once they read the same twice")
+	assert.True(t, valid(t, f, "aaaa"))
+	changed, err = f.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.True(t, valid(t, f, "bbbb"))
+	assert.False(t, valid(t, f, "aaaa"))
+
+	// Once the mtime has aged, an unchanged stat means no read at all.
+	now = now.Add(time.Hour)
+	changed, err = f.Check(ctx)
+	require.NoError(t, err)
+	assert.False(t, changed)
+
+	// A malformed rewrite keeps the old keys and reports where.
+	require.NoError(t, os.WriteFile(p, []byte("cccc\nbad key\n"), 0o600))
+	_, err = f.Check(ctx)
+	require.NoError(t, err)
+	_, err = f.Check(ctx)
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, p, pe.Path)
+	assert.Equal(t, 2, pe.Line)
+	assert.True(t, valid(t, f, "bbbb"))
+	assert.False(t, valid(t, f, "cccc"))
+
+	// A deleted file keeps the old keys too.
+	require.NoError(t, os.Remove(p))
+	_, err = f.Check(ctx)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.True(t, valid(t, f, "bbbb"))
+
+	// Replacing the file by rename is picked up by Watch.
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Watch(wctx) }()
+	tmp := writeFile(t, dir, "keys.tmp", "dddd\neeee\n")
+	require.NoError(t, os.Rename(tmp, p))
+	require.Eventually(t, func() bool { return valid(t, f, "eeee") }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, 2, f.Len())
+	assert.Contains(t, logs.String(), `"event":"keys_reloaded"`)
+	assert.NotContains(t, logs.String(), "eeee")
+}
+
+func TestOpenFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenFile(filepath.Join(dir, "missing"), FileOptions{})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = OpenFile(dir, FileOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a regular file")
+	p := writeFile(t, dir, "k", "ok\nnot ok\n")
+	_, err = OpenFile(p, FileOptions{})
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, err.Error(), p+": line 2, column 4")
+}
+
+func TestMiddlewareDetails(t *testing.T) {
+	store := NewMemory("key1")
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	type ridKey struct{}
+	var gotID KeyID
+	h := Middleware(store, Options{
+		Logger:    logger,
+		RequestID: func(ctx context.Context) string { s, _ := ctx.Value(ridKey{}).(string); return s },
+	})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotID, _ = KeyIDFromContext(r.Context())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	serve := func(hdr http.Header) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/api/apply", nil)
+		req = req.WithContext(context.WithValue(req.Context(), ridKey{}, "abc123def456"))
+		req.Header = hdr
+		req.Header.Set("User-Agent", "tester/1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tc := range []struct {
+		name   string
+		hdr    http.Header
+		status int
+		code   string
+		event  string
+	}{
+		{"missing", http.Header{}, 401, CodeAuthRequired, "auth_missing"},
+		{"bearer ok", http.Header{"Authorization": {"Bearer key1"}}, 204, "", "auth_ok"},
+		{"bearer lower-case scheme", http.Header{"Authorization": {"bearer key1"}}, 204, "", "auth_ok"},
+		{"bearer wrong", http.Header{"Authorization": {"Bearer key1x"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"bearer empty", http.Header{"Authorization": {"Bearer "}}, 401, CodeAuthRequired, "auth_missing"},
+		{"basic is not a key", http.Header{"Authorization": {"Basic a2V5MTo="}}, 401, CodeAuthRequired, "auth_missing"},
+		{"X-API-Key wins over bearer", http.Header{"X-Api-Key": {"nope99"}, "Authorization": {"Bearer key1"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"two X-API-Key headers", http.Header{"X-Api-Key": {"key1", "key1"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"untrimmed key", http.Header{"X-Api-Key": {" key1 "}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs.Reset()
+			gotID = ""
+			rec := serve(tc.hdr)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			var entry map[string]any
+			require.NoError(t, json.Unmarshal(logs.Bytes(), &entry), logs.String())
+			assert.Equal(t, tc.event, entry["event"])
+			assert.Equal(t, "abc123def456", entry["request_id"])
+			assert.Equal(t, "POST", entry["method"])
+			assert.Equal(t, "/api/apply", entry["path"])
+			assert.Equal(t, "192.0.2.1", entry["remote_ip"])
+			assert.Equal(t, "tester/1", entry["user_agent"])
+			assert.NotContains(t, logs.String(), "key1", "raw key characters logged")
+			assert.NotContains(t, logs.String(), "nope99")
+			if tc.code == "" {
+				assert.Equal(t, IDOf("key1"), gotID)
+				assert.Equal(t, string(IDOf("key1")), entry["key_id"])
+				return
+			}
+			assert.Empty(t, gotID)
+			assert.NotContains(t, entry, "key_id")
+			e := envelope(t, rec)
+			assert.Equal(t, tc.code, e.Code)
+			assert.Equal(t, "abc123def456", e.RequestID)
+		})
+	}
+
+	t.Run("nil store and empty store fail closed", func(t *testing.T) {
+		for _, s := range []KeyStore{nil, NewMemory()} {
+			logs.Reset()
+			h := Middleware(s, Options{Logger: logger})(successHandler)
+			rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: "anything"})
+			assert.Equal(t, http.StatusForbidden, rec.Code)
+			assert.Contains(t, logs.String(), `"event":"auth_no_keys"`)
+			assert.Contains(t, logs.String(), `"level":"ERROR"`)
+			rec = do(t, h, http.MethodGet, nil)
+			assert.Equal(t, http.StatusUnauthorized, rec.Code)
+		}
+	})
+	t.Run("custom error writer and remote ip", func(t *testing.T) {
+		var got []any
+		h := Middleware(store, Options{
+			RemoteIP: func(*http.Request) string { return "203.0.113.9" },
+			Logger:   logger,
+			WriteError: func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+				got = append(got, status, code)
+				w.WriteHeader(status)
+			},
+		})(successHandler)
+		logs.Reset()
+		rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: "bad"})
+		assert.Equal(t, http.StatusForbidden, rec.Code)
+		assert.Equal(t, []any{403, CodeInvalidAPIKey}, got)
+		assert.Contains(t, logs.String(), `"remote_ip":"203.0.113.9"`)
+	})
+}
+
+// TestRotationInFlight rotates keys by rewriting the keys file while
+// requests are in flight: a key present in every version is never refused,
+// a retired key is refused once the rotation is seen, and no request sees a
+// half-built set. Run with -race.
+func TestRotationInFlight(t *testing.T) {
+	dir := t.TempDir()
+	stable, old, next := Generate(), Generate(), Generate()
+	p := writeFile(t, dir, "keys.txt", stable+"\n"+old+"\n")
+	f, err := OpenFile(p, FileOptions{PollInterval: 2 * time.Millisecond})
+	require.NoError(t, err)
+	srv := httptest.NewServer(Middleware(f, Options{})(successHandler))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); _ = f.Watch(ctx) }()
+
+	status := func(key string) int {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL, nil)
+		req.Header.Set(HeaderAPIKey, key)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	var stableFailures, bad atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if status(stable) != http.StatusOK {
+					stableFailures.Add(1)
+				}
+				if s := status(Generate()); s != http.StatusForbidden {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	// Rotate: add next, then retire old; by rename (atomic) and by in-place
+	// rewrite, each observed by the watcher or an explicit Reload.
+	tmp := writeFile(t, dir, "keys.tmp", stable+"\n"+old+"\n"+next+"\n")
+	require.NoError(t, os.Rename(tmp, p))
+	require.Eventually(t, func() bool { return status(next) == http.StatusOK }, 5*time.Second, time.Millisecond)
+	writeFile(t, dir, "keys.txt", "# rotated\n"+stable+"\n"+next+"\n")
+	n, err := f.Reload(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, http.StatusForbidden, status(old))
+	assert.Equal(t, http.StatusOK, status(next))
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	cancel()
+	<-watchDone
+	assert.Zero(t, stableFailures.Load(), "the stable key was refused during rotation")
+	assert.Zero(t, bad.Load(), "a random key was accepted")
+}
+
+// TestCheckNeverAppliesHalfWrittenFile: contents that change between two
+// checks (a writer still at work) are not applied until they settle.
+func TestCheckNeverAppliesHalfWrittenFile(t *testing.T) {
+	dir := t.TempDir()
+	full := Generate()
+	p := writeFile(t, dir, "keys.txt", "first1\n")
+	f, err := OpenFile(p, FileOptions{PollInterval: time.Hour})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for i := 8; i < len(full); i += 9 { // the writer appends piece by piece
+		writeFile(t, dir, "keys.txt", "first1\n"+full[:i])
+		changed, err := f.Check(ctx)
+		require.NoError(t, err)
+		assert.False(t, changed)
+		assert.False(t, valid(t, f, full[:i]), "a cut-short key became valid")
+	}
+	writeFile(t, dir, "keys.txt", "first1\n"+full+"\n")
+	for _, want := range []bool{false, true, false} {
+		changed, err := f.Check(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, want, changed)
+	}
+	assert.True(t, valid(t, f, full))
+	assert.Equal(t, 2, f.Len())
+}

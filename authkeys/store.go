@@ -1,0 +1,282 @@
+package authkeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// KeyStore verifies presented API keys.
+//
+// Verify returns the [KeyID] of a valid key; otherwise an error that
+// errors.Is [ErrMissing] (empty key), [ErrNoKeys] (the store is empty, which
+// also matches ErrInvalid) or [ErrInvalid]. The presented key is compared
+// exactly as given: it is not trimmed. Implementations are safe for
+// concurrent use.
+type KeyStore interface {
+	Verify(ctx context.Context, presented string) (KeyID, error)
+	// Len returns the number of distinct keys currently held.
+	Len() int
+}
+
+// Reloader is a KeyStore whose keys can be re-read from their source.
+// Reload returns the number of keys after the reload. On error the previous
+// keys stay in force.
+type Reloader interface {
+	Reload(ctx context.Context) (int, error)
+}
+
+// Watcher is a KeyStore that can watch its source and reload on change.
+// Watch blocks until ctx is done and returns ctx.Err().
+type Watcher interface {
+	Watch(ctx context.Context) error
+}
+
+// digestVerifier lets Multi hash a presented key once for all its stores.
+type digestVerifier interface {
+	verifyDigest(d *Digest) (KeyID, error)
+}
+
+// holder is the atomically swapped key set shared by the stores.
+type holder struct{ p atomic.Pointer[keySet] }
+
+func (h *holder) load() *keySet {
+	if s := h.p.Load(); s != nil {
+		return s
+	}
+	return emptySet
+}
+
+func (h *holder) Len() int { return len(h.load().digests) }
+
+func (h *holder) verifyDigest(d *Digest) (KeyID, error) { return h.load().verifyDigest(d) }
+
+// Memory is a KeyStore whose keys are set in code. The zero value holds no
+// keys and is ready to use.
+type Memory struct {
+	holder
+	mu sync.Mutex // serialises Set, Add and Remove
+}
+
+// NewMemory returns a Memory holding keys (empty strings are ignored).
+func NewMemory(keys ...string) *Memory {
+	m := &Memory{}
+	m.Set(keys...)
+	return m
+}
+
+// Set replaces every key of m atomically.
+func (m *Memory) Set(keys ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.p.Store(newKeySet(nonEmpty(keys)))
+}
+
+// Add adds keys to m atomically.
+func (m *Memory) Add(keys ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.load()
+	next := &keySet{digests: append([]Digest(nil), old.digests...), ids: append([]KeyID(nil), old.ids...)}
+	for _, k := range nonEmpty(keys) {
+		d := DigestOf(k)
+		if _, ok := next.match(&d); ok {
+			continue
+		}
+		next.digests = append(next.digests, d)
+		next.ids = append(next.ids, d.ID())
+	}
+	m.p.Store(next)
+}
+
+// Remove removes the key with the given id, reporting whether it was there.
+func (m *Memory) Remove(id KeyID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.load()
+	next := &keySet{}
+	found := false
+	for i, kid := range old.ids {
+		if kid == id {
+			found = true
+			continue
+		}
+		next.digests = append(next.digests, old.digests[i])
+		next.ids = append(next.ids, kid)
+	}
+	m.p.Store(next)
+	return found
+}
+
+// Verify implements KeyStore.
+func (m *Memory) Verify(_ context.Context, presented string) (KeyID, error) {
+	return m.load().verify(presented)
+}
+
+func nonEmpty(keys []string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// EnvVar is the environment variable [Env] reads by default.
+const EnvVar = "API_KEYS"
+
+// Env is a KeyStore reading a comma-separated key list from an environment
+// variable (see [ParseList]) when created and on every Reload.
+type Env struct {
+	holder
+	name   string
+	lookup func(string) (string, bool)
+	mu     sync.Mutex
+}
+
+// NewEnv reads the variable name (EnvVar when empty) through lookup
+// (os.LookupEnv when nil). An unset or empty variable means no keys.
+func NewEnv(name string, lookup func(string) (string, bool)) (*Env, error) {
+	if name == "" {
+		name = EnvVar
+	}
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	e := &Env{name: name, lookup: lookup}
+	if _, err := e.Reload(context.Background()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload re-reads the variable and swaps the key set atomically.
+func (e *Env) Reload(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return e.Len(), err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, _ := e.lookup(e.name)
+	keys, err := ParseList(v)
+	if err != nil {
+		return e.Len(), fmt.Errorf("authkeys: environment variable %s: %w", e.name, err)
+	}
+	s := newKeySet(keys)
+	e.p.Store(s)
+	return len(s.digests), nil
+}
+
+// Verify implements KeyStore.
+func (e *Env) Verify(_ context.Context, presented string) (KeyID, error) {
+	return e.load().verify(presented)
+}
+
+// Multi is a KeyStore whose keys are the union of other stores' keys. A key
+// is valid if any store holds it; every store is consulted for every key,
+// so the time taken does not depend on which store (if any) matched.
+type Multi struct {
+	stores []KeyStore
+}
+
+// NewMulti returns the union of stores (nil stores are skipped).
+func NewMulti(stores ...KeyStore) *Multi {
+	m := &Multi{}
+	for _, s := range stores {
+		if s != nil {
+			m.stores = append(m.stores, s)
+		}
+	}
+	return m
+}
+
+// Stores returns the stores of m.
+func (m *Multi) Stores() []KeyStore { return append([]KeyStore(nil), m.stores...) }
+
+// Len returns the sum of the stores' key counts (a key held by two stores
+// counts twice).
+func (m *Multi) Len() int {
+	n := 0
+	for _, s := range m.stores {
+		n += s.Len()
+	}
+	return n
+}
+
+// Verify implements KeyStore.
+func (m *Multi) Verify(ctx context.Context, presented string) (KeyID, error) {
+	if presented == "" {
+		return "", ErrMissing
+	}
+	d := DigestOf(presented)
+	var (
+		id       KeyID
+		ok       bool
+		failure  error // a store failure other than "not this key"
+		haveKeys bool
+	)
+	for _, s := range m.stores {
+		var (
+			kid KeyID
+			err error
+		)
+		if dv, isDV := s.(digestVerifier); isDV {
+			kid, err = dv.verifyDigest(&d)
+		} else {
+			kid, err = s.Verify(ctx, presented)
+		}
+		switch {
+		case err == nil:
+			if !ok {
+				id, ok = kid, true
+			}
+		case errors.Is(err, ErrNoKeys):
+		case errors.Is(err, ErrInvalid):
+			haveKeys = true
+		default:
+			if failure == nil {
+				failure = err
+			}
+		}
+	}
+	switch {
+	case ok:
+		return id, nil
+	case failure != nil:
+		return "", failure
+	case !haveKeys:
+		return "", ErrNoKeys
+	}
+	return "", ErrInvalid
+}
+
+// Reload reloads every store that is a [Reloader] and returns the new total
+// key count with the errors of the stores that failed (joined).
+func (m *Multi) Reload(ctx context.Context) (int, error) {
+	var errs []error
+	for _, s := range m.stores {
+		if r, ok := s.(Reloader); ok {
+			if _, err := r.Reload(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return m.Len(), errors.Join(errs...)
+}
+
+// Watch runs Watch on every store that is a [Watcher] until ctx is done.
+func (m *Multi) Watch(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range m.stores {
+		if w, ok := s.(Watcher); ok {
+			wg.Go(func() { _ = w.Watch(ctx) })
+		}
+	}
+	wg.Wait()
+	<-ctx.Done()
+	return ctx.Err()
+}

@@ -1,0 +1,957 @@
+package dyno
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The log formats readers know, the values of Layout.Format and
+// ReadOptions.Format.
+const (
+	// FormatWinPEP8 is a Dynojet WinPEP 8 / DynoWare RT text export: "Time"
+	// then "(Module) Channel" columns, ", "-separated, engine speed in
+	// thousands of rpm, temperatures in °F, barometer in kPa or inHg.
+	FormatWinPEP8 = "winpep8"
+	// FormatPowerVision is a Power Vision export with "(PV) ..." or
+	// "(Harley - ECU ...) ..." columns and no DynoWare modules.
+	FormatPowerVision = "powervision"
+	// FormatMSL is a MegaLogViewer / TunerStudio ASCII log (.msl, and
+	// TunerStudio's CSV export): optional quoted title lines, the header,
+	// a units row, "MARK" lines between rows.
+	FormatMSL = "msl"
+	// FormatCSV is any other delimited log with a header row: DynoAI's
+	// canonical files (see CSVWriter), the predecessor's WinPEP-like files,
+	// JetDrive CSV captures.
+	FormatCSV = "csv"
+	// FormatProXY is the Power Vision "Pro-XY CSV 1.0.0" long format:
+	// signal definitions, then (time ms, signal, value) rows.
+	FormatProXY = "proxy"
+)
+
+// BadRowReason names why a row was rejected, the key of ReadStats.Skipped.
+type BadRowReason string
+
+// The reasons a row can be bad.
+const (
+	ReasonBadNumber BadRowReason = "bad_number"
+	ReasonBadTime   BadRowReason = "bad_time"
+	ReasonShortRow  BadRowReason = "short_row"
+)
+
+// ReadOptions configures a log reader. The zero value reads any known format
+// with the built-in aliases, requires RPM and MAP, converts lambda with a
+// stoichiometric AFR of 14.7 and fails at the first bad row.
+type ReadOptions struct {
+	// Format forces a format (FormatWinPEP8, ...); "" detects it.
+	Format string
+	// Aliases are extra column aliases, tried before the built-in ones (so
+	// they win over them). The Jetstream converter passes its own here.
+	Aliases []Alias
+	// NoDefaultAliases drops the built-in aliases: only Aliases apply.
+	NoDefaultAliases bool
+	// ColumnUnits forces the unit of columns by header name (compared after
+	// NormalizeHeader), whatever the header or format says.
+	ColumnUnits map[string]Unit
+	// ChannelUnits forces the unit of every column of a channel, for
+	// example {ChanIAT: UnitCelsius} for a log whose "IAT" is in °C.
+	ChannelUnits map[Channel]Unit
+	// StoichAFR converts lambda to AFR; 0 means DefaultStoichAFR (14.7).
+	StoichAFR float64
+	// Required lists the channels a log must have; nil means RPM and MAP.
+	// Use an empty non-nil slice to require nothing.
+	Required []Channel
+	// Delimiter forces the field separator; 0 sniffs ',' '\t' ';'.
+	Delimiter byte
+	// MaxBadRows is how many bad rows (a malformed number, a short row) are
+	// skipped, counted in Stats, before reading fails: 0 fails at the first,
+	// a negative value never fails.
+	MaxBadRows int
+	// Period is the sample period assumed when a log has no time column;
+	// 0 leaves Sample.Time at zero.
+	Period time.Duration
+	// NoDerive stops the reader from deriving torque from power and RPM (or
+	// power from torque), and AFR from lambda, when a log lacks them.
+	NoDerive bool
+	// MaxLineBytes bounds a line's length; 0 means 4 MiB.
+	MaxLineBytes int
+	// Logger receives notes on the mapping (debug level); nil discards.
+	Logger *slog.Logger
+}
+
+// ReadStats counts what a reader saw.
+type ReadStats struct {
+	Lines         int64                  // lines consumed, header and preamble included
+	Rows          int64                  // samples returned by Next
+	Blank         int64                  // empty lines skipped
+	Markers       int64                  // MegaLogViewer "MARK" lines skipped
+	Skipped       map[BadRowReason]int64 // bad rows skipped, by reason
+	MissingCells  int64                  // empty, NaN or infinite cells of mapped columns
+	TimeBackwards int64                  // rows whose time is before the previous row's
+}
+
+// Column describes one mapped column of a log.
+type Column struct {
+	Index   int     // 0-based position in the row
+	Header  string  // the header as written (decoded to UTF-8)
+	Channel Channel // where its values go
+	Cyl     int     // cylinder slot, or AllCylinders
+	Unit    Unit    // the unit the values are converted from (UnitAuto: decided per value, see Reader)
+	Alias   string  // the alias it matched
+}
+
+// conv says how a bound column's cells become a Sample value.
+type conv uint8
+
+const (
+	convPlain     conv = iota // unit conversion only
+	convKRPMAuto              // rpm, or thousands of rpm when below 30
+	convBaroAuto              // inHg below 40, mbar above 200, else kPa
+	convMixAuto               // lambda when in (0, 3], else AFR
+	convWallclock             // time as a date-time string
+)
+
+type binding struct {
+	col      int
+	header   string
+	ch       Channel
+	cyl      int
+	unit     Unit
+	conv     conv
+	cylMask  uint16 // for AllCylinders: the slots to fill
+	priority int    // processing order
+}
+
+// Reader reads a dyno log as a Source. It streams: it holds one line and one
+// reused field buffer, never the log, and allocates nothing per row in the
+// steady state. Unit conversion happens on the way in (see the package doc).
+//
+// A few values are interpreted per cell when the unit is not stated:
+// engine speed in WinPEP8 and Power Vision logs below 30 is thousands of rpm;
+// a barometer below 40 is inHg and above 200 is mbar; a lambda or AFR value in
+// (0, 3] is lambda, anything else AFR (JetDrive's "Desired Lambda" carries
+// AFR). A mapped cell that is empty, NaN or infinite is Missing.
+type Reader struct {
+	name   string
+	opts   ReadOptions
+	log    *slog.Logger
+	br     *bufio.Reader
+	closer io.Closer
+	layout Layout
+	format string
+
+	headers  []string
+	binds    []binding
+	timeBind int // index into binds, or -1
+	minField int
+	delim    byte
+	decComma bool
+	stoich   float64
+
+	line       int64 // line number of the last line read
+	lineOff    int64 // byte offset of the last line read
+	nextOff    int64
+	fields     []field
+	long       []byte
+	pending    [][]byte // lines read ahead during header detection
+	pendingOff []int64
+
+	rowIndex  int64
+	lastTime  time.Duration
+	wall0     time.Time
+	haveWall0 bool
+	bad       int
+	skipped   [3]int64
+	stats     ReadStats
+	err       error
+	derive    struct{ torque, power, afr bool }
+
+	proxy *proxyState
+}
+
+// Open opens the log at path and returns a Reader for it, detecting its
+// format unless opts.Format says. Close the Reader when done.
+func Open(path string, opts ReadOptions) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newReader(f, path, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// NewReader returns a Reader over r, detecting the format unless
+// opts.Format says. name identifies the log in errors and Layout.Name. It
+// reads the header before returning.
+func NewReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	return newReader(r, name, opts)
+}
+
+// NewWinPEP8Reader reads a WinPEP8 export (FormatWinPEP8).
+func NewWinPEP8Reader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	opts.Format = FormatWinPEP8
+	return newReader(r, name, opts)
+}
+
+// NewPowerVisionReader reads a Power Vision export (FormatPowerVision).
+func NewPowerVisionReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	opts.Format = FormatPowerVision
+	return newReader(r, name, opts)
+}
+
+// NewCSVReader reads a generic delimited log (FormatCSV).
+func NewCSVReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	opts.Format = FormatCSV
+	return newReader(r, name, opts)
+}
+
+// NewMSLReader reads a MegaLogViewer / TunerStudio log (FormatMSL).
+func NewMSLReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	opts.Format = FormatMSL
+	return newReader(r, name, opts)
+}
+
+// NewProXYReader reads a Power Vision Pro-XY long-format log (FormatProXY).
+func NewProXYReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	opts.Format = FormatProXY
+	return newReader(r, name, opts)
+}
+
+func knownFormat(f string) bool {
+	switch f {
+	case "", FormatWinPEP8, FormatPowerVision, FormatMSL, FormatCSV, FormatProXY:
+		return true
+	}
+	return false
+}
+
+const peekSize = 64 << 10
+
+func newReader(src io.Reader, name string, opts ReadOptions) (*Reader, error) {
+	if !knownFormat(opts.Format) {
+		return nil, fmt.Errorf("%s: %w %q", name, ErrUnknownFormat, opts.Format)
+	}
+	r := &Reader{name: name, opts: opts, timeBind: -1}
+	r.log = opts.Logger
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.stoich = opts.StoichAFR
+	if r.stoich <= 0 {
+		r.stoich = DefaultStoichAFR
+	}
+	if r.opts.MaxLineBytes <= 0 {
+		r.opts.MaxLineBytes = 4 << 20
+	}
+	r.br = bufio.NewReaderSize(src, peekSize)
+	head, err := r.br.Peek(peekSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, &ParseError{File: name, Err: err}
+	}
+	head = bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
+	if opts.Format == FormatProXY || (opts.Format == "" && looksProXY(head)) {
+		if err := r.initProXY(); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	if err := r.readHeader(head); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// readLine returns the next line without its line ending. The slice is valid
+// until the next call.
+func (r *Reader) readLine() ([]byte, error) {
+	if len(r.pending) > 0 {
+		l := r.pending[0]
+		r.lineOff = r.pendingOff[0]
+		r.pending = r.pending[1:]
+		r.pendingOff = r.pendingOff[1:]
+		r.line++
+		return l, nil
+	}
+	b, err := r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		r.long = append(r.long[:0], b...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(r.long) > r.opts.MaxLineBytes {
+				r.line++
+				return nil, &ParseError{File: r.name, Line: r.line, Offset: r.nextOff, Err: ErrLineTooLong}
+			}
+			b, err = r.br.ReadSlice('\n')
+			r.long = append(r.long, b...)
+		}
+		b = r.long
+	}
+	if len(b) == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return nil, err
+	}
+	if err != nil && err != io.EOF {
+		return nil, &ParseError{File: r.name, Line: r.line + 1, Offset: r.nextOff, Err: err}
+	}
+	r.line++
+	r.lineOff = r.nextOff
+	r.nextOff += int64(len(b))
+	if len(r.long) > r.opts.MaxLineBytes {
+		return nil, &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Err: ErrLineTooLong}
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if r.line == 1 {
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	}
+	return b, nil
+}
+
+// sniffDelimiter picks among ',' '\t' ';' the separator whose per-line count
+// is the same non-zero number on the most of the first lines (quoted text
+// excluded); ties go in that order.
+func sniffDelimiter(head []byte) byte {
+	lines := bytes.Split(head, []byte("\n"))
+	if len(lines) > 1 && len(head) == peekSize {
+		lines = lines[:len(lines)-1] // the last may be cut
+	}
+	if len(lines) > 30 {
+		lines = lines[:30]
+	}
+	best, bestScore := byte(','), 0
+	for _, d := range []byte{',', '\t', ';'} {
+		counts := map[int]int{}
+		for _, l := range lines {
+			n := countOutsideQuotes(l, d)
+			if n > 0 {
+				counts[n]++
+			}
+		}
+		score := 0
+		for _, c := range counts {
+			score = max(score, c)
+		}
+		if score > bestScore {
+			best, bestScore = d, score
+		}
+	}
+	return best
+}
+
+func countOutsideQuotes(l []byte, d byte) int {
+	n := 0
+	in := false
+	for _, c := range l {
+		if c == '"' {
+			in = !in
+		} else if c == d && !in {
+			n++
+		}
+	}
+	return n
+}
+
+func looksProXY(head []byte) bool {
+	first := head
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		first = head[:i]
+	}
+	return bytes.Contains(bytes.ToLower(first), []byte("power vision log file")) ||
+		bytes.Contains(head[:min(len(head), 4096)], []byte("Pro-XY"))
+}
+
+func (r *Reader) readHeader(head []byte) error {
+	r.delim = r.opts.Delimiter
+	if r.delim == 0 {
+		r.delim = sniffDelimiter(head)
+	}
+	r.decComma = r.delim != ','
+	var pre int
+	var hdr []byte
+	for {
+		l, err := r.readLine()
+		if err == io.EOF {
+			return &ParseError{File: r.name, Line: r.line, Offset: r.nextOff, Err: ErrNoHeader}
+		}
+		if err != nil {
+			return err
+		}
+		r.stats.Lines++
+		r.fields = splitLine(r.fields, l, r.delim)
+		named := 0
+		for _, f := range r.fields {
+			if f.end > f.start {
+				named++
+			}
+		}
+		if named >= 2 {
+			hdr = toUTF8(l)
+			break
+		}
+		pre++
+		if pre > 50 {
+			return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Err: ErrNoHeader}
+		}
+	}
+	headerLine := r.line
+	r.fields = splitLine(r.fields, hdr, r.delim)
+	r.headers = make([]string, len(r.fields))
+	for i, f := range r.fields {
+		r.headers[i] = strings.TrimPrefix(cellText(hdr, f), "\ufeff")
+	}
+	// A units row right after the header: no cell is a number.
+	var units []string
+	l, err := r.readLine()
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if err == nil {
+		fs := splitLine(nil, l, r.delim)
+		nonEmpty, numeric := 0, 0
+		for _, f := range fs {
+			if f.end > f.start {
+				nonEmpty++
+				if _, ok := parseNumber(l[f.start:f.end], r.decComma); ok {
+					numeric++
+				}
+			}
+		}
+		if nonEmpty > 0 && numeric == 0 && !r.looksLikeTimeRow(l, fs) {
+			r.stats.Lines++
+			u := toUTF8(l)
+			fs = splitLine(fs, u, r.delim)
+			units = make([]string, len(fs))
+			for i, f := range fs {
+				units[i] = cellText(u, f)
+			}
+		} else {
+			cp := append([]byte(nil), l...)
+			r.pending = append(r.pending, cp)
+			r.pendingOff = append(r.pendingOff, r.lineOff)
+			r.line--
+		}
+	}
+	r.format = r.opts.Format
+	if r.format == "" {
+		r.format = detectFormat(r.headers, pre > 0 || units != nil)
+	}
+	r.log.Debug("dyno: header", "file", r.name, "line", headerLine, "format", r.format,
+		"delimiter", string(r.delim), "columns", len(r.headers), "units_row", units != nil)
+	return r.bind(units)
+}
+
+// looksLikeTimeRow reports whether a row without numbers is a data row whose
+// numbers are all missing but whose first cell is a date-time.
+func (r *Reader) looksLikeTimeRow(l []byte, fs []field) bool {
+	if len(fs) == 0 {
+		return false
+	}
+	_, ok := parseWallclock(l[fs[0].start:fs[0].end])
+	return ok
+}
+
+func detectFormat(headers []string, mslish bool) string {
+	dwrt, pv := false, false
+	for _, h := range headers {
+		n := NormalizeHeader(h)
+		if mod, _, ok := splitModule(n); ok {
+			switch {
+			case strings.HasPrefix(mod, "dwrt") || strings.HasPrefix(mod, "dwr "):
+				dwrt = true
+			case mod == "pv" || strings.HasPrefix(mod, "harley"):
+				pv = true
+			}
+		}
+	}
+	switch {
+	case dwrt:
+		return FormatWinPEP8
+	case pv:
+		return FormatPowerVision
+	case mslish:
+		return FormatMSL
+	}
+	return FormatCSV
+}
+
+// defaultConv is the per-format interpretation of a channel whose unit is
+// not stated.
+func (r *Reader) defaultUnit(c Channel) (Unit, conv) {
+	switch c {
+	case ChanRPM:
+		if r.format == FormatWinPEP8 || r.format == FormatPowerVision {
+			return UnitRPM, convKRPMAuto
+		}
+	case ChanBaro:
+		return UnitKPa, convBaroAuto
+	case ChanIAT, ChanECT:
+		// The predecessor's logs, WinPEP8, Power Vision and US TunerStudio
+		// set-ups record temperatures in °F.
+		return UnitFahrenheit, convPlain
+	case ChanAFR, ChanAFRCommanded, ChanLambda:
+		return UnitAuto, convMixAuto
+	}
+	return CanonicalUnit(c), convPlain
+}
+
+func (r *Reader) bind(units []string) error {
+	aliases := append([]Alias(nil), r.opts.Aliases...)
+	for i := range aliases {
+		aliases[i].Name = NormalizeHeader(aliases[i].Name)
+	}
+	if !r.opts.NoDefaultAliases {
+		aliases = append(aliases, defaultAliases...)
+	}
+	colUnits := map[string]Unit{}
+	for k, v := range r.opts.ColumnUnits {
+		colUnits[NormalizeHeader(k)] = v
+	}
+	type cand struct {
+		binding
+		rank  int
+		alias string
+	}
+	best := map[int]cand{} // key: channel<<8 | cyl+1
+	for i, h := range r.headers {
+		norm := NormalizeHeader(h)
+		m, ok := matchNormalized(norm, aliases)
+		if !ok {
+			continue
+		}
+		a := m.Alias
+		b := binding{col: i, header: h, ch: a.Channel, cyl: a.Cyl, unit: m.Unit}
+		if !isPerCylinder(a.Channel) {
+			b.cyl = 0
+		}
+		if b.unit == UnitAuto && i < len(units) {
+			if u, ok := ParseUnit(units[i]); ok && a.Channel.Accepts(u) {
+				b.unit = u
+			}
+		}
+		if u, ok := r.opts.ChannelUnits[a.Channel]; ok {
+			b.unit = u
+		}
+		if u, ok := colUnits[norm]; ok {
+			b.unit = u
+		}
+		if b.unit != UnitAuto && !a.Channel.Accepts(b.unit) {
+			return &ParseError{File: r.name, Line: 0, Column: h, ColumnIndex: i + 1,
+				Err: fmt.Errorf("%w: unit %v does not fit channel %v", ErrUnknownFormat, b.unit, a.Channel)}
+		}
+		if b.unit == UnitAuto {
+			b.unit, b.conv = r.defaultUnit(a.Channel)
+		}
+		if a.Channel == ChanTime && r.looksWallclock(i) {
+			b.conv = convWallclock
+		}
+		key := int(a.Channel)<<8 | (b.cyl + 1)
+		if old, ok := best[key]; !ok || m.Rank < old.rank {
+			best[key] = cand{binding: b, rank: m.Rank, alias: a.Name}
+		}
+	}
+	r.binds = r.binds[:0]
+	var set ChannelSet
+	cyls := 0
+	own := map[Channel]uint16{}
+	for _, c := range best {
+		set = set.With(c.ch)
+		if isPerCylinder(c.ch) {
+			cyls = max(cyls, 1)
+			if c.cyl >= 0 {
+				cyls = max(cyls, c.cyl+1)
+				own[c.ch] |= 1 << c.cyl
+			}
+		}
+	}
+	for _, c := range best {
+		b := c.binding
+		if b.cyl == AllCylinders {
+			b.cylMask = (uint16(1)<<cyls - 1) &^ own[b.ch]
+		}
+		// Order: time first, then channels; AllCylinders before per-cylinder.
+		b.priority = int(b.ch) * 2
+		if b.cyl >= 0 {
+			b.priority++
+		}
+		r.binds = append(r.binds, b)
+	}
+	sort.Slice(r.binds, func(i, j int) bool {
+		if r.binds[i].priority != r.binds[j].priority {
+			return r.binds[i].priority < r.binds[j].priority
+		}
+		return r.binds[i].col < r.binds[j].col
+	})
+	for i, b := range r.binds {
+		r.minField = max(r.minField, b.col+1)
+		if b.ch == ChanTime {
+			r.timeBind = i
+		}
+		r.log.Debug("dyno: column", "file", r.name, "header", b.header, "channel", b.ch.String(),
+			"cyl", b.cyl, "unit", b.unit.String())
+	}
+	// Required channels.
+	req := r.opts.Required
+	if req == nil {
+		req = []Channel{ChanRPM, ChanMAP}
+	}
+	var missing []Channel
+	for _, c := range req {
+		if !set.Has(c) && !(c == ChanAFR && set.Has(ChanLambda)) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingColumnsError{File: r.name, Format: r.format, Missing: missing, Found: r.headers}
+	}
+	if !r.opts.NoDerive {
+		if set.Has(ChanLambda) && cyls > 0 {
+			r.derive.afr = true
+			set = set.With(ChanAFR)
+		}
+		if set.Has(ChanRPM) && set.Has(ChanPower) && !set.Has(ChanTorque) {
+			r.derive.torque = true
+			set = set.With(ChanTorque)
+		} else if set.Has(ChanRPM) && set.Has(ChanTorque) && !set.Has(ChanPower) {
+			r.derive.power = true
+			set = set.With(ChanPower)
+		}
+	}
+	if r.timeBind < 0 && r.opts.Period > 0 {
+		set = set.With(ChanTime)
+	}
+	r.layout = Layout{Name: r.name, Format: r.format, Cylinders: cyls, Channels: set}
+	return nil
+}
+
+// looksWallclock peeks at the first data row's cell i.
+func (r *Reader) looksWallclock(i int) bool {
+	if len(r.pending) == 0 {
+		return false
+	}
+	l := r.pending[0]
+	fs := splitLine(nil, l, r.delim)
+	if i >= len(fs) {
+		return false
+	}
+	cell := l[fs[i].start:fs[i].end]
+	if _, ok := parseNumber(cell, r.decComma); ok {
+		return false
+	}
+	_, ok := parseWallclock(cell)
+	return ok
+}
+
+var wallLayouts = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.999999999",
+	"2006/01/02 15:04:05.999999999",
+	"15:04:05.999999999",
+}
+
+func parseWallclock(b []byte) (time.Time, bool) {
+	if len(b) < 8 || len(b) > 40 {
+		return time.Time{}, false
+	}
+	var buf [40]byte
+	s := string(append(buf[:0], b...))
+	for _, l := range wallLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func isPerCylinder(c Channel) bool {
+	switch c {
+	case ChanAFR, ChanAFRCommanded, ChanLambda, ChanSpark, ChanKnock:
+		return true
+	}
+	return false
+}
+
+// Layout describes the log: its name, format, cylinders and channels.
+func (r *Reader) Layout() Layout { return r.layout }
+
+// Headers returns the header names as found in the log (decoded to UTF-8).
+func (r *Reader) Headers() []string { return append([]string(nil), r.headers...) }
+
+// Columns returns the mapped columns in header order: which header feeds
+// which channel, in which unit.
+func (r *Reader) Columns() []Column {
+	out := make([]Column, 0, len(r.binds))
+	for _, b := range r.binds {
+		u := b.unit
+		if b.conv == convMixAuto {
+			u = UnitAuto
+		}
+		out = append(out, Column{Index: b.col, Header: b.header, Channel: b.ch, Cyl: b.cyl, Unit: u,
+			Alias: NormalizeHeader(b.header)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// Stats returns what the reader has counted so far.
+func (r *Reader) Stats() ReadStats {
+	s := r.stats
+	s.Skipped = map[BadRowReason]int64{}
+	for i, reason := range []BadRowReason{ReasonBadNumber, ReasonBadTime, ReasonShortRow} {
+		if r.skipped[i] > 0 {
+			s.Skipped[reason] = r.skipped[i]
+		}
+	}
+	return s
+}
+
+// Close closes the file Open opened; it is a no-op for NewReader's readers.
+func (r *Reader) Close() error {
+	if r.closer != nil {
+		c := r.closer
+		r.closer = nil
+		return c.Close()
+	}
+	return nil
+}
+
+// Next fills s with the next row. It returns io.EOF at the end, ctx's error
+// when ctx is done, a *ParseError for a bad row beyond ReadOptions.MaxBadRows,
+// and keeps returning the same error afterwards.
+func (r *Reader) Next(ctx context.Context, s *Sample) error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.rowIndex&63 == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	var err error
+	if r.proxy != nil {
+		err = r.nextProXY(s)
+	} else {
+		err = r.nextCSV(s)
+	}
+	if err != nil {
+		r.err = err
+		return err
+	}
+	r.stats.Rows++
+	r.rowIndex++
+	return nil
+}
+
+func (r *Reader) nextCSV(s *Sample) error {
+	for {
+		l, err := r.readLine()
+		if err != nil {
+			return err
+		}
+		r.stats.Lines++
+		if len(bytes.TrimSpace(l)) == 0 {
+			r.stats.Blank++
+			continue
+		}
+		if r.format == FormatMSL && bytes.HasPrefix(l, []byte("MARK")) {
+			r.stats.Markers++
+			continue
+		}
+		perr, reason := r.parseRow(l, s)
+		if perr == nil {
+			return nil
+		}
+		if r.opts.MaxBadRows < 0 || r.bad < r.opts.MaxBadRows {
+			r.bad++
+			r.skipped[reason]++
+			continue
+		}
+		perr.TooMany = r.opts.MaxBadRows > 0
+		return perr
+	}
+}
+
+func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError {
+	return &ParseError{File: r.name, Line: r.line, Column: b.header, ColumnIndex: b.col + 1,
+		Offset: r.lineOff + int64(f.start), Value: shorten(l[f.start:f.end]), Err: err}
+}
+
+func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
+	r.fields = splitLine(r.fields, l, r.delim)
+	if len(r.fields) < r.minField {
+		return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
+			Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, len(r.fields), r.minField)}, 2
+	}
+	s.Reset()
+	timeSet := false
+	for i := range r.binds {
+		b := &r.binds[i]
+		f := r.fields[b.col]
+		cell := l[f.start:f.end]
+		if len(cell) == 0 {
+			r.stats.MissingCells++
+			continue
+		}
+		if b.conv == convWallclock {
+			t, ok := parseWallclock(cell)
+			if !ok {
+				return r.cellError(*b, l, f, ErrBadTime), 1
+			}
+			if !r.haveWall0 {
+				r.wall0, r.haveWall0 = t, true
+			}
+			s.Time = t.Sub(r.wall0)
+			timeSet = true
+			continue
+		}
+		v, ok := parseNumber(cell, r.decComma)
+		if !ok {
+			if b.ch == ChanTime {
+				return r.cellError(*b, l, f, ErrBadTime), 1
+			}
+			return r.cellError(*b, l, f, ErrBadNumber), 0
+		}
+		if !isFinite(v) {
+			r.stats.MissingCells++
+			continue
+		}
+		if r.assign(b, v, s) {
+			timeSet = true
+		}
+	}
+	r.finishRow(s, timeSet)
+	return nil, 0
+}
+
+// finishRow fills the time of rows without one and derives channels.
+func (r *Reader) finishRow(s *Sample, timeSet bool) {
+	if r.proxy != nil {
+		// the time stamp of the pivoted group
+	} else if r.timeBind < 0 {
+		if r.opts.Period > 0 {
+			s.Time = time.Duration(r.rowIndex) * r.opts.Period
+		}
+	} else if !timeSet {
+		s.Time = r.lastTime
+	} else if r.rowIndex > 0 && s.Time < r.lastTime {
+		r.stats.TimeBackwards++
+	}
+	r.lastTime = s.Time
+	if r.derive.afr {
+		for c := 0; c < r.layout.Cylinders; c++ {
+			if !Has(s.AFR[c]) && Has(s.Lambda[c]) {
+				s.AFR[c] = s.Lambda[c] * r.stoich
+			}
+		}
+	}
+	if r.derive.torque && Has(s.Power) && s.RPM > 0 {
+		s.Torque = TorqueFromPower(s.Power, s.RPM)
+	}
+	if r.derive.power && Has(s.Torque) && Has(s.RPM) {
+		s.Power = PowerFromTorque(s.Torque, s.RPM)
+	}
+}
+
+// assign converts v, a cell of b's column, and stores it in s. It reports
+// whether it set the time.
+func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
+	switch b.conv {
+	case convKRPMAuto:
+		if v > 0 && v < 30 {
+			v *= 1000
+		}
+	case convBaroAuto:
+		switch {
+		case v < 40:
+			v *= KPaPerInHg
+		case v > 200:
+			v /= 10
+		}
+	case convMixAuto:
+		if b.ch == ChanLambda {
+			if v > 3 {
+				v = v / r.stoich
+			}
+		} else if v > 0 && v <= 3 {
+			v *= r.stoich
+		}
+	default:
+		switch b.unit {
+		case UnitLambda:
+			if b.ch != ChanLambda {
+				v *= r.stoich
+			}
+		case UnitAFR:
+			if b.ch == ChanLambda {
+				v /= r.stoich
+			}
+		default:
+			v = b.unit.ToCanonical(v)
+		}
+	}
+	switch b.ch {
+	case ChanTime:
+		s.Time = time.Duration(math.Round(v * 1e9))
+		return true
+	case ChanRPM:
+		s.RPM = v
+	case ChanMAP:
+		s.MAP = v
+	case ChanTPS:
+		s.TPS = v
+	case ChanTorque:
+		s.Torque = v
+	case ChanPower:
+		s.Power = v
+	case ChanIAT:
+		s.IAT = v
+	case ChanECT:
+		s.ECT = v
+	case ChanBaro:
+		s.Baro = v
+	case ChanDrumSpeed:
+		s.DrumSpeed = v
+	case ChanDrumForce:
+		s.DrumForce = v
+	default:
+		var p *PerCylinder
+		switch b.ch {
+		case ChanAFR:
+			p = &s.AFR
+		case ChanAFRCommanded:
+			p = &s.AFRCommanded
+		case ChanLambda:
+			p = &s.Lambda
+		case ChanSpark:
+			p = &s.Spark
+		case ChanKnock:
+			p = &s.Knock
+		default:
+			return false
+		}
+		if b.cyl >= 0 {
+			p[b.cyl] = v
+		} else {
+			for c := 0; c < MaxCylinders; c++ {
+				if b.cylMask&(1<<c) != 0 {
+					p[c] = v
+				}
+			}
+		}
+	}
+	return false
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
 )
 
@@ -97,8 +98,8 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		return nil, fmt.Errorf("%w: weighting by torque needs a torque channel; %s has %s",
 			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
 	}
-	if o.SensorDelay > 0 {
-		src = alignDelay(src, o.SensorDelay)
+	if o.SensorDelay != (dyno.TransportDelay{}) {
+		src = afr.Align(src, o.SensorDelay)
 	}
 	nr, nc := len(o.Grid.RPM), len(o.Grid.MAP)
 	var cyls [dyno.MaxCylinders]cylAcc
@@ -141,8 +142,8 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		}
 		for c := 0; c < dyno.MaxCylinders; c++ {
 			meas := s.AFR[c]
-			if !dyno.Has(meas) && dyno.Has(s.Lambda[c]) {
-				meas = s.Lambda[c] * 14.7
+			if (!dyno.Has(meas) || afr.IsSentinel(meas)) && dyno.Has(s.Lambda[c]) {
+				meas = o.Fuel.AFR(s.Lambda[c])
 			}
 			if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) {
 				continue // the cylinder has no wideband in this log

@@ -387,4 +387,3 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
 )
 
@@ -154,9 +155,12 @@ type Options struct {
 	ClampPercent float64
 	Smoothing    Smoothing
 	// SensorDelay shifts measured AFR back in time against RPM/MAP by the
-	// wideband's transport delay so each reading lands on the cell that made
-	// the exhaust. Zero means no shift.
-	SensorDelay time.Duration
+	// wideband's transport delay (afr.Align) so each reading lands on the
+	// cell that made the exhaust. The zero value means no shift.
+	SensorDelay dyno.TransportDelay
+	// Fuel converts lambda channels to AFR and, when Filter is nil, sets the
+	// AFR range. The zero value means gasoline.
+	Fuel afr.Fuel
 }
 
 // resolved returns o with defaults filled and validates it.
@@ -170,8 +174,19 @@ func (o Options) resolved() (Options, error) {
 	if err := checkAxis("MAP", o.Grid.MAP); err != nil {
 		return o, err
 	}
+	if o.Fuel.Stoich == 0 {
+		o.Fuel = afr.Gasoline
+	}
+	if err := o.Fuel.Validate(); err != nil {
+		return o, err
+	}
 	if o.Filter == nil {
 		f := DefaultFilter()
+		f.AFRMin, f.AFRMax = o.Fuel.MinAFR, o.Fuel.MaxAFR
+		f.FuelCutAFR = o.Fuel.MaxAFR
+		o.Filter = &f
+	} else {
+		f := *o.Filter // never alias the caller's struct
 		o.Filter = &f
 	}
 	if o.MinSamples == 0 {
@@ -198,8 +213,8 @@ func (o Options) resolved() (Options, error) {
 	if o.Smoothing.GradientThreshold == 0 {
 		o.Smoothing.GradientThreshold = 1
 	}
-	if o.SensorDelay < 0 {
-		return o, fmt.Errorf("ve: SensorDelay %v is negative", o.SensorDelay)
+	if err := o.SensorDelay.Validate(); err != nil {
+		return o, err
 	}
 	f := o.Filter
 	if f.AFRMin >= f.AFRMax || f.MAPMin >= f.MAPMax || f.TPSMin >= f.TPSMax || f.IATMin >= f.IATMax {

@@ -1,0 +1,69 @@
+package jetstream
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// MaskKey returns key fit for display and logs: empty stays empty, a key of
+// eight characters or fewer becomes all asterisks, a longer one keeps its first
+// and last four characters ("abcd1234efgh5678" -> "abcd********5678").
+func MaskKey(key string) string {
+	n := len(key)
+	switch {
+	case n == 0:
+		return ""
+	case n <= 8:
+		return strings.Repeat("*", n)
+	default:
+		return key[:4] + strings.Repeat("*", n-8) + key[n-4:]
+	}
+}
+
+// Config is the Jetstream integration's configuration, as the predecessor's
+// config/jetstream.json holds it. Its zero value is a disabled integration.
+type Config struct {
+	APIURL       string        `json:"api_url"`
+	APIKey       string        `json:"api_key"`
+	PollInterval time.Duration `json:"-"`
+	// AutoProcess false makes the poller record new runs without processing them.
+	AutoProcess bool `json:"auto_process"`
+	Enabled     bool `json:"enabled"`
+}
+
+// Masked returns a copy of c whose APIKey is masked with MaskKey.
+func (c Config) Masked() Config {
+	c.APIKey = MaskKey(c.APIKey)
+	return c
+}
+
+// LogValue makes slog print c with its key masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("api_url", c.APIURL),
+		slog.String("api_key", MaskKey(c.APIKey)),
+		slog.Duration("poll_interval", c.PollInterval),
+		slog.Bool("auto_process", c.AutoProcess),
+		slog.Bool("enabled", c.Enabled),
+	)
+}
+
+// StubMode reports whether the environment asks for stub mode, by the
+// predecessor's rule: the first non-empty of JETSTREAM_STUB_DATA,
+// JETSTREAM_STUB_MODE and JETSTREAM_USE_STUBS decides, and it is on when its
+// trimmed lower-case value is 1, true, yes or on. getenv is typically os.Getenv.
+func StubMode(getenv func(string) string) bool {
+	for _, name := range []string{"JETSTREAM_STUB_DATA", "JETSTREAM_STUB_MODE", "JETSTREAM_USE_STUBS"} {
+		v := strings.ToLower(strings.TrimSpace(getenv(name)))
+		if v == "" {
+			continue
+		}
+		switch v {
+		case "1", "true", "yes", "on":
+			return true
+		}
+		return false
+	}
+	return false
+}

@@ -413,3 +413,28 @@ func TestCheckNeverAppliesHalfWrittenFile(t *testing.T) {
 	assert.True(t, valid(t, f, full))
 	assert.Equal(t, 2, f.Len())
 }
+
+// TestMatchEveryPosition checks the branch-free comparison for a match at
+// every position and for digests differing in a single bit of each word.
+func TestMatchEveryPosition(t *testing.T) {
+	keys, err := GenerateN(40)
+	require.NoError(t, err)
+	s := newKeySet(keys)
+	for i, k := range keys {
+		d := DigestOf(k)
+		idx, ok := s.match(&d)
+		require.True(t, ok)
+		require.Equal(t, i, idx)
+		for bit := 0; bit < 256; bit += 7 {
+			e := d
+			e[bit/8] ^= 1 << (bit % 8)
+			_, ok := s.match(&e)
+			require.False(t, ok, "bit %d", bit)
+		}
+	}
+	var zero Digest
+	_, ok := s.match(&zero)
+	assert.False(t, ok)
+	_, ok = (&keySet{}).match(&zero)
+	assert.False(t, ok)
+}

@@ -1,0 +1,361 @@
+package runstore
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Memory is an in-memory RunStore with the same behaviour as the SQL
+// stores, for tests. The zero value is not usable; call NewMemory.
+type Memory struct {
+	clock func() time.Time
+	ids   idGen
+
+	mu       sync.RWMutex
+	runs     map[string]*memRun
+	nextFile int64
+	closed   bool
+}
+
+type memRun struct {
+	run     Run
+	history []StatusChange
+	files   []File
+}
+
+var _ RunStore = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store. Only Options.Now is used.
+func NewMemory(opts Options) *Memory {
+	return &Memory{clock: opts.clock(), runs: make(map[string]*memRun)}
+}
+
+func (m *Memory) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// Create implements RunStore.
+func (m *Memory) Create(ctx context.Context, n NewRun) (Run, error) {
+	if err := n.validate(); err != nil {
+		return Run{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return Run{}, err
+	}
+	now := stamp(m.clock)
+	id, err := m.ids.next(now)
+	if err != nil {
+		return Run{}, err
+	}
+	r := newRun(id, n, now)
+	m.runs[id] = &memRun{run: r, history: []StatusChange{{To: StatusQueued, At: now, Reason: "created"}}}
+	return copyRun(r), nil
+}
+
+func copyRun(r Run) Run {
+	r.Settings = clone(r.Settings)
+	r.Results = clone(r.Results)
+	if r.Error != nil {
+		e := *r.Error
+		r.Error = &e
+	}
+	r.Stats = copyStats(r.Stats)
+	return r
+}
+
+func copyStats(s Stats) Stats {
+	cp := func(p *float64) *float64 {
+		if p == nil {
+			return nil
+		}
+		v := *p
+		return &v
+	}
+	out := Stats{PeakHP: cp(s.PeakHP), PeakTorque: cp(s.PeakTorque), AFRMean: cp(s.AFRMean),
+		AFRStd: cp(s.AFRStd), MaxCorrectionPct: cp(s.MaxCorrectionPct)}
+	if s.CorrectedCells != nil {
+		v := *s.CorrectedCells
+		out.CorrectedCells = &v
+	}
+	return out
+}
+
+// Get implements RunStore.
+func (m *Memory) Get(ctx context.Context, id string) (Run, error) {
+	if err := checkID("id", id); err != nil {
+		return Run{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return Run{}, err
+	}
+	mr, ok := m.runs[id]
+	if !ok {
+		return Run{}, notFound("run", id)
+	}
+	return copyRun(mr.run), nil
+}
+
+func (q query) match(r *Run) bool {
+	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, r.Status) {
+		return false
+	}
+	if len(q.Sources) > 0 && !slices.Contains(q.Sources, r.Source) {
+		return false
+	}
+	us := toMicros(r.CreatedAt)
+	if !q.CreatedAfter.IsZero() && us < toMicros(q.CreatedAfter) {
+		return false
+	}
+	if !q.CreatedBefore.IsZero() && us >= toMicros(q.CreatedBefore) {
+		return false
+	}
+	if q.text != "" && !strings.Contains(searchText(r.Filename, r.Vehicle), q.text) {
+		return false
+	}
+	if q.JetstreamID != "" && r.JetstreamID != q.JetstreamID {
+		return false
+	}
+	if q.MinPeakHP != nil && (r.Stats.PeakHP == nil || *r.Stats.PeakHP < *q.MinPeakHP) {
+		return false
+	}
+	if q.hasAfter && !(us < q.after.us || us == q.after.us && r.ID < q.after.id) {
+		return false
+	}
+	return true
+}
+
+// List implements RunStore.
+func (m *Memory) List(ctx context.Context, f Filter) (Page, error) {
+	q, err := f.compile()
+	if err != nil {
+		return Page{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return Page{}, err
+	}
+	var runs []Run
+	for _, mr := range m.runs {
+		if q.match(&mr.run) {
+			runs = append(runs, mr.run)
+		}
+	}
+	slices.SortFunc(runs, func(a, b Run) int {
+		if c := toMicros(b.CreatedAt) - toMicros(a.CreatedAt); c != 0 {
+			if c < 0 {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	var p Page
+	if len(runs) > q.limit {
+		runs = runs[:q.limit]
+		last := runs[len(runs)-1]
+		p.Next = cursor{us: toMicros(last.CreatedAt), id: last.ID}.String()
+	}
+	for _, r := range runs {
+		p.Runs = append(p.Runs, copyRun(r))
+	}
+	return p, nil
+}
+
+func (m *Memory) mutate(ctx context.Context, id string, mut mutation) (Run, error) {
+	if err := checkID("id", id); err != nil {
+		return Run{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return Run{}, err
+	}
+	mr, ok := m.runs[id]
+	if !ok {
+		return Run{}, notFound("run", id)
+	}
+	r, ch, err := apply(copyRun(mr.run), mut, stamp(m.clock))
+	if err != nil {
+		return Run{}, err
+	}
+	mr.run = r
+	if ch != nil {
+		mr.history = append(mr.history, *ch)
+	}
+	return copyRun(r), nil
+}
+
+// Update implements RunStore.
+func (m *Memory) Update(ctx context.Context, id string, u Update) (Run, error) {
+	if err := u.validate(); err != nil {
+		return Run{}, err
+	}
+	return m.mutate(ctx, id, u.mutation())
+}
+
+// Complete implements RunStore.
+func (m *Memory) Complete(ctx context.Context, id string, version int64, r Result) (Run, error) {
+	if err := checkVersionArg(version); err != nil {
+		return Run{}, err
+	}
+	if err := r.validate(); err != nil {
+		return Run{}, err
+	}
+	return m.mutate(ctx, id, completeMutation(version, r))
+}
+
+// Fail implements RunStore.
+func (m *Memory) Fail(ctx context.Context, id string, version int64, e RunError) (Run, error) {
+	if err := checkVersionArg(version); err != nil {
+		return Run{}, err
+	}
+	if err := e.validate(); err != nil {
+		return Run{}, err
+	}
+	return m.mutate(ctx, id, failMutation(version, e))
+}
+
+// Delete implements RunStore.
+func (m *Memory) Delete(ctx context.Context, id string) error {
+	if err := checkID("id", id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	if _, ok := m.runs[id]; !ok {
+		return notFound("run", id)
+	}
+	delete(m.runs, id)
+	return nil
+}
+
+// History implements RunStore.
+func (m *Memory) History(ctx context.Context, id string) ([]StatusChange, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	mr, ok := m.runs[id]
+	if !ok {
+		return nil, notFound("run", id)
+	}
+	return slices.Clone(mr.history), nil
+}
+
+// AddFile implements RunStore.
+func (m *Memory) AddFile(ctx context.Context, runID string, meta FileMeta) (File, error) {
+	if err := checkID("run_id", runID); err != nil {
+		return File{}, err
+	}
+	if err := meta.validate(); err != nil {
+		return File{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return File{}, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return File{}, notFound("run", runID)
+	}
+	m.nextFile++
+	f := File{ID: m.nextFile, RunID: runID, FileMeta: meta, CreatedAt: stamp(m.clock)}
+	mr.files = append(mr.files, f)
+	return f, nil
+}
+
+// Files implements RunStore.
+func (m *Memory) Files(ctx context.Context, runID string) ([]File, error) {
+	if err := checkID("run_id", runID); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return nil, notFound("run", runID)
+	}
+	return append([]File{}, mr.files...), nil
+}
+
+// File implements RunStore.
+func (m *Memory) File(ctx context.Context, runID string, fileID int64) (File, error) {
+	files, err := m.Files(ctx, runID)
+	if err != nil {
+		return File{}, err
+	}
+	for _, f := range files {
+		if f.ID == fileID {
+			return f, nil
+		}
+	}
+	return File{}, notFound("file", itoa64(fileID))
+}
+
+// Recover implements RunStore.
+func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	now := stamp(m.clock)
+	var ids []string
+	for id, mr := range m.runs {
+		if mr.run.Status != StatusProcessing {
+			continue
+		}
+		r, ch, err := apply(copyRun(mr.run), failMutation(0, e), now)
+		if err != nil {
+			return ids, err
+		}
+		mr.run = r
+		mr.history = append(mr.history, *ch)
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Ping implements RunStore.
+func (m *Memory) Ping(ctx context.Context) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.check(ctx)
+}
+
+// Close implements RunStore. Later calls fail.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

@@ -1,0 +1,793 @@
+package runstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/mattn/go-sqlite3"
+)
+
+// Dialect names a SQL engine.
+type Dialect string
+
+// The supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// SQLStore is the RunStore on SQLite or PostgreSQL.
+type SQLStore struct {
+	dialect  Dialect
+	w        *sqlx.DB // writes; SQLite: a single connection
+	r        *sqlx.DB // reads; PostgreSQL: the same pool as w
+	clock    func() time.Time
+	log      *slog.Logger
+	ids      idGen
+	redacted string
+}
+
+var _ RunStore = (*SQLStore)(nil)
+
+type txn = sqlx.Tx
+
+// Open opens a SQL store named by a URL: postgres://... or postgresql://...
+// (or a lib/pq key=value string containing host=) for PostgreSQL;
+// sqlite:///relative/path, sqlite:////absolute/path, sqlite:path or a plain
+// file path for SQLite. Pending migrations are applied unless
+// opts.SkipMigrate.
+func Open(ctx context.Context, dbURL string, opts Options) (*SQLStore, error) {
+	d, target, err := ParseURL(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if d == Postgres {
+		return OpenPostgres(ctx, target, opts)
+	}
+	return OpenSQLite(ctx, target, opts)
+}
+
+// ParseURL tells which engine a database URL names and returns what that
+// engine's opener takes (a lib/pq DSN or a SQLite file path).
+func ParseURL(dbURL string) (Dialect, string, error) {
+	u := strings.TrimSpace(dbURL)
+	switch {
+	case u == "":
+		return "", "", invalid("database url", "empty")
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return Postgres, u, nil
+	case strings.Contains(u, "host=") && !strings.Contains(u, "/"):
+		return Postgres, u, nil
+	case strings.HasPrefix(u, "sqlite:///"):
+		return SQLite, strings.TrimPrefix(u, "sqlite:///"), nil
+	case strings.HasPrefix(u, "sqlite:"):
+		return SQLite, strings.TrimPrefix(u, "sqlite:"), nil
+	case strings.Contains(u, "://"):
+		return "", "", invalid("database url", "unsupported scheme in %q (want postgres:// or sqlite:)", RedactDSN(u))
+	}
+	return SQLite, u, nil
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database file at path in
+// WAL mode with foreign keys, a busy timeout and one writer connection; reads
+// use a separate small pool, which WAL lets run beside the writer.
+func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLStore, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, invalid("sqlite path", "%q: want a file path (use NewMemory for an in-memory store)", path)
+	}
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		return nil, invalid("sqlite path", "%q: character %q at byte %d is not supported in a path", path, path[i], i)
+	}
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = 10 * time.Second
+	}
+	syncMode := strings.ToUpper(opts.SQLiteSynchronous)
+	switch syncMode {
+	case "":
+		syncMode = "FULL"
+	case "FULL", "NORMAL", "EXTRA":
+	default:
+		return nil, invalid("sqlite synchronous", "%q: want FULL, NORMAL or EXTRA", opts.SQLiteSynchronous)
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", fmt.Sprint(busy.Milliseconds()))
+	q.Set("_synchronous", syncMode)
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = v
+	}
+	wq.Set("_txlock", "immediate")
+	w, err := sqlx.Open("sqlite3", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1) // the single writer
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+	}
+	q.Set("_query_only", "true")
+	r, err := sqlx.Open("sqlite3", path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+	}
+	n := opts.MaxOpenConns
+	if n <= 0 {
+		n = 4
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s := &SQLStore{dialect: SQLite, w: w, r: r, clock: opts.clock(), log: opts.logger(), redacted: path}
+	return s.init(ctx, opts)
+}
+
+// OpenPostgres opens a PostgreSQL store through a lib/pq pool (at most
+// opts.MaxOpenConns connections, default 15; 5 idle; recycled after 30
+// minutes). Errors and logs show the DSN with its password redacted.
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (*SQLStore, error) {
+	red := RedactDSN(dsn)
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("runstore: opening postgres %s: %w", red, err), dsn)
+	}
+	n := opts.MaxOpenConns
+	if n <= 0 {
+		n = 15
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(min(5, n))
+	db.SetConnMaxLifetime(30 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, scrub(fmt.Errorf("runstore: connecting to postgres %s: %w", red, err), dsn)
+	}
+	s := &SQLStore{dialect: Postgres, w: db, r: db, clock: opts.clock(), log: opts.logger(), redacted: red}
+	return s.init(ctx, opts)
+}
+
+func (s *SQLStore) init(ctx context.Context, opts Options) (*SQLStore, error) {
+	s.log.Info("runstore: opened", "dialect", s.dialect, "dsn", s.redacted)
+	if !opts.SkipMigrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// RedactDSN returns dsn with any password replaced by "xxxxx": the userinfo
+// password of a URL, a password query parameter, or a password=... pair of
+// a key=value DSN.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
+		qv := u.Query()
+		if qv.Has("password") {
+			qv.Set("password", "xxxxx")
+			u.RawQuery = qv.Encode()
+		}
+		return u.Redacted()
+	}
+	// key=value form (or an unparsable URL): redact password=... values.
+	var b strings.Builder
+	rest := dsn
+	for {
+		i := strings.Index(strings.ToLower(rest), "password=")
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i+len("password=")])
+		rest = rest[i+len("password="):]
+		end := strings.IndexAny(rest, " &")
+		if strings.HasPrefix(rest, "'") {
+			end = strings.Index(rest[1:], "'")
+			if end >= 0 {
+				end += 2
+			}
+		}
+		b.WriteString("xxxxx")
+		if end < 0 {
+			break
+		}
+		rest = rest[end:]
+	}
+	if at := strings.LastIndex(dsn, "@"); at >= 0 && strings.Contains(dsn, "://") {
+		// An unparsable URL with userinfo: drop the userinfo entirely.
+		scheme, after, _ := strings.Cut(b.String(), "://")
+		if j := strings.LastIndex(after, "@"); j >= 0 {
+			return scheme + "://xxxxx@" + after[j+1:]
+		}
+	}
+	return b.String()
+}
+
+// scrub removes the DSN's password from an error message, in case a driver
+// or url.Parse quoted the DSN.
+func scrub(err error, dsn string) error {
+	pw := dsnPassword(dsn)
+	if pw == "" || !strings.Contains(err.Error(), pw) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+}
+
+func dsnPassword(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
+			return strings.Trim(v, "'")
+		}
+	}
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if _, p, ok := strings.Cut(dsn[i+3:at], ":"); ok {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// Dialect returns the store's engine.
+func (s *SQLStore) Dialect() Dialect { return s.dialect }
+
+// DSN returns the store's DSN with the password redacted (a path for
+// SQLite).
+func (s *SQLStore) DSN() string { return s.redacted }
+
+// Close implements RunStore.
+func (s *SQLStore) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Ping implements RunStore.
+func (s *SQLStore) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("runstore: ping %s: %w", s.redacted, err)
+	}
+	return nil
+}
+
+// tx runs f in a write transaction (BEGIN IMMEDIATE on SQLite), committing
+// if f returns nil.
+func (s *SQLStore) tx(ctx context.Context, f func(tx *txn) error) error {
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("runstore: begin: %w", err)
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("runstore: commit: %w", err)
+	}
+	return nil
+}
+
+const runColumns = `id, version, status, source, stage, progress, message, filename, input_size, vehicle,
+	jetstream_id, settings, results, error, peak_hp, peak_torque, afr_mean, afr_std, corrected_cells,
+	max_correction_pct, created_us, updated_us, completed_us`
+
+type runRow struct {
+	ID               string          `db:"id"`
+	Version          int64           `db:"version"`
+	Status           string          `db:"status"`
+	Source           string          `db:"source"`
+	Stage            string          `db:"stage"`
+	Progress         float64         `db:"progress"`
+	Message          string          `db:"message"`
+	Filename         string          `db:"filename"`
+	InputSize        int64           `db:"input_size"`
+	Vehicle          string          `db:"vehicle"`
+	JetstreamID      string          `db:"jetstream_id"`
+	Settings         sql.NullString  `db:"settings"`
+	Results          sql.NullString  `db:"results"`
+	Error            sql.NullString  `db:"error"`
+	PeakHP           sql.NullFloat64 `db:"peak_hp"`
+	PeakTorque       sql.NullFloat64 `db:"peak_torque"`
+	AFRMean          sql.NullFloat64 `db:"afr_mean"`
+	AFRStd           sql.NullFloat64 `db:"afr_std"`
+	CorrectedCells   sql.NullInt64   `db:"corrected_cells"`
+	MaxCorrectionPct sql.NullFloat64 `db:"max_correction_pct"`
+	CreatedUS        int64           `db:"created_us"`
+	UpdatedUS        int64           `db:"updated_us"`
+	CompletedUS      sql.NullInt64   `db:"completed_us"`
+}
+
+func nf(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Float64
+}
+
+func fn(p *float64) sql.NullFloat64 {
+	if p == nil {
+		return sql.NullFloat64{}
+	}
+	return sql.NullFloat64{Float64: *p, Valid: true}
+}
+
+func js(raw json.RawMessage) sql.NullString {
+	if raw == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(raw), Valid: true}
+}
+
+func (row *runRow) run() (Run, error) {
+	r := Run{
+		ID: row.ID, Version: row.Version, Status: Status(row.Status), Source: Source(row.Source),
+		Stage: row.Stage, Progress: row.Progress, Message: row.Message, Filename: row.Filename,
+		InputSize: row.InputSize, Vehicle: row.Vehicle, JetstreamID: row.JetstreamID,
+		Stats: Stats{PeakHP: nf(row.PeakHP), PeakTorque: nf(row.PeakTorque), AFRMean: nf(row.AFRMean),
+			AFRStd: nf(row.AFRStd), MaxCorrectionPct: nf(row.MaxCorrectionPct)},
+		CreatedAt: fromMicros(row.CreatedUS), UpdatedAt: fromMicros(row.UpdatedUS),
+	}
+	if row.Settings.Valid {
+		r.Settings = json.RawMessage(row.Settings.String)
+	}
+	if row.Results.Valid {
+		r.Results = json.RawMessage(row.Results.String)
+	}
+	if row.Error.Valid {
+		var e RunError
+		if err := json.Unmarshal([]byte(row.Error.String), &e); err != nil {
+			return Run{}, fmt.Errorf("runstore: run %s: stored error is not valid: %w", row.ID, err)
+		}
+		r.Error = &e
+	}
+	if row.CorrectedCells.Valid {
+		v := row.CorrectedCells.Int64
+		r.Stats.CorrectedCells = &v
+	}
+	if row.CompletedUS.Valid {
+		r.CompletedAt = fromMicros(row.CompletedUS.Int64)
+	}
+	return r, nil
+}
+
+func errJSON(e *RunError) sql.NullString {
+	if e == nil {
+		return sql.NullString{}
+	}
+	b, _ := json.Marshal(e) // a struct of strings always marshals
+	return sql.NullString{String: string(b), Valid: true}
+}
+
+func completed(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: toMicros(t), Valid: true}
+}
+
+func nullInt(p *int64) sql.NullInt64 {
+	if p == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: *p, Valid: true}
+}
+
+func (s *SQLStore) insertHistory(ctx context.Context, tx *txn, runID string, ch StatusChange) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_status_history (run_id, from_status, to_status, at_us, reason) VALUES (?, ?, ?, ?, ?)`),
+		runID, string(ch.From), string(ch.To), toMicros(ch.At), ch.Reason)
+	return err
+}
+
+// Create implements RunStore.
+func (s *SQLStore) Create(ctx context.Context, n NewRun) (Run, error) {
+	if err := n.validate(); err != nil {
+		return Run{}, err
+	}
+	now := stamp(s.clock)
+	id, err := s.ids.next(now)
+	if err != nil {
+		return Run{}, err
+	}
+	r := newRun(id, n, now)
+	err = s.tx(ctx, func(tx *txn) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
+			searchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
+		if err != nil {
+			return err
+		}
+		return s.insertHistory(ctx, tx, r.ID, StatusChange{To: StatusQueued, At: now, Reason: "created"})
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("runstore: create: %w", err)
+	}
+	return r, nil
+}
+
+type querier interface {
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	Rebind(string) string
+}
+
+func (s *SQLStore) get(ctx context.Context, q querier, id string) (Run, error) {
+	var row runRow
+	err := q.GetContext(ctx, &row, q.Rebind(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, notFound("run", id)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("runstore: get run %s: %w", id, err)
+	}
+	return row.run()
+}
+
+// Get implements RunStore.
+func (s *SQLStore) Get(ctx context.Context, id string) (Run, error) {
+	if err := checkID("id", id); err != nil {
+		return Run{}, err
+	}
+	return s.get(ctx, s.r, id)
+}
+
+// List implements RunStore.
+func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
+	q, err := f.compile()
+	if err != nil {
+		return Page{}, err
+	}
+	var where []string
+	var args []any
+	in := func(col string, vals []string) {
+		where = append(where, col+" IN (?"+strings.Repeat(", ?", len(vals)-1)+")")
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
+	if len(q.Statuses) > 0 {
+		vals := make([]string, len(q.Statuses))
+		for i, v := range q.Statuses {
+			vals[i] = string(v)
+		}
+		in("status", vals)
+	}
+	if len(q.Sources) > 0 {
+		vals := make([]string, len(q.Sources))
+		for i, v := range q.Sources {
+			vals[i] = string(v)
+		}
+		in("source", vals)
+	}
+	if !q.CreatedAfter.IsZero() {
+		where = append(where, "created_us >= ?")
+		args = append(args, toMicros(q.CreatedAfter))
+	}
+	if !q.CreatedBefore.IsZero() {
+		where = append(where, "created_us < ?")
+		args = append(args, toMicros(q.CreatedBefore))
+	}
+	if q.text != "" {
+		where = append(where, `search LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(q.text)+"%")
+	}
+	if q.JetstreamID != "" {
+		where = append(where, "jetstream_id = ?")
+		args = append(args, q.JetstreamID)
+	}
+	if q.MinPeakHP != nil {
+		where = append(where, "peak_hp >= ?")
+		args = append(args, *q.MinPeakHP)
+	}
+	if q.hasAfter {
+		where = append(where, "(created_us < ? OR (created_us = ? AND id < ?))")
+		args = append(args, q.after.us, q.after.us, q.after.id)
+	}
+	stmt := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	stmt += fmt.Sprintf(" ORDER BY created_us DESC, id DESC LIMIT %d", q.limit+1)
+	var rows []runRow
+	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(stmt), args...); err != nil {
+		return Page{}, fmt.Errorf("runstore: list: %w", err)
+	}
+	var p Page
+	if len(rows) > q.limit {
+		rows = rows[:q.limit]
+		last := rows[len(rows)-1]
+		p.Next = cursor{us: last.CreatedUS, id: last.ID}.String()
+	}
+	p.Runs = make([]Run, 0, len(rows))
+	for i := range rows {
+		r, err := rows[i].run()
+		if err != nil {
+			return Page{}, err
+		}
+		p.Runs = append(p.Runs, r)
+	}
+	return p, nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func (s *SQLStore) mutateTx(ctx context.Context, tx *txn, id string, m mutation, now time.Time) (Run, error) {
+	cur, err := s.get(ctx, tx, id)
+	if err != nil {
+		return Run{}, err
+	}
+	r, ch, err := apply(cur, m, now)
+	if err != nil {
+		return Run{}, err
+	}
+	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs SET version = ?, status = ?, stage = ?, progress = ?, message = ?,
+		results = ?, error = ?, peak_hp = ?, peak_torque = ?, afr_mean = ?, afr_std = ?, corrected_cells = ?,
+		max_correction_pct = ?, updated_us = ?, completed_us = ? WHERE id = ? AND version = ?`),
+		r.Version, string(r.Status), r.Stage, r.Progress, r.Message, js(r.Results), errJSON(r.Error),
+		fn(r.Stats.PeakHP), fn(r.Stats.PeakTorque), fn(r.Stats.AFRMean), fn(r.Stats.AFRStd),
+		nullInt(r.Stats.CorrectedCells), fn(r.Stats.MaxCorrectionPct), toMicros(r.UpdatedAt),
+		completed(r.CompletedAt), id, cur.Version)
+	if err != nil {
+		return Run{}, fmt.Errorf("runstore: update run %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return Run{}, fmt.Errorf("runstore: update run %s: %w", id, err)
+	} else if n == 0 {
+		return Run{}, conflict("run %s changed concurrently", id)
+	}
+	if ch != nil {
+		if err := s.insertHistory(ctx, tx, id, *ch); err != nil {
+			return Run{}, fmt.Errorf("runstore: update run %s: history: %w", id, err)
+		}
+	}
+	return r, nil
+}
+
+func (s *SQLStore) mutate(ctx context.Context, id string, m mutation) (Run, error) {
+	if err := checkID("id", id); err != nil {
+		return Run{}, err
+	}
+	now := stamp(s.clock)
+	var out Run
+	err := s.tx(ctx, func(tx *txn) error {
+		var err error
+		out, err = s.mutateTx(ctx, tx, id, m, now)
+		return err
+	})
+	return out, err
+}
+
+// Update implements RunStore.
+func (s *SQLStore) Update(ctx context.Context, id string, u Update) (Run, error) {
+	if err := u.validate(); err != nil {
+		return Run{}, err
+	}
+	return s.mutate(ctx, id, u.mutation())
+}
+
+// Complete implements RunStore.
+func (s *SQLStore) Complete(ctx context.Context, id string, version int64, r Result) (Run, error) {
+	if err := checkVersionArg(version); err != nil {
+		return Run{}, err
+	}
+	if err := r.validate(); err != nil {
+		return Run{}, err
+	}
+	return s.mutate(ctx, id, completeMutation(version, r))
+}
+
+// Fail implements RunStore.
+func (s *SQLStore) Fail(ctx context.Context, id string, version int64, e RunError) (Run, error) {
+	if err := checkVersionArg(version); err != nil {
+		return Run{}, err
+	}
+	if err := e.validate(); err != nil {
+		return Run{}, err
+	}
+	return s.mutate(ctx, id, failMutation(version, e))
+}
+
+// Recover implements RunStore.
+func (s *SQLStore) Recover(ctx context.Context, e RunError) ([]string, error) {
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	now := stamp(s.clock)
+	var ids []string
+	err := s.tx(ctx, func(tx *txn) error {
+		ids = nil
+		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM runs WHERE status = ? ORDER BY id`), string(StatusProcessing)); err != nil {
+			return fmt.Errorf("runstore: recover: %w", err)
+		}
+		for _, id := range ids {
+			if _, err := s.mutateTx(ctx, tx, id, failMutation(0, e), now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		s.log.Info("runstore: marked interrupted runs failed", "count", len(ids))
+	}
+	return ids, nil
+}
+
+// Delete implements RunStore.
+func (s *SQLStore) Delete(ctx context.Context, id string) error {
+	if err := checkID("id", id); err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM runs WHERE id = ?`), id)
+		if err != nil {
+			return fmt.Errorf("runstore: delete run %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("runstore: delete run %s: %w", id, err)
+		} else if n == 0 {
+			return notFound("run", id)
+		}
+		return nil
+	})
+}
+
+func (s *SQLStore) exists(ctx context.Context, q querier, id string) error {
+	var n int
+	if err := q.GetContext(ctx, &n, q.Rebind(`SELECT COUNT(*) FROM runs WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("runstore: run %s: %w", id, err)
+	}
+	if n == 0 {
+		return notFound("run", id)
+	}
+	return nil
+}
+
+// History implements RunStore.
+func (s *SQLStore) History(ctx context.Context, id string) ([]StatusChange, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		From   string `db:"from_status"`
+		To     string `db:"to_status"`
+		AtUS   int64  `db:"at_us"`
+		Reason string `db:"reason"`
+	}
+	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT from_status, to_status, at_us, reason FROM run_status_history WHERE run_id = ? ORDER BY id`), id); err != nil {
+		return nil, fmt.Errorf("runstore: history of %s: %w", id, err)
+	}
+	if len(rows) == 0 {
+		return nil, s.exists(ctx, s.r, id)
+	}
+	out := make([]StatusChange, len(rows))
+	for i, r := range rows {
+		out[i] = StatusChange{From: Status(r.From), To: Status(r.To), At: fromMicros(r.AtUS), Reason: r.Reason}
+	}
+	return out, nil
+}
+
+type fileRow struct {
+	ID          int64  `db:"id"`
+	RunID       string `db:"run_id"`
+	Name        string `db:"name"`
+	ContentType string `db:"content_type"`
+	Size        int64  `db:"size_bytes"`
+	SHA256      string `db:"sha256"`
+	StorageKey  string `db:"storage_key"`
+	CreatedUS   int64  `db:"created_us"`
+}
+
+func (r fileRow) file() File {
+	return File{ID: r.ID, RunID: r.RunID, CreatedAt: fromMicros(r.CreatedUS),
+		FileMeta: FileMeta{Name: r.Name, ContentType: r.ContentType, Size: r.Size, SHA256: r.SHA256, StorageKey: r.StorageKey}}
+}
+
+const fileColumns = `id, run_id, name, content_type, size_bytes, sha256, storage_key, created_us`
+
+// AddFile implements RunStore.
+func (s *SQLStore) AddFile(ctx context.Context, runID string, m FileMeta) (File, error) {
+	if err := checkID("run_id", runID); err != nil {
+		return File{}, err
+	}
+	if err := m.validate(); err != nil {
+		return File{}, err
+	}
+	now := stamp(s.clock)
+	f := File{RunID: runID, FileMeta: m, CreatedAt: now}
+	err := s.tx(ctx, func(tx *txn) error {
+		if err := s.exists(ctx, tx, runID); err != nil {
+			return err
+		}
+		err := tx.GetContext(ctx, &f.ID, tx.Rebind(`INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), runID, m.Name, m.ContentType, m.Size, m.SHA256, m.StorageKey, toMicros(now))
+		if isForeignKey(err) {
+			return notFound("run", runID)
+		}
+		if err != nil {
+			return fmt.Errorf("runstore: add file to run %s: %w", runID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return File{}, err
+	}
+	return f, nil
+}
+
+func isForeignKey(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintForeignKey
+	}
+	return false
+}
+
+// Files implements RunStore.
+func (s *SQLStore) Files(ctx context.Context, runID string) ([]File, error) {
+	if err := checkID("run_id", runID); err != nil {
+		return nil, err
+	}
+	var rows []fileRow
+	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT `+fileColumns+` FROM run_files WHERE run_id = ? ORDER BY id`), runID); err != nil {
+		return nil, fmt.Errorf("runstore: files of %s: %w", runID, err)
+	}
+	if len(rows) == 0 {
+		if err := s.exists(ctx, s.r, runID); err != nil {
+			return nil, err
+		}
+		return []File{}, nil
+	}
+	out := make([]File, len(rows))
+	for i, r := range rows {
+		out[i] = r.file()
+	}
+	return out, nil
+}
+
+// File implements RunStore.
+func (s *SQLStore) File(ctx context.Context, runID string, fileID int64) (File, error) {
+	if err := checkID("run_id", runID); err != nil {
+		return File{}, err
+	}
+	var row fileRow
+	err := s.r.GetContext(ctx, &row, s.r.Rebind(`SELECT `+fileColumns+` FROM run_files WHERE run_id = ? AND id = ?`), runID, fileID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return File{}, notFound("file", itoa64(fileID))
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("runstore: file %d of %s: %w", fileID, runID, err)
+	}
+	return row.file(), nil
+}

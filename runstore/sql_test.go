@@ -1,0 +1,260 @@
+package runstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/runstoretest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseURL(t *testing.T) {
+	cases := []struct {
+		in      string
+		dialect runstore.Dialect
+		target  string
+		bad     bool
+	}{
+		{"postgres://u:p@127.0.0.1/db", runstore.Postgres, "postgres://u:p@127.0.0.1/db", false},
+		{"postgresql://127.0.0.1/db?sslmode=disable", runstore.Postgres, "postgresql://127.0.0.1/db?sslmode=disable", false},
+		{"host=127.0.0.1 dbname=x", runstore.Postgres, "host=127.0.0.1 dbname=x", false},
+		{"sqlite:///./dynoai.db", runstore.SQLite, "./dynoai.db", false},
+		{"sqlite:////var/lib/dynoai.db", runstore.SQLite, "/var/lib/dynoai.db", false},
+		{"sqlite:runs.db", runstore.SQLite, "runs.db", false},
+		{"/tmp/runs.db", runstore.SQLite, "/tmp/runs.db", false},
+		{"", "", "", true},
+		{"mysql://u:secret@h/db", "", "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			d, target, err := runstore.ParseURL(tc.in)
+			if tc.bad {
+				require.ErrorIs(t, err, runstore.ErrInvalid)
+				assert.NotContains(t, err.Error(), "secret")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.dialect, d)
+			assert.Equal(t, tc.target, target)
+		})
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"postgres://postgres:s3cret@db.example:5432/dynoai?sslmode=require", "postgres://postgres:xxxxx@db.example:5432/dynoai?sslmode=require"},
+		{"postgres://postgres@127.0.0.1:5432/dynoai", "postgres://postgres@127.0.0.1:5432/dynoai"},
+		{"postgres://h/db?user=u&password=s3cret", "postgres://h/db?password=xxxxx&user=u"},
+		{"host=h user=u password=s3cret dbname=d", "host=h user=u password=xxxxx dbname=d"},
+		{"host=h password='s3 cret' dbname=d", "host=h password=xxxxx dbname=d"},
+		{"postgres://u:s3cret@h:notaport/db", "postgres://xxxxx@h:notaport/db"},
+		{"/var/lib/dynoai/runs.db", "/var/lib/dynoai/runs.db"},
+	}
+	for _, tc := range cases {
+		got := runstore.RedactDSN(tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+		assert.NotContains(t, got, "s3")
+	}
+}
+
+func TestPostgresErrorsHidePassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, dsn := range []string{
+		"postgres://postgres:hunter2secret@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", // nothing listens on port 1
+		"postgres://postgres:hunter2secret@127.0.0.1:notaport/db",
+		"host=127.0.0.1 port=1 user=u password=hunter2secret sslmode=disable connect_timeout=2",
+	} {
+		_, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+		require.Error(t, err, dsn)
+		assert.NotContains(t, err.Error(), "hunter2secret")
+	}
+}
+
+func TestSQLiteOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, p := range []string{"", ":memory:", "file:x.db", "a?b.db"} {
+		_, err := runstore.OpenSQLite(ctx, p, runstore.Options{})
+		assert.ErrorIs(t, err, runstore.ErrInvalid, p)
+	}
+	_, err := runstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), runstore.Options{SQLiteSynchronous: "sometimes"})
+	assert.ErrorIs(t, err, runstore.ErrInvalid)
+	_, err = runstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), runstore.Options{})
+	assert.Error(t, err)
+}
+
+func TestMigrations(t *testing.T) {
+	ms, err := runstore.Migrations()
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	for i, m := range ms {
+		assert.Equal(t, i+1, m.Version)
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := runstore.OpenSQLite(ctx, path, runstore.Options{SkipMigrate: true})
+	require.NoError(t, err)
+	v, err := s.SchemaVersion(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, v)
+	require.Error(t, s.Check(ctx), "an unmigrated database fails the check")
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Len(t, applied, len(ms))
+	applied, err = s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, applied, "migrations run once")
+	require.NoError(t, s.Check(ctx))
+	require.NoError(t, s.Close())
+
+	// Concurrent openers of one fresh file all succeed.
+	path = filepath.Join(t.TempDir(), "c.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func TestPostgresConcurrentMigrate(t *testing.T) {
+	dsn := runstoretest.PostgresDSN(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	s, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Check(ctx))
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, info.LatestVersion, info.SchemaVersion)
+	assert.Equal(t, runstore.Postgres, info.Dialect)
+}
+
+// Two stores on one SQLite file behave like two processes: both write at
+// once and neither sees "database is locked".
+func TestSQLiteTwoWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "two.db")
+	a, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for _, s := range []*runstore.SQLStore{a, b} {
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 20; i++ {
+					r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceAPI})
+					if err != nil {
+						errs <- err
+						continue
+					}
+					if _, err := s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing}); err != nil {
+						errs <- err
+					}
+					if _, err := s.List(ctx, runstore.Filter{Limit: 5}); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	info, err := a.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(120), info.Runs)
+	assert.Equal(t, int64(120), info.ByStatus[runstore.StatusProcessing])
+}
+
+func TestInfoAndDrop(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t, nil)
+	defer s.Close()
+	fs, err := runstore.NewLocalFileStore(t.TempDir())
+	require.NoError(t, err)
+	r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+	require.NoError(t, err)
+	_, err = runstore.Attach(ctx, s, fs, r.ID, "a.csv", "text/csv", strings.NewReader("rpm\n1000\n"))
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, runstore.Info{Dialect: runstore.SQLite, DSN: s.DSN(), SchemaVersion: info.LatestVersion, LatestVersion: info.LatestVersion,
+		Runs: 1, ByStatus: map[runstore.Status]int64{runstore.StatusQueued: 1}, Files: 1, FileBytes: 9}, info)
+	require.NoError(t, s.Drop(ctx))
+	v, err := s.SchemaVersion(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, v)
+	_, err = s.Get(ctx, r.ID)
+	assert.Error(t, err)
+}
+
+func TestSQLiteCheckFindsCorruption(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "corrupt.db")
+	s, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	require.NoError(t, err)
+	for i := 0; i < 300; i++ {
+		_, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Vehicle: strings.Repeat(fmt.Sprint(i), 50)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close()) // checkpoints the WAL into the file
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Greater(t, len(data), 8*4096)
+	// Scribble over an index page in the middle of the file.
+	for i := 5 * 4096; i < 6*4096; i += 7 {
+		data[i] ^= 0x5a
+	}
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	s, err = runstore.OpenSQLite(ctx, path, runstore.Options{SkipMigrate: true})
+	if err == nil {
+		err = s.Check(ctx)
+		s.Close()
+	}
+	assert.Error(t, err, "a scribbled database fails Check (or Open)")
+}

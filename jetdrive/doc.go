@@ -1,0 +1,48 @@
+// Package jetdrive implements JetDrive, Dynojet's live-data protocol: UDP
+// multicast (224.0.2.10:22344 by default) of KLHDV messages in which dyno
+// software such as Power Core publishes its channels.
+//
+// # Codec
+//
+// The codec needs no network and is usable alone. ParseMessage splits a
+// datagram into its Header and Value without allocating; the payload
+// decoders (DecodeChannelInfo, AppendValues, DecodePing, DecodePong and the
+// extended commands) append into caller-provided buffers. Malformed input
+// returns a *FormatError wrapping ErrShortHeader, ErrTruncated,
+// ErrPayloadTooShort or ErrBadVersion with the byte offset; nothing panics.
+// An Encoder stamps host ID and sequence numbers and pages ChannelInfo (39
+// channels) and ChannelValues (140 values) to the 1400-byte MTU budget.
+// SeqTracker classifies sequence numbers modulo 256.
+//
+// # Client
+//
+// Client joins the network (MulticastConn: SO_REUSEADDR and SO_REUSEPORT,
+// wildcard bind, explicit interface), negotiates a host ID, answers pings,
+// requests and learns channels, synchronises each provider's clock by
+// Ping/Pong, tracks per-provider and per-channel health (Stats), maps
+// channels to dyno.Sample fields by name and unit (AutoMap, with
+// Overrides) and is a dyno.Source of merged samples. It never stops reading
+// because of a datagram's content: every malformed datagram is counted.
+//
+// # Provider
+//
+// Provider is the other side: a dyno on the network. It publishes channels
+// and values, answers Ping and RequestChannelInfo, and can stream any
+// dyno.Source (Stream).
+//
+// # Capture format
+//
+// Record writes, and Replay, ReplayTransport and OpenReplay read, a capture
+// file: the 8 bytes "JDCAPv1\n", the capture start as int64 Unix
+// nanoseconds (little-endian), then one record per datagram:
+//
+//	offset size field
+//	0      8    receive time, int64 Unix nanoseconds, little-endian
+//	8      4    source IPv4 address (0.0.0.0 when unknown)
+//	12     2    source UDP port, little-endian
+//	14     2    datagram length N, little-endian
+//	16     N    the datagram, byte for byte
+//
+// A file ends after any whole record; a partial record is an error that
+// names its byte offset.
+package jetdrive

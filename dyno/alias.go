@@ -95,6 +95,17 @@ func buildDefaultAliases() []Alias {
 		}
 		add(c, all, u, global...)
 	}
+	// The canonical names CSVWriter writes state their unit exactly.
+	explicit := func(c Channel, u Unit, prefix string) {
+		add(c, Front, u, prefix+" f")
+		add(c, Rear, u, prefix+" r")
+		for i := 1; i <= MaxCylinders; i++ {
+			add(c, i-1, u, prefix+" "+strconv.Itoa(i))
+		}
+	}
+	explicit(ChanAFR, UnitAFR, "afr meas")
+	explicit(ChanAFRCommanded, UnitAFR, "afr cmd")
+	explicit(ChanLambda, UnitLambda, "lambda")
 	perCyl(ChanAFR, UnitAuto,
 		[]string{"afr meas f", "afr meas front", "wbo2 f", "wbo2 afr front", "afr f", "afr front", "measured afr f",
 			"wb afr f", "o2 f", "afr measured f", "(pv) wbo2 afr front", "(harley) wbo2 afr front", "air/fuel ratio 1", "wb-afr1"},
@@ -199,13 +210,13 @@ func splitUnit(h string) (base string, u Unit, ok bool) {
 		}
 		if i := strings.LastIndexByte(h, open); i > 0 {
 			if u, ok := ParseUnit(h[i+1 : n-1]); ok {
-				return strings.TrimSpace(h[:i]), u, true
+				return strings.TrimRight(h[:i], " ,:-/"), u, true
 			}
 		}
 	}
 	if i := strings.LastIndexByte(h, ' '); i > 0 {
 		if u, ok := ParseUnit(h[i+1:]); ok {
-			return h[:i], u, true
+			return strings.TrimRight(h[:i], " ,:-/"), u, true
 		}
 	}
 	return "", UnitAuto, false

@@ -311,7 +311,7 @@ func (r *Reader) readLine() ([]byte, error) {
 	r.line++
 	r.lineOff = r.nextOff
 	r.nextOff += int64(len(b))
-	if len(r.long) > r.opts.MaxLineBytes {
+	if len(b) > r.opts.MaxLineBytes {
 		return nil, &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Err: ErrLineTooLong}
 	}
 	b = bytes.TrimRight(b, "\r\n")
@@ -561,6 +561,21 @@ func (r *Reader) bind(units []string) error {
 		key := int(a.Channel)<<8 | (b.cyl + 1)
 		if old, ok := best[key]; !ok || m.Rank < old.rank {
 			best[key] = cand{binding: b, rank: m.Rank, alias: a.Name}
+		}
+	}
+	// A channel matched by a caller's alias takes none of its columns from
+	// the built-in aliases: a caller's global AFR replaces the log's
+	// per-cylinder ones.
+	nUser := len(r.opts.Aliases)
+	var userCh ChannelSet
+	for _, c := range best {
+		if c.rank/8 < nUser {
+			userCh = userCh.With(c.ch)
+		}
+	}
+	for k, c := range best {
+		if userCh.Has(c.ch) && c.rank/8 >= nUser {
+			delete(best, k)
 		}
 	}
 	r.binds = r.binds[:0]
@@ -818,6 +833,13 @@ func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
 			timeSet = true
 			continue
 		}
+		if b.ch == ChanTime && b.unit == UnitSeconds {
+			if ns, ok := parseSecondsNS(cell); ok {
+				s.Time = time.Duration(ns)
+				timeSet = true
+				continue
+			}
+		}
 		v, ok := parseNumber(cell, r.decComma)
 		if !ok {
 			if b.ch == ChanTime {
@@ -954,4 +976,54 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 		}
 	}
 	return false
+}
+
+// parseSecondsNS parses plain decimal seconds ("12", "-0.05", "3.123456789")
+// exactly into nanoseconds. ok is false for anything else (exponents, more
+// than 9 decimals, overflow), which the caller parses as a float.
+func parseSecondsNS(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 21 {
+		return 0, false
+	}
+	neg := false
+	if b[0] == '-' || b[0] == '+' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	var sec, frac int64
+	fdigits := -1
+	digits := 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			if fdigits >= 0 {
+				if fdigits == 9 {
+					return 0, false
+				}
+				frac = frac*10 + int64(c-'0')
+				fdigits++
+			} else {
+				if sec >= (math.MaxInt64/1_000_000_000)/10-1 {
+					return 0, false
+				}
+				sec = sec*10 + int64(c-'0')
+			}
+		case c == '.' && fdigits < 0:
+			fdigits = 0
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	for i := max(fdigits, 0); i < 9; i++ {
+		frac *= 10
+	}
+	ns := sec*1e9 + frac
+	if neg {
+		ns = -ns
+	}
+	return ns, true
 }

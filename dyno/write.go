@@ -1,0 +1,267 @@
+package dyno
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"math"
+	"strconv"
+)
+
+// CSVWriter writes samples as DynoAI's canonical CSV log, a WinPEP-like,
+// comma-separated file with one header line and one row per sample, that the
+// package's readers read back exactly (FormatCSV). Its columns, in this order
+// and only for the channels the layout has:
+//
+//	time_s                      seconds since the start, exact to the nanosecond
+//	rpm                         rev/min
+//	map_kpa                     kPa absolute
+//	tps                         percent
+//	afr_meas_f, afr_meas_r      measured AFR per cylinder
+//	afr_cmd_f, afr_cmd_r        commanded AFR per cylinder
+//	lambda_f, lambda_r          measured lambda per cylinder
+//	spark_f, spark_r            spark advance, degrees
+//	knock_f, knock_r            knock retard, degrees
+//	torque                      ft·lbf
+//	hp                          horsepower
+//	iat_c, ect_c                °C
+//	baro_kpa                    kPa
+//	drum_speed_mph, drum_force_lbf
+//
+// Per-cylinder columns are suffixed _f and _r for one or two cylinders and
+// _1 ... _8 for more. A Missing value is an empty cell. Numbers are written
+// in the shortest form that parses back to the same float64.
+type CSVWriter struct {
+	w      *bufio.Writer
+	cols   []wcol
+	buf    []byte
+	header bool
+	err    error
+}
+
+type wcol struct {
+	name string
+	ch   Channel
+	cyl  int
+}
+
+// CanonicalHeader returns the column names CSVWriter writes for layout.
+func CanonicalHeader(layout Layout) []string {
+	cols := canonicalColumns(layout)
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.name
+	}
+	return out
+}
+
+func canonicalColumns(l Layout) []wcol {
+	var cols []wcol
+	has := l.Channels.Has
+	one := func(c Channel, name string) {
+		if has(c) {
+			cols = append(cols, wcol{name: name, ch: c})
+		}
+	}
+	cyls := min(max(l.Cylinders, 1), MaxCylinders)
+	per := func(c Channel, prefix string) {
+		if !has(c) {
+			return
+		}
+		for i := 0; i < cyls; i++ {
+			suffix := strconv.Itoa(i + 1)
+			if cyls <= 2 {
+				suffix = [2]string{"f", "r"}[i]
+			}
+			cols = append(cols, wcol{name: prefix + "_" + suffix, ch: c, cyl: i})
+		}
+	}
+	one(ChanTime, "time_s")
+	one(ChanRPM, "rpm")
+	one(ChanMAP, "map_kpa")
+	one(ChanTPS, "tps")
+	per(ChanAFR, "afr_meas")
+	per(ChanAFRCommanded, "afr_cmd")
+	per(ChanLambda, "lambda")
+	per(ChanSpark, "spark")
+	per(ChanKnock, "knock")
+	one(ChanTorque, "torque")
+	one(ChanPower, "hp")
+	one(ChanIAT, "iat_c")
+	one(ChanECT, "ect_c")
+	one(ChanBaro, "baro_kpa")
+	one(ChanDrumSpeed, "drum_speed_mph")
+	one(ChanDrumForce, "drum_force_lbf")
+	return cols
+}
+
+// NewCSVWriter returns a writer of layout's channels to w. The header is
+// written with the first sample (or by Flush, for an empty log).
+func NewCSVWriter(w io.Writer, layout Layout) *CSVWriter {
+	return &CSVWriter{w: bufio.NewWriterSize(w, 64<<10), cols: canonicalColumns(layout)}
+}
+
+func (w *CSVWriter) writeHeader() {
+	w.header = true
+	b := w.buf[:0]
+	for i, c := range w.cols {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.name...)
+	}
+	b = append(b, '\n')
+	w.buf = b
+	_, w.err = w.w.Write(b)
+}
+
+// WriteSample writes one row.
+func (w *CSVWriter) WriteSample(s *Sample) error {
+	if w.err != nil {
+		return w.err
+	}
+	if !w.header {
+		if w.writeHeader(); w.err != nil {
+			return w.err
+		}
+	}
+	b := w.buf[:0]
+	for i, c := range w.cols {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if c.ch == ChanTime {
+			b = appendSeconds(b, int64(s.Time))
+			continue
+		}
+		b = appendValue(b, sampleValue(s, c.ch, c.cyl))
+	}
+	b = append(b, '\n')
+	w.buf = b
+	_, w.err = w.w.Write(b)
+	return w.err
+}
+
+// Flush writes the header if no sample was written, then any buffered data.
+func (w *CSVWriter) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if !w.header {
+		if w.writeHeader(); w.err != nil {
+			return w.err
+		}
+	}
+	w.err = w.w.Flush()
+	return w.err
+}
+
+// CopyCSV writes src, to its end, as a canonical CSV log to dst and returns
+// the number of samples written.
+func CopyCSV(ctx context.Context, dst io.Writer, src Source) (int64, error) {
+	w := NewCSVWriter(dst, src.Layout())
+	var n int64
+	s := NewSample()
+	for {
+		err := src.Next(ctx, &s)
+		if err == io.EOF {
+			return n, w.Flush()
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := w.WriteSample(&s); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+// sampleValue returns channel c (cylinder cyl) of s in its canonical unit;
+// Time in seconds.
+func sampleValue(s *Sample, c Channel, cyl int) float64 {
+	switch c {
+	case ChanTime:
+		return s.Time.Seconds()
+	case ChanRPM:
+		return s.RPM
+	case ChanMAP:
+		return s.MAP
+	case ChanTPS:
+		return s.TPS
+	case ChanAFR:
+		return s.AFR[cyl]
+	case ChanAFRCommanded:
+		return s.AFRCommanded[cyl]
+	case ChanLambda:
+		return s.Lambda[cyl]
+	case ChanSpark:
+		return s.Spark[cyl]
+	case ChanKnock:
+		return s.Knock[cyl]
+	case ChanTorque:
+		return s.Torque
+	case ChanPower:
+		return s.Power
+	case ChanIAT:
+		return s.IAT
+	case ChanECT:
+		return s.ECT
+	case ChanBaro:
+		return s.Baro
+	case ChanDrumSpeed:
+		return s.DrumSpeed
+	case ChanDrumForce:
+		return s.DrumForce
+	}
+	return Missing
+}
+
+// SampleValue returns channel c of s (cylinder cyl for per-cylinder
+// channels) in the unit the package doc fixes; Time is in seconds.
+func SampleValue(s *Sample, c Channel, cyl int) float64 {
+	if cyl < 0 || cyl >= MaxCylinders {
+		if isPerCylinder(c) {
+			return Missing
+		}
+		cyl = 0
+	}
+	return sampleValue(s, c, cyl)
+}
+
+func appendValue(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return b
+	}
+	if a := math.Abs(v); a != 0 && (a < 1e-4 || a >= 1e15) {
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+// appendSeconds writes ns nanoseconds as exact decimal seconds.
+func appendSeconds(b []byte, ns int64) []byte {
+	if ns < 0 {
+		b = append(b, '-')
+		if ns == math.MinInt64 {
+			return append(b, "9223372036.854775808"...)
+		}
+		ns = -ns
+	}
+	b = strconv.AppendInt(b, ns/1e9, 10)
+	frac := ns % 1e9
+	if frac == 0 {
+		return b
+	}
+	var d [10]byte
+	d[0] = '.'
+	for i := 9; i >= 1; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := 10
+	for d[n-1] == '0' {
+		n--
+	}
+	return append(b, d[:n]...)
+}

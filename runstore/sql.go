@@ -503,8 +503,9 @@ func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
 		args = append(args, *q.MinPeakHP)
 	}
 	if q.hasAfter {
-		where = append(where, "(created_us < ? OR (created_us = ? AND id < ?))")
-		args = append(args, q.after.us, q.after.us, q.after.id)
+		// A row-value comparison lets both engines seek the (created_us, id) index.
+		where = append(where, "(created_us, id) < (?, ?)")
+		args = append(args, q.after.us, q.after.id)
 	}
 	stmt := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {

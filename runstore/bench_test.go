@@ -1,0 +1,131 @@
+package runstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/stretchr/testify/require"
+)
+
+type backend struct {
+	name string
+	open func(b *testing.B) *runstore.SQLStore
+}
+
+func backends() []backend {
+	return []backend{
+		{"sqlite", func(b *testing.B) *runstore.SQLStore { return openSQLite(b, nil) }},
+		{"postgres", func(b *testing.B) *runstore.SQLStore { return openPostgres(b, nil) }},
+	}
+}
+
+func BenchmarkCreate(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Filename: "pull.csv", Vehicle: "Road Glide", Settings: []byte(`{"passes":2}`)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+		})
+	}
+}
+
+func BenchmarkUpdateStatus(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			ctx := context.Background()
+			r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+			require.NoError(b, err)
+			r, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing})
+			require.NoError(b, err)
+			p := 0.0
+			b.ReportAllocs()
+			for b.Loop() {
+				p += 1e-9
+				if r, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing, Progress: &p}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
+}
+
+func BenchmarkList50Of100k(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			ctx := context.Background()
+			start := time.Now()
+			require.NoError(b, runstore.SeedRuns(ctx, s, 100_000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+			b.Logf("%s: seeded 100000 runs in %v", be.name, time.Since(start).Round(time.Millisecond))
+			mid, err := s.List(ctx, runstore.Filter{Limit: runstore.MaxLimit})
+			require.NoError(b, err)
+			for range 49 {
+				mid, err = s.List(ctx, runstore.Filter{Limit: runstore.MaxLimit, Cursor: mid.Next})
+				require.NoError(b, err)
+			}
+			filters := []struct {
+				name string
+				f    runstore.Filter
+			}{
+				{"newest", runstore.Filter{Limit: 50}},
+				{"cursor-at-50k", runstore.Filter{Limit: 50, Cursor: mid.Next}},
+				{"status+source", runstore.Filter{Limit: 50, Statuses: []runstore.Status{runstore.StatusFailed}, Sources: []runstore.Source{runstore.SourceJetstream}}},
+				{"text", runstore.Filter{Limit: 50, Text: "fat bob"}},
+			}
+			for _, f := range filters {
+				b.Run(f.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						p, err := s.List(ctx, f.f)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(p.Runs) != 50 {
+							b.Fatalf("got %d runs", len(p.Runs))
+						}
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lists/s")
+				})
+			}
+		})
+	}
+}
+
+func BenchmarkAttach1MiB(b *testing.B) {
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			fs, err := runstore.NewLocalFileStore(b.TempDir())
+			require.NoError(b, err)
+			ctx := context.Background()
+			r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+			require.NoError(b, err)
+			data := make([]byte, 1<<20)
+			rand.Read(data)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := runstore.Attach(ctx, s, fs, r.ID, "capture.bin", "application/octet-stream", bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "attaches/s")
+		})
+	}
+}

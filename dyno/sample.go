@@ -210,7 +210,8 @@ type Layout struct {
 }
 
 // Source is a stream of samples: a log reader, a live JetDrive client, a
-// Jetstream download, the simulator. Next fills s with the next sample and
+// Jetstream download, the simulator. Next overwrites every field of s with
+// the next sample (channels it lacks become Missing) and
 // returns nil, io.EOF at the end of the stream, or another error that ends
 // the stream (ctx's error when it is cancelled). A Source never holds a whole
 // log in memory; the caller owns s and may reuse it between calls.

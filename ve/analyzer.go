@@ -102,6 +102,11 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		src = afr.Align(src, o.SensorDelay)
 	}
 	nr, nc := len(o.Grid.RPM), len(o.Grid.MAP)
+	ncyl := layout.Cylinders
+	if ncyl <= 0 || ncyl > dyno.MaxCylinders {
+		ncyl = dyno.MaxCylinders // undeclared: look at every slot
+	}
+	rpmAxis, mapAxis := newAxisIndex(o.Grid.RPM), newAxisIndex(o.Grid.MAP)
 	var cyls [dyno.MaxCylinders]cylAcc
 	st := newStreamState(o.Filter)
 	var s dyno.Sample
@@ -112,8 +117,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 				return nil, err
 			}
 		}
-		s.Reset()
-		err := src.Next(ctx, &s)
+		err := src.Next(ctx, &s) // Next overwrites every field
 		if err == io.EOF {
 			break
 		}
@@ -138,9 +142,9 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		var shares [4]float64
 		n := 0
 		if common < 0 {
-			n = attribute(o.Attribution, o.Grid, s.RPM, s.MAP, &cellsIdx, &shares)
+			n = attribute(o.Attribution, rpmAxis, mapAxis, s.RPM, s.MAP, &cellsIdx, &shares)
 		}
-		for c := 0; c < dyno.MaxCylinders; c++ {
+		for c := 0; c < ncyl; c++ {
 			meas := s.AFR[c]
 			if (!dyno.Has(meas) || afr.IsSentinel(meas)) && dyno.Has(s.Lambda[c]) {
 				meas = o.Fuel.AFR(s.Lambda[c])
@@ -282,34 +286,78 @@ func grade(n, se float64) Confidence {
 
 // attribute writes the cells a sample at (rpm, mapKPa) informs and each
 // one's share, and returns how many there are (1 to 4).
-func attribute(mode Attribution, g Grid, rpm, mapKPa float64, idx *[4]int, share *[4]float64) int {
-	nc := len(g.MAP)
+func attribute(mode Attribution, ra, ma *axisIndex, rpm, mapKPa float64, idx *[4]int, share *[4]float64) int {
+	nc := len(ma.a)
 	if mode == NearestCell {
-		idx[0] = Nearest(g.RPM, rpm)*nc + Nearest(g.MAP, mapKPa)
+		idx[0] = ra.nearest(rpm)*nc + ma.nearest(mapKPa)
 		share[0] = 1
 		return 1
 	}
-	i0, i1, fr := bracket(g.RPM, rpm)
-	j0, j1, fm := bracket(g.MAP, mapKPa)
+	i0, i1, fr := ra.bracket(rpm)
+	j0, j1, fm := ma.bracket(mapKPa)
 	n := 0
-	put := func(i, j int, w float64) {
-		if w <= 0 {
-			return
-		}
-		idx[n], share[n] = i*nc+j, w
-		n++
-	}
-	put(i0, j0, (1-fr)*(1-fm))
-	if j1 != j0 {
-		put(i0, j1, (1-fr)*fm)
-	}
-	if i1 != i0 {
-		put(i1, j0, fr*(1-fm))
-		if j1 != j0 {
-			put(i1, j1, fr*fm)
+	for _, c := range [4]struct {
+		i, j int
+		w    float64
+	}{{i0, j0, (1 - fr) * (1 - fm)}, {i0, j1, (1 - fr) * fm}, {i1, j0, fr * (1 - fm)}, {i1, j1, fr * fm}} {
+		if c.w > 0 {
+			idx[n], share[n] = c.i*nc+c.j, c.w
+			n++
 		}
 	}
 	return n
+}
+
+// axisIndex finds a value's place on an axis, in constant time when the
+// axis is evenly spaced (the usual tuning grid).
+type axisIndex struct {
+	a       []float64
+	uniform bool
+	step    float64
+}
+
+func newAxisIndex(a []float64) *axisIndex {
+	x := &axisIndex{a: a, uniform: len(a) > 1}
+	if len(a) > 1 {
+		x.step = (a[len(a)-1] - a[0]) / float64(len(a)-1)
+		for i := 1; i < len(a); i++ {
+			if math.Abs(a[i]-a[i-1]-x.step) > 1e-9*math.Abs(x.step) || a[i] != a[0]+float64(i)*x.step {
+				x.uniform = false
+				break
+			}
+		}
+	}
+	return x
+}
+
+// bracket is the package's bracket, with the even-spacing shortcut.
+func (x *axisIndex) bracket(v float64) (i0, i1 int, f float64) {
+	a := x.a
+	if !x.uniform || v <= a[0] || v >= a[len(a)-1] || math.IsNaN(v) {
+		return bracket(a, v)
+	}
+	k := int((v - a[0]) / x.step)
+	if k >= len(a)-1 {
+		k = len(a) - 2
+	}
+	if a[k] == v {
+		return k, k, 0
+	}
+	return k, k + 1, (v - a[k]) / (a[k+1] - a[k])
+}
+
+// nearest is Nearest (ties to the lower bin), with the shortcut.
+func (x *axisIndex) nearest(v float64) int {
+	i0, i1, f := x.bracket(v)
+	if f > 0.5 {
+		return i1
+	}
+	if f == 0.5 {
+		// An exact tie by the fraction may not be one by distance; decide
+		// the way Nearest does.
+		return Nearest(x.a[i0:i1+1], v) + i0
+	}
+	return i0
 }
 
 // streamState runs the checks that need the previous samples: transients

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,4 +136,29 @@ func FuzzReadTableCSV(f *testing.F) {
 			t.Fatalf("axes changed on round trip: %v/%v vs %v/%v", tb.RPM, tb.MAP, back.RPM, back.MAP)
 		}
 	})
+}
+
+// The analyzer's constant-time axis lookups must agree with the plain ones.
+func TestAxisIndexAgrees(t *testing.T) {
+	axes := [][]float64{DefaultGrid().RPM, DefaultGrid().MAP, {20, 30, 45, 100}, {7}, {0.1, 0.2, 0.3}}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, a := range axes {
+		x := newAxisIndex(a)
+		vals := []float64{a[0], a[len(a)-1], a[0] - 1, a[len(a)-1] + 1, math.NaN()}
+		for _, v := range a {
+			vals = append(vals, v, v+0.5, v-0.5)
+		}
+		for k := 0; k < 2000; k++ {
+			vals = append(vals, a[0]-10+rng.Float64()*(a[len(a)-1]-a[0]+20))
+		}
+		for _, v := range vals {
+			i0, i1, f := bracket(a, v)
+			j0, j1, g := x.bracket(v)
+			require.Equal(t, []int{i0, i1}, []int{j0, j1}, "axis %v value %v", a, v)
+			require.InDelta(t, f, g, 1e-12, "axis %v value %v", a, v)
+			if !math.IsNaN(v) {
+				require.Equal(t, Nearest(a, v), x.nearest(v), "axis %v value %v", a, v)
+			}
+		}
+	}
 }

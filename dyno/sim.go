@@ -1,0 +1,845 @@
+package dyno
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Defaults of SimConfig.
+const (
+	DefaultSimDT        = 10 * time.Millisecond
+	DefaultThrottleRate = 200.0 // %/s, the predecessor's (spec §3.2): 0 → 100 % in 0.5 s
+	DefaultSettleRate   = 1000.0
+	DefaultSettleTime   = 500 * time.Millisecond
+	DefaultSweepRate    = 300.0
+	DefaultMAPLag       = 40 * time.Millisecond
+	simDefaultBaro      = 101.325
+	simDefaultIAT       = 25.0
+	simDefaultECT       = 90.0
+	simPullTimeout      = 60 * time.Second
+	simPrePullTPS       = 8.0
+)
+
+// ErrSimConfig is wrapped by every error NewSimulator returns.
+var ErrSimConfig = errors.New("dyno: invalid simulator config")
+
+// SimConfigError names the SimConfig field that is wrong, for example
+// "Plan[3].MAP". errors.Is(err, ErrSimConfig) holds.
+type SimConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SimConfigError) Error() string {
+	return "dyno: simulator config: " + e.Field + ": " + e.Msg
+}
+
+// Unwrap returns ErrSimConfig.
+func (e *SimConfigError) Unwrap() error { return ErrSimConfig }
+
+func simErr(field, format string, a ...any) error {
+	return &SimConfigError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// StepKind is what a SimStep does.
+type StepKind uint8
+
+// The kinds of SimStep.
+const (
+	// StepHold holds RPM at a load (MAP or TPS) for Duration: a
+	// steady-state cell on a load-control dyno.
+	StepHold StepKind = iota
+	// StepSweep ramps RPM from RPM to EndRPM at Rate rev/min/s at a held
+	// load, the absorber controlling speed.
+	StepSweep
+	// StepPull opens the throttle to TPS (100 when zero) at RPM and lets
+	// the engine accelerate the inertia to EndRPM: a WOT pull.
+	StepPull
+)
+
+// String returns "hold", "sweep" or "pull".
+func (k StepKind) String() string {
+	switch k {
+	case StepHold:
+		return "hold"
+	case StepSweep:
+		return "sweep"
+	case StepPull:
+		return "pull"
+	}
+	return fmt.Sprintf("StepKind(%d)", uint8(k))
+}
+
+// SimStep is one step of a test plan. Every step first settles: the
+// absorber brings the engine to RPM at SettleRate while the throttle moves
+// to the step's load, then holds SettleTime so MAP and the wideband catch up.
+// Samples are produced throughout; Simulator.Status tells a settling sample
+// from a measuring one.
+type SimStep struct {
+	Kind StepKind
+	// RPM is the hold speed, or where a sweep or pull starts.
+	RPM float64
+	// EndRPM is where a sweep or pull ends (a sweep may go down).
+	EndRPM float64
+	// MAP is the load target in kPa for holds and sweeps; when zero TPS
+	// is the target instead. The throttle is set from the manifold model
+	// for the current rpm, so MAP tracks it through a sweep.
+	MAP float64
+	// TPS is the throttle in percent when MAP is zero; a pull's throttle
+	// (zero means 100).
+	TPS float64
+	// Duration is how long a hold lasts after settling.
+	Duration time.Duration
+	// Rate is a sweep's speed in rev/min per second; zero means
+	// DefaultSweepRate.
+	Rate float64
+}
+
+// Hold returns a step holding rpm at mapKPa for d.
+func Hold(rpm, mapKPa float64, d time.Duration) SimStep {
+	return SimStep{Kind: StepHold, RPM: rpm, MAP: mapKPa, Duration: d}
+}
+
+// HoldTPS returns a step holding rpm at throttle tps for d.
+func HoldTPS(rpm, tps float64, d time.Duration) SimStep {
+	return SimStep{Kind: StepHold, RPM: rpm, TPS: tps, Duration: d}
+}
+
+// Sweep returns a step sweeping from one rpm to another at mapKPa and rate
+// rev/min/s (zero: DefaultSweepRate).
+func Sweep(from, to, mapKPa, rate float64) SimStep {
+	return SimStep{Kind: StepSweep, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
+}
+
+// Pull returns a wide-open-throttle pull from one rpm to another.
+func Pull(from, to float64) SimStep {
+	return SimStep{Kind: StepPull, RPM: from, EndRPM: to, TPS: 100}
+}
+
+// SimNoise sets the standard deviations of the Gaussian noise on measured
+// channels. The zero value is noise-free. The ECU and the physics use the
+// true values; only what is logged is noisy.
+type SimNoise struct {
+	AFR       float64 // AFR points, on each wideband
+	RPM       float64 // rev/min
+	MAP       float64 // kPa
+	TPS       float64 // percent
+	TorquePct float64 // percent of torque (and of power and drum force)
+}
+
+// TypicalNoise is the noise of a healthy dyno cell: σ 0.05 AFR (the
+// predecessor's virtual-ECU value), 5 rpm, 0.5 kPa, 0.2 % TPS and 1 % torque.
+var TypicalNoise = SimNoise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 1}
+
+// SimConfig configures a Simulator. The zero value simulates a perfectly
+// tuned M8-114 with noise-free, instant wideband sensors through
+// DefaultPlan.
+type SimConfig struct {
+	// Name is the Layout's Name; empty means "simulator:" + profile key.
+	Name string
+	// Profile is the engine; the zero value means ProfileM8114.
+	Profile EngineProfile
+	// Seed seeds the noise (a PCG); the same config and seed give the
+	// same samples.
+	Seed uint64
+	// DT is the fixed integration step and sample interval; zero means
+	// DefaultSimDT (10 ms, 100 samples/s). Allowed: 1 ms to 100 ms.
+	DT time.Duration
+
+	// TrueVE is the VE each cylinder (front, rear) really has; nil
+	// entries mean DefaultTrueVE. Any unit works (percent or fraction) as
+	// long as ECUVE uses the same: the simulator uses only ratios.
+	TrueVE [2]Surface
+	// ECUVE is the VE the ECU believes per cylinder; nil entries mean the
+	// true VE (a perfect tune).
+	ECUVE [2]Surface
+	// TargetAFR is the ECU's target AFR table (afr.Targets satisfies
+	// Surface); nil means VirtualECUTargets.
+	TargetAFR Surface
+	// Spark is the ECU's spark table per cylinder (degrees BTDC); nil
+	// entries mean DefaultSpark.
+	Spark [2]Surface
+	// Knock is the knock retard per cylinder (degrees); nil entries mean
+	// none. Knock is subtracted from Spark and costs 1 % torque a degree.
+	Knock [2]Surface
+
+	// Delay is the wideband transport delay; the zero value is none.
+	Delay TransportDelay
+	// SensorLag is the widebands' first-order time constant; zero means
+	// an instant sensor.
+	SensorLag time.Duration
+	// Noise on the measured channels; the zero value is none.
+	Noise SimNoise
+
+	// BaroKPa is the barometric pressure; zero means 101.325.
+	BaroKPa float64
+	// IATC and ECTC are the intake-air and coolant temperatures (°C),
+	// held constant; zero means 25 and 90.
+	IATC, ECTC float64
+
+	// ThrottleRate limits throttle movement in %/s; zero means
+	// DefaultThrottleRate.
+	ThrottleRate float64
+	// MAPLag is the manifold's filling time constant; zero means
+	// DefaultMAPLag.
+	MAPLag time.Duration
+	// SettleRate (rev/min/s) and SettleTime shape the transition into
+	// each step; zero means DefaultSettleRate and DefaultSettleTime.
+	SettleRate float64
+	SettleTime time.Duration
+
+	// Plan is the test plan; nil means DefaultPlan(Profile).
+	Plan []SimStep
+}
+
+// DefaultPlan returns a plan covering a Harley grid in about three
+// simulated minutes: a WOT pull from 1500 rpm to the lesser of 6500 and the
+// redline, part-throttle sweeps at 30, 40, … 90 kPa over the same range
+// (alternately up and down, 300 rpm/s), and a second WOT pull.
+func DefaultPlan(p EngineProfile) []SimStep {
+	if p == (EngineProfile{}) {
+		p = ProfileM8114
+	}
+	lo := max(1500, p.IdleRPM+300)
+	hi := min(6500, p.RedlineRPM)
+	plan := []SimStep{Pull(lo, hi)}
+	up := true
+	for m := 30.0; m <= 90; m += 10 {
+		if up {
+			plan = append(plan, Sweep(lo, hi, m, DefaultSweepRate))
+		} else {
+			plan = append(plan, Sweep(hi, lo, m, DefaultSweepRate))
+		}
+		up = !up
+	}
+	return append(plan, Pull(lo, hi))
+}
+
+// GridPlan returns holds at every rpm × mapKPa cell for d each, in a
+// serpentine order (MAP up at the first rpm, down at the next) so the
+// transitions stay short.
+func GridPlan(rpm, mapKPa []float64, d time.Duration) []SimStep {
+	plan := make([]SimStep, 0, len(rpm)*len(mapKPa))
+	for i, r := range rpm {
+		for k := range mapKPa {
+			j := k
+			if i%2 == 1 {
+				j = len(mapKPa) - 1 - k
+			}
+			plan = append(plan, Hold(r, mapKPa[j], d))
+		}
+	}
+	return plan
+}
+
+// SimStatus describes the sample a Simulator produced last.
+type SimStatus struct {
+	// Step is the index of the plan step, Kind its kind.
+	Step int
+	Kind StepKind
+	// Settling is true while the step moves to its start.
+	Settling bool
+	// RPM, MAP and TPS are the true (noise-free) engine state.
+	RPM, MAP, TPS float64
+	// Torque is the true engine torque, ft·lbf.
+	Torque float64
+	// ProducedAFR is the mixture each cylinder burned at this instant,
+	// before the wideband's delay, lag and noise.
+	ProducedAFR [2]float64
+}
+
+type simPhase uint8
+
+const (
+	phaseSettle simPhase = iota
+	phaseDwell
+	phaseRun
+)
+
+// Simulator is a virtual V-twin on a dyno, a Source of samples. It is
+// deterministic: a config and seed give the same samples, bit for bit. Not
+// safe for concurrent use.
+//
+// Physics: engine torque is the air each cylinder breathes (its true VE ×
+// MAP, corrected to the intake temperature) times a combustion efficiency
+// that peaks at lambda 0.87, less friction and pumping losses, calibrated so
+// the profile's MaxTorque comes at TorquePeakRPM on a perfect WOT tune. The
+// ECU meters fuel for its target AFR from its own VE, so each cylinder burns
+// exactly target × trueVE / ecuVE (evaluated at the true rpm and MAP). The
+// wideband sees that mixture through the transport delay, then a first-order
+// lag, then noise. During a pull the inertia integrates the torque (explicit
+// Euler at DT); otherwise an ideal absorber sets the speed.
+type Simulator struct {
+	cfg    SimConfig
+	prof   EngineProfile
+	plan   []SimStep
+	trueVE [2]Surface
+	ecuVE  [2]Surface
+	target Surface
+	spark  [2]Surface
+	knock  [2]Surface
+	rng    *rand.Rand
+	layout Layout
+
+	dt, baro, iatFactor float64
+	k                   float64 // torque per unit VE·kPa
+	throttleStep        float64 // max TPS change per step
+	mapAlpha, lagAlpha  float64
+
+	// state
+	n            int
+	rpm, tps     float64
+	mapKPa       float64
+	step         int
+	phase        simPhase
+	phaseTime    time.Duration
+	runTime      time.Duration
+	done         bool
+	produced     [2][]float64 // ring of produced AFR, newest at hist
+	hist, filled int
+	sensor       [2]float64
+	sensorInit   bool
+	status       SimStatus
+}
+
+// NewSimulator validates cfg and returns a simulator at the start of its
+// plan, the engine idling.
+func NewSimulator(cfg SimConfig) (*Simulator, error) {
+	s := &Simulator{}
+	if err := s.init(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func (s *Simulator) init(cfg SimConfig) error {
+	if cfg.Profile == (EngineProfile{}) {
+		cfg.Profile = ProfileM8114
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return simErr("Profile", "%v", err)
+	}
+	p := cfg.Profile
+	if cfg.DT == 0 {
+		cfg.DT = DefaultSimDT
+	}
+	if cfg.DT < time.Millisecond || cfg.DT > 100*time.Millisecond {
+		return simErr("DT", "%v is outside 1ms..100ms", cfg.DT)
+	}
+	if cfg.BaroKPa == 0 {
+		cfg.BaroKPa = simDefaultBaro
+	}
+	if !finite(cfg.BaroKPa) || cfg.BaroKPa < 50 || cfg.BaroKPa > 110 {
+		return simErr("BaroKPa", "%v is outside 50..110 kPa", cfg.BaroKPa)
+	}
+	if cfg.IATC == 0 {
+		cfg.IATC = simDefaultIAT
+	}
+	if !finite(cfg.IATC) || cfg.IATC < -40 || cfg.IATC > 90 {
+		return simErr("IATC", "%v is outside -40..90 °C", cfg.IATC)
+	}
+	if cfg.ECTC == 0 {
+		cfg.ECTC = simDefaultECT
+	}
+	if !finite(cfg.ECTC) || cfg.ECTC < -40 || cfg.ECTC > 150 {
+		return simErr("ECTC", "%v is outside -40..150 °C", cfg.ECTC)
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+		def  float64
+	}{
+		{"ThrottleRate", &cfg.ThrottleRate, DefaultThrottleRate},
+		{"SettleRate", &cfg.SettleRate, DefaultSettleRate},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if !finite(*f.v) || *f.v < 0 {
+			return simErr(f.name, "%v must be a positive number", *f.v)
+		}
+	}
+	if cfg.MAPLag == 0 {
+		cfg.MAPLag = DefaultMAPLag
+	}
+	if cfg.SettleTime == 0 {
+		cfg.SettleTime = DefaultSettleTime
+	}
+	switch {
+	case cfg.MAPLag < 0:
+		return simErr("MAPLag", "%v is negative", cfg.MAPLag)
+	case cfg.SettleTime < 0:
+		return simErr("SettleTime", "%v is negative", cfg.SettleTime)
+	case cfg.SensorLag < 0 || cfg.SensorLag > 10*time.Second:
+		return simErr("SensorLag", "%v is outside 0..10s", cfg.SensorLag)
+	}
+	if err := cfg.Delay.Validate(); err != nil {
+		return simErr("Delay", "%v", err)
+	}
+	n := cfg.Noise
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"AFR", n.AFR}, {"RPM", n.RPM}, {"MAP", n.MAP}, {"TPS", n.TPS}, {"TorquePct", n.TorquePct}} {
+		if !finite(f.v) || f.v < 0 {
+			return simErr("Noise."+f.name, "%v must be a finite number >= 0", f.v)
+		}
+	}
+
+	def := DefaultTrueVE(p, cfg.BaroKPa)
+	spark := DefaultSpark()
+	for c := range 2 {
+		if cfg.TrueVE[c] == nil {
+			cfg.TrueVE[c] = def[c]
+		}
+		if cfg.ECUVE[c] == nil {
+			cfg.ECUVE[c] = cfg.TrueVE[c]
+		}
+		if cfg.Spark[c] == nil {
+			cfg.Spark[c] = spark[c]
+		}
+	}
+	if cfg.TargetAFR == nil {
+		cfg.TargetAFR = VirtualECUTargets()
+	}
+	if err := checkSurfaces(&cfg); err != nil {
+		return err
+	}
+	if cfg.Plan == nil {
+		cfg.Plan = DefaultPlan(p)
+	}
+	if len(cfg.Plan) == 0 {
+		return simErr("Plan", "is empty")
+	}
+	for i, st := range cfg.Plan {
+		if err := checkStep(p, cfg.BaroKPa, st); err != nil {
+			var se *SimConfigError
+			if errors.As(err, &se) {
+				se.Field = fmt.Sprintf("Plan[%d].%s", i, se.Field)
+			}
+			return err
+		}
+	}
+
+	*s = Simulator{
+		cfg: cfg, prof: p, plan: cfg.Plan,
+		trueVE: cfg.TrueVE, ecuVE: cfg.ECUVE, target: cfg.TargetAFR, spark: cfg.Spark, knock: cfg.Knock,
+		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
+		dt:   cfg.DT.Seconds(),
+		baro: cfg.BaroKPa,
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "simulator:" + p.Key
+	}
+	var all ChannelSet
+	for _, c := range Channels() {
+		all = all.With(c)
+	}
+	s.layout = Layout{Name: name, Format: "simulator", Cylinders: 2, Channels: all}
+	s.iatFactor = simRefIATK / (cfg.IATC + 273.15)
+	s.throttleStep = cfg.ThrottleRate * s.dt
+	s.mapAlpha = alpha(cfg.DT, cfg.MAPLag)
+	s.lagAlpha = alpha(cfg.DT, cfg.SensorLag)
+
+	// Calibrate torque: MaxTorque at the torque peak, WOT, best-power
+	// mixture, 25 °C, with the configured true VE.
+	r := p.TorquePeakRPM
+	wot := manifoldPressure(s.baro, r, 100)
+	ve := (cfg.TrueVE[0].At(r, wot) + cfg.TrueVE[1].At(r, wot)) / 2
+	s.k = (p.MaxTorque + friction(r) + pumpingLoss(s.baro, wot)) / (ve * wot)
+
+	hist := int(math.Ceil(cfg.Delay.Bound().Seconds()/s.dt)) + 2
+	for c := range s.produced {
+		s.produced[c] = make([]float64, hist)
+	}
+	s.rpm = p.IdleRPM
+	s.tps = throttleFor(s.baro, s.rpm, 35)
+	s.mapKPa = manifoldPressure(s.baro, s.rpm, s.tps)
+	return nil
+}
+
+// alpha is the first-order filter weight per step for time constant tau.
+func alpha(dt, tau time.Duration) float64 {
+	if tau <= 0 {
+		return 1
+	}
+	return 1 - math.Exp(-dt.Seconds()/tau.Seconds())
+}
+
+// checkSurfaces samples the surfaces over the engine's range: VE must be
+// finite and positive, the ECU's within a factor 3 of the truth (else the
+// units differ), targets and spark finite.
+func checkSurfaces(cfg *SimConfig) error {
+	p := cfg.Profile
+	names := [2]string{"front", "rear"}
+	for i := 0; i <= 6; i++ {
+		r := p.IdleRPM + (p.RedlineRPM-p.IdleRPM)*float64(i)/6
+		for _, m := range []float64{20, 40, 60, 80, 100} {
+			for c := range 2 {
+				tv, ev := cfg.TrueVE[c].At(r, m), cfg.ECUVE[c].At(r, m)
+				if !finite(tv) || tv <= 0 {
+					return simErr("TrueVE["+names[c]+"]", "%v at %v rpm, %v kPa; want a positive number", tv, r, m)
+				}
+				if !finite(ev) || ev <= 0 {
+					return simErr("ECUVE["+names[c]+"]", "%v at %v rpm, %v kPa; want a positive number", ev, r, m)
+				}
+				if q := tv / ev; q < 1.0/3 || q > 3 {
+					return simErr("ECUVE["+names[c]+"]", "%v at %v rpm, %v kPa against a true VE of %v: off by more than 3x (percent against fraction?)", ev, r, m, tv)
+				}
+				if v := cfg.Spark[c].At(r, m); !finite(v) {
+					return simErr("Spark["+names[c]+"]", "%v at %v rpm, %v kPa", v, r, m)
+				}
+				if cfg.Knock[c] != nil {
+					if v := cfg.Knock[c].At(r, m); !finite(v) || v < 0 {
+						return simErr("Knock["+names[c]+"]", "%v at %v rpm, %v kPa; want degrees >= 0", v, r, m)
+					}
+				}
+			}
+			if v := cfg.TargetAFR.At(r, m); !finite(v) || v < 6 || v > 20 {
+				return simErr("TargetAFR", "%v at %v rpm, %v kPa is outside 6..20", v, r, m)
+			}
+		}
+	}
+	return nil
+}
+
+func checkStep(p EngineProfile, baro float64, st SimStep) error {
+	lo, hi := 0.5*p.IdleRPM, p.RedlineRPM
+	inRange := func(field string, v float64) error {
+		if !finite(v) || v < lo || v > hi {
+			return simErr(field, "%v is outside %v..%v rpm", v, lo, hi)
+		}
+		return nil
+	}
+	if err := inRange("RPM", st.RPM); err != nil {
+		return err
+	}
+	if st.Kind != StepHold {
+		if err := inRange("EndRPM", st.EndRPM); err != nil {
+			return err
+		}
+	}
+	if !finite(st.TPS) || st.TPS < 0 || st.TPS > 100 {
+		return simErr("TPS", "%v is outside 0..100", st.TPS)
+	}
+	if !finite(st.MAP) || st.MAP < 0 {
+		return simErr("MAP", "%v is not a pressure", st.MAP)
+	}
+	if st.MAP != 0 && st.Kind != StepPull {
+		ends := []float64{st.RPM}
+		if st.Kind == StepSweep {
+			ends = append(ends, st.EndRPM)
+		}
+		for _, r := range ends {
+			lo, hi := manifoldPressure(baro, r, 0), manifoldPressure(baro, r, 100)
+			if st.MAP < lo || st.MAP > hi {
+				return simErr("MAP", "%v kPa cannot be reached at %v rpm (%.1f..%.1f kPa)", st.MAP, r, lo, hi)
+			}
+		}
+	}
+	switch st.Kind {
+	case StepHold:
+		if st.Duration < 0 {
+			return simErr("Duration", "%v is negative", st.Duration)
+		}
+	case StepSweep:
+		if !finite(st.Rate) || st.Rate < 0 {
+			return simErr("Rate", "%v must be >= 0", st.Rate)
+		}
+		if st.EndRPM == st.RPM {
+			return simErr("EndRPM", "equals RPM %v: use a hold", st.RPM)
+		}
+	case StepPull:
+		if st.EndRPM <= st.RPM {
+			return simErr("EndRPM", "%v is not above RPM %v", st.EndRPM, st.RPM)
+		}
+	default:
+		return simErr("Kind", "unknown %v", st.Kind)
+	}
+	return nil
+}
+
+// Layout returns the simulator's layout: Format "simulator", 2 cylinders,
+// every channel.
+func (s *Simulator) Layout() Layout { return s.layout }
+
+// Profile returns the engine profile.
+func (s *Simulator) Profile() EngineProfile { return s.prof }
+
+// DT returns the integration step, which is also the sample interval.
+func (s *Simulator) DT() time.Duration { return s.cfg.DT }
+
+// Plan returns a copy of the plan being run.
+func (s *Simulator) Plan() []SimStep { return append([]SimStep(nil), s.plan...) }
+
+// TrueVE returns the VE cylinder cyl (Front or Rear) really has.
+func (s *Simulator) TrueVE(cyl int) Surface { return s.trueVE[cyl] }
+
+// ECUVE returns the VE the ECU uses for cylinder cyl.
+func (s *Simulator) ECUVE(cyl int) Surface { return s.ecuVE[cyl] }
+
+// TargetAFR returns the ECU's target AFR table.
+func (s *Simulator) TargetAFR() Surface { return s.target }
+
+// Status returns the state behind the last sample Next produced.
+func (s *Simulator) Status() SimStatus { return s.status }
+
+// Next advances the simulation by one step and fills dst; it returns io.EOF
+// after the last step of the plan, and ctx's error when ctx is done. It
+// allocates nothing.
+func (s *Simulator) Next(ctx context.Context, dst *Sample) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.done {
+		return io.EOF
+	}
+	if s.n > 0 {
+		s.control()
+		if s.done {
+			return io.EOF
+		}
+	} else {
+		s.status.Settling = true
+		s.status.Kind = s.plan[0].Kind
+	}
+	s.sample(dst)
+	s.n++
+	return nil
+}
+
+// loadTPS returns the throttle target of a step at the current rpm.
+func (s *Simulator) loadTPS(st *SimStep) float64 {
+	if st.Kind == StepPull {
+		if st.TPS == 0 {
+			return 100
+		}
+		return st.TPS
+	}
+	if st.MAP > 0 {
+		return throttleFor(s.baro, s.rpm, st.MAP)
+	}
+	return st.TPS
+}
+
+// control advances the state machine and the physics by one DT.
+func (s *Simulator) control() {
+	dt := s.cfg.DT
+	for {
+		st := &s.plan[s.step]
+		switch s.phase {
+		case phaseSettle:
+			tgt := s.loadTPS(st)
+			if st.Kind == StepPull {
+				tgt = simPrePullTPS
+			}
+			s.moveRPM(st.RPM, s.cfg.SettleRate)
+			s.physics(tgt, false)
+			if s.rpm == st.RPM {
+				s.phase, s.phaseTime = phaseDwell, 0
+			}
+			s.setStatus(st, true)
+			return
+		case phaseDwell:
+			if s.phaseTime >= s.cfg.SettleTime {
+				s.phase, s.runTime = phaseRun, 0
+				continue
+			}
+			tgt := s.loadTPS(st)
+			if st.Kind == StepPull {
+				tgt = simPrePullTPS
+			}
+			s.physics(tgt, false)
+			s.phaseTime += dt
+			s.setStatus(st, true)
+			return
+		case phaseRun:
+			if s.stepDone(st) {
+				s.step++
+				s.phase, s.phaseTime = phaseSettle, 0
+				if s.step == len(s.plan) {
+					s.done = true
+					return
+				}
+				continue
+			}
+			switch st.Kind {
+			case StepHold:
+				s.physics(s.loadTPS(st), false)
+			case StepSweep:
+				rate := st.Rate
+				if rate == 0 {
+					rate = DefaultSweepRate
+				}
+				s.moveRPM(st.EndRPM, rate)
+				s.physics(s.loadTPS(st), false)
+			case StepPull:
+				s.physics(s.loadTPS(st), true)
+				s.rpm = min(s.rpm, st.EndRPM)
+			}
+			s.runTime += dt
+			s.setStatus(st, false)
+			return
+		}
+	}
+}
+
+func (s *Simulator) stepDone(st *SimStep) bool {
+	switch st.Kind {
+	case StepHold:
+		return s.runTime >= st.Duration
+	case StepSweep:
+		return s.runTime > 0 && s.rpm == st.EndRPM
+	default:
+		return s.rpm >= st.EndRPM || s.runTime >= simPullTimeout
+	}
+}
+
+// moveRPM moves the engine speed toward target by at most rate·dt.
+func (s *Simulator) moveRPM(target, rate float64) {
+	d := rate * s.dt
+	switch {
+	case s.rpm < target-d:
+		s.rpm += d
+	case s.rpm > target+d:
+		s.rpm -= d
+	default:
+		s.rpm = target
+	}
+}
+
+// physics moves throttle and manifold one step toward tpsTarget and, when
+// inertia is set, integrates the engine speed with the torque.
+func (s *Simulator) physics(tpsTarget float64, inertia bool) {
+	switch d := tpsTarget - s.tps; {
+	case d > s.throttleStep:
+		s.tps += s.throttleStep
+	case d < -s.throttleStep:
+		s.tps -= s.throttleStep
+	default:
+		s.tps = tpsTarget
+	}
+	s.mapKPa += (manifoldPressure(s.baro, s.rpm, s.tps) - s.mapKPa) * s.mapAlpha
+	if inertia {
+		tq := s.torque(s.rpm, s.mapKPa)
+		// ft·lbf / slug·ft² = rad/s²; rpm = ω·60/2π.
+		s.rpm += tq / s.prof.Inertia * s.dt * 60 / (2 * math.Pi)
+		s.rpm = min(max(s.rpm, 0.5*s.prof.IdleRPM), s.prof.RedlineRPM)
+	}
+}
+
+// producedAFR is what cylinder c burns: target × trueVE / ecuVE.
+func (s *Simulator) producedAFR(c int, rpm, mapKPa float64) float64 {
+	return s.target.At(rpm, mapKPa) * s.trueVE[c].At(rpm, mapKPa) / s.ecuVE[c].At(rpm, mapKPa)
+}
+
+func (s *Simulator) knockAt(c int, rpm, mapKPa float64) float64 {
+	if s.knock[c] == nil {
+		return 0
+	}
+	return max(s.knock[c].At(rpm, mapKPa), 0)
+}
+
+// torque is the engine's brake torque, ft·lbf.
+func (s *Simulator) torque(rpm, mapKPa float64) float64 {
+	var ind float64
+	for c := range 2 {
+		lambda := s.producedAFR(c, rpm, mapKPa) / simStoich
+		eff := lambdaEfficiency(lambda) * max(1-simKnockPerDeg*s.knockAt(c, rpm, mapKPa), 0)
+		ind += 0.5 * s.k * s.trueVE[c].At(rpm, mapKPa) * mapKPa * s.iatFactor * eff
+	}
+	return ind - friction(rpm) - pumpingLoss(s.baro, mapKPa)
+}
+
+func (s *Simulator) setStatus(st *SimStep, settling bool) {
+	s.status.Step, s.status.Kind, s.status.Settling = s.step, st.Kind, settling
+}
+
+func (s *Simulator) noise(sigma float64) float64 {
+	if sigma == 0 {
+		return 0
+	}
+	return sigma * s.rng.NormFloat64()
+}
+
+// sample fills dst from the current state and advances the sensors.
+func (s *Simulator) sample(dst *Sample) {
+	rpm, mp := s.rpm, s.mapKPa
+	tq := s.torque(rpm, mp)
+
+	// Wideband: push the produced mixture, read it back delayed, lag it.
+	s.hist = (s.hist + 1) % len(s.produced[0])
+	s.filled = min(s.filled+1, len(s.produced[0]))
+	var prod, meas [2]float64
+	pos := s.cfg.Delay.At(rpm).Seconds() / s.dt
+	for c := range 2 {
+		prod[c] = s.producedAFR(c, rpm, mp)
+		s.produced[c][s.hist] = prod[c]
+		raw := s.delayed(c, pos)
+		if !s.sensorInit {
+			s.sensor[c] = raw
+		} else {
+			s.sensor[c] += (raw - s.sensor[c]) * s.lagAlpha
+		}
+		meas[c] = s.sensor[c]
+	}
+	s.sensorInit = true
+
+	*dst = Sample{
+		Time:         time.Duration(s.n) * s.cfg.DT,
+		RPM:          rpm + s.noise(s.cfg.Noise.RPM),
+		MAP:          mp + s.noise(s.cfg.Noise.MAP),
+		TPS:          min(max(s.tps+s.noise(s.cfg.Noise.TPS), 0), 100),
+		AFR:          MissingPerCylinder(),
+		AFRCommanded: MissingPerCylinder(),
+		Lambda:       MissingPerCylinder(),
+		Spark:        MissingPerCylinder(),
+		Knock:        MissingPerCylinder(),
+		IAT:          s.cfg.IATC,
+		ECT:          s.cfg.ECTC,
+		Baro:         s.baro,
+	}
+	tgt := s.target.At(rpm, mp)
+	for c := range 2 {
+		a := meas[c] + s.noise(s.cfg.Noise.AFR)
+		dst.AFR[c] = a
+		dst.Lambda[c] = a / simStoich
+		dst.AFRCommanded[c] = tgt
+		kn := s.knockAt(c, rpm, mp)
+		dst.Knock[c] = kn
+		dst.Spark[c] = s.spark[c].At(rpm, mp) - kn
+	}
+	tqMeas := tq * (1 + s.noise(s.cfg.Noise.TorquePct)/100)
+	dst.Torque = tqMeas
+	dst.Power = PowerFromTorque(tqMeas, rpm)
+	drumRPM := rpm / s.prof.GearRatio
+	dst.DrumSpeed = drumRPM * DrumCircumferenceFt * 60 / 5280
+	dst.DrumForce = tqMeas * s.prof.GearRatio / (DrumCircumferenceFt / (2 * math.Pi))
+
+	s.status.RPM, s.status.MAP, s.status.TPS, s.status.Torque = rpm, mp, s.tps, tq
+	s.status.ProducedAFR = prod
+}
+
+// delayed returns cylinder c's produced AFR pos steps ago, interpolated
+// between steps; before the history is that long, the oldest value.
+func (s *Simulator) delayed(c int, pos float64) float64 {
+	h := s.produced[c]
+	k0 := int(pos)
+	fr := pos - float64(k0)
+	at := func(k int) float64 {
+		k = min(k, s.filled-1)
+		return h[(s.hist-k+len(h))%len(h)]
+	}
+	if fr == 0 {
+		return at(k0)
+	}
+	return at(k0)*(1-fr) + at(k0+1)*fr
+}

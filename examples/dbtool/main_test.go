@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/runstoretest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func dbtool(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, func(k string) string { return env[k] }, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func exercise(t *testing.T, url string) {
+	code, out, errOut := dbtool(t, nil, "-db", url, "info")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "schema version: 0")
+	assert.Contains(t, out, "not initialised")
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "check")
+	assert.Equal(t, 1, code, "an uninitialised database fails the check")
+	assert.Contains(t, errOut, "run migrate")
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "init")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "schema version 0 -> 1")
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "migrate")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "up to date at version 1")
+
+	// Put a run stuck in processing, as a crashed server leaves it.
+	ctx := context.Background()
+	s, err := runstore.Open(ctx, url, runstore.Options{})
+	require.NoError(t, err)
+	r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+	require.NoError(t, err)
+	_, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "check")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, ": ok")
+
+	code, out, _ = dbtool(t, nil, "-db", url, "info")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "runs:           1")
+	assert.Contains(t, out, "processing    1")
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "recover")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "1 interrupted runs marked failed")
+	assert.Contains(t, out, r.ID)
+
+	code, _, errOut = dbtool(t, nil, "-db", url, "drop")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "-yes-really-drop")
+	code, out, _ = dbtool(t, nil, "-db", url, "info")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "runs:           1", "drop without confirmation dropped nothing")
+
+	code, out, errOut = dbtool(t, nil, "-db", url, "drop", "-yes-really-drop")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "dropped")
+	code, out, _ = dbtool(t, nil, "-db", url, "info")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "schema version: 0")
+}
+
+func TestSQLite(t *testing.T) {
+	exercise(t, "sqlite:///"+filepath.Join(t.TempDir(), "runs.db"))
+}
+
+func TestPostgres(t *testing.T) {
+	exercise(t, runstoretest.PostgresDSN(t))
+}
+
+func TestURLFromEnvironment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "env.db")
+	code, out, errOut := dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path}, "init")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, path)
+	other := filepath.Join(t.TempDir(), "dynoai.db")
+	code, out, errOut = dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path, "DYNOAI_DATABASE_URL": other}, "info")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, other, "DYNOAI_DATABASE_URL wins")
+}
+
+func TestUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "u.db")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage: dbtool"},
+		{[]string{"-db", db, "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"-db", db, "info", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-db", db, "init", "-yes-really-drop"}, "flag provided but not defined"},
+		{[]string{"-nosuchflag"}, "flag provided but not defined"},
+		{[]string{"-db", "mysql://u:topsecret@h/db", "drop"}, "refusing to drop mysql://u:xxxxx@h/db"},
+	}
+	for _, tc := range cases {
+		code, _, errOut := dbtool(t, nil, tc.args...)
+		assert.Equal(t, 2, code, "%q", tc.args)
+		assert.Contains(t, errOut, tc.want, "%q", tc.args)
+		assert.NotContains(t, errOut, "topsecret")
+	}
+}
+
+func TestErrorsHidePassword(t *testing.T) {
+	for _, cmd := range []string{"info", "check", "init"} {
+		code, out, errOut := dbtool(t, nil, "-db", "postgres://admin:topsecret@127.0.0.1:1/dynoai?sslmode=disable&connect_timeout=2", cmd)
+		assert.Equal(t, 1, code)
+		assert.NotContains(t, out+errOut, "topsecret")
+		assert.True(t, strings.Contains(errOut, "xxxxx") || strings.Contains(errOut, "127.0.0.1"), errOut)
+	}
+	code, _, errOut := dbtool(t, nil, "-db", "mysql://admin:topsecret@h/db", "info")
+	assert.Equal(t, 1, code)
+	assert.NotContains(t, errOut, "topsecret")
+}

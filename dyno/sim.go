@@ -100,24 +100,24 @@ type SimStep struct {
 	Rate float64
 }
 
-// Hold returns a step holding rpm at mapKPa for d.
-func Hold(rpm, mapKPa float64, d time.Duration) SimStep {
+// HoldStep returns a step holding rpm at mapKPa for d.
+func HoldStep(rpm, mapKPa float64, d time.Duration) SimStep {
 	return SimStep{Kind: StepHold, RPM: rpm, MAP: mapKPa, Duration: d}
 }
 
-// HoldTPS returns a step holding rpm at throttle tps for d.
-func HoldTPS(rpm, tps float64, d time.Duration) SimStep {
+// HoldTPSStep returns a step holding rpm at throttle tps for d.
+func HoldTPSStep(rpm, tps float64, d time.Duration) SimStep {
 	return SimStep{Kind: StepHold, RPM: rpm, TPS: tps, Duration: d}
 }
 
-// Sweep returns a step sweeping from one rpm to another at mapKPa and rate
+// SweepStep returns a step sweeping from one rpm to another at mapKPa and rate
 // rev/min/s (zero: DefaultSweepRate).
-func Sweep(from, to, mapKPa, rate float64) SimStep {
+func SweepStep(from, to, mapKPa, rate float64) SimStep {
 	return SimStep{Kind: StepSweep, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
 }
 
-// Pull returns a wide-open-throttle pull from one rpm to another.
-func Pull(from, to float64) SimStep {
+// PullStep returns a wide-open-throttle pull from one rpm to another.
+func PullStep(from, to float64) SimStep {
 	return SimStep{Kind: StepPull, RPM: from, EndRPM: to, TPS: 100}
 }
 
@@ -207,17 +207,17 @@ func DefaultPlan(p EngineProfile) []SimStep {
 	}
 	lo := max(1500, p.IdleRPM+300)
 	hi := min(6500, p.RedlineRPM)
-	plan := []SimStep{Pull(lo, hi)}
+	plan := []SimStep{PullStep(lo, hi)}
 	up := true
 	for m := 30.0; m <= 90; m += 10 {
 		if up {
-			plan = append(plan, Sweep(lo, hi, m, DefaultSweepRate))
+			plan = append(plan, SweepStep(lo, hi, m, DefaultSweepRate))
 		} else {
-			plan = append(plan, Sweep(hi, lo, m, DefaultSweepRate))
+			plan = append(plan, SweepStep(hi, lo, m, DefaultSweepRate))
 		}
 		up = !up
 	}
-	return append(plan, Pull(lo, hi))
+	return append(plan, PullStep(lo, hi))
 }
 
 // GridPlan returns holds at every rpm × mapKPa cell for d each, in a
@@ -231,7 +231,7 @@ func GridPlan(rpm, mapKPa []float64, d time.Duration) []SimStep {
 			if i%2 == 1 {
 				j = len(mapKPa) - 1 - k
 			}
-			plan = append(plan, Hold(r, mapKPa[j], d))
+			plan = append(plan, HoldStep(r, mapKPa[j], d))
 		}
 	}
 	return plan

@@ -49,7 +49,7 @@ func TestSimDeterministic(t *testing.T) {
 	cfg := SimConfig{
 		Seed: 7, Noise: TypicalNoise, SensorLag: 50 * time.Millisecond,
 		Delay: TransportDelay{Fixed: 30 * time.Millisecond, PerRPM: 60},
-		Plan:  []SimStep{Pull(2000, 4000), Hold(3000, 60, time.Second)},
+		Plan:  []SimStep{PullStep(2000, 4000), HoldStep(3000, 60, time.Second)},
 	}
 	a, _ := simRun(t, cfg)
 	b, _ := simRun(t, cfg)
@@ -98,7 +98,7 @@ func TestSimAFRIdentity(t *testing.T) {
 }
 
 func TestSimPerfectTune(t *testing.T) {
-	samples, _ := simRun(t, SimConfig{Plan: []SimStep{Sweep(1500, 5500, 50, 1000)}})
+	samples, _ := simRun(t, SimConfig{Plan: []SimStep{SweepStep(1500, 5500, 50, 1000)}})
 	for _, s := range samples {
 		require.InDelta(t, s.AFRCommanded[Front], s.AFR[Front], 1e-12)
 		require.InDelta(t, s.AFRCommanded[Rear], s.AFR[Rear], 1e-12)
@@ -107,7 +107,7 @@ func TestSimPerfectTune(t *testing.T) {
 
 // mapStepPlan holds 3000 rpm at 40 kPa, then at 90 kPa: the target AFR
 // steps with MAP.
-var mapStepPlan = []SimStep{Hold(3000, 40, 2*time.Second), {Kind: StepHold, RPM: 3000, MAP: 90, Duration: 2 * time.Second}}
+var mapStepPlan = []SimStep{HoldStep(3000, 40, 2*time.Second), {Kind: StepHold, RPM: 3000, MAP: 90, Duration: 2 * time.Second}}
 
 // crossing returns the first time after from at which v(i) crosses mid.
 func crossing(samples []Sample, from time.Duration, v func(*Sample) float64, mid float64) time.Duration {
@@ -194,7 +194,7 @@ func TestSimNoiseStatistics(t *testing.T) {
 	const sigma = 0.1
 	samples, st := simRun(t, SimConfig{
 		Seed: 3, Noise: SimNoise{AFR: sigma, RPM: 10, MAP: 1, TorquePct: 2},
-		Plan: []SimStep{Hold(3500, 70, 60*time.Second)},
+		Plan: []SimStep{HoldStep(3500, 70, 60*time.Second)},
 	})
 	var n, sum, sq, sumR, sqR float64
 	for i, s := range samples {
@@ -224,7 +224,7 @@ func TestSimPullSweepsRange(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(p.Key, func(t *testing.T) {
 			from, to := 2000.0, p.RedlineRPM-200
-			samples, st := simRun(t, SimConfig{Profile: p, Plan: []SimStep{Pull(from, to)}})
+			samples, st := simRun(t, SimConfig{Profile: p, Plan: []SimStep{PullStep(from, to)}})
 			var run []int
 			for i := range st {
 				if !st[i].Settling {
@@ -244,7 +244,7 @@ func TestSimPullSweepsRange(t *testing.T) {
 				}
 				peakTQ = max(peakTQ, samples[i].Torque)
 				peakHP = max(peakHP, samples[i].Power)
-				assert.Equal(t, Format(samples[i]), Format(samples[i]))
+				require.True(t, Has(samples[i].AFR[Front]) && Has(samples[i].AFR[Rear]) && finite(samples[i].Torque), "sample %d", i)
 			}
 			assert.InDelta(t, p.MaxTorque, peakTQ, 0.02*p.MaxTorque)
 			assert.InDelta(t, p.MaxHP, peakHP, 0.03*p.MaxHP)
@@ -252,12 +252,6 @@ func TestSimPullSweepsRange(t *testing.T) {
 			assert.Greater(t, last.MAP, 95.0)
 		})
 	}
-}
-
-// Format prints a sample's main channels; it exists to keep the
-// assertion above honest about NaN-free pull samples.
-func Format(s Sample) string {
-	return fmt.Sprintf("%.0f %.1f %.1f %.2f %.2f", s.RPM, s.MAP, s.TPS, s.AFR[Front], s.AFR[Rear])
 }
 
 func TestSimDefaultPlanCoversGrid(t *testing.T) {
@@ -307,7 +301,7 @@ func TestSimChannels(t *testing.T) {
 		}
 		return 0
 	})
-	sim, err := NewSimulator(SimConfig{Knock: [2]Surface{nil, knock}, IATC: 40, ECTC: 100, BaroKPa: 95, Plan: []SimStep{Hold(3000, 90, time.Second)}})
+	sim, err := NewSimulator(SimConfig{Knock: [2]Surface{nil, knock}, IATC: 40, ECTC: 100, BaroKPa: 95, Plan: []SimStep{HoldStep(3000, 90, time.Second)}})
 	require.NoError(t, err)
 	l := sim.Layout()
 	assert.Equal(t, "simulator", l.Format)
@@ -359,13 +353,13 @@ func TestSimConfigErrors(t *testing.T) {
 		{"target", SimConfig{TargetAFR: SurfaceFunc(func(r, m float64) float64 { return 30 })}, "TargetAFR"},
 		{"knock", SimConfig{Knock: [2]Surface{SurfaceFunc(func(r, m float64) float64 { return -1 }), nil}}, "Knock[front]"},
 		{"empty plan", SimConfig{Plan: []SimStep{}}, "Plan"},
-		{"rpm", SimConfig{Plan: []SimStep{Hold(9000, 50, time.Second)}}, "Plan[0].RPM"},
-		{"map", SimConfig{Plan: []SimStep{Pull(2000, 5000), Hold(3000, 120, time.Second)}}, "Plan[1].MAP"},
-		{"tps", SimConfig{Plan: []SimStep{HoldTPS(3000, 101, time.Second)}}, "Plan[0].TPS"},
-		{"pull down", SimConfig{Plan: []SimStep{Pull(5000, 2000)}}, "Plan[0].EndRPM"},
-		{"flat sweep", SimConfig{Plan: []SimStep{Sweep(3000, 3000, 50, 0)}}, "Plan[0].EndRPM"},
+		{"rpm", SimConfig{Plan: []SimStep{HoldStep(9000, 50, time.Second)}}, "Plan[0].RPM"},
+		{"map", SimConfig{Plan: []SimStep{PullStep(2000, 5000), HoldStep(3000, 120, time.Second)}}, "Plan[1].MAP"},
+		{"tps", SimConfig{Plan: []SimStep{HoldTPSStep(3000, 101, time.Second)}}, "Plan[0].TPS"},
+		{"pull down", SimConfig{Plan: []SimStep{PullStep(5000, 2000)}}, "Plan[0].EndRPM"},
+		{"flat sweep", SimConfig{Plan: []SimStep{SweepStep(3000, 3000, 50, 0)}}, "Plan[0].EndRPM"},
 		{"kind", SimConfig{Plan: []SimStep{{Kind: 9, RPM: 2000, EndRPM: 3000}}}, "Plan[0].Kind"},
-		{"duration", SimConfig{Plan: []SimStep{Hold(3000, 50, -time.Second)}}, "Plan[0].Duration"},
+		{"duration", SimConfig{Plan: []SimStep{HoldStep(3000, 50, -time.Second)}}, "Plan[0].Duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewSimulator(tt.cfg)
@@ -427,7 +421,6 @@ func BenchmarkSimulator(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.StartTimer()
 		for sim.Next(ctx, &s) == nil {
 			n++
 		}
@@ -437,7 +430,7 @@ func BenchmarkSimulator(b *testing.B) {
 
 func BenchmarkSimulatorNext(b *testing.B) {
 	sim, err := NewSimulator(SimConfig{Seed: 1, Noise: TypicalNoise, SensorLag: 50 * time.Millisecond,
-		Delay: TransportDelay{Fixed: 40 * time.Millisecond}, Plan: []SimStep{Hold(3000, 60, 1000*time.Hour)}})
+		Delay: TransportDelay{Fixed: 40 * time.Millisecond}, Plan: []SimStep{HoldStep(3000, 60, 1000*time.Hour)}})
 	if err != nil {
 		b.Fatal(err)
 	}

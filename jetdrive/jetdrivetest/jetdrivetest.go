@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"sync"
@@ -117,21 +118,24 @@ func (r *Relay) run() {
 		}
 		d := append([]byte(nil), buf[:n]...)
 		r.mu.Lock()
+		sent := false
 		switch x := rng.Float64(); {
 		case x < r.fault.Drop:
 			r.stats.Dropped++
 		case x < r.fault.Drop+r.fault.Reorder && held == nil:
-			held = d
-			r.stats.Reordered++
+			held = d // sent after the next forwarded datagram
 		case x < r.fault.Drop+r.fault.Reorder+r.fault.Duplicate:
 			r.send(d)
 			r.send(d)
 			r.stats.Duplicated++
+			sent = true
 		default:
 			r.send(d)
+			sent = true
 		}
-		if held != nil && &held[0] != &d[0] {
+		if sent && held != nil {
 			r.send(held)
+			r.stats.Reordered++
 			held = nil
 		}
 		r.mu.Unlock()
@@ -156,5 +160,69 @@ func (r *Relay) Close() error {
 	r.in.Close()
 	r.out.Close()
 	r.wg.Wait()
+	return nil
+}
+
+// Bus is an in-memory multicast network: every datagram written by one
+// endpoint is delivered to every endpoint, the writer included (like
+// multicast loopback). It needs no network; endpoints implement
+// jetdrive.Transport.
+type Bus struct {
+	mu  sync.Mutex
+	eps []*Endpoint
+}
+
+// Endpoint is one node's attachment to a Bus.
+type Endpoint struct {
+	bus    *Bus
+	addr   netip.AddrPort
+	ch     chan []byte
+	once   sync.Once
+	closed chan struct{}
+}
+
+// Endpoint attaches a new node; it queues up to 4096 datagrams and drops
+// beyond, like a full socket buffer.
+func (b *Bus) Endpoint() *Endpoint {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := &Endpoint{bus: b, ch: make(chan []byte, 4096), closed: make(chan struct{}),
+		addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(30000+len(b.eps)))}
+	b.eps = append(b.eps, e)
+	return e
+}
+
+// ReadPacket returns the next datagram delivered to e.
+func (e *Endpoint) ReadPacket(p []byte) (int, netip.AddrPort, error) {
+	select {
+	case d := <-e.ch:
+		return copy(p, d), e.addr, nil
+	case <-e.closed:
+		return 0, netip.AddrPort{}, net.ErrClosed
+	}
+}
+
+// WritePacket delivers a copy of p to every open endpoint.
+func (e *Endpoint) WritePacket(p []byte) error {
+	select {
+	case <-e.closed:
+		return net.ErrClosed
+	default:
+	}
+	d := append([]byte(nil), p...)
+	e.bus.mu.Lock()
+	defer e.bus.mu.Unlock()
+	for _, o := range e.bus.eps {
+		select {
+		case o.ch <- d:
+		default:
+		}
+	}
+	return nil
+}
+
+// Close detaches e; ReadPacket returns net.ErrClosed.
+func (e *Endpoint) Close() error {
+	e.once.Do(func() { close(e.closed) })
 	return nil
 }

@@ -177,7 +177,9 @@ func TestSeveralProvidersMerge(t *testing.T) {
 		}
 	}()
 	defer func() { <-done }()
-	s := nextWhere(t, ctx, c, func(s *dyno.Sample) bool { return dyno.Has(s.RPM) && dyno.Has(s.Baro) && dyno.Has(s.IAT) == false && dyno.Has(s.AFR[0]) })
+	s := nextWhere(t, ctx, c, func(s *dyno.Sample) bool {
+		return dyno.Has(s.RPM) && dyno.Has(s.Baro) && dyno.Has(s.IAT) == false && dyno.Has(s.AFR[0])
+	})
 	assert.GreaterOrEqual(t, s.RPM, 3000.0, "RPM comes from the dyno's channel 0, never the probe's")
 	assert.InDelta(t, 13.2, s.AFR[0], 1e-5)
 	assert.InDelta(t, 98.7, s.Baro, 1e-4)

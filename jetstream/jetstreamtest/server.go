@@ -76,6 +76,7 @@ type Fault struct {
 	RetryAfter string        // FaultRateLimit: the Retry-After header, "1" when empty
 	Delay      time.Duration // FaultStall: how long to hold the request
 	Times      int           // how many requests it hits; 0 means 1, negative means every one
+	After      int           // how many matching requests it lets through first
 }
 
 // Chaos injects faults at random into a fraction of requests, reproducibly.
@@ -275,6 +276,10 @@ func (s *Server) take(ep Endpoint, id string) *Fault {
 	s.requests[ep]++
 	for i, f := range s.faults {
 		if (f.Endpoint != "" && f.Endpoint != ep) || (f.RunID != "" && f.RunID != id) || !applies(f.Kind, ep) {
+			continue
+		}
+		if f.After > 0 {
+			f.After--
 			continue
 		}
 		if f.Times > 0 {

@@ -49,13 +49,18 @@ type Pull struct {
 // TorqueAt returns the pull's torque (ft·lb) at rpm: it rises linearly to
 // PeakTorque at 3000 rpm, then falls linearly at the slope that makes the
 // power peak exactly PeakHP.
-func (p Pull) TorqueAt(rpm float64) float64 {
-	p = p.withDefaults()
+func (p Pull) TorqueAt(rpm float64) float64 { return p.withDefaults().curve()(rpm) }
+
+// curve returns the torque curve with its slope solved once.
+func (p Pull) curve() func(rpm float64) float64 {
 	const rt = 3000.0
-	if rpm <= rt {
-		return p.PeakTorque * (0.72 + 0.28*math.Max(0, rpm-p.StartRPM)/(rt-p.StartRPM))
+	k := p.slope()
+	return func(rpm float64) float64 {
+		if rpm <= rt {
+			return p.PeakTorque * (0.72 + 0.28*math.Max(0, rpm-p.StartRPM)/(rt-p.StartRPM))
+		}
+		return p.PeakTorque * math.Max(0, 1-k*(rpm-rt))
 	}
-	return p.PeakTorque * math.Max(0, 1-p.slope()*(rpm-rt))
 }
 
 func (p Pull) withDefaults() Pull {
@@ -110,6 +115,7 @@ func (p Pull) slope() float64 {
 func (p Pull) CSV() []byte {
 	p = p.withDefaults()
 	p.EndRPM = math.Max(p.EndRPM, p.StartRPM+1)
+	torqueAt := p.curve()
 	rng := rand.New(rand.NewPCG(p.Seed, 42))
 	noise := func(sd float64) float64 { return rng.NormFloat64() * sd }
 	var b bytes.Buffer
@@ -130,7 +136,7 @@ func (p Pull) CSV() []byte {
 		x := float64(i) / float64(p.Points-1)
 		t := x * p.Duration
 		rpm := p.StartRPM + x*(p.EndRPM-p.StartRPM)
-		tq := p.TorqueAt(rpm)
+		tq := torqueAt(rpm)
 		mapKPa := math.Min(100.5, 88+10*x+noise(0.4))
 		afrF := p.AFRTarget + p.AFRBias[0] + 0.3*math.Sin(rpm/700) + noise(0.08)
 		afrR := p.AFRTarget + p.AFRBias[1] + 0.3*math.Cos(rpm/650) + noise(0.08)
@@ -158,15 +164,16 @@ func (p Pull) CSV() []byte {
 	return b.Bytes()
 }
 
-// PeakHP returns the highest power (HP) at the pull's sampled RPMs, which is
+// SampledPeakHP returns the highest power (HP) at the pull's sampled RPMs, which is
 // what a consumer of CSV computes from torque × rpm / 5252.
 func (p Pull) SampledPeakHP() float64 {
 	p = p.withDefaults()
+	torqueAt := p.curve()
 	best := 0.0
 	for i := range p.Points {
 		x := float64(i) / float64(p.Points-1)
 		rpm := p.StartRPM + x*(p.EndRPM-p.StartRPM)
-		best = math.Max(best, p.TorqueAt(rpm)*rpm/5252)
+		best = math.Max(best, torqueAt(rpm)*rpm/5252)
 	}
 	return best
 }

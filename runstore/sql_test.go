@@ -1,8 +1,11 @@
 package runstore_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,4 +260,27 @@ func TestSQLiteCheckFindsCorruption(t *testing.T) {
 		s.Close()
 	}
 	assert.Error(t, err, "a scribbled database fails Check (or Open)")
+}
+
+// The store logs its DSN only with the password redacted.
+func TestPostgresLogsHidePassword(t *testing.T) {
+	dsn := runstoretest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	require.NoError(t, err, "this test needs a URL-form DSN")
+	pw, ok := u.User.Password()
+	if !ok {
+		// The CI server trusts loopback, so any password is accepted.
+		pw = "hunter2-never-logged"
+		u.User = url.UserPassword(u.User.Username(), pw)
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := runstore.OpenPostgres(context.Background(), u.String(), runstore.Options{Logger: log})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Drop(context.Background()))
+	assert.Contains(t, buf.String(), "applied migration")
+	assert.Contains(t, buf.String(), "xxxxx")
+	assert.NotContains(t, buf.String(), pw)
+	assert.NotContains(t, s.DSN(), pw)
 }

@@ -1,0 +1,172 @@
+package runstore
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestIDs(t *testing.T) {
+	var g idGen
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		name string
+		at   time.Time
+	}{
+		{"first", t0},
+		{"same millisecond", t0.Add(100 * time.Microsecond)},
+		{"same millisecond again", t0.Add(900 * time.Microsecond)},
+		{"next millisecond", t0.Add(time.Millisecond)},
+		{"clock went back", t0.Add(-time.Hour)},
+		{"later", t0.Add(time.Hour)},
+	}
+	prev := ""
+	for _, tc := range cases {
+		id, err := g.next(tc.at)
+		require.NoError(t, err)
+		assert.True(t, ValidID(id), id)
+		assert.Greater(t, id, prev, tc.name)
+		prev = id
+	}
+	// The first 12 hex digits are the millisecond timestamp.
+	id, err := g.next(t0.Add(2 * time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, hex12(t0.Add(2*time.Hour).UnixMilli()), id[:12])
+	// Many ids in one millisecond stay unique and increasing.
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id, err := g.next(t0.Add(2 * time.Hour))
+		require.NoError(t, err)
+		require.False(t, seen[id])
+		require.Greater(t, id, prev)
+		seen[id], prev = true, id
+	}
+}
+
+func hex12(ms int64) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 12)
+	for i := 11; i >= 0; i-- {
+		b[i] = digits[ms&15]
+		ms >>= 4
+	}
+	return string(b)
+}
+
+func TestParseStatusAndSource(t *testing.T) {
+	for in, want := range map[string]Status{"queued": StatusQueued, "pending": StatusQueued, "RUNNING": StatusProcessing,
+		" complete ": StatusCompleted, "completed": StatusCompleted, "error": StatusFailed, "canceled": StatusCancelled} {
+		got, err := ParseStatus(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for in, want := range map[string]Source{"upload": SourceUpload, "manual_upload": SourceUpload, "simulator_pull": SourceSimulator,
+		"simulate": SourceSimulator, "real": SourceJetDrive, "JetStream": SourceJetstream, "api": SourceAPI} {
+		got, err := ParseSource(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "done", "queued2"} {
+		_, err := ParseStatus(bad)
+		assert.ErrorIs(t, err, ErrInvalid)
+		_, err = ParseSource(bad)
+		assert.ErrorIs(t, err, ErrInvalid)
+	}
+}
+
+func FuzzCursor(f *testing.F) {
+	f.Add(cursor{us: 1700000000000000, id: strings.Repeat("a", 32)}.String())
+	f.Add("")
+	f.Add("MTIzLmFiYw")
+	f.Add("%%%")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok, err := parseCursor(s)
+		if err != nil {
+			if !isInvalid(err) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if !ok {
+			if s != "" {
+				t.Fatalf("%q: no cursor and no error", s)
+			}
+			return
+		}
+		c2, ok2, err := parseCursor(c.String())
+		if err != nil || !ok2 || c2 != c {
+			t.Fatalf("%q: round trip %+v -> %+v, %v", s, c, c2, err)
+		}
+	})
+}
+
+func isInvalid(err error) bool {
+	_, ok := err.(*InvalidError)
+	return ok
+}
+
+func FuzzRedactDSN(f *testing.F) {
+	for _, s := range []string{
+		"postgres://u:secretpw@h:5432/db?sslmode=disable",
+		"host=h user=u password=secretpw dbname=d",
+		"host=h password='secret pw' dbname=d",
+		"postgres://u:secretpw@h:bad/db",
+		"postgres://h/db?password=secretpw",
+		"/var/lib/x.db",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		red := RedactDSN(dsn)
+		pw := dsnPassword(dsn)
+		if len(pw) < 6 || strings.Count(dsn, pw) != 1 || strings.Contains("xxxxx", pw) {
+			return
+		}
+		if strings.Contains(red, pw) {
+			t.Fatalf("RedactDSN(%q) = %q still holds the password %q", dsn, red, pw)
+		}
+		if u, err := url.Parse(dsn); err == nil && u.Query().Get("password") != "" {
+			if strings.Contains(red, u.Query().Get("password")) && len(u.Query().Get("password")) >= 6 {
+				t.Fatalf("RedactDSN(%q) = %q still holds the query password", dsn, red)
+			}
+		}
+	})
+}
+
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `[1,2]`, `"x\u0000"`, `{"a":`, `nul`, `{"\u0000":1}`, `1e999`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := checkJSON("settings", b)
+		if err == nil && !json.Valid(b) {
+			t.Fatalf("accepted invalid JSON %q", b)
+		}
+		if err != nil && !isInvalid(err) {
+			t.Fatalf("error %v is not ErrInvalid", err)
+		}
+	})
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"postgres://u:topsecret@h/db", "sqlite:///x.db", "mysql://u:topsecret@h/db", "host=h password=topsecret", "x.db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, target, err := ParseURL(s)
+		if err != nil {
+			if pw := dsnPassword(s); len(pw) >= 6 && strings.Count(s, pw) == 1 && strings.Contains(err.Error(), pw) {
+				t.Fatalf("ParseURL(%q) error %q shows the password", s, err)
+			}
+			return
+		}
+		if d != SQLite && d != Postgres || target == "" && d == Postgres {
+			t.Fatalf("ParseURL(%q) = %q, %q", s, d, target)
+		}
+	})
+}

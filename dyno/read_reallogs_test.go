@@ -178,7 +178,7 @@ var realLogs = []realLog{
 	},
 	{
 		file: "tunerstudio-csv__TakumiPT__passat-b2-speeduino__2025-12-02_10.47.33.csv", format: "msl", cyls: 1, rows: 2700,
-		backward: 1, // the stale first row
+		backward: 1,   // the stale first row
 		idx:      398, // file line 401
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, 26468*time.Millisecond, s.Time)

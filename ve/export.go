@@ -97,7 +97,7 @@ type Anomaly struct {
 
 // Anomalies lists what the result suggests checking: cylinders that
 // disagree, knock, noisy cells, lean cells under high load, corrections at
-// the clamp. The list is sorted by kind, then cell.
+// the clamp. The list is sorted by severity, then cylinder and cell.
 func (r *Result) Anomalies() []Anomaly {
 	var out []Anomaly
 	g := r.Grid
@@ -145,7 +145,10 @@ func (r *Result) Anomalies() []Anomaly {
 			}
 		}
 	}
-	sort.SliceStable(out, func(x, y int) bool { return out[x].Kind < out[y].Kind })
+	// Most dangerous first: a lean cell under load or knock can hurt the
+	// engine; the rest costs power or another pull.
+	rank := map[string]int{"lean_under_load": 0, "knock": 1, "cylinder_imbalance": 2, "clamped": 3, "noisy_cell": 4}
+	sort.SliceStable(out, func(x, y int) bool { return rank[out[x].Kind] < rank[out[y].Kind] })
 	return out
 }
 
@@ -256,7 +259,12 @@ func (r *Result) WriteReport(w io.Writer) error {
 	}
 	an := r.Anomalies()
 	fmt.Fprintf(&b, "\nanomalies: %d\n", len(an))
-	for _, a := range an {
+	const shown = 20
+	for k, a := range an {
+		if k == shown {
+			fmt.Fprintf(&b, "  ... and %d more (all are in result.json)\n", len(an)-shown)
+			break
+		}
 		where := ""
 		if a.RPM != 0 || a.MAP != 0 {
 			where = fmt.Sprintf(" at %s RPM / %s kPa", formatAxis(a.RPM), formatAxis(a.MAP))

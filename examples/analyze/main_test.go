@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dynoai/dynoai/internal/shareddata"
+	"github.com/dynoai/dynoai/ve"
+)
+
+func defaults() config {
+	return config{out: "", weighting: "equal", attribution: "bilinear", clamp: 7, smooth: -1, minSamples: 5, fuel: "gasoline", seed: 1}
+}
+
+// The README's main command: the shipped sample log in, corrections out.
+func TestAnalyzeShippedSample(t *testing.T) {
+	c := defaults()
+	c.out = t.TempDir()
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(t.Context(), c, []string{"../../testdata/sample_pulls.csv"}, &stdout, &stderr))
+	out := stdout.String()
+	require.Contains(t, out, "Front cylinder:")
+	require.Contains(t, out, "read 6765 rows")
+	// The sample's ECU has the front VE 6 % low (lean) and the rear 4 % high
+	// (rich): corrections must add fuel in front and take it out at the rear.
+	res := loadMultipliers(t, filepath.Join(c.out, "VE_Multiplier_Front.csv"))
+	rear := loadMultipliers(t, filepath.Join(c.out, "VE_Multiplier_Rear.csv"))
+	i, j := ve.Nearest(res.RPM, 3500), ve.Nearest(res.MAP, 65)
+	require.Greater(t, res.Get(i, j), 1.03)
+	require.Less(t, rear.Get(i, j), 0.99)
+}
+
+func loadMultipliers(t *testing.T, path string) *ve.Table {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	tb, err := ve.ReadTableCSV(f, path)
+	require.NoError(t, err)
+	return tb
+}
+
+func TestAnalyzeSimulate(t *testing.T) {
+	c := defaults()
+	c.out, c.simulate, c.quiet = t.TempDir(), true, true
+	require.NoError(t, run(t.Context(), c, nil, &bytes.Buffer{}, &bytes.Buffer{}))
+	_, err := os.Stat(filepath.Join(c.out, "result.json"))
+	require.NoError(t, err)
+}
+
+func TestAnalyzeCompat(t *testing.T) {
+	root := shareddata.Dir(t, "dynoai3")
+	c := defaults()
+	c.out, c.compat = t.TempDir(), true
+	var stdout bytes.Buffer
+	require.NoError(t, run(t.Context(), c, []string{filepath.Join(root, "logs", "test_realistic.csv")}, &stdout, &bytes.Buffer{}))
+	got, err := os.ReadFile(filepath.Join(c.out, "VE_Correction_Delta_DYNO.csv"))
+	require.NoError(t, err)
+	want, err := os.ReadFile(filepath.Join(root, "reference", "test_realistic", "VE_Correction_Delta_DYNO.csv"))
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
+}
+
+func TestAnalyzeErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	require.NoError(t, os.WriteFile(bad, []byte("time,rpm,map\n0,1000,50\n0.02,1x00,50\n"), 0o644))
+	cases := []struct {
+		name string
+		mut  func(*config)
+		args []string
+		want string
+	}{
+		{"no args", func(*config) {}, nil, "exactly one log file"},
+		{"both", func(c *config) { c.simulate = true }, []string{"x.csv"}, "exactly one log file"},
+		{"missing file", func(*config) {}, []string{filepath.Join(dir, "nope.csv")}, "no such file"},
+		{"bad cell", func(*config) {}, []string{bad}, "bad.csv:3"},
+		{"weighting", func(c *config) { c.weighting = "mass" }, []string{bad}, "-weighting"},
+		{"attribution", func(c *config) { c.attribution = "magic" }, []string{bad}, "-attribution"},
+		{"clamp", func(c *config) { c.clamp = 0 }, []string{bad}, "-clamp"},
+		{"fuel", func(c *config) { c.fuel = "diesel" }, []string{bad}, "diesel"},
+		{"power without hp", func(c *config) { c.weighting = "power" }, []string{"../../testdata/sample_pulls.csv"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaults()
+			c.out, c.quiet = t.TempDir(), true
+			tc.mut(&c)
+			err := run(t.Context(), c, tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+			if tc.want == "" {
+				require.NoError(t, err) // the sample has HP: power weighting works
+				return
+			}
+			require.Error(t, err)
+			require.True(t, strings.Contains(err.Error(), tc.want), "error %q lacks %q", err, tc.want)
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -437,4 +438,63 @@ func TestMatchEveryPosition(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = (&keySet{}).match(&zero)
 	assert.False(t, ok)
+}
+
+func TestMaxKeyLen(t *testing.T) {
+	long := strings.Repeat("k", MaxKeyLen+1)
+	_, err := ParseFile([]byte("ok\n  " + long + "\n"))
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 2, pe.Line)
+	assert.Equal(t, 3, pe.Column)
+	assert.Equal(t, 5, pe.Offset)
+	assert.Contains(t, err.Error(), "longer than 512 bytes")
+	_, err = ParseList("a1," + long)
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 2, pe.Entry)
+
+	ok := strings.Repeat("k", MaxKeyLen)
+	for _, s := range []KeyStore{NewMemory(ok), NewMulti(NewMemory(ok))} {
+		assert.True(t, valid(t, s, ok))
+		_, err = s.Verify(context.Background(), long)
+		assert.ErrorIs(t, err, ErrInvalid)
+		assert.NotErrorIs(t, err, ErrNoKeys)
+	}
+	_, err = NewMulti().Verify(context.Background(), long)
+	assert.ErrorIs(t, err, ErrNoKeys)
+}
+
+func TestLoadEnvLogsFailClosed(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := LoadEnv(envMap{EnvEnabled: "on"}.lookup, FileOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	assert.True(t, s.Enabled)
+	assert.Contains(t, logs.String(), `"level":"ERROR"`)
+	assert.Contains(t, logs.String(), "no keys configured")
+
+	_, err = LoadEnv(envMap{EnvKeys: "a1,b 2"}.lookup, FileOptions{})
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, err.Error(), "environment variable API_KEYS")
+}
+
+func TestSetupWatch(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "keys.txt", "file1\n")
+	s, err := LoadEnv(envMap{EnvEnabled: "true", EnvKeys: "env1", EnvKeysFile: p}.lookup,
+		FileOptions{PollInterval: 2 * time.Millisecond})
+	require.NoError(t, err)
+	require.NotNil(t, s.File)
+	assert.Equal(t, p, s.File.Path())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Store.Watch(ctx) }()
+	writeFile(t, dir, "keys.txt", "file1\nfile2\n")
+	require.Eventually(t, func() bool { return valid(t, s.Store, "file2") }, 5*time.Second, time.Millisecond)
+	assert.True(t, valid(t, s.Store, "env1"))
+	n, err := s.Store.Reload(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dynoai/dynoai/authkeys"
@@ -51,4 +53,29 @@ func ExampleMiddleware() {
 	// 401 {"error":{"code":"AUTH_REQUIRED","message":"API key required. Provide X-API-Key header or Authorization: Bearer.","request_id":"0123456789ab"}}
 	// 403 {"error":{"code":"INVALID_API_KEY","message":"Invalid or expired API key.","request_id":"0123456789ab"}}
 	// 200 hello ba43195cd308
+}
+
+func ExampleOpenFile() {
+	dir, _ := os.MkdirTemp("", "keys")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "api_keys.txt")
+	_ = os.WriteFile(path, []byte("\uFEFF# production keys\n\ndynoai_first\r\n  dynoai_second  \n"), 0o600)
+
+	f, err := authkeys.OpenFile(path, authkeys.FileOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(f.Len(), "keys")
+
+	// Rotation: rewrite the file, then Reload (or let Watch pick it up).
+	_ = os.WriteFile(path, []byte("dynoai_second\ndynoai_third\nbad key\n"), 0o600)
+	_, err = f.Reload(context.Background())
+	fmt.Println(strings.Replace(err.Error(), path, "api_keys.txt", 1))
+	_, err = f.Verify(context.Background(), "dynoai_first")
+	fmt.Println("first still valid:", err == nil)
+	// Output:
+	// 2 keys
+	// authkeys: api_keys.txt: line 3, column 4 (byte offset 30): character U+0020 is not allowed in a key (keys are printable ASCII without spaces)
+	// first still valid: true
 }

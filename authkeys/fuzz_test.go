@@ -2,6 +2,8 @@ package authkeys
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -33,6 +35,9 @@ func FuzzParseFile(f *testing.F) {
 			}
 			if _, _, bad := badKeyChar(k); bad {
 				t.Fatalf("key with a forbidden character %q", k)
+			}
+			if len(k) > MaxKeyLen {
+				t.Fatalf("key of %d bytes accepted", len(k))
 			}
 			if !strings.Contains(string(data), k) {
 				t.Fatalf("key %q not in the input", k)
@@ -68,6 +73,41 @@ func FuzzParseList(f *testing.F) {
 			if _, _, bad := badKeyChar(k); bad {
 				t.Fatalf("key with a forbidden character %q", k)
 			}
+		}
+	})
+}
+
+func FuzzPresentedKey(f *testing.F) {
+	f.Add("key1", "")
+	f.Add("", "Bearer key1")
+	f.Add("", "bearer   key1")
+	f.Add("", "Basic x")
+	f.Add("", "Bearer")
+	f.Fuzz(func(t *testing.T, apiKey, authz string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if apiKey != "" {
+			r.Header.Set(HeaderAPIKey, apiKey)
+		}
+		r.Header.Set("Authorization", authz)
+		key, ok := PresentedKey(r)
+		if !ok {
+			t.Fatal("one header value reported ambiguous")
+		}
+		switch {
+		case apiKey != "":
+			if key != apiKey {
+				t.Fatalf("X-API-Key %q gave %q", apiKey, key)
+			}
+		case key != "":
+			if !strings.HasSuffix(authz, key) || !strings.EqualFold(authz[:7], "bearer ") {
+				t.Fatalf("Authorization %q gave %q", authz, key)
+			}
+		}
+		// The middleware never panics and answers 200, 401 or 403.
+		rec := httptest.NewRecorder()
+		Middleware(NewMemory("key1"), Options{})(successHandler).ServeHTTP(rec, r)
+		if rec.Code != 200 && rec.Code != 401 && rec.Code != 403 {
+			t.Fatalf("status %d", rec.Code)
 		}
 	})
 }

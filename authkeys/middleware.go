@@ -31,7 +31,8 @@ type Options struct {
 	Disabled bool
 	// Require reports whether a request needs a key. Nil means every
 	// request does. [RequireMutating] requires keys on every method other
-	// than GET, HEAD and OPTIONS.
+	// than GET, HEAD and OPTIONS. Put CORS handling outside this middleware
+	// (or exempt OPTIONS here): browsers send preflights without keys.
 	Require func(*http.Request) bool
 	// RequestID returns the request id assigned by an outer middleware, for
 	// the error body and the audit log. Nil means none.

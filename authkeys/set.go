@@ -60,6 +60,12 @@ func (s *keySet) verify(presented string) (KeyID, error) {
 	if presented == "" {
 		return "", ErrMissing
 	}
+	if len(presented) > MaxKeyLen {
+		if len(s.digests) == 0 {
+			return "", ErrNoKeys
+		}
+		return "", ErrInvalid
+	}
 	d := DigestOf(presented)
 	return s.verifyDigest(&d)
 }
@@ -92,6 +98,9 @@ func ParseList(s string) ([]string, error) {
 		lead := len(piece) - len(strings.TrimLeft(piece, " \t\r\n"))
 		if i, r, bad := badKeyChar(trimmed); bad {
 			return nil, &ParseError{Entry: n + 1, Offset: start + lead + i, Char: r}
+		}
+		if len(trimmed) > MaxKeyLen {
+			return nil, &ParseError{Entry: n + 1, Offset: start + lead, Reason: tooLong}
 		}
 		keys = append(keys, trimmed)
 	}
@@ -130,6 +139,10 @@ func ParseFile(data []byte) ([]string, error) {
 				col := utf8.RuneCountInString(raw[:lead+i]) + 1
 				return nil, &ParseError{Line: line, Column: col, Offset: off + lead + i, Char: r}
 			}
+			if len(trimmed) > MaxKeyLen {
+				col := utf8.RuneCountInString(raw[:lead]) + 1
+				return nil, &ParseError{Line: line, Column: col, Offset: off + lead, Reason: tooLong}
+			}
 			keys = append(keys, trimmed)
 		}
 		if end == len(data) {
@@ -139,6 +152,12 @@ func ParseFile(data []byte) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// MaxKeyLen is the longest key accepted, in bytes. Longer keys are refused
+// when parsed and never verify, so a huge presented key costs no hashing.
+const MaxKeyLen = 512
+
+var tooLong = fmt.Sprintf("key longer than %d bytes", MaxKeyLen)
 
 // badKeyChar finds the first byte of key that may not appear in a key:
 // anything outside printable ASCII (0x21..0x7E). It returns the byte offset

@@ -61,7 +61,8 @@ type Memory struct {
 	mu sync.Mutex // serialises Set, Add and Remove
 }
 
-// NewMemory returns a Memory holding keys (empty strings are ignored).
+// NewMemory returns a Memory holding keys (empty strings are ignored; keys
+// longer than MaxKeyLen are kept but can never verify).
 func NewMemory(keys ...string) *Memory {
 	m := &Memory{}
 	m.Set(keys...)
@@ -211,6 +212,12 @@ func (m *Multi) Len() int {
 func (m *Multi) Verify(ctx context.Context, presented string) (KeyID, error) {
 	if presented == "" {
 		return "", ErrMissing
+	}
+	if len(presented) > MaxKeyLen {
+		if m.Len() == 0 {
+			return "", ErrNoKeys
+		}
+		return "", ErrInvalid
 	}
 	d := DigestOf(presented)
 	var (

@@ -70,3 +70,23 @@ func TestAlignUndoesSimulatorDelay(t *testing.T) {
 		})
 	}
 }
+
+// afr.Targets is the simulator's target table as it is: the ECU commands it
+// and a perfect tune burns it.
+func TestTargetsDriveSimulator(t *testing.T) {
+	tg := afr.DefaultTargets()
+	sim, err := dyno.NewSimulator(dyno.SimConfig{TargetAFR: tg, Plan: []dyno.SimStep{
+		dyno.SweepStep(1500, 5500, 35, 1000), dyno.PullStep(2000, 5600),
+	}})
+	require.NoError(t, err)
+	samples, err := dyno.Collect(context.Background(), sim)
+	require.NoError(t, err)
+	for i, s := range samples {
+		want := tg.At(s.RPM, s.MAP)
+		require.InDelta(t, want, s.AFRCommanded[dyno.Front], 1e-12, "sample %d", i)
+		require.InDelta(t, want, s.AFR[dyno.Rear], 1e-12, "sample %d", i)
+		m, err := afr.Multiplier(s.AFR[dyno.Front], s.AFRCommanded[dyno.Front])
+		require.NoError(t, err)
+		require.InDelta(t, 1, m, 1e-12)
+	}
+}

@@ -273,7 +273,19 @@ const (
 // exactly target × trueVE / ecuVE (evaluated at the true rpm and MAP). The
 // wideband sees that mixture through the transport delay, then a first-order
 // lag, then noise. During a pull the inertia integrates the torque (explicit
-// Euler at DT); otherwise an ideal absorber sets the speed.
+// Euler at DT); otherwise an ideal absorber sets the speed. IAT, ECT and
+// baro are held constant (no thermal model).
+//
+// Where it departs from the predecessor's simulator (jetstream-dyno spec
+// §3.8, §3.10-3.11): the inertia is the profile's, explicit, so pulls take
+// seconds, not minutes; the ECU reads the same-step true MAP, not the
+// previous step's noisy one; measured AFR is not clamped to [10, 20] or
+// [8, 20], so a badly wrong table shows its true error; the one target AFR
+// is the ECU's table (logged as AFRCommanded), not a profile target mixed
+// with two others; the true VE is a Surface the caller can read (TrueVE)
+// and compare with what the analysis recovers; front and rear are
+// independent; per-step state (Status) works instead of crashing; and
+// randomness is a seeded PCG, reproducible across runs and machines.
 type Simulator struct {
 	cfg    SimConfig
 	prof   EngineProfile
@@ -729,34 +741,36 @@ func (s *Simulator) physics(tpsTarget float64, inertia bool) {
 	}
 	s.mapKPa += (manifoldPressure(s.baro, s.rpm, s.tps) - s.mapKPa) * s.mapAlpha
 	if inertia {
-		tq := s.torque(s.rpm, s.mapKPa)
+		tq := s.eval(s.rpm, s.mapKPa).torque
 		// ft·lbf / slug·ft² = rad/s²; rpm = ω·60/2π.
 		s.rpm += tq / s.prof.Inertia * s.dt * 60 / (2 * math.Pi)
 		s.rpm = min(max(s.rpm, 0.5*s.prof.IdleRPM), s.prof.RedlineRPM)
 	}
 }
 
-// producedAFR is what cylinder c burns: target × trueVE / ecuVE.
-func (s *Simulator) producedAFR(c int, rpm, mapKPa float64) float64 {
-	return s.target.At(rpm, mapKPa) * s.trueVE[c].At(rpm, mapKPa) / s.ecuVE[c].At(rpm, mapKPa)
+// engineState is the engine at one rpm and MAP: every surface evaluated
+// once.
+type engineState struct {
+	target   float64
+	produced [2]float64 // the AFR each cylinder burns: target × trueVE / ecuVE
+	knock    [2]float64
+	torque   float64 // brake torque, ft·lbf
 }
 
-func (s *Simulator) knockAt(c int, rpm, mapKPa float64) float64 {
-	if s.knock[c] == nil {
-		return 0
-	}
-	return max(s.knock[c].At(rpm, mapKPa), 0)
-}
-
-// torque is the engine's brake torque, ft·lbf.
-func (s *Simulator) torque(rpm, mapKPa float64) float64 {
+func (s *Simulator) eval(rpm, mapKPa float64) engineState {
+	e := engineState{target: s.target.At(rpm, mapKPa)}
 	var ind float64
 	for c := range 2 {
-		lambda := s.producedAFR(c, rpm, mapKPa) / simStoich
-		eff := lambdaEfficiency(lambda) * max(1-simKnockPerDeg*s.knockAt(c, rpm, mapKPa), 0)
-		ind += 0.5 * s.k * s.trueVE[c].At(rpm, mapKPa) * mapKPa * s.iatFactor * eff
+		tv := s.trueVE[c].At(rpm, mapKPa)
+		e.produced[c] = e.target * tv / s.ecuVE[c].At(rpm, mapKPa)
+		if s.knock[c] != nil {
+			e.knock[c] = max(s.knock[c].At(rpm, mapKPa), 0)
+		}
+		eff := lambdaEfficiency(e.produced[c]/simStoich) * max(1-simKnockPerDeg*e.knock[c], 0)
+		ind += 0.5 * s.k * tv * mapKPa * s.iatFactor * eff
 	}
-	return ind - friction(rpm) - pumpingLoss(s.baro, mapKPa)
+	e.torque = ind - friction(rpm) - pumpingLoss(s.baro, mapKPa)
+	return e
 }
 
 func (s *Simulator) setStatus(st *SimStep, settling bool) {
@@ -773,7 +787,8 @@ func (s *Simulator) noise(sigma float64) float64 {
 // sample fills dst from the current state and advances the sensors.
 func (s *Simulator) sample(dst *Sample) {
 	rpm, mp := s.rpm, s.mapKPa
-	tq := s.torque(rpm, mp)
+	e := s.eval(rpm, mp)
+	tq := e.torque
 
 	// Wideband: push the produced mixture, read it back delayed, lag it.
 	s.hist = (s.hist + 1) % len(s.produced[0])
@@ -781,7 +796,7 @@ func (s *Simulator) sample(dst *Sample) {
 	var prod, meas [2]float64
 	pos := s.cfg.Delay.At(rpm).Seconds() / s.dt
 	for c := range 2 {
-		prod[c] = s.producedAFR(c, rpm, mp)
+		prod[c] = e.produced[c]
 		s.produced[c][s.hist] = prod[c]
 		raw := s.delayed(c, pos)
 		if !s.sensorInit {
@@ -807,13 +822,13 @@ func (s *Simulator) sample(dst *Sample) {
 		ECT:          s.cfg.ECTC,
 		Baro:         s.baro,
 	}
-	tgt := s.target.At(rpm, mp)
+	tgt := e.target
 	for c := range 2 {
 		a := meas[c] + s.noise(s.cfg.Noise.AFR)
 		dst.AFR[c] = a
 		dst.Lambda[c] = a / simStoich
 		dst.AFRCommanded[c] = tgt
-		kn := s.knockAt(c, rpm, mp)
+		kn := e.knock[c]
 		dst.Knock[c] = kn
 		dst.Spark[c] = s.spark[c].At(rpm, mp) - kn
 	}

@@ -242,18 +242,21 @@ func (s *MemFileStore) Corrupt(key string) bool {
 // Attach stores r's contents in fs and records them as a file of run runID
 // in rs. If recording fails the stored contents are removed again.
 func Attach(ctx context.Context, rs RunStore, fs FileStore, runID, name, contentType string, r io.Reader) (File, error) {
-	meta := FileMeta{Name: name, ContentType: contentType, SHA256: "0000000000000000000000000000000000000000000000000000000000000000", StorageKey: "pending"}
+	// Refuse bad input before storing anything.
 	if err := checkID("run_id", runID); err != nil {
 		return File{}, err
 	}
-	if err := meta.validate(); err != nil {
+	if err := checkName("file.name", name, true); err != nil {
+		return File{}, err
+	}
+	if err := checkText("file.content_type", contentType, maxShortText, true); err != nil {
 		return File{}, err
 	}
 	b, err := fs.Put(ctx, r)
 	if err != nil {
 		return File{}, err
 	}
-	meta.Size, meta.SHA256, meta.StorageKey = b.Size, b.SHA256, b.Key
+	meta := FileMeta{Name: name, ContentType: contentType, Size: b.Size, SHA256: b.SHA256, StorageKey: b.Key}
 	f, err := rs.AddFile(ctx, runID, meta)
 	if err != nil {
 		if derr := fs.Delete(context.WithoutCancel(ctx), b.Key); derr != nil {
@@ -330,7 +333,9 @@ func ReadFile(ctx context.Context, rs RunStore, fs FileStore, runID string, file
 
 // DeleteRun deletes a run from rs and then its files' contents from fs.
 // Contents whose deletion fails are reported in the error (joined) but the
-// run is gone; such orphans are harmless and can be swept later.
+// run is gone; such orphans (and contents of a file attached while the run
+// was being deleted, or stored by a process that crashed before recording
+// them) are unreachable and harmless, and can be swept later.
 func DeleteRun(ctx context.Context, rs RunStore, fs FileStore, runID string) error {
 	files, err := rs.Files(ctx, runID)
 	if err != nil {

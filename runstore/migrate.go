@@ -54,6 +54,7 @@ func Migrations() ([]Migration, error) {
 func (d Dialect) expand(sql string) string {
 	r := strings.NewReplacer(
 		"{{JSON}}", map[Dialect]string{Postgres: "JSONB", SQLite: "TEXT"}[d],
+		"{{ID}}", map[Dialect]string{Postgres: `VARCHAR(32) COLLATE "C"`, SQLite: "VARCHAR(32)"}[d],
 		"{{PK}}", map[Dialect]string{Postgres: "BIGSERIAL PRIMARY KEY", SQLite: "INTEGER PRIMARY KEY AUTOINCREMENT"}[d],
 	)
 	return r.Replace(sql)

@@ -41,7 +41,8 @@ var _ RunStore = (*SQLStore)(nil)
 type txn = sqlx.Tx
 
 // Open opens a SQL store named by a URL: postgres://... or postgresql://...
-// (or a lib/pq key=value string containing host=) for PostgreSQL;
+// (or a lib/pq key=value string such as "host=/run/postgresql dbname=x") for
+// PostgreSQL;
 // sqlite:///relative/path, sqlite:////absolute/path, sqlite:path or a plain
 // file path for SQLite. Pending migrations are applied unless
 // opts.SkipMigrate.
@@ -65,7 +66,7 @@ func ParseURL(dbURL string) (Dialect, string, error) {
 		return "", "", invalid("database url", "empty")
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		return Postgres, u, nil
-	case strings.Contains(u, "host=") && !strings.Contains(u, "/"):
+	case isKeyValueDSN(u):
 		return Postgres, u, nil
 	case strings.HasPrefix(u, "sqlite:///"):
 		return SQLite, strings.TrimPrefix(u, "sqlite:///"), nil
@@ -75,6 +76,22 @@ func ParseURL(dbURL string) (Dialect, string, error) {
 		return "", "", invalid("database url", "unsupported scheme in %q (want postgres:// or sqlite:)", RedactDSN(u))
 	}
 	return SQLite, u, nil
+}
+
+// isKeyValueDSN reports whether s looks like a lib/pq key=value DSN
+// ("host=/run/postgresql dbname=dynoai"): its first field is key=value with
+// a connection key.
+func isKeyValueDSN(s string) bool {
+	fields := strings.Fields(s)
+	if len(fields) == 0 || strings.Contains(s, "://") {
+		return false
+	}
+	k, _, ok := strings.Cut(fields[0], "=")
+	switch k {
+	case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "connect_timeout", "application_name":
+		return ok
+	}
+	return false
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database file at path in

@@ -107,6 +107,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func do(ctx context.Context, cmd, url string, out io.Writer) error {
+	d, target, err := runstore.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	if d == runstore.SQLite && cmd != "init" && cmd != "migrate" {
+		// Opening SQLite creates the file; only init and migrate should.
+		if _, err := os.Stat(target); err != nil {
+			return fmt.Errorf("no database at %s (run dbtool init): %w", target, err)
+		}
+	}
 	s, err := runstore.Open(ctx, url, runstore.Options{SkipMigrate: true})
 	if err != nil {
 		return err

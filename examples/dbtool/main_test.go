@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,7 +79,16 @@ func exercise(t *testing.T, url string) {
 }
 
 func TestSQLite(t *testing.T) {
-	exercise(t, "sqlite:///"+filepath.Join(t.TempDir(), "runs.db"))
+	path := filepath.Join(t.TempDir(), "runs.db")
+	for _, cmd := range []string{"info", "check", "recover"} {
+		code, _, errOut := dbtool(t, nil, "-db", "sqlite:///"+path, cmd)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "no database at")
+		_, err := os.Stat(path)
+		require.ErrorIs(t, err, os.ErrNotExist, "%s must not create the file", cmd)
+	}
+	require.NoError(t, os.WriteFile(path, nil, 0o600)) // an empty file is an empty SQLite database
+	exercise(t, "sqlite:///"+path)
 }
 
 func TestPostgres(t *testing.T) {
@@ -91,7 +101,7 @@ func TestURLFromEnvironment(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, path)
 	other := filepath.Join(t.TempDir(), "dynoai.db")
-	code, out, errOut = dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path, "DYNOAI_DATABASE_URL": other}, "info")
+	code, out, errOut = dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path, "DYNOAI_DATABASE_URL": other}, "init")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, other, "DYNOAI_DATABASE_URL wins")
 }

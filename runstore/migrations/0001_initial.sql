@@ -1,9 +1,10 @@
 -- 0001: runs, their status history and their files.
 -- {{JSON}} is JSONB on PostgreSQL and TEXT on SQLite; {{PK}} is an
--- auto-incrementing 64-bit primary key. Times are UTC microseconds since
+-- auto-incrementing 64-bit primary key; {{ID}} is a run id compared
+-- bytewise (COLLATE "C" on PostgreSQL, SQLite's default BINARY). Times are UTC microseconds since
 -- the Unix epoch.
 CREATE TABLE runs (
-    id                 VARCHAR(32) PRIMARY KEY,
+    id                 {{ID}} PRIMARY KEY,
     version            BIGINT NOT NULL CHECK (version >= 1),
     status             VARCHAR(20) NOT NULL
                        CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'cancelled')),
@@ -38,7 +39,7 @@ CREATE INDEX ix_runs_peak_hp ON runs (peak_hp);
 
 CREATE TABLE run_status_history (
     id          {{PK}},
-    run_id      VARCHAR(32) NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id      {{ID}} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     from_status VARCHAR(20) NOT NULL DEFAULT '',
     to_status   VARCHAR(20) NOT NULL,
     at_us       BIGINT NOT NULL,
@@ -48,7 +49,7 @@ CREATE INDEX ix_run_status_history_run ON run_status_history (run_id, id);
 
 CREATE TABLE run_files (
     id           {{PK}},
-    run_id       VARCHAR(32) NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id       {{ID}} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name         TEXT NOT NULL,
     content_type TEXT NOT NULL DEFAULT '',
     size_bytes   BIGINT NOT NULL CHECK (size_bytes >= 0),

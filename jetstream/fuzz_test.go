@@ -1,0 +1,74 @@
+package jetstream_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetstream"
+	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
+)
+
+// FuzzReader feeds arbitrary bytes to the converter: it must return samples
+// or a typed error, never panic or loop, and a ParseError must point inside
+// the input.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("Time,Engine_RPM,MAP_kPa,Torque,AFR_Front,AFR_Rear,Spark_F,TPS,IAT,Lambda_Front,Extra Col\n0.1,3000,80,90,13,13.2,28,95,86,0.9,x\n"))
+	f.Add([]byte("rpm,Boost_psi,Torque_ftlb,map_kpa,torque\n3000,5,100,80,90\n"))
+	f.Add([]byte("RPM,MAP_psi,Torque_ftlb\n"))
+	f.Add([]byte("\ufeffRPM;MAP;Torque\n3000;80;90\n"))
+	f.Add([]byte("RPM,MAP,Torque\n\"3,000\",80,90\n3000,,\n"))
+	f.Add([]byte("Timestamp,RPM,MAP,Torque\n2025-11-25T14:30:00Z,3000,80,90\n"))
+	f.Add(jetstreamtest.Pull{PeakHP: 100, PeakTorque: 110, Points: 5, Dialect: jetstreamtest.DialectLambda}.CSV())
+	f.Add(jetstreamtest.Pull{PeakHP: 100, PeakTorque: 110, Points: 5, Dialect: jetstreamtest.DialectMetric}.CSV())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ctx := context.Background()
+		r, err := jetstream.NewReader(bytes.NewReader(data), jetstream.ReaderOptions{Name: "fuzz"})
+		if err != nil {
+			checkErr(t, err, data)
+			return
+		}
+		var s dyno.Sample
+		for n := 0; ; n++ {
+			if n > len(data)+1 {
+				t.Fatalf("more samples (%d) than input bytes (%d)", n, len(data))
+			}
+			err := r.Next(ctx, &s)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				checkErr(t, err, data)
+				if again := r.Next(ctx, &s); again == nil {
+					t.Fatal("Next succeeded after an error")
+				}
+				return
+			}
+			if r.Layout().Channels.Has(dyno.ChanMAP) && dyno.Has(s.MAP) && s.MAP != s.MAP {
+				t.Fatal("NaN MAP reported as present")
+			}
+		}
+	})
+}
+
+func checkErr(t *testing.T, err error, data []byte) {
+	t.Helper()
+	if err.Error() == "" {
+		t.Fatal("empty error message")
+	}
+	var pe *dyno.ParseError
+	if errors.As(err, &pe) {
+		if pe.Offset < 0 || pe.Offset > int64(len(data))+3 {
+			t.Fatalf("offset %d outside the %d-byte input: %v", pe.Offset, len(data), err)
+		}
+		return
+	}
+	var me *dyno.MissingColumnsError
+	if errors.As(err, &me) || errors.Is(err, dyno.ErrNoHeader) || errors.Is(err, dyno.ErrUnknownFormat) {
+		return
+	}
+	t.Fatalf("untyped error: %T %v", err, err)
+}

@@ -286,24 +286,12 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		}
 		tr = mc
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	c := &Client{
-		cfg: cfg, tr: tr, ctx: cctx, cancel: cancel,
-		node:   newNode(tr, cfg.Logger, cfg.HostID, DefaultMTU),
-		renego: make(chan struct{}, 1), notify: make(chan struct{}, 1), done: make(chan struct{}),
-		provs: map[uint16]*provState{},
-		ring:  make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
-		vals: make([]Value, 0, 1024),
-	}
-	c.space = sync.NewCond(&c.mu)
-	c.timed, _ = tr.(interface{ PacketTime() time.Time })
-	c.base = c.node.base
-	c.baseSet = c.timed == nil
+	c := newClient(ctx, cfg, tr)
 	c.wg.Add(2)
 	go c.readLoop()
 	go c.controlLoop()
 	go func() {
-		<-cctx.Done()
+		<-c.ctx.Done()
 		_ = tr.Close()
 		c.mu.Lock()
 		c.space.Broadcast()
@@ -320,6 +308,24 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// newClient builds a client without starting its goroutines.
+func newClient(ctx context.Context, cfg ClientConfig, tr Transport) *Client {
+	cctx, cancel := context.WithCancel(ctx)
+	c := &Client{
+		cfg: cfg, tr: tr, ctx: cctx, cancel: cancel,
+		node:   newNode(tr, cfg.Logger, cfg.HostID, DefaultMTU),
+		renego: make(chan struct{}, 1), notify: make(chan struct{}, 1), done: make(chan struct{}),
+		provs: map[uint16]*provState{},
+		ring:  make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
+		vals: make([]Value, 0, 1024),
+	}
+	c.space = sync.NewCond(&c.mu)
+	c.timed, _ = tr.(interface{ PacketTime() time.Time })
+	c.base = c.node.base
+	c.baseSet = c.timed == nil
+	return c
 }
 
 // Close stops the client and waits for its goroutines; buffered samples

@@ -76,9 +76,11 @@ func FuzzParseMessage(f *testing.F) {
 
 type nopTransport struct{}
 
-func (nopTransport) ReadPacket([]byte) (int, netip.AddrPort, error) { return 0, netip.AddrPort{}, errors.New("nop") }
-func (nopTransport) WritePacket([]byte) error                      { return nil }
-func (nopTransport) Close() error                                  { return nil }
+func (nopTransport) ReadPacket([]byte) (int, netip.AddrPort, error) {
+	return 0, netip.AddrPort{}, errors.New("nop")
+}
+func (nopTransport) WritePacket([]byte) error { return nil }
+func (nopTransport) Close() error             { return nil }
 
 // truncName is what a name becomes on the wire and back: cut at the first
 // NUL, truncated at a rune boundary to n bytes.

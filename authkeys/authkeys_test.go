@@ -498,3 +498,35 @@ func TestSetupWatch(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 }
+
+// TestCheckIgnoresTruncatedFile: the zero-byte state of an in-place rewrite
+// never revokes the keys, however many checks see it; Reload or a file of
+// comments does.
+func TestCheckIgnoresTruncatedFile(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "keys.txt", "key1\n")
+	f, err := OpenFile(p, FileOptions{PollInterval: time.Hour})
+	require.NoError(t, err)
+	ctx := context.Background()
+	writeFile(t, dir, "keys.txt", "")
+	for range 3 {
+		changed, err := f.Check(ctx)
+		require.ErrorIs(t, err, ErrEmptyFile)
+		assert.False(t, changed)
+		assert.True(t, valid(t, f, "key1"))
+	}
+	writeFile(t, dir, "keys.txt", "# all keys revoked\n")
+	for _, want := range []bool{false, true} {
+		changed, err := f.Check(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, want, changed)
+	}
+	assert.Equal(t, 0, f.Len())
+	writeFile(t, dir, "keys.txt", "key2\n")
+	_, err = f.Reload(ctx)
+	require.NoError(t, err)
+	writeFile(t, dir, "keys.txt", "")
+	n, err := f.Reload(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, n, "an explicit Reload applies an empty file")
+}

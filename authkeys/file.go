@@ -12,6 +12,12 @@ import (
 	"time"
 )
 
+// ErrEmptyFile is returned by [File.Check] for a keys file of zero bytes
+// while keys are in force: the watcher keeps the keys, since an empty file is
+// usually one being rewritten in place. Reload applies it (revoking every
+// key), as does a file holding only comments.
+var ErrEmptyFile = errors.New("keys file is empty (being rewritten?); previous keys stay in force until an explicit Reload")
+
 // FileOptions configures a [File] store. The zero value is usable.
 type FileOptions struct {
 	// PollInterval is how often Watch checks the file. Zero means 2 s.
@@ -31,9 +37,11 @@ const DefaultPollInterval = 2 * time.Second
 // modification time or identity changes, and also re-reads (comparing a
 // SHA-256 of the contents) while the modification time is too recent to
 // trust, so a rewrite within one timestamp tick is not missed. New contents
-// must read the same on two consecutive polls before they apply, so a
-// half-written file is never used. A file that fails to read or parse never
-// replaces the keys in force.
+// must read the same on two consecutive polls before they apply, and an
+// empty (zero-byte) file is not applied by the watcher, so a half-written
+// file is not used; writers should still prefer replacing the file by
+// rename. A file that fails to read or parse never replaces the keys in
+// force.
 type File struct {
 	holder
 	path string
@@ -165,6 +173,12 @@ func (f *File) Check(ctx context.Context) (bool, error) {
 	case sum == f.lastSum:
 		f.pending = false
 		return false, nil
+	case len(data) == 0 && f.Len() > 0:
+		// Zero bytes is what an in-place rewrite looks like between its
+		// truncate and its write, however long the writer stalls: never
+		// taken as "revoke every key" by a watcher.
+		f.pending = false
+		return false, fmt.Errorf("authkeys: keys file %s: %w", f.path, ErrEmptyFile)
 	case !f.pending || sum != f.pendingSum:
 		f.pending, f.pendingSum = true, sum
 		return false, nil
@@ -195,7 +209,11 @@ func (f *File) Watch(ctx context.Context) error {
 		switch {
 		case err != nil && ctx.Err() == nil && err.Error() != lastErr:
 			lastErr = err.Error()
-			f.log.Error("api keys reload failed; previous keys stay in force",
+			level := slog.LevelError
+			if errors.Is(err, ErrEmptyFile) {
+				level = slog.LevelWarn
+			}
+			f.log.Log(ctx, level, "api keys reload failed; previous keys stay in force",
 				"event", "keys_reload_failed", "path", f.path, "error", err, "keys", f.Len())
 		case err == nil:
 			lastErr = ""

@@ -216,3 +216,60 @@ func BenchmarkAlign(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(in)*b.N)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// FuzzAlign feeds irregular, possibly backwards, time steps, odd AFR values
+// and delays: Align must never panic, keep the stream's length when time
+// advances, and report backwards time as ErrAlign.
+func FuzzAlign(f *testing.F) {
+	f.Add([]byte{10, 10, 15, 5, 0, 30}, uint16(100), uint16(30), uint16(2000))
+	f.Add([]byte{1, 2, 3}, uint16(0), uint16(0), uint16(0))
+	f.Add([]byte{0, 0, 0, 0}, uint16(5), uint16(500), uint16(65535))
+	f.Fuzz(func(t *testing.T, steps []byte, fixedMS, perRPM, rpm uint16) {
+		if len(steps) > 2000 {
+			return
+		}
+		in := make([]dyno.Sample, len(steps))
+		var tm time.Duration
+		backwards := false
+		for i, b := range steps {
+			s := dyno.NewSample()
+			if b == 255 && i > 0 {
+				tm -= time.Millisecond
+				backwards = true
+			} else {
+				tm += time.Duration(b) * time.Millisecond
+			}
+			s.Time = tm
+			s.RPM = float64(rpm)
+			switch b % 4 {
+			case 0:
+				s.AFR[0] = Sentinel
+			case 1:
+				s.AFR[0] = float64(b) / 10
+			}
+			in[i] = s
+		}
+		d := Delay{Fixed: time.Duration(fixedMS) * time.Millisecond, PerRPM: float64(perRPM)}
+		if d.Validate() != nil {
+			return
+		}
+		out, err := AlignSamples(in, d)
+		if backwards {
+			if err != nil && !errors.Is(err, ErrAlign) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("monotonic input failed: %v", err)
+		}
+		if len(out) != len(in) {
+			t.Fatalf("%d samples in, %d out", len(in), len(out))
+		}
+		for i := range out {
+			if out[i].Time != in[i].Time || out[i].RPM != in[i].RPM {
+				t.Fatalf("sample %d: engine channels changed", i)
+			}
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -201,38 +202,55 @@ func RedactDSN(dsn string) string {
 		}
 		return u.Redacted()
 	}
-	// key=value form (or an unparsable URL): redact password=... values.
+	// key=value form (or an unparsable URL): redact every password=value,
+	// a value running to the next white space or, quoted, to its closing
+	// quote. Over-redacting an odd DSN is fine; leaking is not.
 	var b strings.Builder
 	rest := dsn
 	for {
-		i := strings.Index(strings.ToLower(rest), "password=")
-		if i < 0 {
+		start, end, ok := passwordSpan(rest)
+		if !ok {
 			b.WriteString(rest)
 			break
 		}
-		b.WriteString(rest[:i+len("password=")])
-		rest = rest[i+len("password="):]
-		end := strings.IndexAny(rest, " &")
-		if strings.HasPrefix(rest, "'") {
-			end = strings.Index(rest[1:], "'")
-			if end >= 0 {
-				end += 2
-			}
-		}
+		b.WriteString(rest[:start])
 		b.WriteString("xxxxx")
-		if end < 0 {
-			break
-		}
 		rest = rest[end:]
 	}
-	if at := strings.LastIndex(dsn, "@"); at >= 0 && strings.Contains(dsn, "://") {
-		// An unparsable URL with userinfo: drop the userinfo entirely.
-		scheme, after, _ := strings.Cut(b.String(), "://")
+	out := b.String()
+	if scheme, after, ok := strings.Cut(out, "://"); ok {
+		// An unparsable URL: drop any userinfo entirely.
 		if j := strings.LastIndex(after, "@"); j >= 0 {
 			return scheme + "://xxxxx@" + after[j+1:]
 		}
 	}
-	return b.String()
+	return out
+}
+
+// passwordSpan finds the value of the first password= key in s (case
+// insensitive) and returns its byte range.
+func passwordSpan(s string) (start, end int, ok bool) {
+	i := strings.Index(strings.ToLower(s), "password=")
+	if i < 0 {
+		return 0, 0, false
+	}
+	start = i + len("password=")
+	if strings.HasPrefix(s[start:], "'") {
+		for k := start + 1; k < len(s); k++ {
+			switch s[k] {
+			case '\\':
+				k++
+			case '\'':
+				return start, k + 1, true
+			}
+		}
+		return start, len(s), true
+	}
+	end = strings.IndexFunc(s[start:], unicode.IsSpace)
+	if end < 0 {
+		return start, len(s), true
+	}
+	return start, start + end, true
 }
 
 // scrub removes the DSN's password from an error message, in case a driver
@@ -251,10 +269,8 @@ func dsnPassword(dsn string) string {
 			return p
 		}
 	}
-	for _, f := range strings.Fields(dsn) {
-		if k, v, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			return strings.Trim(v, "'")
-		}
+	if start, end, ok := passwordSpan(dsn); ok {
+		return strings.Trim(dsn[start:end], "'")
 	}
 	if i := strings.Index(dsn, "://"); i >= 0 {
 		if at := strings.LastIndex(dsn, "@"); at > i {

@@ -106,8 +106,8 @@ type Assignment struct {
 	Field  Field
 	Source ChannelRef
 	// Confidence is 0..1: 0.5 for the expected unit, 0.3 for a specific name
-	// match (0.15 for a generic one), 0.2 when no other channel scores
-	// higher; 1 for a user override.
+	// match (0.15 for a generic one; 0.5 for spark and knock, which have no
+	// JDUnit), 0.2 when no other channel scores higher; 1 for a user override.
 	Confidence float64
 	// Override is true when the assignment came from an Override.
 	Override bool
@@ -204,7 +204,7 @@ func (r *fieldRule) score(c ChannelRef) float64 {
 		return 0
 	}
 	if r.unit == UnitNone && n > 0 {
-		n += 0.05 // a named spark/knock channel has no unit to confirm it
+		n += 0.2 // spark/knock have no JDUnit: the name is all there is
 	}
 	return s + n
 }

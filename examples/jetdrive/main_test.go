@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSimulateListenRecordReplay(t *testing.T) {
+	jetdrivetest.EnsureLoopbackMulticast(t)
+	port := strconv.Itoa(jetdrivetest.Port(t))
+	ctx := context.Background()
+	capture := filepath.Join(t.TempDir(), "run.jdcap")
+	net := []string{"-iface", "loopback", "-port", port}
+
+	var wg sync.WaitGroup
+	var simOut, listenOut, recOut syncBuffer
+	var simErr, listenErr, recErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		listenErr = run(ctx, append([]string{"listen", "-duration", "2500ms", "-every", "500ms"}, net...), &listenOut, os.Stderr)
+	}()
+	go func() {
+		defer wg.Done()
+		recErr = run(ctx, append([]string{"record", "-o", capture, "-duration", "2500ms"}, net...), &recOut, os.Stderr)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	simErr = run(ctx, append([]string{"simulate", "-duration", "1500ms", "-profile", "m8_131"}, net...), &simOut, os.Stderr)
+	wg.Wait()
+	require.NoError(t, simErr)
+	require.NoError(t, listenErr)
+	require.NoError(t, recErr)
+
+	assert.Contains(t, simOut.String(), "simulating M8-131")
+	out := listenOut.String()
+	for _, want := range []string{`"DynoAI Simulator"`, "Engine RPM", "Air/Fuel Ratio 1", "rpm=", "afr[0]="} {
+		assert.Contains(t, out, want)
+	}
+	assert.Contains(t, recOut.String(), "recorded ")
+
+	var replayOut syncBuffer
+	require.NoError(t, run(ctx, append([]string{"replay", "-i", capture, "-speed", "0"}, net...), &replayOut, os.Stderr))
+	lines := strings.Split(strings.TrimSpace(replayOut.String()), "\n")
+	require.Greater(t, len(lines), 50, "about 100 samples per second of simulation")
+	assert.Equal(t, "time_s,rpm,map_kpa,tps,afr_front,afr_rear,torque_ftlb,power_hp", lines[0])
+	assert.NotContains(t, lines[len(lines)-1], "NaN,NaN")
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage"},
+		{[]string{"dance"}, `unknown command "dance"`},
+		{[]string{"record"}, "-o is required"},
+		{[]string{"replay"}, "-i is required"},
+		{[]string{"replay", "-i", "/nonexistent.jdcap"}, "no such file"},
+		{[]string{"simulate", "-profile", "v8", "-iface", "loopback"}, `unknown engine profile "v8"`},
+		{[]string{"listen", "-group", "not-an-ip"}, `-group "not-an-ip"`},
+		{[]string{"listen", "-iface", "nosuchif0"}, "nosuchif0"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := run(context.Background(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jdcap")
+	require.NoError(t, os.WriteFile(bad, []byte("JDCAPv1\nshort"), 0o600))
+	err := run(context.Background(), []string{"replay", "-i", bad}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "at byte 13")
+}

@@ -1,0 +1,598 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/metrics"
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/ve"
+)
+
+// Upload limits besides MaxUploadBytes.
+const (
+	maxFormFields    = 32
+	maxFormValue     = 1024
+	sniffBytes       = 8 << 10
+	maxFilenameBytes = 255
+)
+
+// allowedExt are the log extensions an upload may have.
+var allowedExt = map[string]bool{".csv": true, ".txt": true}
+
+// job is one accepted analysis waiting for or held by a worker.
+type job struct {
+	run      runstore.Run
+	blob     runstore.Blob
+	filename string
+	opts     AnalysisOptions
+	accepted time.Time
+}
+
+// uploadName reduces a client's file name to its base name and checks it:
+// no path ever reaches a filesystem (contents go to the FileStore under its
+// own keys), but the name is shown back, so it must be sane.
+func uploadName(name string) (string, *Error) {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "" || name == "." || name == "..":
+		return "", badRequest("No file selected")
+	case !utf8.ValidString(name) || len(name) > maxFilenameBytes || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", invalid("file", "file name must be at most 255 bytes of printable UTF-8")
+	}
+	ext := strings.ToLower(filepath.Ext(name))
+	if !allowedExt[ext] {
+		return "", &Error{Status: http.StatusBadRequest, Code: CodeFileType,
+			Message: "Invalid file type. Only CSV and TXT files allowed",
+			Details: map[string]any{"allowed_types": []string{"csv", "txt"}}}
+	}
+	return name, nil
+}
+
+// reserve takes an analysis slot, or explains why none is free.
+func (s *Server) reserve() *Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.draining {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the server is not accepting analyses (starting or shutting down)",
+			Details: map[string]any{"retry_after_seconds": 5}}
+	}
+	if n := s.inFlight.Load(); n >= int64(s.cfg.Queue+s.cfg.Workers) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "too many analyses in progress; try again shortly",
+			Details: map[string]any{"retry_after_seconds": 5}}
+	}
+	s.inFlight.Add(1)
+	return nil
+}
+
+func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
+	if herr := s.reserve(); herr != nil {
+		return herr
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			s.inFlight.Add(-1)
+		}
+	}()
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "multipart/form-data" {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia,
+			Message: "send multipart/form-data with the log in a field named file"}
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return badRequest("malformed multipart body: " + err.Error())
+	}
+	form := map[string]string{}
+	var (
+		blob     runstore.Blob
+		haveFile bool
+		filename string
+	)
+	cleanup := func() {
+		if haveFile {
+			_ = s.cfg.Files.Delete(context.WithoutCancel(r.Context()), blob.Key)
+		}
+	}
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cleanup()
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return err
+			}
+			return badRequest("malformed multipart body: " + err.Error())
+		}
+		if n >= maxFormFields {
+			cleanup()
+			return badRequest(fmt.Sprintf("too many form parts (at most %d)", maxFormFields))
+		}
+		field := part.FormName()
+		if field == "file" {
+			if haveFile {
+				cleanup()
+				return badRequest("more than one file part")
+			}
+			name, herr := uploadName(part.FileName())
+			if herr != nil {
+				return herr
+			}
+			b, err := s.storeUpload(r.Context(), part)
+			if err != nil {
+				return err
+			}
+			blob, haveFile, filename = b, true, name
+			continue
+		}
+		if field == "" {
+			cleanup()
+			return badRequest("form part without a name")
+		}
+		v, err := io.ReadAll(io.LimitReader(part, maxFormValue+1))
+		if err != nil {
+			cleanup()
+			return err
+		}
+		if len(v) > maxFormValue {
+			cleanup()
+			return invalid(field, fmt.Sprintf("field %q is longer than %d bytes", field, maxFormValue))
+		}
+		if _, dup := form[field]; dup {
+			cleanup()
+			return invalid(field, fmt.Sprintf("field %q given twice", field))
+		}
+		form[field] = string(v)
+	}
+	if !haveFile {
+		return badRequest("No file provided")
+	}
+	opts, err := ParseAnalysisOptions(form)
+	if err != nil {
+		cleanup()
+		var oe *OptionError
+		if errors.As(err, &oe) {
+			return invalid(oe.Field, err.Error())
+		}
+		return err
+	}
+	if err := s.checkLog(r.Context(), blob, filename, opts); err != nil {
+		cleanup()
+		return err
+	}
+	settings, _ := json.Marshal(opts)
+	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Source: runstore.SourceUpload, Filename: filename,
+		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings})
+	if err != nil {
+		cleanup()
+		return err
+	}
+	if _, err := s.cfg.Runs.AddFile(r.Context(), run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
+		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}); err != nil {
+		cleanup()
+		s.failRun(run, "upload", "STORE_ERROR", "the upload could not be recorded", err)
+		return err
+	}
+	s.cfg.Metrics.ObserveUpload(blob.Size)
+	j := &job{run: run, blob: blob, filename: filename, opts: opts, accepted: s.cfg.Now()}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		s.failRun(run, "queue", "SHUTDOWN", "the server shut down before this analysis started", nil)
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the server is shutting down", Details: map[string]any{"retry_after_seconds": 5}}
+	}
+	s.jobs <- j // never blocks: reserve bounds inFlight by the channel's capacity
+	queued = true
+	s.mu.Unlock()
+	w.Header().Set("Location", "/api/runs/"+run.ID)
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"runId": run.ID, "run_id": run.ID, "status": "queued", "message": "Analysis started",
+		"links": map[string]string{"run": "/api/runs/" + run.ID, "status": "/api/status/" + run.ID},
+	})
+	return nil
+}
+
+// storeUpload streams a file part into the FileStore after checking that
+// its first bytes look like a text log.
+func (s *Server) storeUpload(ctx context.Context, part io.Reader) (runstore.Blob, error) {
+	br := bufio.NewReaderSize(part, sniffBytes)
+	head, err := br.Peek(sniffBytes)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return runstore.Blob{}, err
+	}
+	if len(bytes.TrimSpace(head)) == 0 {
+		return runstore.Blob{}, invalid("file", "the file is empty")
+	}
+	if i := bytes.IndexByte(head, 0); i >= 0 {
+		return runstore.Blob{}, invalid("file", fmt.Sprintf("the file is binary, not a text log (NUL byte at offset %d)", i))
+	}
+	b, err := s.cfg.Files.Put(ctx, br)
+	if err != nil {
+		return runstore.Blob{}, err
+	}
+	return b, nil
+}
+
+// checkLog opens the stored upload as a dyno log and reads its first row,
+// so a file no analysis could read is refused with 400 before a run exists.
+func (s *Server) checkLog(ctx context.Context, blob runstore.Blob, name string, opts AnalysisOptions) error {
+	rc, err := s.cfg.Files.Open(ctx, blob.Key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	rd, err := dyno.NewReader(rc, name, dyno.ReadOptions{MaxBadRows: opts.MaxBadRows})
+	if err != nil {
+		return logError(err)
+	}
+	defer rd.Close()
+	smp := dyno.NewSample()
+	if err := rd.Next(ctx, &smp); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &Error{Status: http.StatusBadRequest, Code: CodeCSVParsing, Message: name + ": the log has no data rows"}
+		}
+		return logError(err)
+	}
+	return nil
+}
+
+// logError maps a log reader's error to 400 with its message (which names
+// the file, line, column and byte offset), anything else to 500.
+func logError(err error) error {
+	var pe *dyno.ParseError
+	if errors.As(err, &pe) || errors.Is(err, dyno.ErrMissingColumns) || errors.Is(err, ve.ErrMissingChannel) {
+		d := map[string]any{}
+		if pe != nil {
+			d["line"], d["column"], d["offset"] = pe.Line, pe.Column, pe.Offset
+		}
+		return &Error{Status: http.StatusBadRequest, Code: CodeCSVParsing, Message: err.Error(), Details: d, Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// Format detection and header problems that are not ParseErrors are
+	// still the file's fault, and their messages name no server path.
+	return &Error{Status: http.StatusBadRequest, Code: CodeCSVParsing, Message: err.Error(), Err: err}
+}
+
+// worker runs queued analyses until the queue is closed.
+func (s *Server) worker() {
+	defer s.workers.Done()
+	for j := range s.jobs {
+		s.process(j)
+		s.inFlight.Add(-1)
+	}
+}
+
+// failRun records a run as failed, with a context of its own so that a
+// shutting-down server still records it.
+func (s *Server) failRun(run runstore.Run, stage, code, message string, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e := runstore.RunError{Stage: stage, Code: code, Message: message}
+	if cause != nil {
+		e.Detail = cause.Error()
+	}
+	for range 3 {
+		_, err := s.cfg.Runs.Fail(ctx, run.ID, run.Version, e)
+		if err == nil || errors.Is(err, runstore.ErrNotFound) {
+			return
+		}
+		if errors.Is(err, runstore.ErrConflict) {
+			cur, gerr := s.cfg.Runs.Get(ctx, run.ID)
+			if gerr != nil || cur.Status.Terminal() {
+				return
+			}
+			run = cur
+			continue
+		}
+		s.log.Error("could not record a failed run", "run_id", run.ID, "err", err)
+		return
+	}
+}
+
+// process runs one analysis to completion or failure.
+func (s *Server) process(j *job) {
+	start := time.Now()
+	run := j.run
+	if s.workCtx.Err() != nil {
+		s.failRun(run, "queue", "SHUTDOWN", "the server shut down before this analysis started", nil)
+		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.AnalysisTimeout)
+	defer cancel()
+	stage, zero, msg := "reading", 0.0, "reading the log"
+	run, err := s.cfg.Runs.Update(ctx, run.ID, runstore.Update{Version: run.Version, Status: runstore.StatusProcessing,
+		Stage: &stage, Progress: &zero, Message: &msg, Reason: "worker started"})
+	if err != nil {
+		s.failRun(j.run, "start", "STORE_ERROR", "the analysis could not start", err)
+		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
+		return
+	}
+	pr := &progress{s: s, run: run, total: j.blob.Size}
+	res, stats, err := s.analyze(ctx, j, pr)
+	run = pr.current()
+	if err == nil {
+		err = s.storeResult(ctx, j, pr, res, stats)
+		run = pr.current()
+	}
+	if err != nil {
+		stg, code, message := "analysis", "ANALYSIS_ERROR", "the analysis failed"
+		var he *Error
+		switch {
+		case s.workCtx.Err() != nil:
+			code, message = "SHUTDOWN", "the server shut down during this analysis; upload the log again"
+		case errors.Is(err, context.DeadlineExceeded):
+			code, message = "TIMEOUT", fmt.Sprintf("the analysis took longer than %v", s.cfg.AnalysisTimeout)
+		case errors.As(logError(err), &he) && he.Code == CodeCSVParsing:
+			code, message = CodeCSVParsing, err.Error()
+		case errors.Is(err, ve.ErrMissingChannel) || errors.Is(err, ve.ErrShape) || errors.Is(err, ve.ErrAxis):
+			message = err.Error()
+		}
+		s.log.Warn("analysis failed", "run_id", run.ID, "code", code, "err", err)
+		s.failRun(run, stg, code, message, err)
+		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
+		return
+	}
+	s.cfg.Metrics.ObserveAnalysis(metrics.StatusSuccess, metrics.SourceUpload, time.Since(start))
+	if stats.CorrectedCells != nil && stats.MaxCorrectionPct != nil {
+		s.cfg.Metrics.ObserveVECorrections(int(*stats.CorrectedCells), *stats.MaxCorrectionPct)
+	}
+}
+
+func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result, runstore.Stats, error) {
+	vopts, err := j.opts.VE()
+	if err != nil {
+		return nil, runstore.Stats{}, err
+	}
+	a, err := s.cfg.NewAnalyzer(vopts)
+	if err != nil {
+		return nil, runstore.Stats{}, err
+	}
+	rc, err := s.cfg.Files.Open(ctx, j.blob.Key)
+	if err != nil {
+		return nil, runstore.Stats{}, err
+	}
+	defer rc.Close()
+	cr := &countReader{r: rc}
+	pr.read = cr
+	rd, err := dyno.NewReader(cr, j.filename, dyno.ReadOptions{MaxBadRows: j.opts.MaxBadRows})
+	if err != nil {
+		return nil, runstore.Stats{}, err
+	}
+	defer rd.Close()
+	src := &summarySource{src: rd, pr: pr}
+	res, err := a.Analyze(ctx, src)
+	if err != nil {
+		return nil, runstore.Stats{}, err
+	}
+	return res, src.stats(res), nil
+}
+
+// storeResult writes the result's files into the FileStore and completes
+// the run.
+func (s *Server) storeResult(ctx context.Context, j *job, pr *progress, res *ve.Result, stats runstore.Stats) error {
+	pr.set(ctx, "writing", 0.9, "storing the results", true)
+	dir, err := os.MkdirTemp("", "dynoai-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	names, err := res.WriteFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := s.attachFile(ctx, j.run.ID, name, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	doc, err := json.Marshal(res.Document())
+	if err != nil {
+		return err
+	}
+	run := pr.current()
+	done, err := s.cfg.Runs.Complete(ctx, run.ID, run.Version, runstore.Result{Results: doc, Stats: stats,
+		Message: fmt.Sprintf("analyzed %d samples", res.Samples)})
+	if err != nil {
+		return err
+	}
+	pr.setRun(done)
+	return nil
+}
+
+func (s *Server) attachFile(ctx context.Context, runID, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = runstore.Attach(ctx, s.cfg.Runs, s.cfg.Files, runID, name, contentType(name), f)
+	return err
+}
+
+func contentType(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".csv":
+		return "text/csv"
+	case ".json":
+		return "application/json"
+	case ".txt":
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+	m sync.Mutex
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.Lock()
+	c.n += int64(n)
+	c.m.Unlock()
+	return n, err
+}
+
+func (c *countReader) count() int64 {
+	c.m.Lock()
+	defer c.m.Unlock()
+	return c.n
+}
+
+// progress stores an analysis's progress in the run store, at most once a
+// second and only when it moved by a percent or more.
+type progress struct {
+	s     *Server
+	mu    sync.Mutex
+	run   runstore.Run
+	total int64
+	read  *countReader
+	last  time.Time
+	frac  float64
+}
+
+func (p *progress) current() runstore.Run {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.run
+}
+
+func (p *progress) setRun(r runstore.Run) {
+	p.mu.Lock()
+	p.run = r
+	p.mu.Unlock()
+}
+
+// tick is called per sample; it is cheap unless an update is due.
+func (p *progress) tick(ctx context.Context) {
+	if p.read == nil || p.total <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < time.Second {
+		return
+	}
+	f := 0.9 * float64(p.read.count()) / float64(p.total)
+	if f-p.frac < 0.01 {
+		return
+	}
+	p.set(ctx, "analyzing", f, fmt.Sprintf("read %d of %d bytes", p.read.count(), p.total), false)
+}
+
+func (p *progress) set(ctx context.Context, stage string, frac float64, msg string, force bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last = time.Now()
+	frac = math.Min(math.Max(frac, 0), 1)
+	p.frac = frac
+	r, err := p.s.cfg.Runs.Update(ctx, p.run.ID, runstore.Update{Version: p.run.Version, Stage: &stage, Progress: &frac, Message: &msg})
+	if err != nil {
+		if force {
+			p.s.log.Warn("progress update failed", "run_id", p.run.ID, "err", err)
+		}
+		return
+	}
+	p.run = r
+}
+
+// summarySource passes samples through, noting the peaks and the AFR
+// statistics a run stores as columns, and ticking progress.
+type summarySource struct {
+	src      dyno.Source
+	pr       *progress
+	peakHP   float64
+	peakTq   float64
+	afrN     float64
+	afrMean  float64
+	afrM2    float64
+	hasPower bool
+	hasTq    bool
+}
+
+func (s *summarySource) Next(ctx context.Context, smp *dyno.Sample) error {
+	if err := s.src.Next(ctx, smp); err != nil {
+		return err
+	}
+	if dyno.Has(smp.Power) && (!s.hasPower || smp.Power > s.peakHP) {
+		s.peakHP, s.hasPower = smp.Power, true
+	}
+	if dyno.Has(smp.Torque) && (!s.hasTq || smp.Torque > s.peakTq) {
+		s.peakTq, s.hasTq = smp.Torque, true
+	}
+	for _, a := range smp.AFR {
+		if dyno.Has(a) && a > 0 && !math.IsInf(a, 0) {
+			s.afrN++
+			d := a - s.afrMean
+			s.afrMean += d / s.afrN
+			s.afrM2 += d * (a - s.afrMean)
+		}
+	}
+	s.pr.tick(ctx)
+	return nil
+}
+
+// Layout passes the wrapped source's layout through when it has one.
+func (s *summarySource) Layout() dyno.Layout {
+	return s.src.Layout()
+}
+
+func (s *summarySource) stats(res *ve.Result) runstore.Stats {
+	var st runstore.Stats
+	if s.hasPower {
+		st.PeakHP = ptr(s.peakHP)
+	}
+	if s.hasTq {
+		st.PeakTorque = ptr(s.peakTq)
+	}
+	if s.afrN > 0 {
+		st.AFRMean = ptr(s.afrMean)
+		st.AFRStd = ptr(math.Sqrt(s.afrM2 / s.afrN))
+	}
+	var cells int64
+	maxPct := 0.0
+	for i := range res.Cylinders {
+		c := res.Cylinders[i].Correction
+		for _, v := range c.Values {
+			if ve.Has(v) && v != 1 {
+				cells++
+				maxPct = math.Max(maxPct, math.Abs(v-1)*100)
+			}
+		}
+	}
+	st.CorrectedCells = &cells
+	st.MaxCorrectionPct = &maxPct
+	return st
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/jetstream"
+	"github.com/dynoai/dynoai/metrics"
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/ve"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultMaxUploadBytes  = 50 << 20
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultRequestTimeout  = 30 * time.Second
+	DefaultAnalysisTimeout = 10 * time.Minute
+	DefaultQueue           = 16
+	DefaultMaxStreams      = 64
+)
+
+// Config configures a Server. Runs and Files are required; every other zero
+// field has a working default: no authentication, no rate limits, no CORS,
+// no metrics, no live data.
+type Config struct {
+	// Runs keeps runs; Files keeps their contents. Required.
+	Runs  runstore.RunStore
+	Files runstore.FileStore
+	// NewAnalyzer makes the analyzer for one analysis from its validated
+	// options; nil means ve.New.
+	NewAnalyzer func(ve.Options) (ve.Analyzer, error)
+
+	Auth      AuthConfig
+	RateLimit RateLimitConfig
+	CORS      CORSConfig
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
+	// Metrics records business and HTTP metrics; nil records nothing.
+	Metrics *metrics.Metrics
+	// Gatherer, when set, is served at GET /metrics.
+	Gatherer prometheus.Gatherer
+
+	// MaxUploadBytes bounds an upload's request body; 0 means 50 MiB.
+	MaxUploadBytes int64
+	// MaxBodyBytes bounds a JSON request body; 0 means 1 MiB.
+	MaxBodyBytes int64
+	// RequestTimeout bounds a non-streaming request's handler; 0 means 30 s.
+	RequestTimeout time.Duration
+	// AnalysisTimeout bounds one analysis; 0 means 10 min.
+	AnalysisTimeout time.Duration
+	// Workers is how many analyses run at once; 0 means 2.
+	Workers int
+	// Queue is how many accepted analyses may wait for a worker; 0 means
+	// 16. A full queue answers 503 with Retry-After.
+	Queue int
+	// MaxStreams bounds concurrent Server-Sent Events streams; 0 means 64.
+	MaxStreams int
+
+	// JetDrive serves the live JetDrive routes when set.
+	JetDrive JetDrive
+	// Jetstream serves the Jetstream routes when set, with JetstreamConfig
+	// (shown with its key masked).
+	Jetstream       Jetstream
+	JetstreamConfig jetstream.Config
+
+	// Logger receives request failures and lifecycle events; nil discards.
+	Logger *slog.Logger
+	// Version is reported by the health routes.
+	Version string
+	// Debug adds internal error detail to the log, never to responses.
+	Debug bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// AuthConfig says which routes need an API key.
+type AuthConfig struct {
+	// Enabled enforces keys on every mutating route and every upload.
+	Enabled bool
+	// Keys verifies presented keys. Enabled with no keys fails closed.
+	Keys authkeys.KeyStore
+	// RequireReads also enforces keys on reads (runs, files, live data).
+	RequireReads bool
+	// ProtectMetrics also enforces keys on /metrics.
+	ProtectMetrics bool
+}
+
+// RateLimitConfig configures the token buckets, kept per verified API key
+// or, without one, per client address.
+type RateLimitConfig struct {
+	Enabled bool
+	// Default applies to every route but health and /metrics; empty means
+	// unlimited.
+	Default Rates
+	// Expensive applies instead of Default to analyses and uploads.
+	Expensive Rates
+	// MaxClients bounds the clients tracked per budget; 0 means 100000.
+	MaxClients int
+}
+
+// CORSConfig lists the browser origins allowed to call the API.
+type CORSConfig struct {
+	// Origins are exact origins ("https://shop.example"); "*" allows any
+	// origin and is refused together with authentication unless
+	// AllowWildcardWithAuth.
+	Origins               []string
+	AllowWildcardWithAuth bool
+	// MaxAge of a preflight answer; 0 means 10 minutes.
+	MaxAge time.Duration
+}
+
+// ErrConfig is wrapped by every configuration error of New.
+var ErrConfig = errors.New("httpapi: bad config")
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)) }
+	if c.Runs == nil {
+		bad("Runs is required")
+	}
+	if c.Files == nil {
+		bad("Files is required")
+	}
+	for name, v := range map[string]int64{"MaxUploadBytes": c.MaxUploadBytes, "MaxBodyBytes": c.MaxBodyBytes,
+		"Workers": int64(c.Workers), "Queue": int64(c.Queue), "MaxStreams": int64(c.MaxStreams),
+		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout)} {
+		if v < 0 {
+			bad("%s is negative", name)
+		}
+	}
+	for i, o := range c.CORS.Origins {
+		if o == "*" {
+			if c.Auth.Enabled && !c.CORS.AllowWildcardWithAuth {
+				bad("CORS origin \"*\" with authentication enabled (list the origins, or set AllowWildcardWithAuth)")
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || strings.HasSuffix(o, "/") {
+			bad("CORS origin %d %q is not scheme://host[:port]", i+1, o)
+		}
+	}
+	for _, r := range []Rates{c.RateLimit.Default, c.RateLimit.Expensive} {
+		for _, l := range r {
+			if l.N < 1 || l.Per <= 0 {
+				bad("rate limit %v is not positive", l)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) fill() {
+	if c.NewAnalyzer == nil {
+		c.NewAnalyzer = ve.New
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.AnalysisTimeout == 0 {
+		c.AnalysisTimeout = DefaultAnalysisTimeout
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Queue == 0 {
+		c.Queue = DefaultQueue
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.CORS.MaxAge == 0 {
+		c.CORS.MaxAge = 10 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Version == "" {
+		c.Version = ve.Version
+	}
+}

@@ -1,0 +1,40 @@
+// Package httpapi is DynoAI's optional HTTP server. It composes the library:
+// log uploads are analyzed by a ve.Analyzer, runs and their files are kept in
+// a runstore.RunStore and runstore.FileStore, API keys are checked by an
+// authkeys.KeyStore, metrics are recorded by a *metrics.Metrics, and, when
+// wired in, a JetDrive client and a Jetstream poller are served live.
+//
+// A Server is built by New from a plain Config; nothing is global and nothing
+// is read from the environment (examples/server does that). The routes, all
+// documented in the OpenAPI document served at /api/openapi.json, are:
+//
+//   - health: GET /api/health, /api/health/live, /api/health/ready
+//   - analysis: POST /api/analyze (multipart upload, asynchronous; progress
+//     is stored in the run store), GET /api/status/{id}
+//   - runs: GET /api/runs, GET and DELETE /api/runs/{id}, the run's files
+//     (GET /api/runs/{id}/files, GET /api/runs/{id}/files/{file}, checksums
+//     verified), GET /api/download/{id}/{name}, VE data and diagnostics
+//     (GET /api/ve-data/{id}, GET /api/diagnostics/{id})
+//   - calibration: POST /api/runs/{id}/tables (upload a base VE table),
+//     POST /api/runs/{id}/apply, /dry-run and /rollback
+//   - live: /api/jetdrive/... (JSON and Server-Sent Events) and
+//     /api/jetstream/... when configured
+//   - GET /metrics when a prometheus.Gatherer is configured
+//
+// Every request gets a request id (a well-formed X-Request-ID is kept,
+// anything else replaced), echoed in the response and in every error body.
+// Every error is the JSON envelope
+//
+//	{"error":{"code":"...","message":"...","request_id":"...","details":{...}}}
+//
+// When authentication is enabled every mutating route and every upload needs
+// an API key; reads and /metrics need one when configured so. Requests are
+// rate limited per API key (a verified one) or per client address, with
+// token buckets and a separate budget for expensive routes; X-Forwarded-For
+// is believed only from configured proxy networks. CORS allows an explicit
+// list of origins. Panics are answered with 500 and the request id.
+//
+// Analyses run on a bounded worker pool. Shutdown lets running analyses
+// finish until its context ends and then fails them, so no run is left
+// processing; Start fails the runs a previous process left behind.
+package httpapi

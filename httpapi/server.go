@@ -1,0 +1,452 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	accessPublic  access = iota // health, the API document: never a key
+	accessRead                  // a key when AuthConfig.RequireReads
+	accessMutate                // a key whenever authentication is enabled
+	accessMetrics               // a key when AuthConfig.ProtectMetrics
+)
+
+// route is one entry of the route table, which also drives the OpenAPI test.
+type route struct {
+	method, path string
+	h            func(http.ResponseWriter, *http.Request) error
+	access       access
+	expensive    bool // the Expensive rate budget
+	upload       bool // body bounded by MaxUploadBytes instead of MaxBodyBytes
+	long         bool // no RequestTimeout (streams, downloads, uploads)
+	unlimited    bool // no rate limit (health probes, /metrics)
+}
+
+func (rt *route) pattern() string { return rt.method + " " + rt.path }
+
+// Server is DynoAI's HTTP API. Build it with New, call Start before serving
+// (or use Serve, which does both), and Shutdown when done.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	routes  []*route
+
+	limDefault, limExpensive *limiter
+
+	mu       sync.Mutex // guards jobs, draining and started
+	jobs     chan *job
+	draining bool
+	started  bool
+	workers  sync.WaitGroup
+	workCtx  context.Context
+	stopWork context.CancelFunc
+	inFlight atomic.Int64 // analyses accepted and not yet finished
+
+	runLocks keyedMutex
+	streams  chan struct{}
+	live     *liveHub
+	begun    time.Time
+}
+
+// New builds a Server from cfg. It starts nothing; see Start and Serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		mux:     http.NewServeMux(),
+		jobs:    make(chan *job, cfg.Queue),
+		streams: make(chan struct{}, cfg.MaxStreams),
+		begun:   cfg.Now(),
+	}
+	s.workCtx, s.stopWork = context.WithCancel(context.Background())
+	if cfg.RateLimit.Enabled {
+		s.limDefault = newLimiter(cfg.RateLimit.Default, cfg.RateLimit.MaxClients)
+		exp := cfg.RateLimit.Expensive
+		if len(exp) == 0 {
+			exp = cfg.RateLimit.Default
+		}
+		s.limExpensive = newLimiter(exp, cfg.RateLimit.MaxClients)
+	}
+	if cfg.JetDrive != nil {
+		s.live = newLiveHub(cfg.JetDrive, s.log)
+	}
+	s.routes = s.routeTable()
+	authOpts := authkeys.Options{
+		Disabled:   !cfg.Auth.Enabled,
+		RequestID:  RequestID,
+		RemoteIP:   func(r *http.Request) string { return clientIP(r, s.cfg.TrustedProxies).String() },
+		Logger:     s.log,
+		WriteError: writeAuthError,
+	}
+	for _, rt := range s.routes {
+		need := false
+		switch rt.access {
+		case accessMutate:
+			need = true
+		case accessRead:
+			need = cfg.Auth.RequireReads
+		case accessMetrics:
+			need = cfg.Auth.ProtectMetrics
+		}
+		o := authOpts
+		o.Require = func(*http.Request) bool { return need }
+		var h http.Handler = s.core(rt)
+		if need {
+			h = authkeys.Middleware(cfg.Auth.Keys, o)(h)
+		}
+		h = s.rateLimit(rt, h)
+		s.mux.Handle(rt.pattern(), s.named(rt, h))
+	}
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = cfg.Metrics.HTTPMiddleware(routeFromHolder)(h)
+	s.handler = s.requestID(s.recoverer(h))
+	return s, nil
+}
+
+// Handler returns the server's root handler, for http.Server or httptest.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start makes the server ready to run analyses: it fails the runs a
+// previous process left processing or queued (no worker of it is running
+// them any more), then starts the analysis workers and, when JetDrive is
+// configured, the live-data hub. It returns the ids of the runs it failed.
+func (s *Server) Start(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil, errors.New("httpapi: Start called twice")
+	}
+	if s.draining {
+		return nil, errors.New("httpapi: Start after Shutdown")
+	}
+	recovered, err := s.recoverRuns(ctx)
+	if err != nil {
+		return recovered, err
+	}
+	s.started = true
+	for range s.cfg.Workers {
+		s.workers.Add(1)
+		go s.worker()
+	}
+	if s.live != nil {
+		s.live.start(s.workCtx)
+	}
+	if len(recovered) > 0 {
+		s.log.Warn("failed runs left behind by a previous process", "count", len(recovered))
+	}
+	return recovered, nil
+}
+
+// recoverRuns fails runs left processing (runstore.RunStore.Recover) and
+// uploads left queued by a previous process.
+func (s *Server) recoverRuns(ctx context.Context) ([]string, error) {
+	e := runstore.RunError{Stage: "startup", Code: "INTERRUPTED",
+		Message: "the server stopped before this analysis finished; upload the log again"}
+	ids, err := s.cfg.Runs.Recover(ctx, e)
+	if err != nil {
+		return ids, err
+	}
+	cursor := ""
+	for {
+		page, err := s.cfg.Runs.List(ctx, runstore.Filter{Statuses: []runstore.Status{runstore.StatusQueued},
+			Sources: []runstore.Source{runstore.SourceUpload}, Limit: runstore.MaxLimit, Cursor: cursor})
+		if err != nil {
+			return ids, err
+		}
+		for _, run := range page.Runs {
+			if _, err := s.cfg.Runs.Fail(ctx, run.ID, run.Version, e); err != nil && !errors.Is(err, runstore.ErrConflict) {
+				return ids, err
+			}
+			ids = append(ids, run.ID)
+		}
+		if page.Next == "" {
+			return ids, nil
+		}
+		cursor = page.Next
+	}
+}
+
+// Shutdown stops accepting analyses and waits for the accepted ones to
+// finish. When ctx ends first, it cancels them: each is recorded as failed
+// (never left processing) and Shutdown returns ctx's error once all are.
+// The live hub stops too. Shutdown does not close the stores.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.draining {
+		s.draining = true
+		close(s.jobs)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.stopWork()
+		<-done
+	}
+	s.stopWork()
+	if s.live != nil {
+		s.live.wait()
+	}
+	return err
+}
+
+// Serve starts the server (see Start) and serves HTTP on ln until ctx ends,
+// then shuts down gracefully: no new connections, in-flight requests and
+// analyses get shutdownTimeout to finish, after which analyses are failed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	if _, err := s.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	herr := hs.Shutdown(sctx)
+	if errors.Is(herr, context.DeadlineExceeded) {
+		hs.Close()
+	}
+	werr := s.Shutdown(sctx)
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, herr, werr)
+}
+
+// holder carries the matched route pattern out to the metrics middleware.
+type holderKey struct{}
+
+type routeHolder struct{ pattern string }
+
+func routeFromHolder(r *http.Request) string {
+	if h, ok := r.Context().Value(holderKey{}).(*routeHolder); ok {
+		return h.pattern
+	}
+	return ""
+}
+
+// named records the route's pattern for the metrics middleware.
+func (s *Server) named(rt *route, next http.Handler) http.Handler {
+	p := rt.pattern()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(holderKey{}).(*routeHolder); ok {
+			h.pattern = p
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// dispatch rejects unclean paths, answers CORS, and sends requests no
+// route matches to the envelope's 404 or 405.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if msg := badPath(r.URL.Path); msg != "" {
+		writeEnvelope(w, r, http.StatusBadRequest, CodeBadRequest, msg, nil)
+		return
+	}
+	if s.cors(w, r) {
+		return
+	}
+	if _, p := s.mux.Handler(r); p == "" {
+		s.unmatched(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// badPath explains why a request path is refused before routing: anything
+// a cleaner would rewrite (dot segments, doubled slashes), backslashes and
+// control characters. Refusing beats redirecting a traversal attempt.
+func badPath(p string) string {
+	if p == "" || p[0] != '/' {
+		return "path must start with /"
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "path contains a control character or backslash"
+		}
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && p != "/" {
+		clean += "/"
+	}
+	if clean != p {
+		return "path is not canonical (dot segments or repeated slashes)"
+	}
+	return ""
+}
+
+// unmatched answers a request no route pattern matched: 405 with Allow when
+// the path exists for other methods, else 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	cw := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(cw, r)
+	if cw.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", cw.header.Get("Allow"))
+		writeEnvelope(w, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			"Method "+r.Method+" not allowed for this path", map[string]any{"allow": cw.header.Get("Allow")})
+		return
+	}
+	writeEnvelope(w, r, http.StatusNotFound, CodeNotFound, "Resource not found", nil)
+}
+
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+
+// core wraps a route's handler with its body limit, timeout and error
+// answering.
+func (s *Server) core(rt *route) http.Handler {
+	limit := s.cfg.MaxBodyBytes
+	if rt.upload {
+		limit = s.cfg.MaxUploadBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			writeEnvelope(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge,
+				"request body exceeds the limit", map[string]any{"limit_bytes": limit})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if !rt.long {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		if err := rt.h(w, r); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil {
+				err = &Error{Status: http.StatusServiceUnavailable, Code: CodeTimeout, Message: "request timed out", Err: err}
+			}
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// routeTable lists every route. The OpenAPI document must match it.
+func (s *Server) routeTable() []*route {
+	rs := []*route{
+		{method: "GET", path: "/api/health", h: s.handleHealth, access: accessPublic, unlimited: true},
+		{method: "GET", path: "/api/health/live", h: s.handleLive, access: accessPublic, unlimited: true},
+		{method: "GET", path: "/api/health/ready", h: s.handleReady, access: accessPublic, unlimited: true},
+		{method: "GET", path: "/api/openapi.json", h: s.handleOpenAPI, access: accessPublic},
+
+		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessMutate, expensive: true, upload: true, long: true},
+		{method: "GET", path: "/api/status/{id}", h: s.handleStatus, access: accessRead},
+		{method: "GET", path: "/api/runs", h: s.handleListRuns, access: accessRead},
+		{method: "GET", path: "/api/runs/{id}", h: s.handleGetRun, access: accessRead},
+		{method: "DELETE", path: "/api/runs/{id}", h: s.handleDeleteRun, access: accessMutate},
+		{method: "GET", path: "/api/runs/{id}/files", h: s.handleListFiles, access: accessRead},
+		{method: "GET", path: "/api/runs/{id}/files/{file}", h: s.handleFile, access: accessRead, long: true},
+		{method: "GET", path: "/api/download/{id}/{name}", h: s.handleDownload, access: accessRead, long: true},
+		{method: "GET", path: "/api/ve-data/{id}", h: s.handleVEData, access: accessRead},
+		{method: "GET", path: "/api/diagnostics/{id}", h: s.handleDiagnostics, access: accessRead},
+
+		{method: "POST", path: "/api/runs/{id}/tables", h: s.handleUploadTable, access: accessMutate, expensive: true, upload: true},
+		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessMutate},
+		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessMutate},
+		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessMutate},
+
+		{method: "GET", path: "/api/jetdrive/providers", h: s.handleJDProviders, access: accessRead},
+		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},
+		{method: "GET", path: "/api/jetdrive/live", h: s.handleJDLive, access: accessRead},
+		{method: "GET", path: "/api/jetdrive/live/stream", h: s.handleJDStream, access: accessRead, long: true},
+
+		{method: "GET", path: "/api/jetstream/status", h: s.handleJSStatus, access: accessRead},
+		{method: "GET", path: "/api/jetstream/config", h: s.handleJSConfig, access: accessRead},
+		{method: "POST", path: "/api/jetstream/sync", h: s.handleJSSync, access: accessMutate, expensive: true, long: true},
+		{method: "GET", path: "/api/jetstream/events", h: s.handleJSEvents, access: accessRead, long: true},
+	}
+	if s.cfg.Gatherer != nil {
+		ph := promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})
+		rs = append(rs, &route{method: "GET", path: "/metrics", access: accessMetrics, unlimited: true,
+			h: func(w http.ResponseWriter, r *http.Request) error { ph.ServeHTTP(w, r); return nil }})
+	}
+	return rs
+}
+
+// keyedMutex serialises work per run id (apply and rollback).
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*refMutex)
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &refMutex{}
+		k.locks[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -108,7 +108,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	}
 	rpmAxis, mapAxis := newAxisIndex(o.Grid.RPM), newAxisIndex(o.Grid.MAP)
 	var cyls [dyno.MaxCylinders]cylAcc
-	st := newStreamState(o.Filter)
+	st := newStreamState(o.Filter, o.Grid)
 	var s dyno.Sample
 	samples, weighted := 0, 0
 	for {
@@ -363,39 +363,88 @@ func (x *axisIndex) nearest(v float64) int {
 // streamState runs the checks that need the previous samples: transients
 // and decel, plus the per-sample range checks common to every cylinder.
 type streamState struct {
-	f            *Filter
-	have         bool
-	prevT        time.Duration
-	prevTPS      float64
-	prevMAP      float64
-	prevRPM      float64
-	holdUntil    time.Duration
-	transientHit bool
+	f         *Filter
+	window    time.Duration
+	hist      [64]pastSample // ring of recent samples for rate measurement
+	head, n   int
+	prevRPM   float64
+	haveRPM   bool
+	holdUntil time.Duration
+	inHold    bool
+
+	rpmLo, rpmHi, mapLo, mapHi float64
 }
 
-func newStreamState(f *Filter) *streamState { return &streamState{f: f} }
+type pastSample struct {
+	t         time.Duration
+	tps, map_ float64
+}
+
+func newStreamState(f *Filter, g Grid) *streamState {
+	w := f.RateWindow
+	if w <= 0 {
+		w = 100 * time.Millisecond
+	}
+	st := &streamState{f: f, window: w}
+	st.rpmLo, st.rpmHi = gridReach(g.RPM)
+	st.mapLo, st.mapHi = gridReach(g.MAP)
+	return st
+}
+
+// gridReach returns how far a grid axis reaches: half a bin beyond each
+// edge. A sample further out says nothing about the edge cell.
+func gridReach(a []float64) (lo, hi float64) {
+	if len(a) < 2 {
+		return math.Inf(-1), math.Inf(1)
+	}
+	n := len(a)
+	return a[0] - (a[1]-a[0])/2, a[n-1] + (a[n-1]-a[n-2])/2
+}
+
+// reference returns the newest remembered sample at least the rate window
+// older than now, or the oldest one when none is that old.
+func (st *streamState) reference(now time.Duration) (pastSample, bool) {
+	if st.n == 0 {
+		return pastSample{}, false
+	}
+	for k := 0; k < st.n; k++ {
+		p := st.hist[(st.head-1-k+len(st.hist)*2)%len(st.hist)]
+		if now-p.t >= st.window {
+			return p, true
+		}
+	}
+	return st.hist[(st.head-st.n+len(st.hist)*2)%len(st.hist)], true
+}
 
 // check returns the first reason that rejects the sample for every
 // cylinder, or -1.
 func (st *streamState) check(s *dyno.Sample) Reason {
 	f := st.f
 	transient := false
-	rpmFalling := false
-	if st.have && s.Time > st.prevT {
-		dt := (s.Time - st.prevT).Seconds()
-		if f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(st.prevTPS) && math.Abs(s.TPS-st.prevTPS)/dt > f.MaxTPSRate {
+	if ref, ok := st.reference(s.Time); ok && s.Time > ref.t {
+		dt := (s.Time - ref.t).Seconds()
+		if f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(ref.tps) && math.Abs(s.TPS-ref.tps)/dt > f.MaxTPSRate {
 			transient = true
 		}
-		if f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(st.prevMAP) && math.Abs(s.MAP-st.prevMAP)/dt > f.MaxMAPRate {
+		if f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(ref.map_) && math.Abs(s.MAP-ref.map_)/dt > f.MaxMAPRate {
 			transient = true
 		}
-		rpmFalling = dyno.Has(s.RPM) && dyno.Has(st.prevRPM) && s.RPM < st.prevRPM
+	} else if ok && s.Time < ref.t {
+		st.n = 0 // time went backwards (a new log section): start over
 	}
+	rpmFalling := st.haveRPM && dyno.Has(s.RPM) && s.RPM < st.prevRPM
 	if transient {
 		st.holdUntil = s.Time + f.TransientHold
+		st.inHold = true
 	}
-	inHold := st.have && s.Time < st.holdUntil
-	st.have, st.prevT, st.prevTPS, st.prevMAP, st.prevRPM = true, s.Time, s.TPS, s.MAP, s.RPM
+	inHold := st.inHold && s.Time < st.holdUntil
+	st.inHold = inHold
+	st.hist[st.head] = pastSample{t: s.Time, tps: s.TPS, map_: s.MAP}
+	st.head = (st.head + 1) % len(st.hist)
+	st.n = min(st.n+1, len(st.hist))
+	if dyno.Has(s.RPM) {
+		st.prevRPM, st.haveRPM = s.RPM, true
+	}
 
 	switch {
 	case !dyno.Has(s.RPM) || !dyno.Has(s.MAP):
@@ -408,6 +457,8 @@ func (st *streamState) check(s *dyno.Sample) Reason {
 		return RejectTPSRange
 	case dyno.Has(s.IAT) && (s.IAT < f.IATMin || s.IAT > f.IATMax):
 		return RejectIATRange
+	case s.RPM < st.rpmLo || s.RPM > st.rpmHi || s.MAP < st.mapLo || s.MAP > st.mapHi:
+		return RejectOffGrid
 	case f.MinECT > 0 && dyno.Has(s.ECT) && s.ECT < f.MinECT:
 		return RejectColdEngine
 	case f.DecelTPS > 0 && dyno.Has(s.TPS) && s.TPS <= f.DecelTPS && rpmFalling:

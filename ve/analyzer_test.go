@@ -130,6 +130,7 @@ func TestAnalyzerRejectsByReason(t *testing.T) {
 	add(func(s *dyno.Sample) { s.IAT = 200 })                                                        // iat range (°C)
 	add(func(s *dyno.Sample) { s.ECT = 30 })                                                         // cold
 	add(func(s *dyno.Sample) { s.AFR[0], s.AFR[1] = 19, 19 })                                        // fuel cut
+	add(func(s *dyno.Sample) { s.RPM = 7500 })                                                       // beyond the grid's reach
 	a, err := New(Options{Attribution: NearestCell})
 	require.NoError(t, err)
 	res, err := a.Analyze(t.Context(), dyno.NewSliceSource(twinLayout, samples))
@@ -138,7 +139,7 @@ func TestAnalyzerRejectsByReason(t *testing.T) {
 	assert.Equal(t, 2, front.Accepted, "the plain sample and the lambda one")
 	assert.Equal(t, 1, rear.Accepted)
 	want := map[string]int{"no_rpm_or_map": 1, "low_rpm": 1, "no_target": 1, "afr_range": 1,
-		"map_range": 1, "tps_range": 1, "iat_range": 1, "cold_engine": 1, "decel": 1}
+		"map_range": 1, "tps_range": 1, "iat_range": 1, "cold_engine": 1, "decel": 1, "off_grid": 1}
 	assert.Equal(t, want, front.Rejected.Map())
 	want["no_afr"] = 1
 	assert.Equal(t, want, rear.Rejected.Map())
@@ -177,7 +178,9 @@ func TestAnalyzerTransientAndDecel(t *testing.T) {
 	res, err := a.Analyze(t.Context(), dyno.NewSliceSource(twinLayout, samples))
 	require.NoError(t, err)
 	r := res.Cylinder(0).Rejected.Map()
-	assert.Equal(t, 8, r["transient"], "the snap plus 7 samples within the 150 ms hold")
+	// Rates are measured over 100 ms, so the snap is seen for 5 samples; the
+	// 150 ms hold after the last of them rejects 7 more.
+	assert.Equal(t, 12, r["transient"])
 	assert.Equal(t, 5, r["decel"])
 }
 

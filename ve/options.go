@@ -91,6 +91,10 @@ type Filter struct {
 	MaxMAPRate float64
 	// TransientHold keeps rejecting samples this long after a transient.
 	TransientHold time.Duration
+	// RateWindow is the span over which TPS and MAP rates are measured, so
+	// sensor noise at high sample rates does not pass for a transient. Zero
+	// means 100 ms.
+	RateWindow time.Duration
 
 	// DecelTPS: a sample with TPS at or below it and RPM falling is decel or
 	// fuel cut, as is any sample whose measured AFR exceeds FuelCutAFR.
@@ -115,6 +119,7 @@ func DefaultFilter() Filter {
 		MaxTPSRate:    150,
 		MaxMAPRate:    120,
 		TransientHold: 150 * time.Millisecond,
+		RateWindow:    100 * time.Millisecond,
 		DecelTPS:      1.5,
 		FuelCutAFR:    18,
 		MinECT:        60,

@@ -46,6 +46,10 @@ func writeBenchLog(tb testing.TB, n int) string {
 		s.Spark[0], s.Spark[1] = 28, 26
 		s.Knock[0], s.Knock[1] = 0, 0
 		s.IAT = 35
+		// Log at a data logger's resolution, as real logs are.
+		s.RPM, s.MAP, s.TPS = math.Round(s.RPM), math.Round(s.MAP*10)/10, math.Round(s.TPS*10)/10
+		s.AFR[0], s.AFR[1] = math.Round(s.AFR[0]*100)/100, math.Round(s.AFR[1]*100)/100
+		s.Torque, s.Power = math.Round(s.Torque*10)/10, math.Round(s.Power*10)/10
 		if err := w.WriteSample(&s); err != nil {
 			tb.Fatal(err)
 		}

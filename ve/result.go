@@ -5,10 +5,14 @@ import "fmt"
 // Reason is why a sample was left out of a cylinder's corrections.
 type Reason int
 
-// The reasons a sample is rejected, in the order the checks run.
+// The reasons a sample is rejected. Checks common to all cylinders run
+// first (speed and load present, sensor ranges, grid reach, warm-up, decel,
+// transients), then the per-cylinder ones (AFR present and in range, target,
+// weight); the first that fails is the one counted.
 const (
 	RejectNoSpeedLoad Reason = iota // RPM or MAP missing
 	RejectLowRPM                    // below Filter.RPMMin
+	RejectOffGrid                   // more than half a bin beyond the grid's edge
 	RejectNoAFR                     // no measured AFR for this cylinder
 	RejectNoTarget                  // no target (commanded AFR or table)
 	RejectAFRRange                  // measured or target AFR outside the filter
@@ -23,7 +27,7 @@ const (
 )
 
 var reasonNames = [numReasons]string{
-	"no_rpm_or_map", "low_rpm", "no_afr", "no_target", "afr_range", "map_range",
+	"no_rpm_or_map", "low_rpm", "off_grid", "no_afr", "no_target", "afr_range", "map_range",
 	"tps_range", "iat_range", "cold_engine", "decel", "transient", "low_weight",
 }
 

@@ -423,6 +423,12 @@ func (p *Poller) record(ctx context.Context, r Run) (bool, error) {
 	if ok {
 		p.mu.Lock()
 		p.st.Relisted++
+		if s.Status == StatusDone && !r.Processed {
+			// Jetstream still shows it unprocessed: the mark was lost (a
+			// crash, or a store that cannot keep the ack). Mark again;
+			// never process again.
+			p.unmarked[r.ID] = true
+		}
 		p.mu.Unlock()
 		return false, nil
 	}

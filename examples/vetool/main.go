@@ -1,0 +1,163 @@
+// Command vetool applies a VE correction to a VE table and rolls it back,
+// exactly, with a SHA-256 manifest:
+//
+//	go run ./examples/vetool apply -base ve_front.csv -correction out/VE_Multiplier_Front.csv -out ve_front_new.csv
+//	go run ./examples/vetool apply -dry-run -base ve_front.csv -correction out/VE_Multiplier_Front.csv
+//	go run ./examples/vetool rollback -applied ve_front_new.csv -out ve_front_restored.csv
+//
+// apply writes the new table, the correction it actually applied after the
+// limits (<out>.correction.csv) and the manifest (<out>.manifest.json);
+// rollback reads those three and refuses when any hash differs.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/dynoai/dynoai/ve"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vetool:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: vetool apply|rollback [flags]")
+	}
+	switch args[0] {
+	case "apply":
+		return apply(args[1:], stdout)
+	case "rollback":
+		return rollback(args[1:], stdout)
+	}
+	return fmt.Errorf("unknown command %q: want apply or rollback", args[0])
+}
+
+func apply(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	basePath := fs.String("base", "", "VE table CSV to correct (RPM or MAP rows)")
+	corrPath := fs.String("correction", "", "correction multipliers CSV (1.0 = no change), e.g. VE_Multiplier_Front.csv")
+	out := fs.String("out", "", "where to write the corrected table")
+	dry := fs.Bool("dry-run", false, "print what would change and write nothing")
+	maxAdj := fs.Float64("max-adjust", 7, "clamp each multiplier to 1 +/- this percent (negative: no clamp)")
+	minVE := fs.Float64("min-ve", 0, "absolute lower rail for the result")
+	maxVE := fs.Float64("max-ve", 0, "absolute upper rail for the result (0 with -min-ve 0: none)")
+	baseline := fs.String("baseline", "", "the tune's original VE table, for -max-cumulative")
+	maxCum := fs.Float64("max-cumulative", 0, "no cell may move further than this percent from -baseline")
+	comment := fs.String("comment", "", "a note for the manifest")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *basePath == "" || *corrPath == "" || (*out == "" && !*dry) {
+		return errors.New("apply needs -base, -correction and -out (or -dry-run)")
+	}
+	base, err := readTable(*basePath)
+	if err != nil {
+		return err
+	}
+	corr, err := readTable(*corrPath)
+	if err != nil {
+		return err
+	}
+	lim := ve.Limits{MaxAdjustPercent: *maxAdj, MinVE: *minVE, MaxVE: *maxVE, MaxCumulativePercent: *maxCum}
+	if *baseline != "" {
+		if lim.Baseline, err = readTable(*baseline); err != nil {
+			return err
+		}
+	}
+	applied, err := ve.Apply(base, corr, ve.ApplyOptions{Limits: lim, Comment: *comment})
+	if err != nil {
+		return err
+	}
+	m := applied.Manifest
+	fmt.Fprintf(stdout, "%d cells change (%d clamped, %d railed, %d capped)\n", m.CellsChanged, m.Clamped, m.Railed, m.Capped)
+	for _, c := range applied.Diff {
+		note := ""
+		if c.Limited != "" {
+			note = " (" + c.Limited + ")"
+		}
+		fmt.Fprintf(stdout, "  %6g rpm %5g kPa: %10g -> %-12g x%.6f%s\n", c.RPM, c.MAP, c.Before, c.After, c.Multiplier, note)
+	}
+	if *dry {
+		fmt.Fprintln(stdout, "dry run: nothing written")
+		return nil
+	}
+	if err := writeTable(*out, applied.Table); err != nil {
+		return err
+	}
+	if err := writeTable(*out+".correction.csv", applied.Effective); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out+".manifest.json", append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s.correction.csv and %s.manifest.json (result sha256 %s)\n", *out, *out, *out, m.ResultSHA256)
+	return nil
+}
+
+func rollback(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+	appliedPath := fs.String("applied", "", "the table apply wrote")
+	out := fs.String("out", "", "where to write the restored table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *appliedPath == "" || *out == "" {
+		return errors.New("rollback needs -applied and -out")
+	}
+	applied, err := readTable(*appliedPath)
+	if err != nil {
+		return err
+	}
+	eff, err := readTable(*appliedPath + ".correction.csv")
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(*appliedPath + ".manifest.json")
+	if err != nil {
+		return err
+	}
+	var m ve.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s.manifest.json: %w", *appliedPath, err)
+	}
+	restored, err := ve.Rollback(applied, eff, &m)
+	if err != nil {
+		return err
+	}
+	if err := writeTable(*out, restored); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s (sha256 %s, as recorded at apply)\n", *out, m.BaseSHA256)
+	return nil
+}
+
+func readTable(path string) (*ve.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ve.ReadTableCSV(f, path)
+}
+
+func writeTable(path string, t *ve.Table) error {
+	var b strings.Builder
+	if err := t.WriteCSV(&b, ve.CSVFormat{Cell: ve.CellFormat{Decimals: t.Precision}}); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}

@@ -284,9 +284,22 @@ func logError(err error) error {
 func (s *Server) worker() {
 	defer s.workers.Done()
 	for j := range s.jobs {
-		s.process(j)
+		s.safeProcess(j)
 		s.inFlight.Add(-1)
 	}
+}
+
+// safeProcess runs process, turning a panic (an analyzer bug) into a
+// failed run instead of a dead server.
+func (s *Server) safeProcess(j *job) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("analysis panicked", "run_id", j.run.ID, "panic", v)
+			s.failRun(j.run, "analysis", "INTERNAL_ERROR", "the analysis failed unexpectedly", fmt.Errorf("panic: %v", v))
+			s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, 0)
+		}
+	}()
+	s.process(j)
 }
 
 // failRun records a run as failed, with a context of its own so that a

@@ -123,7 +123,9 @@ var ErrConfig = errors.New("httpapi: bad config")
 
 func (c *Config) validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+	}
 	if c.Runs == nil {
 		bad("Runs is required")
 	}

@@ -67,10 +67,10 @@ func (s *Server) getRun(ctx context.Context, r *http.Request) (runstore.Run, err
 // runView is a run as the API shows it.
 type runView struct {
 	runstore.Run
-	RunID       string          `json:"runId"`
-	LegacyState string          `json:"legacy_status"`
-	CompletedAt *time.Time      `json:"completed_at,omitempty"`
-	Results     json.RawMessage `json:"results,omitempty"`
+	RunID       string            `json:"runId"`
+	LegacyState string            `json:"legacy_status"`
+	CompletedAt *time.Time        `json:"completed_at,omitempty"`
+	Results     json.RawMessage   `json:"results,omitempty"`
 	Links       map[string]string `json:"links"`
 }
 

@@ -1,0 +1,38 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+
+	"github.com/dynoai/dynoai/runstore"
+)
+
+// memFileStoreLen counts a MemFileStore's blobs (it has no listing API).
+func memFileStoreLen(fs *runstore.MemFileStore) int {
+	v := reflect.ValueOf(fs).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).Kind() == reflect.Map {
+			return v.Field(i).Len()
+		}
+	}
+	panic("MemFileStore has no map field")
+}
+
+type recResp struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func httptestDo(h http.Handler, method, path string, body io.Reader, hdr map[string]string) recResp {
+	req := httptest.NewRequestWithContext(context.Background(), method, path, body)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return recResp{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}

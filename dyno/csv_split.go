@@ -20,7 +20,31 @@ type field struct {
 // (a quoted cell may contain the delimiter and "" escapes; it may not span
 // lines). Spaces around cells are dropped.
 func splitLine(dst []field, line []byte, delim byte) []field {
+	return splitLineN(dst, line, delim, math.MaxInt)
+}
+
+// splitLineN is splitLine that may stop once it has limit fields (more may
+// follow). Lines without quotes take a single-pass fast path.
+func splitLineN(dst []field, line []byte, delim byte, limit int) []field {
 	dst = dst[:0]
+	if bytes.IndexByte(line, '"') < 0 {
+		start := 0
+		for i, c := range line {
+			if c != delim {
+				continue
+			}
+			f := field{start: int32(start), end: int32(i)}
+			if i > start && (line[start] <= ' ' || line[i-1] <= ' ') {
+				f = trimmedField(line, start, i, delim)
+			}
+			dst = append(dst, f)
+			if len(dst) >= limit {
+				return dst
+			}
+			start = i + 1
+		}
+		return append(dst, trimmedField(line, start, len(line), delim))
+	}
 	n := len(line)
 	i := 0
 	for {
@@ -74,6 +98,16 @@ func splitLine(dst []field, line []byte, delim byte) []field {
 		}
 		i = end + 1
 	}
+}
+
+func trimmedField(line []byte, start, end int, delim byte) field {
+	for start < end && (line[start] == ' ' || (line[start] == '\t' && delim != '\t')) {
+		start++
+	}
+	for end > start && (line[end-1] == ' ' || (line[end-1] == '\t' && delim != '\t')) {
+		end--
+	}
+	return field{start: int32(start), end: int32(end)}
 }
 
 // cellText returns the text of f as a string, unescaping "" when needed.

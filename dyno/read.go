@@ -97,7 +97,21 @@ type ReadStats struct {
 	Skipped       map[BadRowReason]int64 // bad rows skipped, by reason
 	MissingCells  int64                  // empty, NaN or infinite cells of mapped columns
 	TimeBackwards int64                  // rows whose time is before the previous row's
+	// AFRRows counts, per cylinder, the rows with a measured AFR, and
+	// AFRImplausible those whose AFR lies outside PlausibleAFRMin..Max: a
+	// sensor that is not fitted (0, −8), not warmed up, or WinPEP's 5.1 "no
+	// AFR". When the two are equal the channel carries no measurement and
+	// must not be analysed.
+	AFRRows        [MaxCylinders]int64
+	AFRImplausible [MaxCylinders]int64
 }
+
+// The range of air-fuel ratios a wideband can report on a running gasoline
+// engine (lambda about 0.4 to 1.7); ReadStats counts values outside it.
+const (
+	PlausibleAFRMin = 6.0
+	PlausibleAFRMax = 25.0
+)
 
 // Column describes one mapped column of a log.
 type Column struct {
@@ -123,6 +137,7 @@ const (
 type binding struct {
 	col      int
 	header   string
+	alias    string // the alias matched, normalised
 	ch       Channel
 	cyl      int
 	unit     Unit
@@ -275,6 +290,9 @@ func newReader(src io.Reader, name string, opts ReadOptions) (*Reader, error) {
 	return r, nil
 }
 
+// missingSample is a Sample with every channel Missing, copied to reset.
+var missingSample = NewSample()
+
 // readLine returns the next line without its line ending. The slice is valid
 // until the next call.
 func (r *Reader) readLine() ([]byte, error) {
@@ -314,7 +332,9 @@ func (r *Reader) readLine() ([]byte, error) {
 	if len(b) > r.opts.MaxLineBytes {
 		return nil, &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Err: ErrLineTooLong}
 	}
-	b = bytes.TrimRight(b, "\r\n")
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
 	if r.line == 1 {
 		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	}
@@ -522,8 +542,7 @@ func (r *Reader) bind(units []string) error {
 	}
 	type cand struct {
 		binding
-		rank  int
-		alias string
+		rank int
 	}
 	best := map[int]cand{} // key: channel<<8 | cyl+1
 	for i, h := range r.headers {
@@ -533,7 +552,7 @@ func (r *Reader) bind(units []string) error {
 			continue
 		}
 		a := m.Alias
-		b := binding{col: i, header: h, ch: a.Channel, cyl: a.Cyl, unit: m.Unit}
+		b := binding{col: i, header: h, alias: a.Name, ch: a.Channel, cyl: a.Cyl, unit: m.Unit}
 		if !isPerCylinder(a.Channel) {
 			b.cyl = 0
 		}
@@ -560,7 +579,7 @@ func (r *Reader) bind(units []string) error {
 		}
 		key := int(a.Channel)<<8 | (b.cyl + 1)
 		if old, ok := best[key]; !ok || m.Rank < old.rank {
-			best[key] = cand{binding: b, rank: m.Rank, alias: a.Name}
+			best[key] = cand{binding: b, rank: m.Rank}
 		}
 	}
 	// A channel matched by a caller's alias takes none of its columns from
@@ -716,7 +735,7 @@ func (r *Reader) Columns() []Column {
 			u = UnitAuto
 		}
 		out = append(out, Column{Index: b.col, Header: b.header, Channel: b.ch, Cyl: b.cyl, Unit: u,
-			Alias: NormalizeHeader(b.header)})
+			Alias: b.alias})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
 	return out
@@ -778,7 +797,7 @@ func (r *Reader) nextCSV(s *Sample) error {
 			return err
 		}
 		r.stats.Lines++
-		if len(bytes.TrimSpace(l)) == 0 {
+		if isBlank(l) {
 			r.stats.Blank++
 			continue
 		}
@@ -806,12 +825,12 @@ func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError 
 }
 
 func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
-	r.fields = splitLine(r.fields, l, r.delim)
+	r.fields = splitLineN(r.fields, l, r.delim, r.minField)
 	if len(r.fields) < r.minField {
 		return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
 			Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, len(r.fields), r.minField)}, 2
 	}
-	s.Reset()
+	*s = missingSample
 	timeSet := false
 	for i := range r.binds {
 		b := &r.binds[i]
@@ -877,6 +896,14 @@ func (r *Reader) finishRow(s *Sample, timeSet bool) {
 		for c := 0; c < r.layout.Cylinders; c++ {
 			if !Has(s.AFR[c]) && Has(s.Lambda[c]) {
 				s.AFR[c] = s.Lambda[c] * r.stoich
+			}
+		}
+	}
+	for c := 0; c < r.layout.Cylinders; c++ {
+		if v := s.AFR[c]; Has(v) {
+			r.stats.AFRRows[c]++
+			if v < PlausibleAFRMin || v > PlausibleAFRMax {
+				r.stats.AFRImplausible[c]++
 			}
 		}
 	}
@@ -1026,4 +1053,13 @@ func parseSecondsNS(b []byte) (int64, bool) {
 		ns = -ns
 	}
 	return ns, true
+}
+
+func isBlank(l []byte) bool {
+	for _, c := range l {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }

@@ -45,6 +45,9 @@ type realLog struct {
 	check    func(t *testing.T, s dyno.Sample)
 	markers  int64
 	backward int64
+	// afrBad is true per cylinder when every measured AFR is implausible
+	// (no sensor fitted).
+	afrBad [2]bool
 }
 
 func near(t *testing.T, want, got float64, what string) {
@@ -63,7 +66,7 @@ func f2c(f float64) float64 { return (f - 32) * 5 / 9 }
 
 var realLogs = []realLog{
 	{
-		file: "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt", format: "winpep8", cyls: 2, rows: 74,
+		file: "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt", format: "winpep8", cyls: 2, rows: 74, afrBad: [2]bool{true, true},
 		idx: 20, // file line 22, t = 1 s
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, time.Second, s.Time)
@@ -88,7 +91,7 @@ var realLogs = []realLog{
 		},
 	},
 	{
-		file: "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt", format: "winpep8", cyls: 2, rows: 105,
+		file: "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt", format: "winpep8", cyls: 2, rows: 105, afrBad: [2]bool{true, true},
 		idx: 55, // file line 57
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, 2750*time.Millisecond, s.Time)
@@ -162,7 +165,7 @@ var realLogs = []realLog{
 		},
 	},
 	{
-		file: "msl__ecmdroid__ecmdroid__BUE2D_log.msl", format: "msl", cyls: 2, rows: 176,
+		file: "msl__ecmdroid__ecmdroid__BUE2D_log.msl", format: "msl", cyls: 2, rows: 176, afrBad: [2]bool{true, true},
 		refuse: []dyno.Channel{dyno.ChanMAP},
 		opts:   dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}},
 		idx:    164, // file line 167
@@ -223,6 +226,10 @@ func TestRealLogs(t *testing.T) {
 			assert.Equal(t, tc.markers, st.Markers)
 			assert.Equal(t, tc.backward, st.TimeBackwards)
 			assert.Empty(t, st.Skipped)
+			for c := 0; c < min(2, tc.cyls); c++ {
+				bad := st.AFRRows[c] > 0 && st.AFRImplausible[c] == st.AFRRows[c]
+				assert.Equal(t, tc.afrBad[c], bad, "cylinder %d: %d of %d AFR values implausible", c, st.AFRImplausible[c], st.AFRRows[c])
+			}
 		})
 	}
 	// Every log in the folder is covered.

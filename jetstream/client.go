@@ -218,12 +218,23 @@ type call struct {
 	url       string
 	accept    string
 	timeout   time.Duration
+	// consume, when set, reads a 2xx response inside the attempt, so that a
+	// body that breaks off is retried like any network failure. It closes
+	// the body.
+	consume func(resp *http.Response) *Error
 }
 
 func (c *HTTPClient) do(ctx context.Context, k call) (*http.Response, context.CancelFunc, error) {
 	var last *Error
 	for attempt := 1; ; attempt++ {
 		resp, cancel, err := c.attempt(ctx, k)
+		if err == nil && k.consume != nil {
+			err = k.consume(resp)
+			cancel()
+			if err != nil {
+				err.Op, err.RunID = k.op, k.runID
+			}
+		}
 		if err == nil {
 			return resp, cancel, nil
 		}
@@ -330,43 +341,33 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 func (c *HTTPClient) getJSON(ctx context.Context, k call, dst any) error {
 	k.method, k.accept, k.timeout = http.MethodGet, "application/json", c.o.Timeout
-	var last error
-	// A body that breaks off mid-read is a network failure worth retrying, so
-	// reading the body is part of the retried attempt.
-	for attempt := 1; ; attempt++ {
-		resp, cancel, err := c.do(ctx, k)
+	var decodeErr *Error // not retried: set by consume, returned after do
+	k.consume = func(resp *http.Response) *Error {
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxResponseBytes+1))
 		if err != nil {
-			return err
+			return &Error{Kind: ErrNetwork, StatusCode: resp.StatusCode, Err: fmt.Errorf("reading the body: %w", scrubURLError(err))}
 		}
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxResponseBytes+1))
-		resp.Body.Close()
-		cancel()
-		switch {
-		case rerr != nil:
-			last = &Error{Op: k.op, RunID: k.runID, Kind: ErrNetwork, Attempts: attempt, Err: rerr}
-		case int64(len(body)) > c.o.MaxResponseBytes:
-			return &Error{Op: k.op, RunID: k.runID, Kind: ErrTooLarge, StatusCode: resp.StatusCode,
-				Err: fmt.Errorf("body exceeds %d bytes", c.o.MaxResponseBytes)}
-		default:
-			if len(bytes.TrimSpace(body)) == 0 {
-				body = []byte("{}")
-			}
-			if err := json.Unmarshal(body, dst); err != nil {
-				return &Error{Op: k.op, RunID: k.runID, Kind: ErrBadResponse, StatusCode: resp.StatusCode,
-					Err: fmt.Errorf("invalid JSON: %w", err)}
-			}
+		if int64(len(body)) > c.o.MaxResponseBytes {
+			decodeErr = &Error{Kind: ErrTooLarge, StatusCode: resp.StatusCode, Err: fmt.Errorf("body exceeds %d bytes", c.o.MaxResponseBytes)}
 			return nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("jetstream: %s: %w", k.op, ctx.Err())
+		if len(bytes.TrimSpace(body)) == 0 {
+			body = []byte("{}")
 		}
-		if attempt >= c.o.Retry.MaxAttempts {
-			return last
+		if err := json.Unmarshal(body, dst); err != nil {
+			decodeErr = &Error{Kind: ErrBadResponse, StatusCode: resp.StatusCode, Err: fmt.Errorf("invalid JSON: %w", err)}
 		}
-		if err := c.o.Sleep(ctx, c.o.Retry.Backoff(attempt, c.o.Rand)); err != nil {
-			return fmt.Errorf("jetstream: %s: %w", k.op, err)
-		}
+		return nil
 	}
+	if _, _, err := c.do(ctx, k); err != nil {
+		return err
+	}
+	if decodeErr != nil {
+		decodeErr.Op, decodeErr.RunID, decodeErr.Attempts = k.op, k.runID, 1
+		return decodeErr
+	}
+	return nil
 }
 
 // Health calls GET /api/v1/health; any 2xx is healthy.

@@ -377,3 +377,29 @@ func TestErrorMessage(t *testing.T) {
 	assert.Equal(t, `jetstream: download run "JS-1": server error (HTTP 503) after 4 attempts: busy`, err.Error())
 	assert.True(t, errors.Is(err, jetstream.ErrServer))
 }
+
+// A JSON body that breaks off is a network failure, retried.
+func TestBrokenJSONBodyIsRetried(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", "1000")
+			io.WriteString(w, `{"runs":[{"id":"a"`)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, `{"runs":[{"id":"a"}]}`)
+	}))
+	defer ts.Close()
+	c, sl := newClient(t, ts.URL, nil)
+	page, err := c.ListRuns(context.Background(), jetstream.ListRequest{})
+	require.NoError(t, err)
+	assert.Len(t, page.Runs, 1)
+	assert.Len(t, sl.all(), 1, "one retry")
+	assert.Equal(t, 2, n)
+}

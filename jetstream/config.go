@@ -1,7 +1,9 @@
 package jetstream
 
 import (
+	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,6 +32,52 @@ type Config struct {
 	// AutoProcess false makes the poller record new runs without processing them.
 	AutoProcess bool `json:"auto_process"`
 	Enabled     bool `json:"enabled"`
+}
+
+// MarshalJSON writes c as config/jetstream.json holds it, the poll interval
+// in whole seconds under "poll_interval_seconds".
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	return json.Marshal(struct {
+		plain
+		PollIntervalSeconds int64 `json:"poll_interval_seconds"`
+	}{plain(c), int64(c.PollInterval / time.Second)})
+}
+
+// UnmarshalJSON reads config/jetstream.json. Absent keys keep c's values.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	v := struct {
+		*plain
+		PollIntervalSeconds *float64 `json:"poll_interval_seconds"`
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.PollIntervalSeconds != nil {
+		c.PollInterval = time.Duration(*v.PollIntervalSeconds * float64(time.Second))
+	}
+	return nil
+}
+
+// ConfigFromEnv reads the predecessor's environment variables through
+// getenv (typically os.Getenv): JETSTREAM_API_URL, JETSTREAM_API_KEY,
+// JETSTREAM_POLL_INTERVAL (seconds, default 30; an unreadable value keeps the
+// default), JETSTREAM_AUTO_PROCESS (true unless set to something other than
+// "true") and JETSTREAM_ENABLED (false unless "true"), case-insensitively.
+func ConfigFromEnv(getenv func(string) string) Config {
+	c := Config{APIURL: strings.TrimSpace(getenv("JETSTREAM_API_URL")), APIKey: strings.TrimSpace(getenv("JETSTREAM_API_KEY")),
+		PollInterval: 30 * time.Second, AutoProcess: true}
+	if v := strings.TrimSpace(getenv("JETSTREAM_POLL_INTERVAL")); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			c.PollInterval = time.Duration(n) * time.Second
+		}
+	}
+	if v := getenv("JETSTREAM_AUTO_PROCESS"); v != "" {
+		c.AutoProcess = strings.EqualFold(strings.TrimSpace(v), "true")
+	}
+	c.Enabled = strings.EqualFold(strings.TrimSpace(getenv("JETSTREAM_ENABLED")), "true")
+	return c
 }
 
 // Masked returns a copy of c whose APIKey is masked with MaskKey.

@@ -17,18 +17,21 @@ type stubRun struct {
 	tempF, inHg, rh           float64
 	peakHP, peakTQ            float64
 	noMAP                     bool
+	// ecuVE is how far the ECU's VE table is off the engine's true VE:
+	// below 1 the engine runs lean, above 1 rich (AFR ∝ true VE / ECU VE).
+	ecuVE float64
 }
 
 // The predecessor's seven sample runs (spec §1.8). JS-GAMMA-404 failed in the
 // predecessor with "missing MAP channel"; its raw data here lacks MAP too.
 var stubRuns = []stubRun{
-	{"JS-ALPHA-001", "2021 Harley-Davidson FXLRST", "Dynojet 250i", "Milwaukee-Eight 117", 45, 68, 29.52, 38, 118.4, 123.7, false},
-	{"JS-DELTA-087", "2022 Road Glide CVO", "Dynojet 250i", "Milwaukee-Eight 121", 120, 71, 29.48, 42, 128.3, 131.2, false},
-	{"JS-EPSILON-142", "2023 Street Glide ST", "Dynojet 224xLC", "Milwaukee-Eight 114", 75, 65, 29.65, 35, 95.7, 109.4, false},
-	{"JS-ZETA-205", "2020 Softail Slim", "Dynojet 200", "Milwaukee-Eight 107", 30, 69, 29.55, 40, 82.6, 98.3, false},
-	{"JS-ETA-318", "2019 Fat Boy 114", "Dynojet 224xLC", "Milwaukee-Eight 114", 95, 73, 29.38, 48, 91.2, 106.8, false},
-	{"JS-BETA-014", "2019 Road Glide Special", "Dynojet 224xLC", "M8 114", 8, 72, 29.40, 41, 104, 112, false},
-	{"JS-GAMMA-404", "2020 Softail Standard", "Dynojet 200", "M8 107", 18, 75, 29.10, 55, 78, 95, true},
+	{"JS-ALPHA-001", "2021 Harley-Davidson FXLRST", "Dynojet 250i", "Milwaukee-Eight 117", 45, 68, 29.52, 38, 118.4, 123.7, false, 0.98},
+	{"JS-DELTA-087", "2022 Road Glide CVO", "Dynojet 250i", "Milwaukee-Eight 121", 120, 71, 29.48, 42, 128.3, 131.2, false, 1.03},
+	{"JS-EPSILON-142", "2023 Street Glide ST", "Dynojet 224xLC", "Milwaukee-Eight 114", 75, 65, 29.65, 35, 95.7, 109.4, false, 0.93},
+	{"JS-ZETA-205", "2020 Softail Slim", "Dynojet 200", "Milwaukee-Eight 107", 30, 69, 29.55, 40, 82.6, 98.3, false, 1.005},
+	{"JS-ETA-318", "2019 Fat Boy 114", "Dynojet 224xLC", "Milwaukee-Eight 114", 95, 73, 29.38, 48, 91.2, 106.8, false, 1.07},
+	{"JS-BETA-014", "2019 Road Glide Special", "Dynojet 224xLC", "M8 114", 8, 72, 29.40, 41, 104, 112, false, 1},
+	{"JS-GAMMA-404", "2020 Softail Standard", "Dynojet 200", "M8 107", 18, 75, 29.10, 55, 78, 95, true, 1},
 }
 
 // StubNoise is the sensor noise of the stub's simulated runs: TypicalNoise
@@ -41,7 +44,10 @@ var StubNoise = dyno.SimNoise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 
 // wide-open-throttle pull produced by the dyno simulator, with an M8-114
 // profile recalibrated to the run's peak power and torque in the spec's
 // ambient conditions; the metadata's data points, duration and peaks are
-// those of the simulated log. JS-GAMMA-404's data lacks the MAP column, as
+// those of the simulated log. The ECU's VE table is off the engine's by a
+// few percent, lean (ALPHA, EPSILON, as the predecessor's "lean factory
+// tune") or rich (DELTA, ETA, the "rich aftermarket" tune), so that a VE
+// analysis has something to correct. JS-GAMMA-404's data lacks the MAP column, as
 // the predecessor's sample error run says ("missing MAP channel").
 func StubRuns(ctx context.Context, now time.Time) ([]Run, error) {
 	out := make([]Run, 0, len(stubRuns))
@@ -61,6 +67,13 @@ func StubRuns(ctx context.Context, now time.Time) ([]Run, error) {
 			EngineType: s.engine, AmbientTempF: s.tempF, AmbientPressureInHg: s.inHg, HumidityPercent: s.rh,
 		}
 		cfg := dyno.SimConfig{Profile: p, Seed: uint64(i + 1), Noise: StubNoise, BaroKPa: baro, IATC: iatC}
+		if s.ecuVE != 1 {
+			trueVE := dyno.DefaultTrueVE(p, baro)
+			for c := range cfg.ECUVE {
+				tv, k := trueVE[c], s.ecuVE
+				cfg.ECUVE[c] = dyno.SurfaceFunc(func(rpm, mapKPa float64) float64 { return tv.At(rpm, mapKPa) * k })
+			}
+		}
 		run, err := SimulatedRun(ctx, meta, cfg)
 		if err != nil {
 			return nil, err

@@ -156,10 +156,15 @@ func listen(ctx context.Context, nf *netFlags, every time.Duration, passive bool
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	// Drain samples so the buffer never overflows; keep the latest.
 	latest := make(chan dyno.Sample, 1)
+	drained := make(chan struct{})
+	defer func() {
+		c.Close()
+		<-drained
+	}()
 	go func() {
+		defer close(drained)
 		s := dyno.NewSample()
 		for c.Next(ctx, &s) == nil {
 			select {

@@ -51,18 +51,19 @@ func TestSimulateListenRecordReplay(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		listenErr = run(ctx, append([]string{"listen", "-duration", "2500ms", "-every", "500ms"}, net...), &listenOut, os.Stderr)
+		listenErr = run(ctx, append([]string{"listen", "-duration", "3500ms", "-every", "500ms"}, net...), &listenOut, os.Stderr)
 	}()
 	go func() {
 		defer wg.Done()
-		recErr = run(ctx, append([]string{"record", "-o", capture, "-duration", "2500ms"}, net...), &recOut, os.Stderr)
+		recErr = run(ctx, append([]string{"record", "-o", capture, "-duration", "3500ms"}, net...), &recOut, os.Stderr)
 	}()
 	time.Sleep(200 * time.Millisecond)
-	simErr = run(ctx, append([]string{"simulate", "-duration", "1500ms", "-profile", "m8_131"}, net...), &simOut, os.Stderr)
+	simErr = run(ctx, append([]string{"simulate", "-duration", "2500ms", "-profile", "m8_131"}, net...), &simOut, os.Stderr)
 	wg.Wait()
 	require.NoError(t, simErr)
 	require.NoError(t, listenErr)
 	require.NoError(t, recErr)
+	t.Logf("simulate:\n%s\nrecord:\n%s", simOut.String(), recOut.String())
 
 	assert.Contains(t, simOut.String(), "simulating M8-131")
 	out := listenOut.String()
@@ -70,6 +71,9 @@ func TestSimulateListenRecordReplay(t *testing.T) {
 		assert.Contains(t, out, want)
 	}
 	assert.Contains(t, recOut.String(), "recorded ")
+	if t.Failed() {
+		t.Logf("listen output:\n%s", out)
+	}
 
 	var replayOut syncBuffer
 	require.NoError(t, run(ctx, append([]string{"replay", "-i", capture, "-speed", "0"}, net...), &replayOut, os.Stderr))

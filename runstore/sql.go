@@ -194,7 +194,10 @@ func (s *SQLStore) init(ctx context.Context, opts Options) (*SQLStore, error) {
 // password of a URL, a password query parameter, or a password=... pair of
 // a key=value DSN.
 func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
+	// A URL whose '@' did not end up in its userinfo (say an unescaped '#' in
+	// the password turned the rest into a fragment) is treated as malformed.
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" && u.Fragment == "" &&
+		(u.User != nil || !strings.Contains(dsn, "@")) {
 		qv := u.Query()
 		if qv.Has("password") {
 			qv.Set("password", "xxxxx")
@@ -227,10 +230,22 @@ func RedactDSN(dsn string) string {
 	return out
 }
 
+// asciiLower lower-cases ASCII letters only, so byte offsets stay valid
+// (strings.ToLower can change the length of non-ASCII text).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 // passwordSpan finds the value of the first password= key in s (case
 // insensitive) and returns its byte range.
 func passwordSpan(s string) (start, end int, ok bool) {
-	i := strings.Index(strings.ToLower(s), "password=")
+	i := strings.Index(asciiLower(s), "password=")
 	if i < 0 {
 		return 0, 0, false
 	}

@@ -63,6 +63,9 @@ func TestRedactDSN(t *testing.T) {
 		{"host=h password='s3 cret' dbname=d", "host=h password=xxxxx dbname=d"},
 		{"postgres://u:s3cret@h:notaport/db", "postgres://xxxxx@h:notaport/db"},
 		{"/var/lib/dynoai/runs.db", "/var/lib/dynoai/runs.db"},
+		{"postgres://u:12#s3cret@h/db", "postgres://xxxxx@h/db"},
+		{"host=h password=s3cret&x", "host=h password=xxxxx"},
+		{"host=İİ password=s3cret", "host=İİ password=xxxxx"},
 	}
 	for _, tc := range cases {
 		got := runstore.RedactDSN(tc.in)

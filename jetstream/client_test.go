@@ -403,3 +403,18 @@ func TestBrokenJSONBodyIsRetried(t *testing.T) {
 	assert.Len(t, sl.all(), 1, "one retry")
 	assert.Equal(t, 2, n)
 }
+
+// Run ids are path-escaped: an id cannot reach another endpoint.
+func TestRunIDIsEscaped(t *testing.T) {
+	var path string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path = r.URL.EscapedPath()
+		io.WriteString(w, `{}`)
+	}))
+	defer ts.Close()
+	c, _ := newClient(t, ts.URL, nil)
+	m, err := c.Run(context.Background(), "../a b/c?d")
+	require.NoError(t, err)
+	assert.Equal(t, "/api/v1/runs/..%2Fa%20b%2Fc%3Fd", path)
+	assert.Equal(t, "../a b/c?d", m.ID, "an absent id takes the requested one")
+}

@@ -153,7 +153,7 @@ type ChannelStats struct {
 	Last   float32   `json:"last"`
 	LastTS uint32    `json:"last_ts"`
 	LastAt time.Time `json:"last_at"`
-	RateHz float64   `json:"rate_hz"` // from provider timestamps, over about 1 s
+	RateHz float64   `json:"rate_hz"` // from provider timestamps, over the last full second (or since the first value)
 	Stale  bool      `json:"stale"`
 	Frozen bool      `json:"frozen"`
 	Field  string    `json:"field"` // the Sample field it feeds, or ""
@@ -170,6 +170,7 @@ type chanState struct {
 	rateStart  int64
 	rateN      int
 	rate       float64
+	rateFull   bool
 	assign     int // index into Client.assign, -1 if unmapped
 	frameGen   uint64
 }
@@ -765,7 +766,9 @@ func (c *Client) values(p *provState, m *Message, at time.Time) {
 		ch.rateN++
 		if span := ts - ch.rateStart; span >= 1000 {
 			ch.rate = float64(ch.rateN-1) * 1000 / float64(span)
-			ch.rateStart, ch.rateN = ts, 1
+			ch.rateStart, ch.rateN, ch.rateFull = ts, 1, true
+		} else if !ch.rateFull && span > 0 {
+			ch.rate = float64(ch.rateN-1) * 1000 / float64(span) // until a full second
 		}
 		if !p.pending {
 			c.frameGen++

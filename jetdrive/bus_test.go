@@ -1,0 +1,151 @@
+package jetdrive_test
+
+import (
+	"context"
+	"encoding/hex"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+)
+
+// readUntil reads raw datagrams from ep until one satisfies ok.
+func readUntil(t *testing.T, ep *jetdrivetest.Endpoint, ok func(m *jetdrive.Message) bool) jetdrive.Message {
+	t.Helper()
+	buf := make([]byte, 65536)
+	got := make(chan jetdrive.Message, 1)
+	go func() {
+		for {
+			n, _, err := ep.ReadPacket(buf)
+			if err != nil {
+				return
+			}
+			m, err := jetdrive.ParseMessage(append([]byte(nil), buf[:n]...))
+			if err == nil && ok(&m) {
+				got <- m
+				return
+			}
+		}
+	}()
+	select {
+	case m := <-got:
+		return m
+	case <-time.After(3 * time.Second):
+		ep.Close()
+		t.Fatal("no matching datagram")
+	}
+	return jetdrive.Message{}
+}
+
+func TestClientAnswersPingAndRequestsUnknownChannels(t *testing.T) {
+	ctx := context.Background()
+	var bus jetdrivetest.Bus
+	raw := bus.Endpoint()
+	defer raw.Close()
+	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), HostID: 0x0101, RequestInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer c.Close()
+
+	// V7 addressed to the client: the pong echoes "ABC" from offset 5.
+	ping, _ := hex.DecodeString("0408004d3c2b0101018813000041424344")
+	ping[1] = 9 // 4 data bytes: ABCD
+	require.NoError(t, raw.WritePacket(ping))
+	m := readUntil(t, raw, func(m *jetdrive.Message) bool { return m.Key == jetdrive.KeyPong && m.Host == 0x0101 })
+	pong, err := jetdrive.DecodePong(&m)
+	require.NoError(t, err)
+	assert.Equal(t, uint16(0x3C4D), m.Dest)
+	assert.Equal(t, uint32(5000), pong.HostTS)
+	assert.Equal(t, []byte("ABCD"), pong.Data)
+
+	// Values from a provider whose channels are unknown: delivered as
+	// unknown, and the client asks that provider for its ChannelInfo.
+	e := jetdrive.Encoder{Host: 0x5555}
+	ds, err := e.Values(nil, jetdrive.AllHosts, []jetdrive.Value{{Channel: 9, TS: 1, Value: 1}})
+	require.NoError(t, err)
+	require.NoError(t, raw.WritePacket(ds[0]))
+	readUntil(t, raw, func(m *jetdrive.Message) bool {
+		return m.Key == jetdrive.KeyRequestChannelInfo && m.Host == 0x0101 && m.Dest == 0x5555
+	})
+	st := c.Stats()
+	assert.Equal(t, uint64(1), st.Unknown)
+	require.Len(t, st.Providers, 2)
+	assert.False(t, st.Providers[1].Channels[0].Known)
+}
+
+func TestStaleFrozenAndGone(t *testing.T) {
+	ctx := context.Background()
+	var bus jetdrivetest.Bus
+	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true,
+		StaleAfter: 150 * time.Millisecond, FrozenAfter: 100 * time.Millisecond, GoneAfter: 400 * time.Millisecond})
+	require.NoError(t, err)
+	defer c.Close()
+	ep := bus.Endpoint()
+	p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: ep, HostID: 0x2222}, dynoChannels)
+	require.NoError(t, err)
+	defer p.Close()
+	// Engine RPM changes, AFR never does.
+	for i := 0; i < 20; i++ {
+		ts := p.Clock()
+		require.NoError(t, p.Publish([]jetdrive.Value{{0, ts, float32(2000 + i)}, {1, ts, 14.7}, {2, ts, 1}, {3, ts, 1}}))
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := c.Stats()
+	require.Len(t, st.Providers, 1)
+	ch := st.Providers[0].Channels
+	assert.False(t, st.Providers[0].Stale)
+	assert.False(t, ch[0].Frozen, "RPM changes")
+	assert.True(t, ch[1].Frozen, "AFR stuck at 14.7 for 200 ms")
+	assert.InDelta(t, 100, ch[0].RateHz, 40, "about one value per 10 ms")
+
+	// Silence: the provider goes stale, then gone (its network goes away
+	// without a ClearChannelInfo, like a crash).
+	require.NoError(t, ep.Close())
+	waitFor(t, "stale", 2*time.Second, func() bool {
+		st := c.Stats()
+		return len(st.Providers) == 1 && st.Providers[0].Stale && st.Providers[0].Channels[0].Stale
+	})
+	waitFor(t, "gone", 2*time.Second, func() bool { return c.Stats().Gone == 1 })
+	assert.Empty(t, c.Stats().Providers)
+	assert.Empty(t, c.Mapping())
+}
+
+func TestBackpressurePolicies(t *testing.T) {
+	for _, tt := range []struct {
+		policy jetdrive.OverflowPolicy
+		first  float64
+	}{{jetdrive.DropOldest, 2010}, {jetdrive.DropNewest, 2000}} {
+		ctx := context.Background()
+		var bus jetdrivetest.Bus
+		c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true, Buffer: 10, Overflow: tt.policy})
+		require.NoError(t, err)
+		p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: bus.Endpoint(), HostID: 0x3333}, dynoChannels[:1])
+		require.NoError(t, err)
+		for i := 0; i < 20; i++ {
+			require.NoError(t, p.Publish([]jetdrive.Value{{0, uint32(i), float32(2000 + i)}}))
+		}
+		waitFor(t, "all frames", 2*time.Second, func() bool { return c.Stats().Samples == 20 })
+		st := c.Stats()
+		assert.Equal(t, uint64(10), st.Overflow, "overflow is counted")
+		assert.Equal(t, 10, st.Buffered)
+		s := dyno.NewSample()
+		require.NoError(t, c.Next(ctx, &s))
+		assert.Equal(t, tt.first, s.RPM)
+		p.Close()
+		c.Close()
+	}
+}
+
+func TestBusEndpointClosed(t *testing.T) {
+	var bus jetdrivetest.Bus
+	ep := bus.Endpoint()
+	require.NoError(t, ep.Close())
+	_, _, err := ep.ReadPacket(make([]byte, 10))
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.ErrorIs(t, ep.WritePacket([]byte{1}), net.ErrClosed)
+}

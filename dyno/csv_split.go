@@ -131,89 +131,45 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // as Missing).
 func parseNumber(b []byte, decimalComma bool) (v float64, ok bool) {
 	n := len(b)
-	if n == 0 {
-		return 0, false
-	}
 	i := 0
 	neg := false
-	if b[0] == '-' || b[0] == '+' {
+	if n > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
 		i++
 	}
 	var mant uint64
-	digits := 0
-	frac := 0
-	sawDot := false
-	sawDigit := false
+	nd := 0 // digits taken into mant, leading zeros included
 	for ; i < n; i++ {
-		c := b[i]
-		if c >= '0' && c <= '9' {
-			sawDigit = true
-			if mant == 0 && c == '0' {
-				if sawDot {
-					frac++
-				}
-				continue
-			}
-			if digits >= 15 {
-				return slowNumber(b, decimalComma)
-			}
-			mant = mant*10 + uint64(c-'0')
-			digits++
-			if sawDot {
-				frac++
-			}
-			continue
+		d := b[i] - '0'
+		if d > 9 {
+			break
 		}
-		if (c == '.' || (c == ',' && decimalComma)) && !sawDot {
-			sawDot = true
-			continue
-		}
-		break
+		mant = mant*10 + uint64(d)
+		nd++
 	}
-	if !sawDigit {
-		return slowNumber(b, decimalComma)
-	}
-	exp := -frac
-	if i < n {
-		if b[i] != 'e' && b[i] != 'E' {
-			return slowNumber(b, decimalComma)
-		}
+	frac := 0
+	if i < n && (b[i] == '.' || (b[i] == ',' && decimalComma)) {
 		i++
-		eneg := false
-		if i < n && (b[i] == '-' || b[i] == '+') {
-			eneg = b[i] == '-'
-			i++
-		}
-		if i == n {
-			return 0, false
-		}
-		e := 0
 		for ; i < n; i++ {
-			c := b[i]
-			if c < '0' || c > '9' {
-				return slowNumber(b, decimalComma)
+			d := b[i] - '0'
+			if d > 9 {
+				break
 			}
-			if e < 10000 {
-				e = e*10 + int(c-'0')
-			}
+			mant = mant*10 + uint64(d)
+			nd++
+			frac++
 		}
-		if eneg {
-			e = -e
-		}
-		exp += e
+	}
+	if nd == 0 || nd > 19 || i < n || mant > 1<<53 {
+		// Exponents, long mantissas, NaN, Inf, garbage: the careful path.
+		return slowNumber(b, decimalComma)
 	}
 	f := float64(mant)
-	switch {
-	case mant == 0:
-		f = 0
-	case exp == 0:
-	case exp > 0 && exp <= 22:
-		f *= pow10[exp]
-	case exp < 0 && exp >= -22:
-		f /= pow10[-exp]
-	default:
-		return slowNumber(b, decimalComma)
+	if frac > 0 {
+		if frac > 22 {
+			return slowNumber(b, decimalComma)
+		}
+		f /= pow10[frac]
 	}
 	if neg {
 		f = -f
@@ -257,7 +213,8 @@ func asNumErr(err error, target **strconv.NumError) bool {
 	return ok
 }
 
-func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+// isFinite reports whether v is neither NaN nor infinite (v − v is NaN for both).
+func isFinite(v float64) bool { return v-v == 0 }
 
 // cp1252High maps bytes 0x80..0x9F of Windows-1252 to runes; 0xA0..0xFF are
 // Latin-1 and map to themselves.

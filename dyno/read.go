@@ -144,6 +144,10 @@ type binding struct {
 	conv     conv
 	cylMask  uint16 // for AllCylinders: the slots to fill
 	priority int    // processing order
+	// linear is set when the conversion is v×mul + add (every stated
+	// unit; not the per-value guesses, not time).
+	linear   bool
+	mul, add float64
 }
 
 // Reader reads a dyno log as a Source. It streams: it holds one line and one
@@ -166,7 +170,8 @@ type Reader struct {
 
 	headers  []string
 	binds    []binding
-	timeBind int // index into binds, or -1
+	colBind  []int // per column up to minField: index into binds, or -1
+	timeBind int   // index into binds, or -1
 	minField int
 	delim    byte
 	decComma bool
@@ -305,9 +310,9 @@ func (r *Reader) readLine() ([]byte, error) {
 		return l, nil
 	}
 	b, err := r.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
+	if err == bufio.ErrBufferFull {
 		r.long = append(r.long[:0], b...)
-		for errors.Is(err, bufio.ErrBufferFull) {
+		for err == bufio.ErrBufferFull {
 			if len(r.long) > r.opts.MaxLineBytes {
 				r.line++
 				return nil, &ParseError{File: r.name, Line: r.line, Offset: r.nextOff, Err: ErrLineTooLong}
@@ -629,13 +634,35 @@ func (r *Reader) bind(units []string) error {
 		}
 		return r.binds[i].col < r.binds[j].col
 	})
-	for i, b := range r.binds {
+	for i := range r.binds {
+		b := &r.binds[i]
+		if b.ch != ChanTime && b.conv == convPlain {
+			b.linear = true
+			switch {
+			case b.unit == UnitLambda && b.ch != ChanLambda:
+				b.mul = r.stoich
+			case b.unit == UnitAFR && b.ch == ChanLambda:
+				b.mul = 1 / r.stoich
+			case b.unit.dim() == dimMixture:
+				b.mul = 1
+			default:
+				b.add = b.unit.ToCanonical(0)
+				b.mul = b.unit.ToCanonical(1) - b.add
+			}
+		}
 		r.minField = max(r.minField, b.col+1)
 		if b.ch == ChanTime {
 			r.timeBind = i
 		}
 		r.log.Debug("dyno: column", "file", r.name, "header", b.header, "channel", b.ch.String(),
 			"cyl", b.cyl, "unit", b.unit.String())
+	}
+	r.colBind = make([]int, r.minField)
+	for i := range r.colBind {
+		r.colBind[i] = -1
+	}
+	for i, b := range r.binds {
+		r.colBind[b.col] = i
 	}
 	// Required channels.
 	req := r.opts.Required
@@ -825,6 +852,44 @@ func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError 
 }
 
 func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
+	if bytes.IndexByte(l, '"') >= 0 {
+		return r.parseRowQuoted(l, s)
+	}
+	// One pass over an unquoted line: find each field's end, parse the
+	// mapped ones in place. Bindings never overlap (a global per-cylinder
+	// column fills only the slots without their own column), so column
+	// order is as good as any.
+	*s = missingSample
+	timeSet := false
+	need, n, delim := r.minField, len(l), r.delim
+	start := 0
+	for col := 0; col < need; col++ {
+		i := start
+		for i < n && l[i] != delim {
+			i++
+		}
+		if bi := r.colBind[col]; bi >= 0 {
+			f := field{start: int32(start), end: int32(i)}
+			if i > start && (l[start] <= ' ' || l[i-1] <= ' ') {
+				f = trimmedField(l, start, i, delim)
+			}
+			perr, reason, ts := r.cell(&r.binds[bi], l, f, s)
+			if perr != nil {
+				return perr, reason
+			}
+			timeSet = timeSet || ts
+		}
+		if i >= n && col+1 < need {
+			return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
+				Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, col+1, need)}, 2
+		}
+		start = i + 1
+	}
+	r.finishRow(s, timeSet)
+	return nil, 0
+}
+
+func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int) {
 	r.fields = splitLineN(r.fields, l, r.delim, r.minField)
 	if len(r.fields) < r.minField {
 		return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
@@ -834,48 +899,62 @@ func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
 	timeSet := false
 	for i := range r.binds {
 		b := &r.binds[i]
-		f := r.fields[b.col]
-		cell := l[f.start:f.end]
-		if len(cell) == 0 {
-			r.stats.MissingCells++
-			continue
+		perr, reason, ts := r.cell(b, l, r.fields[b.col], s)
+		if perr != nil {
+			return perr, reason
 		}
+		timeSet = timeSet || ts
+	}
+	r.finishRow(s, timeSet)
+	return nil, 0
+}
+
+// cell parses field f of line l, b's column, into s. It reports whether it
+// set the time.
+func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, int, bool) {
+	cell := l[f.start:f.end]
+	if len(cell) == 0 {
+		r.stats.MissingCells++
+		return nil, 0, false
+	}
+	if b.ch == ChanTime {
 		if b.conv == convWallclock {
 			t, ok := parseWallclock(cell)
 			if !ok {
-				return r.cellError(*b, l, f, ErrBadTime), 1
+				return r.cellError(*b, l, f, ErrBadTime), 1, false
 			}
 			if !r.haveWall0 {
 				r.wall0, r.haveWall0 = t, true
 			}
 			s.Time = t.Sub(r.wall0)
-			timeSet = true
-			continue
+			return nil, 0, true
 		}
-		if b.ch == ChanTime && b.unit == UnitSeconds {
+		if b.unit == UnitSeconds {
 			if ns, ok := parseSecondsNS(cell); ok {
 				s.Time = time.Duration(ns)
-				timeSet = true
-				continue
+				return nil, 0, true
 			}
-		}
-		v, ok := parseNumber(cell, r.decComma)
-		if !ok {
-			if b.ch == ChanTime {
-				return r.cellError(*b, l, f, ErrBadTime), 1
-			}
-			return r.cellError(*b, l, f, ErrBadNumber), 0
-		}
-		if !isFinite(v) {
-			r.stats.MissingCells++
-			continue
-		}
-		if r.assign(b, v, s) {
-			timeSet = true
 		}
 	}
-	r.finishRow(s, timeSet)
-	return nil, 0
+	v, ok := parseNumber(cell, r.decComma)
+	if !ok {
+		if b.ch == ChanTime {
+			return r.cellError(*b, l, f, ErrBadTime), 1, false
+		}
+		return r.cellError(*b, l, f, ErrBadNumber), 0, false
+	}
+	if !isFinite(v) {
+		r.stats.MissingCells++
+		return nil, 0, false
+	}
+	if b.linear {
+		if b.mul != 1 || b.add != 0 {
+			v = v*b.mul + b.add
+		}
+		store(b, v, s)
+		return nil, 0, false
+	}
+	return nil, 0, r.assign(b, v, s)
 }
 
 // finishRow fills the time of rows without one and derives channels.
@@ -952,10 +1031,17 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 			v = b.unit.ToCanonical(v)
 		}
 	}
-	switch b.ch {
-	case ChanTime:
+	if b.ch == ChanTime {
 		s.Time = time.Duration(math.Round(v * 1e9))
 		return true
+	}
+	store(b, v, s)
+	return false
+}
+
+// store puts v, already converted, in b's channel of s.
+func store(b *binding, v float64, s *Sample) {
+	switch b.ch {
 	case ChanRPM:
 		s.RPM = v
 	case ChanMAP:
@@ -990,7 +1076,7 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 		case ChanKnock:
 			p = &s.Knock
 		default:
-			return false
+			return
 		}
 		if b.cyl >= 0 {
 			p[b.cyl] = v
@@ -1002,7 +1088,6 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 			}
 		}
 	}
-	return false
 }
 
 // parseSecondsNS parses plain decimal seconds ("12", "-0.05", "3.123456789")

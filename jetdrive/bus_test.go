@@ -149,3 +149,44 @@ func TestBusEndpointClosed(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 	assert.ErrorIs(t, ep.WritePacket([]byte{1}), net.ErrClosed)
 }
+
+func TestMultiPageChannelInfoAndOverride(t *testing.T) {
+	ctx := context.Background()
+	var bus jetdrivetest.Bus
+	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true,
+		Overrides: []jetdrive.Override{{Field: jetdrive.Field{Channel: dyno.ChanLambda, Cylinder: 0}, Channel: "WB O2 Front",
+			Convert: func(v float64) float64 { return v / 1000 }}}})
+	require.NoError(t, err)
+	defer c.Close()
+	chans := make([]jetdrive.ChannelDef, 60) // two pages: 39 + 21
+	for i := range chans {
+		chans[i] = jetdrive.ChannelDef{ID: uint16(100 + i), Name: "Aux", Unit: jetdrive.UnitVolts}
+	}
+	chans[0] = jetdrive.ChannelDef{ID: 100, Name: "Engine RPM", Unit: jetdrive.UnitEngineSpeed}
+	chans[59] = jetdrive.ChannelDef{ID: 159, Name: "WB O2 Front", Unit: jetdrive.UnitNone}
+	p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: bus.Endpoint(), HostID: 0x4444}, chans)
+	require.NoError(t, err)
+	defer p.Close()
+	vals := make([]jetdrive.Value, 60)
+	for i := range vals {
+		vals[i] = jetdrive.Value{Channel: uint16(100 + i), TS: 7, Value: 1}
+	}
+	vals[0].Value, vals[59].Value = 2500, 870
+	require.NoError(t, p.Publish(vals)) // one frame over one datagram of 60 records
+	s := dyno.NewSample()
+	require.NoError(t, c.Next(ctx, &s))
+	assert.Equal(t, 2500.0, s.RPM)
+	assert.InDelta(t, 0.87, s.Lambda[0], 1e-9, "the override's conversion")
+	st := c.Stats()
+	require.Len(t, st.Providers, 1)
+	assert.Len(t, st.Providers[0].Channels, 60, "both pages merged")
+	assert.Equal(t, uint64(0), st.Unknown)
+	var ov *jetdrive.Assignment
+	for _, a := range c.Mapping() {
+		if a.Override {
+			ov = &a
+		}
+	}
+	require.NotNil(t, ov)
+	assert.Equal(t, "lambda[0]", ov.Field.String())
+}

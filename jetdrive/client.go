@@ -581,7 +581,11 @@ func (c *Client) countErr(err error) {
 	case errors.Is(err, ErrPayloadTooShort):
 		c.stats.Errors.PayloadTooShort++
 	case errors.Is(err, ErrBadVersion):
+		// Unlike the reference, which then drops all traffic, only this
+		// message is ignored.
 		c.stats.Errors.BadVersion++
+		c.cfg.Logger.Warn("jetdrive: incompatible protocol version", "err", err)
+		return
 	}
 	c.cfg.Logger.Debug("jetdrive: dropped datagram", "err", err)
 }

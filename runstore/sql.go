@@ -196,7 +196,7 @@ func (s *SQLStore) init(ctx context.Context, opts Options) (*SQLStore, error) {
 func RedactDSN(dsn string) string {
 	// A URL whose '@' did not end up in its userinfo (say an unescaped '#' in
 	// the password turned the rest into a fragment) is treated as malformed.
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" && u.Fragment == "" &&
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme != "" || u.User != nil) && u.Opaque == "" && u.Fragment == "" &&
 		(u.User != nil || !strings.Contains(dsn, "@")) {
 		qv := u.Query()
 		if qv.Has("password") {

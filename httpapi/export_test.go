@@ -3,9 +3,11 @@ package httpapi
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sync"
 
 	"github.com/dynoai/dynoai/runstore"
 )
@@ -35,4 +37,21 @@ func httptestDo(h http.Handler, method, path string, body io.Reader, hdr map[str
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return recResp{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+type slogLogger = slog.Logger
+
+func slogNew(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&lockedWriter{w: w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

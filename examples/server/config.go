@@ -1,0 +1,309 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/httpapi"
+)
+
+// settings is the server's configuration, parsed once at startup.
+type settings struct {
+	Host            string
+	Port            int
+	Debug           bool
+	Environment     string
+	DataDir         string
+	FilesDir        string
+	DatabaseURL     string
+	MaxUploadBytes  int64
+	CORSOrigins     []string
+	TrustedProxies  []netip.Prefix
+	Workers         int
+	Queue           int
+	AnalysisTimeout time.Duration
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	AuthReads       bool
+	MetricsProtect  bool
+	AllowOpen       bool // serve beyond loopback without authentication
+
+	RateEnabled   bool
+	RateDefault   httpapi.Rates
+	RateExpensive httpapi.Rates
+
+	MetricsEnabled bool
+	MetricsPort    int
+
+	LogLevel slog.Level
+	LogJSON  bool
+
+	JetstreamEnabled     bool
+	JetstreamURL         string
+	JetstreamKey         string
+	JetstreamInterval    time.Duration
+	JetstreamAutoProcess bool
+
+	JetDriveEnabled bool
+	JetDriveGroup   netip.Addr
+	JetDrivePort    int
+	JetDriveIface   string
+}
+
+// knownVars are every variable the server reads, with its meaning (the
+// .env.example documents the same list; a test keeps them in step).
+var knownVars = map[string]string{
+	"DYNOAI_HOST":                  "bind address (default 127.0.0.1)",
+	"DYNOAI_PORT":                  "listen port (default 5001)",
+	"DYNOAI_DEBUG":                 "debug logging with stacks (never in responses)",
+	"DYNOAI_ENV":                   "environment label for metrics (default development)",
+	"DYNOAI_DATA_DIR":              "data directory (default ./data)",
+	"DYNOAI_FILES_DIR":             "file contents directory (default <data>/files)",
+	"DYNOAI_MAX_UPLOAD_MB":         "upload limit in MiB (default 50)",
+	"DYNOAI_CORS_ORIGINS":          "comma-separated allowed origins",
+	"DYNOAI_TRUSTED_PROXIES":       "comma-separated proxy networks whose X-Forwarded-For is believed",
+	"DYNOAI_WORKERS":               "concurrent analyses (default 2)",
+	"DYNOAI_QUEUE":                 "analyses waiting for a worker (default 16)",
+	"DYNOAI_ANALYSIS_TIMEOUT":      "per-analysis limit, Go duration (default 10m)",
+	"DYNOAI_REQUEST_TIMEOUT":       "per-request limit, Go duration (default 30s)",
+	"DYNOAI_SHUTDOWN_TIMEOUT":      "grace period on shutdown (default 30s)",
+	"DYNOAI_AUTH_READS":            "also require a key on reads",
+	"DYNOAI_ALLOW_UNAUTHENTICATED": "allow a non-loopback bind with authentication off",
+	"DATABASE_URL":                 "sqlite:///path or postgres://... (default sqlite in the data dir)",
+	"MAX_CONTENT_LENGTH":           "upload limit in bytes (overrides DYNOAI_MAX_UPLOAD_MB)",
+	"API_AUTH_ENABLED":             "require API keys on mutating routes",
+	"API_KEYS":                     "comma-separated API keys",
+	"API_KEYS_FILE":                "file of API keys, one per line, hot-reloaded",
+	"RATE_LIMIT_ENABLED":           "enable rate limits (default true)",
+	"RATE_LIMIT_DEFAULT":           "default limit (default 600/minute)",
+	"RATE_LIMIT_EXPENSIVE":         "limit for analyses and uploads (default 5/minute;20/hour)",
+	"RATE_LIMIT_STORAGE":           "limiter storage: memory:// only",
+	"PROMETHEUS_METRICS_ENABLED":   "record metrics and serve /metrics",
+	"PROMETHEUS_METRICS_PORT":      "serve /metrics on this port instead of the main one",
+	"PROMETHEUS_METRICS_PROTECT":   "require an API key on /metrics",
+	"LOG_LEVEL":                    "debug, info, warn or error (default info)",
+	"LOG_FORMAT":                   "json (production) or text (development)",
+	"JETSTREAM_ENABLED":            "poll Jetstream",
+	"JETSTREAM_API_URL":            "Jetstream API root",
+	"JETSTREAM_API_KEY":            "Jetstream key (shown masked)",
+	"JETSTREAM_POLL_INTERVAL":      "seconds between polls (default 30)",
+	"JETSTREAM_AUTO_PROCESS":       "analyze new runs (default true)",
+	"JETSTREAM_STUB_MODE":          "predecessor's canned data: refused unless false",
+	"JETDRIVE_ENABLED":             "listen to JetDrive live data",
+	"JETDRIVE_MCAST_GROUP":         "multicast group (default 224.0.2.10)",
+	"JETDRIVE_PORT":                "UDP port (default 22344)",
+	"JETDRIVE_IFACE":               "interface name or address (default: default route)",
+}
+
+// strictPrefixes: a variable with one of these prefixes that the server
+// does not know is a startup error (a typo must not silently mean a default).
+var strictPrefixes = []string{"DYNOAI_", "API_AUTH", "API_KEYS", "RATE_LIMIT_", "PROMETHEUS_", "JETSTREAM_", "JETDRIVE_"}
+
+// loadSettings parses the environment (lookup) strictly: unknown variables
+// with the server's prefixes and malformed values are errors, all reported
+// together.
+func loadSettings(environ []string, lookup func(string) (string, bool)) (settings, error) {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := knownVars[k]; ok {
+			continue
+		}
+		for _, p := range strictPrefixes {
+			if strings.HasPrefix(k, p) {
+				unknown = append(unknown, k)
+				break
+			}
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		bad(k, "unknown variable (see .env.example)")
+	}
+	get := func(k string) (string, bool) {
+		v, ok := lookup(k)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	}
+	str := func(k, def string) string {
+		if v, ok := get(k); ok {
+			return v
+		}
+		return def
+	}
+	boolean := func(k string, def bool) bool {
+		v, ok := get(k)
+		if !ok {
+			return def
+		}
+		b, err := authkeys.ParseBool(v)
+		if err != nil {
+			bad(k, "%q: %v", v, err)
+		}
+		return b
+	}
+	integer := func(k string, def, lo, hi int) int {
+		v, ok := get(k)
+		if !ok {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			bad(k, "%q is not an integer in %d..%d", v, lo, hi)
+		}
+		return n
+	}
+	duration := func(k string, def time.Duration) time.Duration {
+		v, ok := get(k)
+		if !ok {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad(k, "%q is not a positive Go duration (e.g. 30s, 10m)", v)
+		}
+		return d
+	}
+	rates := func(k, def string) httpapi.Rates {
+		r, err := httpapi.ParseRates(str(k, def))
+		if err != nil {
+			bad(k, "%v", err)
+		}
+		return r
+	}
+	list := func(k string) []string {
+		v, ok := get(k)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+
+	var s settings
+	s.Host = str("DYNOAI_HOST", "127.0.0.1")
+	if a, err := netip.ParseAddr(s.Host); err != nil && s.Host != "localhost" {
+		bad("DYNOAI_HOST", "%q is not an IP address", s.Host)
+	} else if err == nil && a.Zone() != "" {
+		bad("DYNOAI_HOST", "%q: zones are not supported", s.Host)
+	}
+	s.Port = integer("DYNOAI_PORT", 5001, 0, 65535)
+	s.Debug = boolean("DYNOAI_DEBUG", false)
+	s.Environment = str("DYNOAI_ENV", "development")
+	s.DataDir = str("DYNOAI_DATA_DIR", "data")
+	s.FilesDir = str("DYNOAI_FILES_DIR", filepath.Join(s.DataDir, "files"))
+	s.DatabaseURL = str("DATABASE_URL", "sqlite:"+filepath.Join(s.DataDir, "dynoai.db"))
+	s.MaxUploadBytes = int64(integer("DYNOAI_MAX_UPLOAD_MB", 50, 1, 4096)) << 20
+	if _, ok := get("MAX_CONTENT_LENGTH"); ok {
+		s.MaxUploadBytes = int64(integer("MAX_CONTENT_LENGTH", 0, 1024, 4<<30))
+	}
+	s.CORSOrigins = list("DYNOAI_CORS_ORIGINS")
+	for _, p := range list("DYNOAI_TRUSTED_PROXIES") {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("DYNOAI_TRUSTED_PROXIES", "%q is neither a network (10.0.0.0/8) nor an address", p)
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		s.TrustedProxies = append(s.TrustedProxies, pfx.Masked())
+	}
+	s.Workers = integer("DYNOAI_WORKERS", 2, 1, 64)
+	s.Queue = integer("DYNOAI_QUEUE", 16, 1, 10000)
+	s.AnalysisTimeout = duration("DYNOAI_ANALYSIS_TIMEOUT", 10*time.Minute)
+	s.RequestTimeout = duration("DYNOAI_REQUEST_TIMEOUT", 30*time.Second)
+	s.ShutdownTimeout = duration("DYNOAI_SHUTDOWN_TIMEOUT", 30*time.Second)
+	s.AuthReads = boolean("DYNOAI_AUTH_READS", false)
+	s.AllowOpen = boolean("DYNOAI_ALLOW_UNAUTHENTICATED", false)
+
+	s.RateEnabled = boolean("RATE_LIMIT_ENABLED", true)
+	s.RateDefault = rates("RATE_LIMIT_DEFAULT", "600/minute")
+	s.RateExpensive = rates("RATE_LIMIT_EXPENSIVE", "5/minute;20/hour")
+	if v := str("RATE_LIMIT_STORAGE", "memory://"); v != "memory://" {
+		bad("RATE_LIMIT_STORAGE", "%q: only memory:// is supported (limits are per process)", v)
+	}
+
+	s.MetricsEnabled = boolean("PROMETHEUS_METRICS_ENABLED", false)
+	s.MetricsPort = integer("PROMETHEUS_METRICS_PORT", 0, 0, 65535)
+	s.MetricsProtect = boolean("PROMETHEUS_METRICS_PROTECT", false)
+
+	switch strings.ToLower(str("LOG_LEVEL", "info")) {
+	case "debug":
+		s.LogLevel = slog.LevelDebug
+	case "info":
+		s.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		s.LogLevel = slog.LevelWarn
+	case "error":
+		s.LogLevel = slog.LevelError
+	default:
+		bad("LOG_LEVEL", "%q is not debug, info, warn or error", str("LOG_LEVEL", ""))
+	}
+	switch strings.ToLower(str("LOG_FORMAT", "text")) {
+	case "json", "production":
+		s.LogJSON = true
+	case "text", "development":
+	default:
+		bad("LOG_FORMAT", "%q is not json or text", str("LOG_FORMAT", ""))
+	}
+
+	s.JetstreamEnabled = boolean("JETSTREAM_ENABLED", false)
+	s.JetstreamURL = str("JETSTREAM_API_URL", "")
+	s.JetstreamKey = str("JETSTREAM_API_KEY", "")
+	s.JetstreamInterval = time.Duration(integer("JETSTREAM_POLL_INTERVAL", 30, 5, 86400)) * time.Second
+	s.JetstreamAutoProcess = boolean("JETSTREAM_AUTO_PROCESS", true)
+	if boolean("JETSTREAM_STUB_MODE", false) {
+		bad("JETSTREAM_STUB_MODE", "stub mode is not served by this server (use package jetstreamtest in tests)")
+	}
+	if s.JetstreamEnabled {
+		if s.JetstreamURL == "" || s.JetstreamKey == "" {
+			bad("JETSTREAM_ENABLED", "needs JETSTREAM_API_URL and JETSTREAM_API_KEY")
+		}
+		if strings.Contains(strings.ToLower(s.JetstreamKey), "your_") {
+			bad("JETSTREAM_API_KEY", "is the example's placeholder")
+		}
+	}
+
+	s.JetDriveEnabled = boolean("JETDRIVE_ENABLED", false)
+	s.JetDrivePort = integer("JETDRIVE_PORT", 22344, 1, 65535)
+	s.JetDriveIface = str("JETDRIVE_IFACE", "")
+	if v, ok := get("JETDRIVE_MCAST_GROUP"); ok {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.IsMulticast() {
+			bad("JETDRIVE_MCAST_GROUP", "%q is not a multicast address", v)
+		}
+		s.JetDriveGroup = a
+	}
+	return s, errors.Join(errs...)
+}
+
+// checkExposure refuses an unauthenticated server reachable beyond this
+// machine unless that is asked for explicitly.
+func (s settings) checkExposure(authEnabled bool) error {
+	if authEnabled || s.AllowOpen || s.Host == "localhost" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(s.Host); err == nil && a.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("DYNOAI_HOST=%s exposes the API beyond this machine with API_AUTH_ENABLED off; enable authentication or set DYNOAI_ALLOW_UNAUTHENTICATED=true", s.Host)
+}

@@ -1,0 +1,296 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/metrics"
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/ve"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// gateAnalyzer reads its source, then blocks until released or its
+// context ends.
+type gateAnalyzer struct {
+	started chan struct{}
+	release chan struct{}
+	inner   ve.Analyzer
+	once    sync.Once
+}
+
+func (g *gateAnalyzer) Analyze(ctx context.Context, src dyno.Source) (*ve.Result, error) {
+	g.once.Do(func() { close(g.started) })
+	select {
+	case <-g.release:
+		return g.inner.Analyze(ctx, src)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func newGate(t *testing.T) *gateAnalyzer {
+	inner, err := ve.New(ve.Options{})
+	require.NoError(t, err)
+	return &gateAnalyzer{started: make(chan struct{}), release: make(chan struct{}), inner: inner}
+}
+
+func TestShutdownFailsInFlightAnalysis(t *testing.T) {
+	gate := newGate(t)
+	e := newEnv(t, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return gate, nil }
+		c.Workers = 1
+	})
+	r1 := e.upload(t, "a.csv", testLog(t), nil, nil)
+	require.Equal(t, 202, r1.code)
+	r2 := e.upload(t, "b.csv", testLog(t), nil, nil) // waits in the queue
+	require.Equal(t, 202, r2.code)
+	<-gate.started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := e.srv.Shutdown(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	for _, r := range []resp{r1, r2} {
+		run, err := e.runs.Get(context.Background(), r.json(t)["runId"].(string))
+		require.NoError(t, err)
+		assert.Equal(t, runstore.StatusFailed, run.Status, "no run is left queued or processing")
+		assert.Equal(t, "SHUTDOWN", run.Error.Code)
+	}
+	r := e.upload(t, "c.csv", testLog(t), nil, nil)
+	assert.Equal(t, 503, r.code, "no analyses after shutdown")
+	assert.Equal(t, CodeUnavailable, r.errCode(t))
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+	assert.Equal(t, 503, e.get(t, "/api/health/ready").code)
+}
+
+func TestShutdownFinishesInFlightAnalysis(t *testing.T) {
+	gate := newGate(t)
+	e := newEnv(t, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return gate, nil }
+	})
+	r := e.upload(t, "a.csv", testLog(t), nil, nil)
+	require.Equal(t, 202, r.code)
+	<-gate.started
+	done := make(chan error)
+	go func() { done <- e.srv.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	close(gate.release)
+	require.NoError(t, <-done)
+	run, err := e.runs.Get(context.Background(), r.json(t)["runId"].(string))
+	require.NoError(t, err)
+	assert.Equal(t, runstore.StatusCompleted, run.Status)
+}
+
+// TestServeGracefulShutdownOverTCP runs Serve on a real loopback listener
+// and cancels it mid-analysis.
+func TestServeGracefulShutdownOverTCP(t *testing.T) {
+	gate := newGate(t)
+	runs := runstore.NewMemory(runstore.Options{})
+	srv, err := New(Config{Runs: runs, Files: runstore.NewMemFileStore(),
+		NewAnalyzer: func(ve.Options) (ve.Analyzer, error) { return gate, nil }})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- srv.Serve(ctx, ln, 200*time.Millisecond) }()
+	url := "http://" + ln.Addr().String()
+	var res *http.Response
+	require.Eventually(t, func() bool {
+		body, ct := multipartBody(t, "a.csv", testLog(t), nil)
+		res, err = http.Post(url+"/api/analyze", ct, body)
+		return err == nil && res.StatusCode == 202
+	}, 5*time.Second, 20*time.Millisecond)
+	var acc map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&acc))
+	res.Body.Close()
+	<-gate.started
+	cancel()
+	err = <-served
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the analysis outlived the grace period")
+	run, err := runs.Get(context.Background(), acc["runId"].(string))
+	require.NoError(t, err)
+	assert.Equal(t, runstore.StatusFailed, run.Status)
+	_, err = http.Get(url + "/api/health/live")
+	assert.Error(t, err, "the listener is closed")
+}
+
+func TestStartRecoversAbandonedRuns(t *testing.T) {
+	ctx := context.Background()
+	runs := runstore.NewMemory(runstore.Options{})
+	mk := func() runstore.Run {
+		r, err := runs.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv"})
+		require.NoError(t, err)
+		return r
+	}
+	processing := mk()
+	_, err := runs.Update(ctx, processing.ID, runstore.Update{Version: processing.Version, Status: runstore.StatusProcessing})
+	require.NoError(t, err)
+	queued := mk()
+	other, err := runs.Create(ctx, runstore.NewRun{Source: runstore.SourceJetstream})
+	require.NoError(t, err)
+	srv, err := New(Config{Runs: runs, Files: runstore.NewMemFileStore()})
+	require.NoError(t, err)
+	ids, err := srv.Start(ctx)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{processing.ID, queued.ID}, ids)
+	for _, id := range ids {
+		r, err := runs.Get(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, runstore.StatusFailed, r.Status)
+		assert.Equal(t, "INTERRUPTED", r.Error.Code)
+	}
+	o, err := runs.Get(ctx, other.ID)
+	require.NoError(t, err)
+	assert.Equal(t, runstore.StatusQueued, o.Status, "other sources' queued runs are theirs to handle")
+	_, err = srv.Start(ctx)
+	assert.Error(t, err)
+	require.NoError(t, srv.Shutdown(ctx))
+}
+
+func TestQueueFull(t *testing.T) {
+	gate := newGate(t)
+	e := newEnv(t, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return gate, nil }
+		c.Workers, c.Queue = 1, 1
+	})
+	assert.Equal(t, 202, e.upload(t, "a.csv", testLog(t), nil, nil).code)
+	assert.Equal(t, 202, e.upload(t, "b.csv", testLog(t), nil, nil).code)
+	r := e.upload(t, "c.csv", testLog(t), nil, nil)
+	assert.Equal(t, 503, r.code)
+	assert.Contains(t, string(r.body), "too many analyses")
+	close(gate.release)
+}
+
+// panicStore panics on List, standing in for any handler bug.
+type panicStore struct {
+	runstore.RunStore
+	armed *atomic.Bool
+}
+
+func (p panicStore) List(ctx context.Context, f runstore.Filter) (runstore.Page, error) {
+	if p.armed.Load() {
+		panic("boom")
+	}
+	return p.RunStore.List(ctx, f)
+}
+
+func TestPanicRecovery(t *testing.T) {
+	var logs bytes.Buffer
+	armed := new(atomic.Bool)
+	e := newEnv(t, func(c *Config) {
+		c.Runs = panicStore{runstore.NewMemory(runstore.Options{}), armed}
+		c.Logger = newTestLogger(&logs)
+	})
+	armed.Store(true)
+	r := e.do(t, "GET", "/api/runs", nil, map[string]string{HeaderRequestID: "trace-1"})
+	assert.Equal(t, 500, r.code)
+	assert.Equal(t, CodeInternal, r.errCode(t))
+	assert.Equal(t, "trace-1", r.header.Get(HeaderRequestID))
+	assert.NotContains(t, string(r.body), "boom")
+	assert.Contains(t, logs.String(), "trace-1")
+	assert.Equal(t, 200, e.get(t, "/api/health/live").code, "the server survives")
+}
+
+// panicAnalyzer panics inside a worker.
+type panicAnalyzer struct{}
+
+func (panicAnalyzer) Analyze(context.Context, dyno.Source) (*ve.Result, error) { panic("analyzer bug") }
+
+func TestWorkerPanicFailsRun(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return panicAnalyzer{}, nil }
+	})
+	r := e.upload(t, "a.csv", testLog(t), nil, nil)
+	require.Equal(t, 202, r.code)
+	run := e.wait(t, r.json(t)["runId"].(string))
+	assert.Equal(t, runstore.StatusFailed, run.Status)
+	assert.Equal(t, "INTERNAL_ERROR", run.Error.Code)
+	assert.NotContains(t, run.Error.Message, "analyzer bug")
+}
+
+func TestAnalysisTimeout(t *testing.T) {
+	gate := newGate(t)
+	e := newEnv(t, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return gate, nil }
+		c.AnalysisTimeout = 50 * time.Millisecond
+	})
+	r := e.upload(t, "a.csv", testLog(t), nil, nil)
+	require.Equal(t, 202, r.code)
+	run := e.wait(t, r.json(t)["runId"].(string))
+	assert.Equal(t, runstore.StatusFailed, run.Status)
+	assert.Equal(t, "TIMEOUT", run.Error.Code)
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Options{Registerer: reg})
+	require.NoError(t, err)
+	e := newEnv(t, func(c *Config) { c.Metrics = m; c.Gatherer = reg })
+	e.analyze(t, nil)
+	e.get(t, "/api/runs")
+	e.get(t, "/api/nonexistent")
+	r := e.get(t, "/metrics")
+	require.Equal(t, 200, r.code)
+	body := string(r.body)
+	for _, want := range []string{
+		`dynoai_analysis_total{source="upload",status="success"} 1`,
+		`dynoai_file_upload_bytes_count 1`,
+		`dynoai_ve_corrections_count_count 1`,
+		`endpoint="GET /api/runs"`,
+		`endpoint="POST /api/analyze"`,
+		`endpoint="unmatched"`,
+	} {
+		assert.Contains(t, body, want)
+	}
+	assert.NotContains(t, body, "/api/runs/0", "raw paths never become labels")
+	// An analysis failure is counted as an error.
+	bad := append(append([]byte{}, testLog(t)...), []byte("1,abc\n")...)
+	up := e.upload(t, "x.csv", bad, nil, nil)
+	require.Equal(t, 202, up.code)
+	e.wait(t, up.json(t)["runId"].(string))
+	assert.Contains(t, string(e.get(t, "/metrics").body), `dynoai_analysis_total{source="upload",status="error"} 1`)
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(OpenAPI(), &doc))
+	assert.True(t, strings.HasPrefix(doc.OpenAPI, "3."))
+	documented := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			switch m {
+			case "get", "post", "put", "delete", "patch":
+				documented[strings.ToUpper(m)+" "+p] = true
+			}
+		}
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{Runs: runstore.NewMemory(runstore.Options{}), Files: runstore.NewMemFileStore(), Gatherer: reg})
+	require.NoError(t, err)
+	served := map[string]bool{}
+	for _, rt := range srv.routes {
+		served[rt.pattern()] = true
+		// Every route is really reachable: not the mux's 404.
+		req, _ := http.NewRequest(rt.method, "http://x"+strings.NewReplacer("{id}", "0123456789abcdef0123456789abcdef", "{file}", "1", "{name}", "a.csv").Replace(rt.path), nil)
+		_, pattern := srv.mux.Handler(req)
+		assert.Equal(t, rt.pattern(), pattern)
+	}
+	assert.Equal(t, documented, served, "openapi.json and the route table disagree")
+}
+
+func newTestLogger(w *bytes.Buffer) *slogLogger { return slogNew(w) }

@@ -144,10 +144,10 @@ type binding struct {
 	conv     conv
 	cylMask  uint16 // for AllCylinders: the slots to fill
 	priority int    // processing order
-	// linear is set when the conversion is v×mul + add (every stated
-	// unit; not the per-value guesses, not time).
-	linear   bool
-	mul, add float64
+	// linear is set when the conversion is v×mul: the channel's own unit
+	// (mul 1) or lambda to AFR (mul = stoich).
+	linear bool
+	mul    float64
 }
 
 // Reader reads a dyno log as a Source. It streams: it holds one line and one
@@ -636,18 +636,15 @@ func (r *Reader) bind(units []string) error {
 	})
 	for i := range r.binds {
 		b := &r.binds[i]
+		// The fast path takes the canonical unit as is and scales lambda
+		// to AFR; every other conversion goes through assign, which
+		// computes exactly what Unit.ToCanonical does.
 		if b.ch != ChanTime && b.conv == convPlain {
-			b.linear = true
 			switch {
 			case b.unit == UnitLambda && b.ch != ChanLambda:
-				b.mul = r.stoich
-			case b.unit == UnitAFR && b.ch == ChanLambda:
-				b.mul = 1 / r.stoich
-			case b.unit.dim() == dimMixture:
-				b.mul = 1
-			default:
-				b.add = b.unit.ToCanonical(0)
-				b.mul = b.unit.ToCanonical(1) - b.add
+				b.linear, b.mul = true, r.stoich
+			case b.unit == CanonicalUnit(b.ch):
+				b.linear, b.mul = true, 1
 			}
 		}
 		r.minField = max(r.minField, b.col+1)
@@ -948,8 +945,8 @@ func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, in
 		return nil, 0, false
 	}
 	if b.linear {
-		if b.mul != 1 || b.add != 0 {
-			v = v*b.mul + b.add
+		if b.mul != 1 {
+			v *= b.mul
 		}
 		store(b, v, s)
 		return nil, 0, false

@@ -420,3 +420,31 @@ func TestReaderColumnsAndUserAliases(t *testing.T) {
 	_, err := dyno.NewReader(strings.NewReader("rpm,map\n1,2\n"), "x", dyno.ReadOptions{NoDefaultAliases: true})
 	require.ErrorIs(t, err, dyno.ErrMissingColumns)
 }
+
+func TestReaderSpecHeaders(t *testing.T) {
+	// The Jetstream converter's input of jetstream-dyno spec §5.9.
+	r, all := readString(t, "Time,Engine_RPM,MAP_kPa,Torque,AFR_Front,AFR_Rear,Spark_F,TPS,IAT,Lambda_Front,Extra Col\n"+
+		"0.1,3000,80,90,13.1,13.2,28,50,77,0.9,x\n", dyno.ReadOptions{})
+	require.Len(t, all, 1)
+	s := all[0]
+	assert.Equal(t, 100*time.Millisecond, s.Time)
+	assert.Equal(t, []float64{3000, 80, 90, 13.1, 13.2, 28, 50, 0.9}, []float64{s.RPM, s.MAP, s.Torque,
+		s.AFR[dyno.Front], s.AFR[dyno.Rear], s.Spark[dyno.Front], s.TPS, s.Lambda[dyno.Front]})
+	assert.InDelta(t, 25, s.IAT, 1e-12)
+	assert.Len(t, r.Columns(), 10, "Extra Col is not mapped")
+
+	// The JetDrive capture / simulator export of §2.2.5.
+	_, all = readString(t, "timestamp_ms,RPM,Torque,Horsepower,AFR,MAP_kPa,TPS,IAT\n40,3000,90,51.4,12.9,95,100,80\n", dyno.ReadOptions{})
+	require.Len(t, all, 1)
+	s = all[0]
+	assert.Equal(t, 40*time.Millisecond, s.Time)
+	assert.Equal(t, []float64{3000, 90, 51.4, 12.9, 95, 100}, []float64{s.RPM, s.Torque, s.Power, s.AFR[0], s.MAP, s.TPS})
+
+	// The predecessor's canonical lower-case WinPEP-like file of §2.2.6.
+	r, all = readString(t, "rpm,map_kpa,torque,ve_f,ve_r,spark_f,spark_r,afr_cmd_f,afr_cmd_r,afr_meas_f,afr_meas_r,iat,knock,vbatt,tps\n"+
+		"2000,60,80,85,83.5,24,23,13.2,13.2,13.1,13.15,95,1,14.2,15\n", dyno.ReadOptions{})
+	require.Len(t, all, 1)
+	assert.Equal(t, 2, r.Layout().Cylinders)
+	assert.Equal(t, 1.0, all[0].Knock[dyno.Rear])
+	assert.Equal(t, 13.15, all[0].AFR[dyno.Rear])
+}

@@ -1,0 +1,170 @@
+package afr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dynoai/dynoai/dyno"
+)
+
+// Defaults of AutoAlignOptions.
+const (
+	DefaultAutoPrefix        = 120 * time.Second
+	DefaultAutoMaxSamples    = 1 << 15
+	DefaultAutoMinConfidence = 0.02
+)
+
+// errNotStarted is what AutoAligner.Estimate returns before the first Next.
+var errNotStarted = fmt.Errorf("%w: no estimate before the first Next", ErrEstimate)
+
+// AutoAlignOptions configure an AutoAligner. The zero value is usable.
+type AutoAlignOptions struct {
+	// Estimate configures the estimator.
+	Estimate EstimateOptions
+	// Prefix is how much of the log (by time) the estimate reads before
+	// the aligned stream starts; zero means DefaultAutoPrefix.
+	Prefix time.Duration
+	// MaxSamples bounds the samples held for the estimate, whatever the
+	// Prefix; zero means DefaultAutoMaxSamples.
+	MaxSamples int
+	// MinConfidence is the confidence an estimate needs to be used; zero
+	// means DefaultAutoMinConfidence. Below it (or when the log holds no
+	// signal) Fallback is used.
+	MinConfidence float64
+	// Fallback is the delay used when the estimate is not good enough; the
+	// zero value means no shift.
+	Fallback Delay
+	// Align configures the Aligner that undoes the delay.
+	Align AlignOptions
+}
+
+// AutoAligner is a dyno.Source that learns the wideband transport delay
+// from the log itself and undoes it: on the first Next it reads a bounded
+// prefix of its source into memory, estimates the delay from it with a
+// DelayEstimator, then streams the prefix and the rest of the source through
+// Align with that delay. Memory is the prefix (at most MaxSamples samples)
+// plus the Aligner's window.
+type AutoAligner struct {
+	src    dyno.Source
+	opt    AutoAlignOptions
+	buf    []dyno.Sample
+	pos    int
+	srcEOF bool
+
+	started bool
+	est     DelayEstimate
+	estErr  error
+	used    Delay
+	inner   *Aligner
+	err     error
+}
+
+// AutoAlign returns src with its wideband channels moved back by the delay
+// estimated from src's first samples. See AutoAligner.
+func AutoAlign(src dyno.Source, opt AutoAlignOptions) *AutoAligner {
+	if opt.Prefix <= 0 {
+		opt.Prefix = DefaultAutoPrefix
+	}
+	if opt.MaxSamples <= 0 {
+		opt.MaxSamples = DefaultAutoMaxSamples
+	}
+	if opt.MinConfidence == 0 {
+		opt.MinConfidence = DefaultAutoMinConfidence
+	}
+	return &AutoAligner{src: src, opt: opt, estErr: errNotStarted}
+}
+
+// Layout returns the source's layout.
+func (a *AutoAligner) Layout() dyno.Layout { return a.src.Layout() }
+
+// Estimate returns the estimate the AutoAligner made and the error that
+// kept it from making one (wrapping ErrNoDelaySignal when the prefix held
+// no signal). Before the first Next it returns an error wrapping
+// ErrEstimate.
+func (a *AutoAligner) Estimate() (DelayEstimate, error) { return a.est, a.estErr }
+
+// Delay returns the delay being undone: the estimate, or Fallback when the
+// estimate failed or was below MinConfidence. It is Fallback before the
+// first Next.
+func (a *AutoAligner) Delay() Delay {
+	if !a.started {
+		return a.opt.Fallback
+	}
+	return a.used
+}
+
+// Next fills s with the next aligned sample.
+func (a *AutoAligner) Next(ctx context.Context, s *dyno.Sample) error {
+	if a.err != nil {
+		return a.err
+	}
+	if !a.started {
+		if err := a.start(ctx); err != nil {
+			a.err = err
+			return err
+		}
+	}
+	return a.inner.Next(ctx, s)
+}
+
+func (a *AutoAligner) start(ctx context.Context) error {
+	a.started = true
+	est, err := NewDelayEstimator(a.opt.Estimate)
+	if err != nil {
+		a.estErr = err
+		return err
+	}
+	s := dyno.NewSample()
+	var t0 time.Duration
+	for len(a.buf) < a.opt.MaxSamples {
+		err := a.src.Next(ctx, &s)
+		if errors.Is(err, io.EOF) {
+			a.srcEOF = true
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(a.buf) == 0 {
+			t0 = s.Time
+		}
+		if err := est.Add(&s); err != nil {
+			return err
+		}
+		a.buf = append(a.buf, s)
+		if s.Time-t0 >= a.opt.Prefix {
+			break
+		}
+	}
+	a.used = a.opt.Fallback
+	a.est, a.estErr = est.Estimate()
+	if a.estErr == nil && a.est.Confidence >= a.opt.MinConfidence {
+		a.used = a.est.Delay
+	}
+	a.inner = AlignWith(replay{a}, a.used, a.opt.Align)
+	return nil
+}
+
+// replay serves the buffered prefix, then the rest of the source.
+type replay struct{ a *AutoAligner }
+
+func (r replay) Layout() dyno.Layout { return r.a.src.Layout() }
+
+func (r replay) Next(ctx context.Context, s *dyno.Sample) error {
+	a := r.a
+	if a.pos < len(a.buf) {
+		*s = a.buf[a.pos]
+		a.pos++
+		if a.pos == len(a.buf) {
+			a.buf, a.pos = nil, 0 // release the prefix
+		}
+		return nil
+	}
+	if a.srcEOF {
+		return io.EOF
+	}
+	return a.src.Next(ctx, s)
+}

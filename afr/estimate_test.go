@@ -1,0 +1,204 @@
+package afr_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/dynoai/dynoai/afr"
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func plan(hi float64) []dyno.SimStep {
+	p := []dyno.SimStep{dyno.PullStep(1500, hi)}
+	up := true
+	for m := 30.0; m <= 90; m += 10 {
+		if up {
+			p = append(p, dyno.SweepStep(1500, hi, m, 0))
+		} else {
+			p = append(p, dyno.SweepStep(hi, 1500, m, 0))
+		}
+		up = !up
+	}
+	return append(p, dyno.PullStep(1500, hi))
+}
+
+func simLog(t testing.TB, delay dyno.TransportDelay, seed uint64, lag time.Duration) *dyno.Simulator {
+	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+	rpm := []float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500}
+	mp := []float64{20, 30, 40, 50, 60, 70, 80, 90, 100}
+	var ecu [2]dyno.Surface
+	for c := range 2 {
+		s, err := dyno.PerturbSurface(truth[c], rpm, mp, -10, 5, seed*31+uint64(c))
+		require.NoError(t, err)
+		ecu[c] = s
+	}
+	sim, err := dyno.NewSimulator(dyno.SimConfig{Seed: seed, DT: 20 * time.Millisecond, ECUVE: ecu,
+		Delay: delay, SensorLag: lag, Noise: dyno.TypicalNoise, Plan: plan(5500)})
+	require.NoError(t, err)
+	return sim
+}
+
+// The estimate lands within 50 ms of the simulator's transport delay from
+// 100 ms to 1 s, on logs whose ECU VE error varies cell to cell. The plan
+// stops 300 rev/min short of the redline: see TestEstimateNearRedline.
+func TestEstimateDelaySimulated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates ten three-minute sessions")
+	}
+	for _, d := range []time.Duration{100, 250, 400, 700, 1000} {
+		for _, seed := range []uint64{1, 2} {
+			delay := d * time.Millisecond
+			est, err := afr.EstimateDelay(t.Context(), simLog(t, dyno.TransportDelay{Fixed: delay}, seed, 0), afr.EstimateOptions{})
+			require.NoError(t, err)
+			t.Logf("true %v seed %d: %v confidence %.2f explained %.3f", delay, seed, est.Overall, est.Confidence, est.Explained)
+			assert.InDelta(t, delay.Seconds(), est.Overall.Seconds(), 0.050, "delay %v seed %d", delay, seed)
+			assert.Equal(t, est.Overall, est.Delay.Fixed)
+			assert.True(t, est.Commanded)
+			assert.Len(t, est.Bands, len(afr.DefaultDelayBands)+1)
+		}
+	}
+}
+
+// Without the commanded AFR (a log from a plain data logger) the estimate
+// still comes from the readings' consistency per cell.
+func TestEstimateDelayWithoutCommanded(t *testing.T) {
+	sim := simLog(t, dyno.TransportDelay{Fixed: 400 * time.Millisecond}, 1, 0)
+	est, err := afr.EstimateDelay(t.Context(), stripCommanded{sim}, afr.EstimateOptions{})
+	require.NoError(t, err)
+	assert.False(t, est.Commanded)
+	assert.InDelta(t, 0.4, est.Overall.Seconds(), 0.05)
+}
+
+type stripCommanded struct{ dyno.Source }
+
+func (s stripCommanded) Next(ctx context.Context, dst *dyno.Sample) error {
+	if err := s.Source.Next(ctx, dst); err != nil {
+		return err
+	}
+	dst.AFRCommanded = dyno.MissingPerCylinder()
+	return nil
+}
+
+func TestEstimateErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opt  afr.EstimateOptions
+	}{
+		{"negative step", afr.EstimateOptions{Step: -time.Millisecond}},
+		{"delay too short", afr.EstimateOptions{MaxDelay: 10 * time.Millisecond}},
+		{"too many lags", afr.EstimateOptions{Step: time.Millisecond, MaxDelay: 5 * time.Second}},
+		{"gap under step", afr.EstimateOptions{MaxGap: time.Millisecond}},
+		{"cell rpm", afr.EstimateOptions{CellRPM: -1}},
+		{"cell map", afr.EstimateOptions{CellMAP: 1000}},
+		{"band order", afr.EstimateOptions{BandEdges: []float64{3000, 2000}}},
+		{"band confidence", afr.EstimateOptions{MinBandConfidence: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := afr.NewDelayEstimator(tt.opt)
+			require.ErrorIs(t, err, afr.ErrEstimate)
+		})
+	}
+	e, err := afr.NewDelayEstimator(afr.EstimateOptions{})
+	require.NoError(t, err)
+	s := dyno.NewSample()
+	s.Time = time.Second
+	require.NoError(t, e.Add(&s))
+	s.Time = time.Second / 2
+	err = e.Add(&s)
+	require.ErrorIs(t, err, afr.ErrEstimate)
+	require.ErrorContains(t, err, "sample 2 at 500ms: time goes backwards from 1s")
+
+	// A steady log says nothing about the delay.
+	_, err = afr.EstimateDelay(t.Context(), &steady{n: 2000}, afr.EstimateOptions{})
+	require.ErrorIs(t, err, afr.ErrNoDelaySignal)
+}
+
+// steady is a log of a constant engine state.
+type steady struct{ i, n int }
+
+func (s *steady) Layout() dyno.Layout { return dyno.Layout{Name: "steady"} }
+
+func (s *steady) Next(_ context.Context, dst *dyno.Sample) error {
+	if s.i == s.n {
+		return io.EOF
+	}
+	dst.Reset()
+	dst.Time = time.Duration(s.i) * 20 * time.Millisecond
+	dst.RPM, dst.MAP, dst.TPS = 3000, 60, 30
+	dst.AFR[0] = 13.5
+	s.i++
+	return nil
+}
+
+// The AutoAligner estimates from its prefix, then streams exactly what
+// Align with the estimate would.
+func TestAutoAlign(t *testing.T) {
+	delay := dyno.TransportDelay{Fixed: 400 * time.Millisecond}
+	a := afr.AutoAlign(simLog(t, delay, 2, 0), afr.AutoAlignOptions{})
+	_, err := a.Estimate()
+	require.ErrorIs(t, err, afr.ErrEstimate)
+	assert.True(t, a.Delay().IsZero())
+	got, err := dyno.Collect(t.Context(), a)
+	require.NoError(t, err)
+	est, err := a.Estimate()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
+	assert.InDelta(t, 0.4, a.Delay().Fixed.Seconds(), 0.05)
+	want, err := dyno.Collect(t.Context(), afr.Align(simLog(t, delay, 2, 0), a.Delay()))
+	require.NoError(t, err)
+	require.Equal(t, len(want), len(got))
+	for i := range want {
+		require.Equal(t, want[i].Time, got[i].Time)
+		if dyno.Has(want[i].AFR[0]) {
+			require.InDelta(t, want[i].AFR[0], got[i].AFR[0], 1e-12, "sample %d", i)
+		}
+	}
+}
+
+// Without signal the AutoAligner falls back and says why.
+func TestAutoAlignFallback(t *testing.T) {
+	fb := dyno.TransportDelay{Fixed: 100 * time.Millisecond}
+	a := afr.AutoAlign(&steady{n: 500}, afr.AutoAlignOptions{Fallback: fb})
+	got, err := dyno.Collect(t.Context(), a)
+	require.NoError(t, err)
+	assert.Len(t, got, 500)
+	_, err = a.Estimate()
+	assert.ErrorIs(t, err, afr.ErrNoDelaySignal)
+	assert.Equal(t, fb, a.Delay())
+}
+
+type failing struct{ steady }
+
+func (f *failing) Next(ctx context.Context, dst *dyno.Sample) error {
+	if f.i == 10 {
+		return errBoom
+	}
+	return f.steady.Next(ctx, dst)
+}
+
+var errBoom = errors.New("boom")
+
+func TestAutoAlignSourceError(t *testing.T) {
+	a := afr.AutoAlign(&failing{steady{n: 100}}, afr.AutoAlignOptions{})
+	s := dyno.NewSample()
+	require.ErrorIs(t, a.Next(t.Context(), &s), errBoom)
+	require.ErrorIs(t, a.Next(t.Context(), &s), errBoom)
+}
+
+func BenchmarkEstimateDelay(b *testing.B) {
+	samples, err := dyno.Collect(context.Background(), simLog(b, dyno.TransportDelay{Fixed: 400 * time.Millisecond}, 1, 0))
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := afr.EstimateDelay(context.Background(), dyno.NewSliceSource(dyno.Layout{}, samples), afr.EstimateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(samples)), "samples/op")
+}

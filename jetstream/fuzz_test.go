@@ -3,9 +3,11 @@ package jetstream_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetstream"
@@ -71,4 +73,57 @@ func checkErr(t *testing.T, err error, data []byte) {
 		return
 	}
 	t.Fatalf("untyped error: %T %v", err, err)
+}
+
+// FuzzRunPageJSON decodes arbitrary list responses: never a panic, and a
+// decoded page re-encodes to one that decodes the same.
+func FuzzRunPageJSON(f *testing.F) {
+	f.Add([]byte(`{"runs":[{"id":"JS-1","timestamp":"2025-11-25T14:30:00.123456+00:00","vehicle":"FXLRST","duration_seconds":14,"data_points":1820,"processed":false}],"next":"abc"}`))
+	f.Add([]byte(`{"runs":[{"id":"a","timestamp":"2025-11-25T14:31:00"},{"id":"b","timestamp":""}]}`))
+	f.Add([]byte(`{"runs":null}`))
+	f.Add([]byte(`{"runs":[{"id":"x","duration_seconds":1e400}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var page jetstream.RunPage
+		if err := json.Unmarshal(data, &page); err != nil {
+			return
+		}
+		b, err := json.Marshal(page)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", page, err)
+		}
+		var again jetstream.RunPage
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatalf("decoding our own %s: %v", b, err)
+		}
+		if len(again.Runs) != len(page.Runs) || again.Next != page.Next {
+			t.Fatalf("round trip changed the page: %+v -> %+v", page, again)
+		}
+		for i := range page.Runs {
+			a, b := page.Runs[i], again.Runs[i]
+			if a.ID != b.ID || !a.Timestamp.Equal(b.Timestamp) || a.Processed != b.Processed {
+				t.Fatalf("run %d changed: %+v -> %+v", i, a, b)
+			}
+		}
+	})
+}
+
+// FuzzParseTimestamp: any text gives a UTC time or an error, and a parsed
+// time formatted as RFC 3339 parses back to itself.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2025-11-25T14:30:00.123456+00:00", "2025-11-25T14:30:00Z", "2025-11-25T14:30:00", "2025-11-25 14:30:00", "", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ts, err := jetstream.ParseTimestamp(s)
+		if err != nil {
+			return
+		}
+		if ts.Location() != time.UTC {
+			t.Fatalf("%q: not UTC: %v", s, ts)
+		}
+		back, err := jetstream.ParseTimestamp(ts.Format(time.RFC3339Nano))
+		if err != nil || !back.Equal(ts) {
+			t.Fatalf("%q -> %v -> %v, %v", s, ts, back, err)
+		}
+	})
 }

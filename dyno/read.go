@@ -587,13 +587,22 @@ func (r *Reader) bind(units []string) error {
 			best[key] = cand{binding: b, rank: m.Rank}
 		}
 	}
-	// A channel matched by a caller's alias takes none of its columns from
-	// the built-in aliases: a caller's global AFR replaces the log's
-	// per-cylinder ones.
+	// The log's cylinders: the highest per-cylinder column (1 when there
+	// are only all-cylinder ones).
+	cyls := 0
+	for _, c := range best {
+		if isPerCylinder(c.ch) {
+			cyls = max(cyls, c.cyl+1, 1)
+		}
+	}
+	// A caller's all-cylinder alias replaces the built-in aliases' columns
+	// of its channel (the collector wideband the caller names replaces the
+	// log's dead per-cylinder ones). A caller's per-cylinder alias already
+	// wins its own slot by rank.
 	nUser := len(r.opts.Aliases)
 	var userCh ChannelSet
 	for _, c := range best {
-		if c.rank/8 < nUser {
+		if c.rank/8 < nUser && c.cyl == AllCylinders && isPerCylinder(c.ch) {
 			userCh = userCh.With(c.ch)
 		}
 	}
@@ -604,16 +613,11 @@ func (r *Reader) bind(units []string) error {
 	}
 	r.binds = r.binds[:0]
 	var set ChannelSet
-	cyls := 0
 	own := map[Channel]uint16{}
 	for _, c := range best {
 		set = set.With(c.ch)
-		if isPerCylinder(c.ch) {
-			cyls = max(cyls, 1)
-			if c.cyl >= 0 {
-				cyls = max(cyls, c.cyl+1)
-				own[c.ch] |= 1 << c.cyl
-			}
+		if isPerCylinder(c.ch) && c.cyl >= 0 {
+			own[c.ch] |= 1 << c.cyl
 		}
 	}
 	for _, c := range best {

@@ -448,3 +448,17 @@ func TestReaderSpecHeaders(t *testing.T) {
 	assert.Equal(t, 1.0, all[0].Knock[dyno.Rear])
 	assert.Equal(t, 13.15, all[0].AFR[dyno.Rear])
 }
+
+func TestReaderUserAliasPrecedence(t *testing.T) {
+	// A caller's per-cylinder alias takes its slot only; the built-in
+	// aliases still fill the others.
+	_, all := readString(t, "rpm,map,Spark Vorne,spark_r,afr_meas_f,afr_meas_r,LC2\n1,2,30,31,0,0,12.7\n", dyno.ReadOptions{
+		Aliases: []dyno.Alias{{Name: "spark vorne", Channel: dyno.ChanSpark, Cyl: dyno.Front}}})
+	require.Len(t, all, 1)
+	assert.Equal(t, []float64{30, 31}, all[0].Spark[:2])
+	assert.Equal(t, []float64{0, 0}, all[0].AFR[:2])
+	// A caller's all-cylinder alias replaces the built-in columns of its channel.
+	_, all = readString(t, "rpm,map,afr_meas_f,afr_meas_r,LC2\n1,2,0,0,12.7\n", dyno.ReadOptions{
+		Aliases: []dyno.Alias{{Name: "lc2", Channel: dyno.ChanAFR, Cyl: dyno.AllCylinders}}})
+	assert.Equal(t, []float64{12.7, 12.7}, all[0].AFR[:2])
+}

@@ -17,8 +17,12 @@
 // concurrency: download, convert ([NewReader] turns Jetstream's raw CSV into a
 // [dyno.Source]), analyze (a [Processor] the caller plugs in), record the
 // outcome, then mark the run processed on Jetstream. Progress is observable as
-// a [Status] snapshot and as a channel of [Event]s.
+// a [PollerStatus] snapshot and as a channel of [Event]s ([Poller.Subscribe]).
 //
-// Package jetstreamtest provides an in-memory fake Jetstream server with
-// injectable faults and a stub mode seeded with realistic runs.
+// [MemoryStore] is the in-memory StateStore; package runstorestate keeps the
+// state in a runstore.RunStore (SQLite, PostgreSQL), so that picked-up runs
+// are ordinary runs of that store. Package jetstreamtest provides an
+// in-memory fake Jetstream server with injectable faults, a stub mode seeded
+// with realistic runs from the dyno simulator, and a conformance test that
+// every StateStore passes.
 package jetstream

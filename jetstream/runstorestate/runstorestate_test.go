@@ -211,3 +211,19 @@ func TestPollerOnSQLiteAcrossRestart(t *testing.T) {
 	}
 	t.Logf("faults injected: %v", srv.Injected())
 }
+
+func TestConformance(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		jetstreamtest.TestStateStore(t, func(*testing.T) jetstream.StateStore {
+			return runstorestate.New(runstore.NewMemory(runstore.Options{}), runstorestate.Options{})
+		})
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
+			db, err := runstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"), runstore.Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			return runstorestate.New(db, runstorestate.Options{CursorPath: filepath.Join(t.TempDir(), "cursor.json")})
+		})
+	})
+}

@@ -129,16 +129,19 @@ type Stats struct {
 
 // ProviderStats describes one provider (one source host ID).
 type ProviderStats struct {
-	Host       uint16         `json:"host"`
-	Name       string         `json:"name"` // "" until a ChannelInfo arrived
-	Addr       netip.AddrPort `json:"addr"` // source address of its last datagram
-	Messages   uint64         `json:"messages"`
-	Seq        SeqStats       `json:"seq"`
-	LastSeen   time.Time      `json:"last_seen"`
-	LastInfo   time.Time      `json:"last_info"`
-	LastValues time.Time      `json:"last_values"`
-	Stale      bool           `json:"stale"`  // no values for StaleAfter
-	Synced     bool           `json:"synced"` // clock synchronised by Ping/Pong
+	Host     uint16         `json:"host"`
+	Name     string         `json:"name"` // "" until a ChannelInfo arrived
+	Addr     netip.AddrPort `json:"addr"` // source address of its last datagram
+	Messages uint64         `json:"messages"`
+	Seq      SeqStats       `json:"seq"`
+	// Errors counts its messages dropped as malformed (those whose header
+	// was readable; the rest count only in Stats.Errors).
+	Errors     ErrorCounts `json:"errors"`
+	LastSeen   time.Time   `json:"last_seen"`
+	LastInfo   time.Time   `json:"last_info"`
+	LastValues time.Time   `json:"last_values"`
+	Stale      bool        `json:"stale"`  // no values for StaleAfter
+	Synced     bool        `json:"synced"` // clock synchronised by Ping/Pong
 	// OffsetMS maps its timestamps to the client's clock: local = ts + OffsetMS.
 	OffsetMS int64          `json:"offset_ms"`
 	RTT      time.Duration  `json:"rtt"`
@@ -203,6 +206,8 @@ type provState struct {
 	offset  int64 // local ms = unwrapped ts + offset
 	bestRTT uint32
 	syncAt  time.Time
+
+	errs ErrorCounts
 
 	pending  bool
 	pendTS   int64
@@ -390,7 +395,7 @@ func (c *Client) Stats() Stats {
 	st.Buffered = c.n
 	st.Providers = make([]ProviderStats, 0, len(c.provs))
 	for _, p := range c.provs {
-		ps := ProviderStats{Host: p.host, Name: p.name, Addr: p.addr, Messages: p.messages, Seq: p.seq.Stats,
+		ps := ProviderStats{Host: p.host, Name: p.name, Addr: p.addr, Messages: p.messages, Seq: p.seq.Stats, Errors: p.errs,
 			LastSeen: p.lastSeen, LastInfo: p.lastInfo, LastValues: p.lastValues,
 			Stale:  p.lastValues.IsZero() || now.Sub(p.lastValues) > c.cfg.StaleAfter,
 			Synced: p.synced, OffsetMS: p.offset, RTT: time.Duration(p.bestRTT) * time.Millisecond}
@@ -491,7 +496,7 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	c.stats.Bytes += uint64(len(b))
 	m, err := ParseMessage(b)
 	if err != nil {
-		c.countErr(err)
+		c.countErr(nil, err)
 		return
 	}
 	if m.Host == AllHosts {
@@ -546,7 +551,7 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	switch m.Key {
 	case KeyChannelInfo:
 		if err := DecodeChannelInfo(&m, &c.info); err != nil {
-			c.countErr(err)
+			c.countErr(p, err)
 			return
 		}
 		c.learn(p, &c.info, at)
@@ -559,7 +564,7 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	case KeyPong:
 		pong, err := DecodePong(&m)
 		if err != nil {
-			c.countErr(err)
+			c.countErr(p, err)
 			return
 		}
 		c.sync(p, pong, at)
@@ -568,22 +573,35 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 			c.stats.Ignored++
 		} else {
 			c.stats.Errors.UnknownKey++
+			p.errs.UnknownKey++
 		}
 	}
 }
 
-func (c *Client) countErr(err error) {
+// add counts err by kind.
+func (e *ErrorCounts) add(err error) {
 	switch {
 	case errors.Is(err, ErrShortHeader):
-		c.stats.Errors.ShortHeader++
+		e.ShortHeader++
 	case errors.Is(err, ErrTruncated):
-		c.stats.Errors.Truncated++
+		e.Truncated++
 	case errors.Is(err, ErrPayloadTooShort):
-		c.stats.Errors.PayloadTooShort++
+		e.PayloadTooShort++
 	case errors.Is(err, ErrBadVersion):
+		e.BadVersion++
+	}
+}
+
+// countErr counts a dropped datagram, also against its provider when the
+// header was readable.
+func (c *Client) countErr(p *provState, err error) {
+	c.stats.Errors.add(err)
+	if p != nil {
+		p.errs.add(err)
+	}
+	if errors.Is(err, ErrBadVersion) {
 		// Unlike the reference, which then drops all traffic, only this
 		// message is ignored.
-		c.stats.Errors.BadVersion++
 		c.cfg.Logger.Warn("jetdrive: incompatible protocol version", "err", err)
 		return
 	}
@@ -606,7 +624,7 @@ func (c *Client) provider(host uint16, from netip.AddrPort, at time.Time) *provS
 func (c *Client) handlePing(m *Message, p *provState, at time.Time) {
 	ping, err := DecodePing(m)
 	if err != nil {
-		c.countErr(err)
+		c.countErr(p, err)
 		return
 	}
 	if c.cfg.Passive || c.node.host() == 0 {

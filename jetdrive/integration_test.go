@@ -332,6 +332,16 @@ func TestMalformedFloodWhileValidTrafficContinues(t *testing.T) {
 	assert.NotZero(t, e.SourceAllHosts)
 	assert.Zero(t, e.Panics)
 	assert.Zero(t, st.ReadErrors)
+	var perProvider jetdrive.ErrorCounts
+	for _, ps := range st.Providers {
+		if ps.Host == 0x1A2B { // the spec vectors' provider sent the too-short ChannelInfo (V15)
+			perProvider = ps.Errors
+		}
+		if ps.Host == p.HostID() {
+			assert.Zero(t, ps.Errors, "the real provider sent nothing malformed")
+		}
+	}
+	assert.NotZero(t, perProvider.PayloadTooShort, "errors are also counted per provider")
 	assert.NotZero(t, p.Stats().Malformed, "the provider survived the flood too")
 }
 

@@ -39,6 +39,9 @@ func decodeJSON(r *http.Request, v any) error {
 			return invalid(te.Field, fmt.Sprintf("field %q: want %s (at byte %d)", te.Field, te.Type, te.Offset))
 		case errors.Is(err, io.EOF):
 			return badRequest("empty JSON body")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return invalid(f, fmt.Sprintf("unknown field %q", f))
 		}
 		return badRequest("malformed JSON: " + err.Error())
 	}

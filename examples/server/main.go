@@ -269,4 +269,3 @@ func abs(x float64) float64 {
 	}
 	return x
 }
-

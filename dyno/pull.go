@@ -83,12 +83,14 @@ func NewPeaks() Peaks {
 }
 
 // Add takes one sample into the peaks.
-func (p *Peaks) Add(s *Sample) {
-	if Has(s.Power) && (!Has(p.Power) || s.Power > p.Power) {
-		p.Power, p.PowerRPM, p.PowerTime = s.Power, s.RPM, s.Time
+func (p *Peaks) Add(s *Sample) { p.add(s.Time, s.RPM, s.Power, s.Torque) }
+
+func (p *Peaks) add(t time.Duration, rpm, power, torque float64) {
+	if Has(power) && (!Has(p.Power) || power > p.Power) {
+		p.Power, p.PowerRPM, p.PowerTime = power, rpm, t
 	}
-	if Has(s.Torque) && (!Has(p.Torque) || s.Torque > p.Torque) {
-		p.Torque, p.TorqueRPM, p.TorqueTime = s.Torque, s.RPM, s.Time
+	if Has(torque) && (!Has(p.Torque) || torque > p.Torque) {
+		p.Torque, p.TorqueRPM, p.TorqueTime = torque, rpm, t
 	}
 }
 
@@ -120,21 +122,27 @@ type PullSegment struct {
 func (p PullSegment) Duration() time.Duration { return p.End - p.Start }
 
 // PullDetector finds pulls in a stream of samples, one Add at a time. It
-// holds the samples of the pull in progress only (a pull lasts seconds), not
-// the log.
+// holds 32 bytes per sample of the pull in progress only (a pull lasts
+// seconds), never the log.
 type PullDetector struct {
 	o        PullOptions
 	noTime   bool
 	index    int64
 	prevRPM  float64
 	inPull   bool
-	pts      []Sample
+	pts      []pullPoint
 	idx0     int64 // stream index of pts[0]
 	lastWOT  int
 	peakIdx  int
 	fallFrom time.Duration
 	falling  bool
 	pulls    []PullSegment
+}
+
+// pullPoint is what a pull in progress keeps of a sample.
+type pullPoint struct {
+	Time               time.Duration
+	RPM, Power, Torque float64
 }
 
 // NewPullDetector returns a detector for samples of the given layout.
@@ -154,12 +162,12 @@ func (d *PullDetector) wot(s *Sample) bool {
 
 // Add feeds the next sample.
 func (d *PullDetector) Add(s *Sample) {
-	cur := *s
+	wot := d.wot(s)
+	cur := pullPoint{Time: s.Time, RPM: s.RPM, Power: s.Power, Torque: s.Torque}
 	if d.noTime {
 		cur.Time = time.Duration(d.index) * d.o.Period
 	}
 	d.index++
-	wot := d.wot(&cur)
 	prev := d.prevRPM
 	if Has(cur.RPM) {
 		d.prevRPM = cur.RPM
@@ -237,7 +245,7 @@ func (d *PullDetector) finish(end int) {
 		if Has(seg[i].RPM) {
 			p.MinRPM, p.MaxRPM = math.Min(p.MinRPM, seg[i].RPM), math.Max(p.MaxRPM, seg[i].RPM)
 		}
-		p.Peaks.Add(&seg[i])
+		p.Peaks.add(seg[i].Time, seg[i].RPM, seg[i].Power, seg[i].Torque)
 	}
 	d.pulls = append(d.pulls, p)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/runstoretest"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -224,6 +225,14 @@ func TestConformance(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })
 			return runstorestate.New(db, runstorestate.Options{CursorPath: filepath.Join(t.TempDir(), "cursor.json")})
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
+			db, err := runstore.OpenPostgres(context.Background(), runstoretest.PostgresDSN(t), runstore.Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			return runstorestate.New(db, runstorestate.Options{})
 		})
 	})
 }

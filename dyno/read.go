@@ -463,7 +463,13 @@ func (r *Reader) readHeader(head []byte) error {
 			for i, f := range fs {
 				units[i] = cellText(u, f)
 			}
-		} else {
+			// Keep the first data line at hand (looksWallclock peeks at it).
+			l, err = r.readLine()
+			if err != nil && err != io.EOF {
+				return err
+			}
+		}
+		if err == nil {
 			cp := append([]byte(nil), l...)
 			r.pending = append(r.pending, cp)
 			r.pendingOff = append(r.pendingOff, r.lineOff)

@@ -462,3 +462,11 @@ func TestReaderUserAliasPrecedence(t *testing.T) {
 		Aliases: []dyno.Alias{{Name: "lc2", Channel: dyno.ChanAFR, Cyl: dyno.AllCylinders}}})
 	assert.Equal(t, []float64{12.7, 12.7}, all[0].AFR[:2])
 }
+
+func TestReaderWallclockAfterUnitsRow(t *testing.T) {
+	r, all := readString(t, "Timestamp;RPM;MAP\n;rpm;kPa\n2025-12-18 23:00:24.500;1000;40\n2025-12-18 23:00:25.000;1100;41\n", dyno.ReadOptions{})
+	require.Len(t, all, 2)
+	assert.Equal(t, "msl", r.Layout().Format)
+	assert.Equal(t, 500*time.Millisecond, all[1].Time)
+	assert.Equal(t, int64(4), r.Stats().Lines)
+}

@@ -192,3 +192,35 @@ func TestMultiPageChannelInfoAndOverride(t *testing.T) {
 	require.NotNil(t, ov)
 	assert.Equal(t, "lambda[0]", ov.Field.String())
 }
+
+func TestForgedFloodIsBounded(t *testing.T) {
+	ctx := context.Background()
+	var bus jetdrivetest.Bus
+	ep := bus.Endpoint()
+	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true})
+	require.NoError(t, err)
+	defer c.Close()
+	var sent int
+	for h := 1; h <= jetdrive.MaxProviders+20; h++ {
+		e := jetdrive.Encoder{Host: uint16(h)}
+		ds, _ := e.Values(nil, jetdrive.AllHosts, []jetdrive.Value{{Channel: 1, TS: 1, Value: 1}})
+		require.NoError(t, ep.WritePacket(ds[0]))
+		sent++
+		if sent%1000 == 0 {
+			waitFor(t, "the client to catch up", 5*time.Second, func() bool { return int(c.Stats().Datagrams) >= sent })
+		}
+	}
+	vals := make([]jetdrive.Value, 0, 2000)
+	for id := 0; id < 2000; id++ {
+		vals = append(vals, jetdrive.Value{Channel: uint16(id), TS: uint32(id), Value: 1})
+	}
+	e := jetdrive.Encoder{Host: 1, MTU: 60000}
+	ds, _ := e.Values(nil, jetdrive.AllHosts, vals)
+	require.NoError(t, ep.WritePacket(ds[0]))
+	sent++
+	waitFor(t, "every datagram", 5*time.Second, func() bool { return int(c.Stats().Datagrams) >= sent })
+	st := c.Stats()
+	assert.Len(t, st.Providers, jetdrive.MaxProviders)
+	assert.Len(t, st.Providers[0].Channels, jetdrive.MaxUnknownChannels)
+	assert.Equal(t, uint64(20+2000-jetdrive.MaxUnknownChannels), st.Errors.OverLimit)
+}

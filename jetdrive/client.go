@@ -105,7 +105,17 @@ type ErrorCounts struct {
 	UnknownKey      uint64 `json:"unknown_key"`       // a key the spec does not define
 	SourceAllHosts  uint64 `json:"source_all_hosts"`  // source host 0xFFFF
 	Panics          uint64 `json:"panics"`            // recovered panics (a user Convert)
+	// OverLimit counts messages from a host beyond MaxProviders, and values
+	// of undescribed channels beyond MaxUnknownChannels per provider: a
+	// flood of forged headers cannot grow the client's memory without bound.
+	OverLimit uint64 `json:"over_limit"`
 }
+
+// Limits on the state a client keeps for what it hears.
+const (
+	MaxProviders       = 1024
+	MaxUnknownChannels = 1024
+)
 
 // Stats is a snapshot of a Client's counters, taken by Client.Stats.
 type Stats struct {
@@ -527,6 +537,10 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 		return
 	}
 	p := c.provider(m.Host, from, at)
+	if p == nil {
+		c.stats.Errors.OverLimit++
+		return
+	}
 	if m.Key == KeyClearChannelInfo {
 		p.seq.Reset() // a provider that restarted with the same ID
 	}
@@ -611,6 +625,9 @@ func (c *Client) countErr(p *provState, err error) {
 func (c *Client) provider(host uint16, from netip.AddrPort, at time.Time) *provState {
 	p := c.provs[host]
 	if p == nil {
+		if len(c.provs) >= MaxProviders {
+			return nil
+		}
 		p = &provState{host: host, chans: map[uint16]*chanState{}}
 		c.provs[host] = p
 		c.cfg.Logger.Info("jetdrive: provider seen", "host", fmt.Sprintf("0x%04X", host), "addr", from)
@@ -674,9 +691,9 @@ func (c *Client) sync(p *provState, pong Pong, at time.Time) {
 }
 
 func (c *Client) learn(p *provState, info *ChannelInfo, at time.Time) {
+	changed := p.name != info.Provider // overrides may select by provider name
 	p.name = info.Provider
 	p.lastInfo = at
-	changed := false
 	for _, d := range info.Channels {
 		ch := p.chans[d.ID]
 		if ch == nil {
@@ -771,6 +788,11 @@ func (c *Client) values(p *provState, m *Message, at time.Time) {
 		}
 		ch := p.chans[v.Channel]
 		if ch == nil {
+			if len(p.chans)-p.known >= MaxUnknownChannels {
+				c.stats.Unknown++
+				c.stats.Errors.OverLimit++
+				continue
+			}
 			ch = &chanState{def: ChannelDef{ID: v.Channel, Unit: UnitNone}, assign: -1}
 			p.chans[v.Channel] = ch
 		}

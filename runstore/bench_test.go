@@ -86,6 +86,7 @@ func BenchmarkList50Of100k(b *testing.B) {
 				{"cursor-at-50k", runstore.Filter{Limit: 50, Cursor: mid.Next}},
 				{"status+source", runstore.Filter{Limit: 50, Statuses: []runstore.Status{runstore.StatusFailed}, Sources: []runstore.Source{runstore.SourceJetstream}}},
 				{"text", runstore.Filter{Limit: 50, Text: "fat bob"}},
+				{"sort-peak-hp", runstore.Filter{Limit: 50, Sort: runstore.SortPeakHP}},
 			}
 			for _, f := range filters {
 				b.Run(f.name, func(b *testing.B) {

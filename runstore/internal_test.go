@@ -81,6 +81,7 @@ func TestParseStatusAndSource(t *testing.T) {
 
 func FuzzCursor(f *testing.F) {
 	f.Add(cursor{us: 1700000000000000, id: strings.Repeat("a", 32)}.String())
+	f.Add(cursor{sort: SortPeakHP, peak: 101.5, us: -5, id: strings.Repeat("b", 32)}.String())
 	f.Add("")
 	f.Add("MTIzLmFiYw")
 	f.Add("%%%")

@@ -1,6 +1,7 @@
 package runstore
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -131,10 +132,27 @@ func (q query) match(r *Run) bool {
 	if q.MinPeakHP != nil && (r.Stats.PeakHP == nil || *r.Stats.PeakHP < *q.MinPeakHP) {
 		return false
 	}
-	if q.hasAfter && !(us < q.after.us || us == q.after.us && r.ID < q.after.id) {
+	if q.Sort == SortPeakHP && r.Stats.PeakHP == nil {
+		return false
+	}
+	if q.hasAfter && q.compare(r, q.after) >= 0 {
 		return false
 	}
 	return true
+}
+
+// compare orders r against a keyset position: negative when r comes
+// after it in the list (the list runs in descending key order).
+func (q query) compare(r *Run, c cursor) int {
+	if q.Sort == SortPeakHP {
+		if p := *r.Stats.PeakHP; p != c.peak {
+			return cmp.Compare(p, c.peak)
+		}
+	}
+	if us := toMicros(r.CreatedAt); us != c.us {
+		return cmp.Compare(us, c.us)
+	}
+	return strings.Compare(r.ID, c.id)
 }
 
 // List implements RunStore.
@@ -155,19 +173,16 @@ func (m *Memory) List(ctx context.Context, f Filter) (Page, error) {
 		}
 	}
 	slices.SortFunc(runs, func(a, b Run) int {
-		if c := toMicros(b.CreatedAt) - toMicros(a.CreatedAt); c != 0 {
-			if c < 0 {
-				return -1
-			}
-			return 1
+		peak := 0.0
+		if b.Stats.PeakHP != nil {
+			peak = *b.Stats.PeakHP
 		}
-		return strings.Compare(b.ID, a.ID)
+		return -q.compare(&a, cursor{peak: peak, us: toMicros(b.CreatedAt), id: b.ID})
 	})
 	var p Page
 	if len(runs) > q.limit {
 		runs = runs[:q.limit]
-		last := runs[len(runs)-1]
-		p.Next = cursor{us: toMicros(last.CreatedAt), id: last.ID}.String()
+		p.Next = q.next(runs[len(runs)-1])
 	}
 	for _, r := range runs {
 		p.Runs = append(p.Runs, copyRun(r))

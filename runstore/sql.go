@@ -550,25 +550,34 @@ func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
 		where = append(where, "peak_hp >= ?")
 		args = append(args, *q.MinPeakHP)
 	}
+	order := "created_us DESC, id DESC"
+	if q.Sort == SortPeakHP {
+		where = append(where, "peak_hp IS NOT NULL")
+		order = "peak_hp DESC, " + order
+	}
 	if q.hasAfter {
-		// A row-value comparison lets both engines seek the (created_us, id) index.
-		where = append(where, "(created_us, id) < (?, ?)")
-		args = append(args, q.after.us, q.after.id)
+		// A row-value comparison lets both engines seek the index.
+		if q.Sort == SortPeakHP {
+			where = append(where, "(peak_hp, created_us, id) < (?, ?, ?)")
+			args = append(args, q.after.peak, q.after.us, q.after.id)
+		} else {
+			where = append(where, "(created_us, id) < (?, ?)")
+			args = append(args, q.after.us, q.after.id)
+		}
 	}
 	stmt := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {
 		stmt += " WHERE " + strings.Join(where, " AND ")
 	}
-	stmt += fmt.Sprintf(" ORDER BY created_us DESC, id DESC LIMIT %d", q.limit+1)
+	stmt += fmt.Sprintf(" ORDER BY %s LIMIT %d", order, q.limit+1)
 	var rows []runRow
 	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(stmt), args...); err != nil {
 		return Page{}, fmt.Errorf("runstore: list: %w", err)
 	}
 	var p Page
-	if len(rows) > q.limit {
+	more := len(rows) > q.limit
+	if more {
 		rows = rows[:q.limit]
-		last := rows[len(rows)-1]
-		p.Next = cursor{us: last.CreatedUS, id: last.ID}.String()
 	}
 	p.Runs = make([]Run, 0, len(rows))
 	for i := range rows {
@@ -577,6 +586,9 @@ func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
 			return Page{}, err
 		}
 		p.Runs = append(p.Runs, r)
+	}
+	if more {
+		p.Next = q.next(p.Runs[len(p.Runs)-1])
 	}
 	return p, nil
 }

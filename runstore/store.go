@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,30 +139,61 @@ func (g *idGen) next(t time.Time) (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// cursor is the keyset position after which List continues.
+// cursor is the keyset position after which List continues. For
+// SortPeakHP it includes the peak power of the last run.
 type cursor struct {
-	us int64
-	id string
+	sort Sort
+	peak float64
+	us   int64
+	id   string
 }
 
 func (c cursor) String() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.us, 10) + "." + c.id))
+	s := strconv.FormatInt(c.us, 10) + "." + c.id
+	if c.sort == SortPeakHP {
+		s = "p" + strconv.FormatFloat(c.peak, 'g', -1, 64) + "." + s
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
 func parseCursor(s string) (cursor, bool, error) {
 	if s == "" {
 		return cursor{}, false, nil
 	}
+	bad := invalid("cursor", "not a cursor returned by List")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, false, invalid("cursor", "not a cursor returned by List")
+		return cursor{}, false, bad
 	}
-	us, id, ok := strings.Cut(string(b), ".")
+	var c cursor
+	rest := string(b)
+	if strings.HasPrefix(rest, "p") {
+		i := strings.LastIndex(rest, ".")
+		j := strings.LastIndex(rest[:max(i, 0)], ".")
+		if j < 1 {
+			return cursor{}, false, bad
+		}
+		c.sort = SortPeakHP
+		if c.peak, err = strconv.ParseFloat(rest[1:j], 64); err != nil || math.IsNaN(c.peak) || math.IsInf(c.peak, 0) {
+			return cursor{}, false, bad
+		}
+		rest = rest[j+1:]
+	}
+	us, id, ok := strings.Cut(rest, ".")
 	n, err := strconv.ParseInt(us, 10, 64)
 	if !ok || err != nil || !ValidID(id) {
-		return cursor{}, false, invalid("cursor", "not a cursor returned by List")
+		return cursor{}, false, bad
 	}
-	return cursor{us: n, id: id}, true, nil
+	c.us, c.id = n, id
+	return c, true, nil
+}
+
+func (q query) next(last Run) string {
+	c := cursor{sort: q.Sort, us: toMicros(last.CreatedAt), id: last.ID}
+	if q.Sort == SortPeakHP && last.Stats.PeakHP != nil {
+		c.peak = *last.Stats.PeakHP
+	}
+	return c.String()
 }
 
 // query is a validated Filter.
@@ -197,9 +229,17 @@ func (f Filter) compile() (query, error) {
 	case q.limit < 0 || q.limit > MaxLimit:
 		return q, invalid("filter.limit", "%d is outside 1..%d", f.Limit, MaxLimit)
 	}
+	switch f.Sort {
+	case SortNewest, SortPeakHP:
+	default:
+		return q, invalid("filter.sort", "unknown sort %q", f.Sort)
+	}
 	var err error
 	if q.after, q.hasAfter, err = parseCursor(f.Cursor); err != nil {
 		return q, err
+	}
+	if q.hasAfter && q.after.sort != f.Sort {
+		return q, invalid("cursor", "the cursor belongs to a list with another sort order")
 	}
 	q.text = strings.ToLower(f.Text)
 	return q, nil

@@ -201,9 +201,21 @@ type StatusChange struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// Filter selects runs for List. Zero fields do not filter. Results are
-// ordered newest first by (CreatedAt, ID); Cursor continues after the last
-// run of a previous Page, and the order is stable under concurrent inserts.
+// Sort is the order of List.
+type Sort string
+
+// The orders.
+const (
+	// SortNewest orders runs newest first by (CreatedAt, ID).
+	SortNewest Sort = ""
+	// SortPeakHP orders runs by Stats.PeakHP, highest first, then newest
+	// first; runs without a peak power are left out.
+	SortPeakHP Sort = "peak_hp"
+)
+
+// Filter selects runs for List. Zero fields do not filter. Cursor continues
+// after the last run of a previous Page (of the same Sort); keyset
+// pagination keeps the order stable under concurrent inserts.
 type Filter struct {
 	Statuses      []Status
 	Sources       []Source
@@ -213,6 +225,7 @@ type Filter struct {
 	Text        string
 	JetstreamID string
 	MinPeakHP   *float64
+	Sort        Sort
 	Limit       int    // 0 means DefaultLimit; more than MaxLimit is an error
 	Cursor      string // Page.Next from the previous call, or ""
 }

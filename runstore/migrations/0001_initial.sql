@@ -35,7 +35,7 @@ CREATE INDEX ix_runs_created ON runs (created_us, id);
 CREATE INDEX ix_runs_status_created ON runs (status, created_us, id);
 CREATE INDEX ix_runs_source_created ON runs (source, created_us, id);
 CREATE INDEX ix_runs_jetstream_id ON runs (jetstream_id);
-CREATE INDEX ix_runs_peak_hp ON runs (peak_hp);
+CREATE INDEX ix_runs_peak_hp ON runs (peak_hp, created_us, id);
 
 CREATE TABLE run_status_history (
     id          {{PK}},

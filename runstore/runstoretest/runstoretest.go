@@ -110,6 +110,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentMixed", testConcurrentMixed},
 		{"ListFilters", testListFilters},
 		{"Pagination", testPagination},
+		{"SortPeakHP", testSortPeakHP},
 		{"PaginationConcurrentInserts", testPaginationConcurrentInserts},
 		{"Files", testFiles},
 		{"Cascade", testCascade},
@@ -246,6 +247,7 @@ func testValidation(t *testing.T, open Opener) {
 			return err
 		}},
 		{"filter text newline", "filter.text", func() error { _, err := e.s.List(e.ctx, runstore.Filter{Text: "a\nb"}); return err }},
+		{"filter sort", "filter.sort", func() error { _, err := e.s.List(e.ctx, runstore.Filter{Sort: "fastest"}); return err }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -599,6 +601,8 @@ func testListFilters(t *testing.T, open Opener) {
 		{"time window", runstore.Filter{CreatedAfter: t0.Add(10 * time.Second), CreatedBefore: t0.Add(40 * time.Second)}, []string{all[3].ID, all[2].ID, all[1].ID}},
 		{"jetstream id", runstore.Filter{JetstreamID: "JS-2"}, []string{all[3].ID}},
 		{"min peak hp", runstore.Filter{MinPeakHP: ptr(100.0)}, []string{all[6].ID, all[2].ID}},
+		{"sort by peak hp", runstore.Filter{Sort: runstore.SortPeakHP}, []string{all[2].ID, all[6].ID, all[1].ID}},
+		{"sort by peak hp, filtered", runstore.Filter{Sort: runstore.SortPeakHP, Sources: []runstore.Source{runstore.SourceUpload}}, []string{all[1].ID}},
 		{"limit", runstore.Filter{Limit: 2}, want(func(i int) bool { return i >= 5 })},
 	}
 	for _, tc := range cases {
@@ -639,6 +643,56 @@ func testPagination(t *testing.T, open Opener) {
 	p, err := e.s.List(e.ctx, runstore.Filter{Limit: 23})
 	require.NoError(t, err)
 	assert.Empty(t, p.Next, "an exactly full last page has no next cursor")
+}
+
+func testSortPeakHP(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	peaks := []float64{100, 90.25, 100, 110, -1, 90.25, 100, 0, 1e-9, 100, 250.125, -1, 90.25}
+	type entry struct {
+		id   string
+		peak float64
+	}
+	var want []entry
+	for i, p := range peaks {
+		if i%3 == 0 {
+			e.clock.Advance(time.Second) // some runs share a timestamp
+		}
+		r := e.start(e.create(runstore.NewRun{}))
+		var stats runstore.Stats
+		if p >= 0 {
+			stats.PeakHP = ptr(p)
+			want = append(want, entry{r.ID, p})
+		}
+		_, err := e.s.Complete(e.ctx, r.ID, r.Version, runstore.Result{Stats: stats})
+		require.NoError(t, err)
+	}
+	// Highest first; ties newest first (ids grow with creation).
+	slices.SortFunc(want, func(a, b entry) int {
+		if a.peak != b.peak {
+			if a.peak > b.peak {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(b.id, a.id)
+	})
+	var wantIDs []string
+	for _, w := range want {
+		wantIDs = append(wantIDs, w.id)
+	}
+	for _, limit := range []int{1, 2, 4, 50} {
+		got := listAll(t, e, runstore.Filter{Sort: runstore.SortPeakHP, Limit: limit})
+		assert.Equal(t, wantIDs, ids(got), "limit %d", limit)
+	}
+	// A cursor of one order is refused by the other.
+	p, err := e.s.List(e.ctx, runstore.Filter{Sort: runstore.SortPeakHP, Limit: 1})
+	require.NoError(t, err)
+	_, err = e.s.List(e.ctx, runstore.Filter{Cursor: p.Next})
+	assert.ErrorIs(t, err, runstore.ErrInvalid)
+	p, err = e.s.List(e.ctx, runstore.Filter{Limit: 1})
+	require.NoError(t, err)
+	_, err = e.s.List(e.ctx, runstore.Filter{Sort: runstore.SortPeakHP, Cursor: p.Next})
+	assert.ErrorIs(t, err, runstore.ErrInvalid)
 }
 
 func testPaginationConcurrentInserts(t *testing.T, open Opener) {

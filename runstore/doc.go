@@ -27,6 +27,13 @@
 // in a per-run history. Each write bumps Run.Version, and an Update carrying a
 // stale version fails with ErrConflict instead of losing a write.
 //
+// List filters by status, source, creation time, text in the filename or
+// vehicle, Jetstream id and minimum peak power, newest first (or by peak
+// power with SortPeakHP), and pages with an opaque keyset cursor on
+// (created, id), so a page boundary never skips or repeats a run while
+// others are inserted. Recover, called at startup, marks runs a previous
+// process left in status processing as failed.
+//
 // File contents live in a FileStore (LocalFileStore keeps them in a directory
 // under names it generates itself, so a key can never escape the directory);
 // the run store keeps each file's name, type, size, SHA-256 and storage key.

@@ -76,8 +76,8 @@ func parseEnvFile(name string, data []byte) (map[string]string, error) {
 }
 
 func envValue(v string) (string, string) {
-	if v == "" {
-		return "", ""
+	if v == "" || v[0] == '#' {
+		return "", "" // KEY=  # comment
 	}
 	switch v[0] {
 	case '"':

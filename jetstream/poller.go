@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ type PollerOptions struct {
 	// is still listed; already-recorded runs are recognised by id. 0 means
 	// 10 minutes; a negative value means none.
 	Overlap time.Duration
+	// FullScanEvery, when positive, makes every FullScanEvery-th poll list
+	// from the beginning (no since), which finds runs that appear later than
+	// Overlap behind the newest; the first poll of a Poller is always one.
+	// Already-recorded runs cost one store lookup each.
+	FullScanEvery int
 	// PageSize is the list page size asked for; 0 lets the server choose.
 	PageSize int
 	// Concurrency bounds the runs processed at once; 0 means 2.
@@ -128,6 +134,7 @@ type Poller struct {
 	subs      map[int]chan Event
 	nextSub   int
 	recovered bool
+	polls     int             // discoveries attempted, for FullScanEvery
 	unmarked  map[string]bool // done runs Jetstream has not acknowledged
 }
 
@@ -170,6 +177,9 @@ func NewPoller(client Client, store StateStore, proc Processor, o PollerOptions)
 	}
 	if o.Sleep == nil {
 		o.Sleep = sleepContext
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
 	}
 	lg := o.Logger
 	if lg == nil {
@@ -349,7 +359,9 @@ func (p *Poller) discover(ctx context.Context) ([]string, error) {
 		return nil, storeErr(err)
 	}
 	req := ListRequest{Limit: p.o.PageSize}
-	if !cursor.IsZero() {
+	full := p.o.FullScanEvery > 0 && p.polls%p.o.FullScanEvery == 0
+	p.polls++
+	if !cursor.IsZero() && !full {
 		req.Since = cursor.Add(-p.o.Overlap)
 	}
 	newest := cursor

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -451,4 +452,31 @@ func TestPollerStopsOnStoreFailure(t *testing.T) {
 	assert.ErrorContains(t, err, "disk full")
 	cur, _ := st.Cursor(context.Background())
 	assert.True(t, cur.IsZero(), "the cursor never passes a run that was not recorded")
+}
+
+// A run that appears later than Overlap behind the newest is missed by the
+// windowed list, and found by the periodic full scan.
+func TestPollerFullScanFindsVeryLateRuns(t *testing.T) {
+	for _, every := range []int{0, 3} {
+		t.Run(fmt.Sprint("every ", every), func(t *testing.T) {
+			f := newPollerFixture(t, 0, func(o *jetstream.PollerOptions) {
+				o.Overlap = 5 * time.Minute
+				o.FullScanEvery = every
+			})
+			runs := jetstreamtest.GenerateRuns(30, t0, time.Minute, 8)
+			f.srv.Add(runs[1:]...)
+			for range 2 {
+				_, err := f.p.Poll(context.Background())
+				require.NoError(t, err)
+			}
+			f.srv.Add(runs[0]) // 29 minutes older than the newest
+			var found bool
+			for range 4 {
+				res, err := f.p.Poll(context.Background())
+				require.NoError(t, err)
+				found = found || slices.Contains(res.Processed, runs[0].ID)
+			}
+			assert.Equal(t, every > 0, found)
+		})
+	}
 }

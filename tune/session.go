@@ -1,0 +1,429 @@
+package tune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/dynoai/dynoai/afr"
+	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/ve"
+)
+
+// ErrConfig is wrapped by every error about a Config.
+var ErrConfig = errors.New("tune: bad config")
+
+// Status is how a session ended.
+type Status string
+
+// The statuses of a finished session.
+const (
+	Converged     Status = "converged"      // max AFR error over covered cells within ConvergedAFR
+	Oscillating   Status = "oscillating"    // the error grew by more than OscillationAFR
+	MaxIterations Status = "max_iterations" // out of iterations without converging
+)
+
+// Rig runs a test on an engine whose ECU holds the given VE tables (front,
+// rear) and returns the log. The simulator is one (SimRig); a real dyno
+// driven by an operator could be another.
+type Rig interface {
+	Run(ctx context.Context, ecu [2]*ve.Table, iteration int) (dyno.Source, error)
+}
+
+// SimRig runs Config (its ECUVE replaced by the tables of each iteration and
+// its Seed advanced by the iteration number, so every pull has fresh noise)
+// on a dyno.Simulator.
+type SimRig struct {
+	Config dyno.SimConfig
+}
+
+// Run returns a simulator running the rig's plan with ecu.
+func (r SimRig) Run(_ context.Context, ecu [2]*ve.Table, iteration int) (dyno.Source, error) {
+	cfg := r.Config
+	cfg.ECUVE = [2]dyno.Surface{ecu[0], ecu[1]}
+	cfg.Seed += uint64(iteration) * 1_000_003
+	return dyno.NewSimulator(cfg)
+}
+
+// Event is a progress report.
+type Event struct {
+	Iteration int    `json:"iteration"`
+	Stage     string `json:"stage"` // "run", "analyze", "apply", "done"
+	Message   string `json:"message"`
+}
+
+// Config configures a session. Rig, Initial and Targets are required.
+type Config struct {
+	Rig Rig
+	// Initial holds the ECU's VE tables (front, rear) at the start, on one
+	// grid, which is also the analysis grid. Their precision must be at
+	// most ve.MaxBasePrecision; applied tables are rounded back to it.
+	Initial [2]*ve.Table
+	// Targets is the ECU's target AFR table, the one target source of the
+	// analysis.
+	Targets dyno.Surface
+	// Analyzer configures the analysis; Grid and Targets are set by the
+	// session, SensorDelay too when LearnDelay is set. Zero fields take
+	// DefaultAnalyzerOptions' values.
+	Analyzer ve.Options
+	// Limits bound each apply; zero means DefaultLimits with the initial
+	// tables as baselines.
+	Limits *ve.Limits
+	// LearnDelay estimates the wideband transport delay from each
+	// iteration's log (afr.AutoAlign); otherwise Analyzer.SensorDelay is
+	// used as given (zero: no alignment).
+	LearnDelay bool
+	AutoAlign  afr.AutoAlignOptions
+	// MaxIterations; zero means 6.
+	MaxIterations int
+	// ConvergedAFR is the max |AFR error| over covered cells that counts as
+	// converged; zero means 0.1.
+	ConvergedAFR float64
+	// OscillationAFR: when the max error grows by more than this from one
+	// iteration to the next the session stops as Oscillating; zero means
+	// 0.1.
+	OscillationAFR float64
+	// Truth is the engine's true VE per cylinder, in the tables' unit. It
+	// is read only to score each iteration (VE error); nil skips that.
+	Truth [2]dyno.Surface
+	// Progress, when set, receives events synchronously.
+	Progress func(Event)
+	// Logger; nil discards.
+	Logger *slog.Logger
+
+	// the most confident delay learned so far
+	learned     dyno.TransportDelay
+	learnedConf float64
+}
+
+// DefaultAnalyzerOptions are the analysis settings of a session: a 25 %
+// clamp (a −10 % ± 5 % table needs up to about 1.3), at least 10 effective
+// samples a cell, and the AFR range and fuel-cut check widened to 20 so
+// that a badly lean cell still counts instead of being taken for a fuel cut.
+func DefaultAnalyzerOptions() ve.Options {
+	f := ve.DefaultFilter()
+	f.AFRMax, f.FuelCutAFR = 20, 20
+	return ve.Options{Filter: &f, MinSamples: 10, ClampPercent: 25}
+}
+
+// DefaultLimits are the authority limits of a session: 25 % a step, 50 %
+// from the baseline in total, VE rails 10..200.
+func DefaultLimits() ve.Limits {
+	return ve.Limits{MaxAdjustPercent: 25, MinVE: 10, MaxVE: 200, MaxCumulativePercent: 50}
+}
+
+// minLearnConfidence is the confidence a learned delay needs before the
+// session uses it.
+const minLearnConfidence = 0.1
+
+// Iteration is what one iteration measured, before its correction.
+type Iteration struct {
+	N int `json:"iteration"`
+	// AFR error (measured − target, AFR points) over covered cells: the
+	// cells with evidence (ve.ConfidenceLow or better), both cylinders.
+	MaxAFRError  float64 `json:"max_afr_error"`
+	MeanAFRError float64 `json:"mean_afr_error"`
+	RMSAFRError  float64 `json:"rms_afr_error"`
+	// VE error of the tables this iteration ran with against Truth, in
+	// percent, over the covered cells; NaN without Truth.
+	RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
+	MaxVEErrorPct float64 `json:"max_ve_error_pct"`
+	CellsCovered  int     `json:"cells_covered"`
+	// CellsCorrected counts covered cells whose correction exceeds 0.5 %;
+	// CellsConverged those whose |AFR error| is within ConvergedAFR.
+	CellsCorrected int     `json:"cells_corrected"`
+	CellsConverged int     `json:"cells_converged"`
+	PeakHP         float64 `json:"peak_hp"`
+	// Delay is the transport delay undone and DelayConfidence the
+	// estimate's confidence (NaN when not learned).
+	Delay           time.Duration `json:"delay_ns"`
+	DelayConfidence float64       `json:"delay_confidence"`
+	Samples         int           `json:"samples"`
+	Elapsed         time.Duration `json:"elapsed_ns"`
+}
+
+// Report is the outcome of a session.
+type Report struct {
+	Status     Status      `json:"status"`
+	Iterations []Iteration `json:"iterations"`
+	// Tables are the ECU's VE tables at the end; Final scores them (VE
+	// error over the cells the last iteration covered) when Truth is set.
+	Tables [2]*ve.Table `json:"-"`
+	Final  struct {
+		RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
+		MaxVEErrorPct float64 `json:"max_ve_error_pct"`
+	} `json:"final"`
+	// Result is the last analysis (per-cell evidence for the Planner).
+	Result *ve.Result `json:"-"`
+}
+
+// Run runs a session to its end. It returns the report so far and ctx's
+// error when ctx is cancelled.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	tables := [2]*ve.Table{cfg.Initial[0].Clone(), cfg.Initial[1].Clone()}
+	rep := &Report{Status: MaxIterations}
+	var covered []bool
+	prevMax := math.NaN()
+	for n := 1; n <= cfg.MaxIterations; n++ {
+		it, res, cov, err := cfg.iterate(ctx, n, tables)
+		if err != nil {
+			rep.Tables = tables
+			return rep, err
+		}
+		covered = cov
+		rep.Iterations = append(rep.Iterations, it)
+		rep.Result = res
+		cfg.Logger.Info("tune iteration", "n", n, "max_afr_error", it.MaxAFRError, "rms_ve_error_pct", it.RMSVEErrorPct)
+		if it.MaxAFRError <= cfg.ConvergedAFR {
+			rep.Status = Converged
+			break
+		}
+		if it.MaxAFRError > prevMax+cfg.OscillationAFR {
+			rep.Status = Oscillating
+			break
+		}
+		prevMax = it.MaxAFRError
+		if n == cfg.MaxIterations {
+			break
+		}
+		cfg.emit(n, "apply", "applying per-cylinder corrections")
+		for c := range 2 {
+			next, err := cfg.apply(tables[c], res.Cylinders[c].Correction, c)
+			if err != nil {
+				rep.Tables = tables
+				return rep, fmt.Errorf("tune: iteration %d, %s: %w", n, ve.CylinderName(c), err)
+			}
+			tables[c] = next
+		}
+	}
+	rep.Tables = tables
+	rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct = cfg.veError(tables, covered)
+	cfg.emit(len(rep.Iterations), "done", string(rep.Status))
+	return rep, nil
+}
+
+func (cfg *Config) fill() error {
+	if cfg.Rig == nil {
+		return fmt.Errorf("%w: Rig is nil", ErrConfig)
+	}
+	if cfg.Targets == nil {
+		return fmt.Errorf("%w: Targets is nil: the ECU's target table is the one target source", ErrConfig)
+	}
+	for c, t := range cfg.Initial {
+		if t == nil {
+			return fmt.Errorf("%w: Initial[%d] is nil", ErrConfig, c)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("%w: Initial[%d]: %w", ErrConfig, c, err)
+		}
+	}
+	if !cfg.Initial[0].SameAxes(cfg.Initial[1]) {
+		return fmt.Errorf("%w: the front and rear tables have different axes", ErrConfig)
+	}
+	if cfg.MaxIterations == 0 {
+		cfg.MaxIterations = 6
+	}
+	if cfg.MaxIterations < 0 || cfg.MaxIterations > 1000 {
+		return fmt.Errorf("%w: MaxIterations %d outside 1..1000", ErrConfig, cfg.MaxIterations)
+	}
+	if cfg.ConvergedAFR == 0 {
+		cfg.ConvergedAFR = 0.1
+	}
+	if cfg.OscillationAFR == 0 {
+		cfg.OscillationAFR = 0.1
+	}
+	if !(cfg.ConvergedAFR > 0) || !(cfg.OscillationAFR > 0) {
+		return fmt.Errorf("%w: ConvergedAFR %v and OscillationAFR %v must be positive", ErrConfig, cfg.ConvergedAFR, cfg.OscillationAFR)
+	}
+	d := DefaultAnalyzerOptions()
+	a := &cfg.Analyzer
+	if a.Filter == nil {
+		a.Filter = d.Filter
+	}
+	if a.MinSamples == 0 {
+		a.MinSamples = d.MinSamples
+	}
+	if a.ClampPercent == 0 {
+		a.ClampPercent = d.ClampPercent
+	}
+	a.Grid = ve.Grid{RPM: cfg.Initial[0].RPM, MAP: cfg.Initial[0].MAP}
+	a.Targets = cfg.Targets
+	if cfg.LearnDelay {
+		a.SensorDelay = dyno.TransportDelay{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func (cfg *Config) emit(n int, stage, msg string) {
+	if cfg.Progress != nil {
+		cfg.Progress(Event{Iteration: n, Stage: stage, Message: msg})
+	}
+}
+
+// peakSource tracks the peak power of the samples it passes on.
+type peakSource struct {
+	dyno.Source
+	peak float64
+	n    int
+}
+
+func (p *peakSource) Next(ctx context.Context, s *dyno.Sample) error {
+	if err := p.Source.Next(ctx, s); err != nil {
+		return err
+	}
+	p.n++
+	if dyno.Has(s.Power) && s.Power > p.peak {
+		p.peak = s.Power
+	}
+	return nil
+}
+
+func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Iteration, *ve.Result, []bool, error) {
+	start := time.Now()
+	it := Iteration{N: n, DelayConfidence: math.NaN(), Delay: cfg.Analyzer.SensorDelay.Fixed}
+	cfg.emit(n, "run", "running the test plan")
+	src, err := cfg.Rig.Run(ctx, tables, n)
+	if err != nil {
+		return it, nil, nil, fmt.Errorf("tune: iteration %d: rig: %w", n, err)
+	}
+	ps := &peakSource{Source: src}
+	var in dyno.Source = ps
+	var aa *afr.AutoAligner
+	if cfg.LearnDelay {
+		// Logs are estimated until one gives a confident delay; that one
+		// is kept: near convergence the AFR carries little of the cell
+		// structure the estimate reads, and a wandering delay would undo
+		// the tune.
+		opt := cfg.AutoAlign
+		opt.Fallback = cfg.learned
+		opt.MinConfidence = max(opt.MinConfidence, minLearnConfidence)
+		if cfg.learnedConf > 0 {
+			opt.MinConfidence = 2 // never: keep the learned delay
+		}
+		aa = afr.AutoAlign(ps, opt)
+		in = aa
+	}
+	an, err := ve.New(cfg.Analyzer)
+	if err != nil {
+		return it, nil, nil, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
+	}
+	cfg.emit(n, "analyze", "analyzing the log")
+	res, err := an.Analyze(ctx, in)
+	if err != nil {
+		return it, nil, nil, fmt.Errorf("tune: iteration %d: analyze: %w", n, err)
+	}
+	if len(res.Cylinders) < 2 {
+		return it, nil, nil, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
+	}
+	if aa != nil {
+		it.Delay = aa.Delay().Fixed
+		if est, err := aa.Estimate(); err == nil {
+			it.DelayConfidence = est.Confidence
+			if aa.Delay() == est.Delay {
+				cfg.learned, cfg.learnedConf = est.Delay, est.Confidence
+			}
+		}
+	}
+	it.PeakHP, it.Samples = ps.peak, ps.n
+	rows, cols := tables[0].Rows(), tables[0].Cols()
+	covered := make([]bool, rows*cols)
+	var sum, sq float64
+	var cnt int
+	for c := range 2 {
+		cr := &res.Cylinders[c]
+		errs := cr.AFRError()
+		for i := range rows {
+			for j := range cols {
+				cell := cr.Cell(i, j)
+				if cell.Confidence == ve.ConfidenceNone {
+					continue
+				}
+				e := errs.Get(i, j)
+				if !ve.Has(e) {
+					continue
+				}
+				covered[i*cols+j] = true
+				cnt++
+				a := math.Abs(e)
+				it.MaxAFRError = max(it.MaxAFRError, a)
+				sum += a
+				sq += e * e
+				if m := cr.Correction.Get(i, j); math.Abs(m-1) > 0.005 {
+					it.CellsCorrected++
+				}
+				if a <= cfg.ConvergedAFR {
+					it.CellsConverged++
+				}
+			}
+		}
+	}
+	if cnt == 0 {
+		return it, res, covered, fmt.Errorf("tune: iteration %d: the test covered no cell of the grid", n)
+	}
+	it.CellsCovered = cnt
+	it.MeanAFRError = sum / float64(cnt)
+	it.RMSAFRError = math.Sqrt(sq / float64(cnt))
+	it.RMSVEErrorPct, it.MaxVEErrorPct = cfg.veError(tables, covered)
+	it.Elapsed = time.Since(start)
+	return it, res, covered, nil
+}
+
+// veError scores tables against Truth over the covered cells, in percent.
+func (cfg *Config) veError(tables [2]*ve.Table, covered []bool) (rms, worst float64) {
+	if cfg.Truth[0] == nil || cfg.Truth[1] == nil || covered == nil {
+		return math.NaN(), math.NaN()
+	}
+	var sq float64
+	n := 0
+	for c := range 2 {
+		t := tables[c]
+		for i, rpm := range t.RPM {
+			for j, mp := range t.MAP {
+				if !covered[i*t.Cols()+j] {
+					continue
+				}
+				tv := cfg.Truth[c].At(rpm, mp)
+				e := (t.Get(i, j) - tv) / tv * 100
+				sq += e * e
+				worst = max(worst, math.Abs(e))
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return math.Sqrt(sq / float64(n)), worst
+}
+
+// apply applies one cylinder's correction within the limits and rounds the
+// result back to the base table's precision, as an ECU stores it.
+func (cfg *Config) apply(base, corr *ve.Table, c int) (*ve.Table, error) {
+	lim := DefaultLimits()
+	if cfg.Limits != nil {
+		lim = *cfg.Limits
+	}
+	if lim.Baseline == nil && lim.MaxCumulativePercent > 0 {
+		lim.Baseline = cfg.Initial[c]
+	}
+	ap, err := ve.Apply(base, corr, ve.ApplyOptions{Limits: lim, Now: func() time.Time { return time.Time{} }})
+	if err != nil {
+		return nil, err
+	}
+	out := ap.Table.Clone()
+	out.Precision = base.Precision
+	for i := range out.Values {
+		out.Values[i] = base.Round(out.Values[i])
+	}
+	return out, nil
+}
+

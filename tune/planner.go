@@ -108,7 +108,7 @@ func Planner(res *ve.Result, opt PlannerOptions) ([]Test, error) {
 			}
 			passes := math.Ceil(worst / perPass)
 			tests = append(tests, Test{Kind: "sweep", RPM: lo, EndRPM: hi, MAPKPa: mp, Cells: cells,
-				Seconds: passes*((hi-lo)/opt.SweepRate+settle)})
+				Seconds: passes * ((hi-lo)/opt.SweepRate + settle)})
 			continue
 		}
 		for _, i := range weak {

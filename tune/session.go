@@ -426,4 +426,3 @@ func (cfg *Config) apply(base, corr *ve.Table, c int) (*ve.Table, error) {
 	}
 	return out, nil
 }
-

@@ -154,6 +154,23 @@ type binding struct {
 // reused field buffer, never the log, and allocates nothing per row in the
 // steady state. Unit conversion happens on the way in (see the package doc).
 //
+// The header is the first line with two named cells; lines before it are a
+// preamble (MegaLogViewer title lines). The separator is sniffed among ',',
+// tab and ';' (with ';' or tab, "80,5" is 80.5). A UTF-8 byte-order mark is
+// dropped, CRLF endings are accepted, header text that is not UTF-8 is read as
+// Windows-1252, and cells may be double-quoted. A line after the header with
+// no number in it is a units row: its units apply to columns whose header
+// states none. Each header is matched against the aliases (see Alias and
+// DefaultAliases); unmatched columns are ignored, and Columns tells what
+// matched. Layout.Cylinders is the highest cylinder with a column of its own
+// (2 for front and rear), or 1 when the log has only all-cylinder columns.
+//
+// Temperatures whose unit no header, units row or option states are °F, as
+// in the predecessor's logs, WinPEP8 and Power Vision; use
+// ReadOptions.ChannelUnits for a log in °C. A time column named "time" or
+// "timestamp" is seconds (or a date-time, whose offset from the first row
+// becomes Sample.Time); "time_ms" and "timestamp_ms" are milliseconds.
+//
 // A few values are interpreted per cell when the unit is not stated:
 // engine speed in WinPEP8 and Power Vision logs below 30 is thousands of rpm;
 // a barometer below 40 is inHg and above 200 is mbar; a lambda or AFR value in

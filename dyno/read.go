@@ -893,16 +893,28 @@ func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
 			i++
 		}
 		if bi := r.colBind[col]; bi >= 0 {
+			b := &r.binds[bi]
+			if b.linear && i > start && l[start] > ' ' && l[i-1] > ' ' {
+				// The common case inline: a plain number in the channel's unit.
+				if v, ok := parseNumber(l[start:i], r.decComma); ok && isFinite(v) {
+					if b.mul != 1 {
+						v *= b.mul
+					}
+					store(b, v, s)
+					goto next
+				}
+			}
 			f := field{start: int32(start), end: int32(i)}
 			if i > start && (l[start] <= ' ' || l[i-1] <= ' ') {
 				f = trimmedField(l, start, i, delim)
 			}
-			perr, reason, ts := r.cell(&r.binds[bi], l, f, s)
+			perr, reason, ts := r.cell(b, l, f, s)
 			if perr != nil {
 				return perr, reason
 			}
 			timeSet = timeSet || ts
 		}
+	next:
 		if i >= n && col+1 < need {
 			return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
 				Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, col+1, need)}, 2

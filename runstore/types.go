@@ -160,7 +160,7 @@ type Run struct {
 	Stats       Stats           `json:"stats"`
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
-	CompletedAt time.Time       `json:"completed_at"` // zero until the run reaches a terminal status
+	CompletedAt time.Time       `json:"completed_at,omitzero"` // zero until the run reaches a terminal status
 }
 
 // NewRun is the input of Create. The store assigns the id, the Queued

@@ -199,6 +199,7 @@ type provState struct {
 	addr       netip.AddrPort
 	seq        SeqTracker
 	chans      map[uint16]*chanState
+	dense      []*chanState // chans by index for IDs below denseIDs
 	known      int
 	messages   uint64
 	lastSeen   time.Time
@@ -225,6 +226,30 @@ type provState struct {
 	pendN    int
 	pendSeen time.Time
 	pend     []pendingVal
+}
+
+// denseIDs is how many low channel IDs are looked up by index rather than
+// by map: providers number their channels from 0.
+const denseIDs = 256
+
+// channel returns the state of channel id, or nil.
+func (p *provState) channel(id uint16) *chanState {
+	if int(id) < len(p.dense) {
+		if ch := p.dense[id]; ch != nil {
+			return ch
+		}
+	}
+	return p.chans[id]
+}
+
+func (p *provState) insert(id uint16, ch *chanState) {
+	p.chans[id] = ch
+	if id < denseIDs {
+		if p.dense == nil {
+			p.dense = make([]*chanState, denseIDs)
+		}
+		p.dense[id] = ch
+	}
 }
 
 // unwrap extends a u32 millisecond timestamp to 64 bits across wraps.
@@ -695,10 +720,10 @@ func (c *Client) learn(p *provState, info *ChannelInfo, at time.Time) {
 	p.name = info.Provider
 	p.lastInfo = at
 	for _, d := range info.Channels {
-		ch := p.chans[d.ID]
+		ch := p.channel(d.ID)
 		if ch == nil {
 			ch = &chanState{assign: -1}
-			p.chans[d.ID] = ch
+			p.insert(d.ID, ch)
 		}
 		if !ch.known {
 			p.known++
@@ -717,6 +742,7 @@ func (c *Client) clear(p *provState) {
 	c.commit(p)
 	p.name = ""
 	p.chans = map[uint16]*chanState{}
+	p.dense = nil
 	p.known = 0
 	c.remap()
 }
@@ -786,7 +812,7 @@ func (c *Client) values(p *provState, m *Message, at time.Time) {
 		if p.pending && ts != p.pendTS {
 			c.commit(p)
 		}
-		ch := p.chans[v.Channel]
+		ch := p.channel(v.Channel)
 		if ch == nil {
 			if len(p.chans)-p.known >= MaxUnknownChannels {
 				c.stats.Unknown++
@@ -794,7 +820,7 @@ func (c *Client) values(p *provState, m *Message, at time.Time) {
 				continue
 			}
 			ch = &chanState{def: ChannelDef{ID: v.Channel, Unit: UnitNone}, assign: -1}
-			p.chans[v.Channel] = ch
+			p.insert(v.Channel, ch)
 		}
 		if !ch.known {
 			c.stats.Unknown++

@@ -393,7 +393,8 @@ func (c *Client) Layout() dyno.Layout {
 
 // Next waits for the next merged sample. It returns ctx's error when ctx is
 // cancelled, io.EOF once the client was closed (or a replay ended) and the
-// buffer is drained, or the client's own context error.
+// buffer is drained, or the context error of the ctx given to NewClient.
+// Samples go to one consumer: concurrent callers share the stream.
 func (c *Client) Next(ctx context.Context, s *dyno.Sample) error {
 	for {
 		c.mu.Lock()

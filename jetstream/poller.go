@@ -77,31 +77,34 @@ type PollerOptions struct {
 	Rand func() float64
 }
 
-// PollerStatus is a snapshot of a Poller.
+// PollerStatus is a snapshot of a Poller. Its JSON form uses the
+// predecessor's /status field names where they exist (connected, last_poll,
+// next_poll, error).
 type PollerStatus struct {
-	Running             bool      // Run is executing
-	Connected           bool      // the last list succeeded
-	LastPoll            time.Time // end of the last successful list
-	NextPoll            time.Time // when the next poll is due (zero when not running)
-	Cursor              time.Time // the durable cursor
-	Error               string    // the last list failure, empty after a success
-	ConsecutiveFailures int       // list failures since the last success
-	Queued              int       // runs waiting (at the last poll)
-	Active              []string  // runs being processed now
-	Done, Failed        int       // runs this Poller finished or gave up since it was made
-	Retried             int       // retryable failures this Poller scheduled again
-	Relisted            int       // list items already recorded (overlap, duplicates)
-	DroppedEvents       int       // events a slow subscriber missed
+	Running             bool      `json:"running"`                  // Run is executing
+	Connected           bool      `json:"connected"`                // the last list succeeded
+	LastPoll            time.Time `json:"last_poll,omitzero"`       // end of the last successful list
+	NextPoll            time.Time `json:"next_poll,omitzero"`       // when the next poll is due (zero when not running)
+	Cursor              time.Time `json:"cursor,omitzero"`          // the durable cursor
+	Error               string    `json:"error,omitempty"`          // the last list failure, empty after a success
+	ConsecutiveFailures int       `json:"consecutive_failures"`     // list failures since the last success
+	Queued              int       `json:"pending_runs"`             // runs waiting (at the last poll)
+	Active              []string  `json:"processing_runs"`          // runs being processed now
+	Done                int       `json:"done"`                     // runs this Poller finished since it was made
+	Failed              int       `json:"failed"`                   // runs this Poller gave up on since it was made
+	Retried             int       `json:"retried"`                  // retryable failures this Poller scheduled again
+	Relisted            int       `json:"relisted"`                 // list items already recorded (overlap, duplicates)
+	DroppedEvents       int       `json:"dropped_events,omitempty"` // events a slow subscriber missed
 }
 
 // Event reports a run changing status.
 type Event struct {
-	Time    time.Time
-	RunID   string
-	Status  RunStatus
-	Attempt int
-	Err     string   // the failure for failed runs and scheduled retries
-	Outcome *Outcome // set when Status is StatusDone
+	Time    time.Time `json:"time"`
+	RunID   string    `json:"run_id"`
+	Status  RunStatus `json:"status"`
+	Attempt int       `json:"attempt,omitempty"`
+	Err     string    `json:"error,omitempty"`   // the failure for failed runs and scheduled retries
+	Outcome *Outcome  `json:"outcome,omitempty"` // set when Status is StatusDone
 }
 
 // PollResult is what one Poll did.

@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -479,4 +480,11 @@ func TestPollerFullScanFindsVeryLateRuns(t *testing.T) {
 			assert.Equal(t, every > 0, found)
 		})
 	}
+}
+
+func TestPollerStatusJSON(t *testing.T) {
+	b, err := json.Marshal(jetstream.PollerStatus{Connected: true, LastPoll: t0, Queued: 2, Active: []string{"JS-1"}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"running":false,"connected":true,"last_poll":"2026-03-01T10:00:00Z","consecutive_failures":0,
+		"pending_runs":2,"processing_runs":["JS-1"],"done":0,"failed":0,"retried":0,"relisted":0}`, string(b))
 }

@@ -559,7 +559,13 @@ func (r *Reader) defaultUnit(c Channel) (Unit, conv) {
 func (r *Reader) bind(units []string) error {
 	aliases := append([]Alias(nil), r.opts.Aliases...)
 	for i := range aliases {
-		aliases[i].Name = NormalizeHeader(aliases[i].Name)
+		a := &aliases[i]
+		a.Name = NormalizeHeader(a.Name)
+		if a.Name == "" || a.Channel >= numChannels || a.Unit >= numUnits ||
+			(isPerCylinder(a.Channel) && (a.Cyl < AllCylinders || a.Cyl >= MaxCylinders)) ||
+			(a.Unit != UnitAuto && !a.Channel.Accepts(a.Unit)) {
+			return fmt.Errorf("%s: %w: %+v", r.name, ErrBadAlias, r.opts.Aliases[i])
+		}
 	}
 	if !r.opts.NoDefaultAliases {
 		aliases = append(aliases, defaultAliases...)

@@ -27,6 +27,10 @@ var (
 	// ErrTooManyBadRows: more bad rows than ReadOptions.MaxBadRows allows. It
 	// accompanies the error of the row that went over the limit.
 	ErrTooManyBadRows = errors.New("too many bad rows")
+	// ErrBadAlias: an alias in ReadOptions.Aliases has an empty name, an
+	// unknown channel or unit, a cylinder outside 0..MaxCylinders-1 (or
+	// AllCylinders), or a unit that does not measure its channel.
+	ErrBadAlias = errors.New("invalid alias")
 	// ErrUnknownFormat: ReadOptions.Format names no known format, or the
 	// content does not fit the format asked for.
 	ErrUnknownFormat = errors.New("unknown log format")

@@ -470,3 +470,16 @@ func TestReaderWallclockAfterUnitsRow(t *testing.T) {
 	assert.Equal(t, 500*time.Millisecond, all[1].Time)
 	assert.Equal(t, int64(4), r.Stats().Lines)
 }
+
+func TestReaderBadAlias(t *testing.T) {
+	for _, a := range []dyno.Alias{
+		{Name: "x", Channel: dyno.ChanAFR, Cyl: dyno.MaxCylinders},
+		{Name: "x", Channel: dyno.ChanSpark, Cyl: -2},
+		{Name: " ", Channel: dyno.ChanRPM},
+		{Name: "x", Channel: dyno.ChanMAP, Unit: dyno.UnitCelsius},
+		{Name: "x", Channel: dyno.Channel(200)},
+	} {
+		_, err := dyno.NewReader(strings.NewReader("rpm,map,x\n1,2,3\n"), "a.csv", dyno.ReadOptions{Aliases: []dyno.Alias{a}})
+		require.ErrorIs(t, err, dyno.ErrBadAlias, "%+v", a)
+	}
+}

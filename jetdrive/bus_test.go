@@ -224,3 +224,43 @@ func TestForgedFloodIsBounded(t *testing.T) {
 	assert.Len(t, st.Providers[0].Channels, jetdrive.MaxUnknownChannels)
 	assert.Equal(t, uint64(20+2000-jetdrive.MaxUnknownChannels), st.Errors.OverLimit)
 }
+
+func TestEvents(t *testing.T) {
+	ctx := context.Background()
+	var bus jetdrivetest.Bus
+	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Transport: bus.Endpoint(), NegotiateWindow: 20 * time.Millisecond})
+	require.NoError(t, err)
+	var kinds []string
+	next := func() jetdrive.Event {
+		select {
+		case ev := <-c.Events():
+			kinds = append(kinds, ev.Kind.String())
+			return ev
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no event after %v", kinds)
+			return jetdrive.Event{}
+		}
+	}
+	ev := next()
+	require.Equal(t, jetdrive.EventHostID, ev.Kind)
+	assert.Equal(t, c.HostID(), ev.Host)
+
+	p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: bus.Endpoint(), HostID: 0x2222, Name: "Sim"}, dynoChannels)
+	require.NoError(t, err)
+	ev = next()
+	assert.Equal(t, jetdrive.Event{Kind: jetdrive.EventProviderUp, Host: 0x2222, At: ev.At}, ev)
+	ev = next() // a provider clears at start, in case an earlier instance died dirty
+	assert.Equal(t, jetdrive.EventCleared, ev.Kind)
+	assert.Equal(t, "", ev.Name)
+	ev = next()
+	assert.Equal(t, jetdrive.EventChannels, ev.Kind)
+	assert.Equal(t, "Sim", ev.Name)
+	require.NoError(t, p.Close())
+	ev = next()
+	assert.Equal(t, jetdrive.EventCleared, ev.Kind)
+	assert.Equal(t, "Sim", ev.Name)
+	require.NoError(t, c.Close())
+	for range c.Events() { // drained, then closed
+	}
+	assert.Equal(t, "provider-gone", jetdrive.EventProviderGone.String())
+}

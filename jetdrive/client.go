@@ -31,6 +31,40 @@ const (
 	Block
 )
 
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// The events of a Client.
+const (
+	EventHostID       EventKind = iota + 1 // the client took host ID Host
+	EventProviderUp                        // a new host was heard
+	EventChannels                          // a provider's channel list or name changed (mapping redone)
+	EventCleared                           // a provider sent ClearChannelInfo
+	EventProviderGone                      // a provider was silent for GoneAfter and is forgotten
+	EventCollision                         // another node uses our host ID; renegotiating
+	EventBadVersion                        // a Ping or Pong with a version outside 1..9 (Err says which)
+)
+
+var eventNames = [...]string{"", "host-id", "provider-up", "channels", "cleared", "provider-gone", "collision", "bad-version"}
+
+// String returns the kind's name, for example "provider-up".
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) && k != 0 {
+		return eventNames[k]
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is something that happened to a Client, for applications that
+// react (zero the gauges on EventCleared, warn on EventBadVersion).
+type Event struct {
+	Kind EventKind
+	Host uint16 // the provider, or the client itself for EventHostID/EventCollision
+	Name string // the provider name when known
+	At   time.Time
+	Err  error // for EventBadVersion
+}
+
 // ClientConfig configures a Client. The zero value is a transmitting client
 // on the default-route interface with the documented defaults.
 type ClientConfig struct {
@@ -119,22 +153,25 @@ const (
 
 // Stats is a snapshot of a Client's counters, taken by Client.Stats.
 type Stats struct {
-	HostID     uint16          `json:"host_id"`   // 0 while passive or negotiating
-	Datagrams  uint64          `json:"datagrams"` // received, including own echoes
-	Bytes      uint64          `json:"bytes"`     // received
-	Errors     ErrorCounts     `json:"errors"`
-	OwnEchoes  uint64          `json:"own_echoes"`  // own multicast heard back, skipped
-	NotForUs   uint64          `json:"not_for_us"`  // addressed to another host, ignored
-	Ignored    uint64          `json:"ignored"`     // defined keys a client does not act on (extended commands)
-	Values     uint64          `json:"values"`      // ChannelValues records decoded
-	Unknown    uint64          `json:"unknown"`     // records for channels without ChannelInfo
-	Samples    uint64          `json:"samples"`     // samples put into the buffer
-	Overflow   uint64          `json:"overflow"`    // samples discarded because the buffer was full
-	Buffered   int             `json:"buffered"`    // samples waiting for Next
-	Collisions uint64          `json:"collisions"`  // host-ID collisions (renegotiated)
-	ReadErrors uint64          `json:"read_errors"` // transport read errors survived
-	Gone       uint64          `json:"gone"`        // providers forgotten after GoneAfter
-	Providers  []ProviderStats `json:"providers"`
+	HostID     uint16      `json:"host_id"`   // 0 while passive or negotiating
+	Datagrams  uint64      `json:"datagrams"` // received, including own echoes
+	Bytes      uint64      `json:"bytes"`     // received
+	Errors     ErrorCounts `json:"errors"`
+	OwnEchoes  uint64      `json:"own_echoes"`  // own multicast heard back, skipped
+	NotForUs   uint64      `json:"not_for_us"`  // addressed to another host, ignored
+	Ignored    uint64      `json:"ignored"`     // defined keys a client does not act on (extended commands)
+	Values     uint64      `json:"values"`      // ChannelValues records decoded
+	Unknown    uint64      `json:"unknown"`     // records for channels without ChannelInfo
+	Samples    uint64      `json:"samples"`     // samples put into the buffer
+	Overflow   uint64      `json:"overflow"`    // samples discarded because the buffer was full
+	Buffered   int         `json:"buffered"`    // samples waiting for Next
+	Collisions uint64      `json:"collisions"`  // host-ID collisions (renegotiated)
+	ReadErrors uint64      `json:"read_errors"` // transport read errors survived
+	// EventsDropped counts events discarded because nobody read Events
+	// fast enough (its buffer holds 256).
+	EventsDropped uint64          `json:"events_dropped"`
+	Gone          uint64          `json:"gone"` // providers forgotten after GoneAfter
+	Providers     []ProviderStats `json:"providers"`
 }
 
 // ProviderStats describes one provider (one source host ID).
@@ -295,6 +332,7 @@ type Client struct {
 	wg     sync.WaitGroup
 	renego chan struct{}
 	notify chan struct{}
+	events chan Event
 	done   chan struct{}
 
 	mu       sync.Mutex
@@ -346,6 +384,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			}
 		}
 		c.mu.Unlock()
+		close(c.events)
 		close(c.done)
 	}()
 	return c, nil
@@ -358,8 +397,9 @@ func newClient(ctx context.Context, cfg ClientConfig, tr Transport) *Client {
 		cfg: cfg, tr: tr, ctx: cctx, cancel: cancel,
 		node:   newNode(tr, cfg.Logger, cfg.HostID, DefaultMTU),
 		renego: make(chan struct{}, 1), notify: make(chan struct{}, 1), done: make(chan struct{}),
-		provs: map[uint16]*provState{},
-		ring:  make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
+		events: make(chan Event, 256),
+		provs:  map[uint16]*provState{},
+		ring:   make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
 		vals: make([]Value, 0, 1024),
 	}
 	c.space = sync.NewCond(&c.mu)
@@ -459,6 +499,21 @@ func (c *Client) Mapping() []Assignment {
 	return append([]Assignment(nil), c.assign...)
 }
 
+// Events returns the client's events. Reading them is optional: when the
+// 256-event buffer is full, new events are dropped and counted
+// (Stats.EventsDropped); the reader is never blocked. The channel is closed
+// when the client stops.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// emit queues an event; c.mu is held.
+func (c *Client) emit(ev Event) {
+	select {
+	case c.events <- ev:
+	default:
+		c.stats.EventsDropped++
+	}
+}
+
 // HostID returns the client's host ID, 0 while passive or negotiating.
 func (c *Client) HostID() uint16 { return c.node.host() }
 
@@ -547,6 +602,7 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	if me != 0 && m.Host == me {
 		if m.Dest == me && !c.cfg.Passive {
 			c.stats.Collisions++
+			c.emit(Event{Kind: EventCollision, Host: me, At: at})
 			c.cfg.Logger.Warn("jetdrive: host ID collision, renegotiating", "host", me)
 			select {
 			case c.renego <- struct{}{}:
@@ -598,7 +654,9 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	case KeyChannelValues:
 		c.values(p, &m, at)
 	case KeyClearChannelInfo:
+		name := p.name
 		c.clear(p)
+		c.emit(Event{Kind: EventCleared, Host: p.host, Name: name, At: at})
 	case KeyPing:
 		c.handlePing(&m, p, at)
 	case KeyPong:
@@ -643,6 +701,11 @@ func (c *Client) countErr(p *provState, err error) {
 		// Unlike the reference, which then drops all traffic, only this
 		// message is ignored.
 		c.cfg.Logger.Warn("jetdrive: incompatible protocol version", "err", err)
+		ev := Event{Kind: EventBadVersion, At: c.lastAt, Err: err}
+		if p != nil {
+			ev.Host, ev.Name = p.host, p.name
+		}
+		c.emit(ev)
 		return
 	}
 	c.cfg.Logger.Debug("jetdrive: dropped datagram", "err", err)
@@ -657,6 +720,7 @@ func (c *Client) provider(host uint16, from netip.AddrPort, at time.Time) *provS
 		p = &provState{host: host, chans: map[uint16]*chanState{}}
 		c.provs[host] = p
 		c.cfg.Logger.Info("jetdrive: provider seen", "host", fmt.Sprintf("0x%04X", host), "addr", from)
+		c.emit(Event{Kind: EventProviderUp, Host: host, At: at})
 	}
 	p.addr = from
 	p.messages++
@@ -736,6 +800,7 @@ func (c *Client) learn(p *provState, info *ChannelInfo, at time.Time) {
 	}
 	if changed {
 		c.remap()
+		c.emit(Event{Kind: EventChannels, Host: p.host, Name: p.name, At: at})
 	}
 }
 
@@ -932,6 +997,9 @@ func (c *Client) controlLoop() {
 			return false
 		}
 		c.cfg.Logger.Info("jetdrive: host ID", "host", fmt.Sprintf("0x%04X", id))
+		c.mu.Lock()
+		c.emit(Event{Kind: EventHostID, Host: id, At: time.Now()})
+		c.mu.Unlock()
 		if err := c.node.send(KeyRequestChannelInfo, AllHosts, nil); err != nil {
 			c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 		}
@@ -972,6 +1040,7 @@ func (c *Client) tick(transmit bool) {
 		}
 		if now.Sub(p.lastSeen) > c.cfg.GoneAfter {
 			c.cfg.Logger.Info("jetdrive: provider gone", "host", fmt.Sprintf("0x%04X", h), "name", p.name)
+			c.emit(Event{Kind: EventProviderGone, Host: h, Name: p.name, At: now})
 			c.clear(p)
 			delete(c.provs, h)
 			c.stats.Gone++

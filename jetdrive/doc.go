@@ -21,14 +21,16 @@
 // requests and learns channels, synchronises each provider's clock by
 // Ping/Pong, tracks per-provider and per-channel health (Stats), maps
 // channels to dyno.Sample fields by name and unit (AutoMap, with
-// Overrides) and is a dyno.Source of merged samples. It never stops reading
-// because of a datagram's content: every malformed datagram is counted.
+// Overrides) and is a dyno.Source of merged samples; Events reports
+// providers coming and going. It never stops reading because of a
+// datagram's content: every malformed datagram is counted.
 //
 // # Provider
 //
 // Provider is the other side: a dyno on the network. It publishes channels
 // and values, answers Ping and RequestChannelInfo, and can stream any
-// dyno.Source (Stream).
+// dyno.Source (Stream). Package jetdrivetest has an in-memory bus, a
+// lossy relay and loopback-multicast helpers for tests.
 //
 // # Capture format
 //

@@ -137,11 +137,27 @@ func TestCrashSafety(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		// Let it write for a random while, then kill it mid-flight.
-		time.Sleep(time.Duration(50+mrand.IntN(400)) * time.Millisecond)
+		// Odd iterations kill at a random time after start (possibly while
+		// opening); even ones wait for the first acknowledgement so that a
+		// loaded machine still kills mid-write. Either way a random while.
+		var pending []string
+		if it%2 == 0 {
+			select {
+			case line, ok := <-lines:
+				if ok {
+					pending = append(pending, line)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the child acknowledged nothing within 60 s")
+			}
+		}
+		time.Sleep(time.Duration(mrand.IntN(400)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		n := 0
 		for line := range lines {
+			pending = append(pending, line)
+		}
+		for _, line := range pending {
 			f := strings.Fields(line)
 			switch {
 			case len(f) == 2 && f[0] == "C":

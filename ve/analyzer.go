@@ -109,7 +109,8 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	rpmAxis, mapAxis := newAxisIndex(o.Grid.RPM), newAxisIndex(o.Grid.MAP)
 	var cyls [dyno.MaxCylinders]cylAcc
 	st := newStreamState(o.Filter, o.Grid)
-	var s dyno.Sample
+	pf := newPrefetcher(ctx, src)
+	defer pf.close()
 	samples, weighted := 0, 0
 	for {
 		if samples&1023 == 0 {
@@ -117,7 +118,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 				return nil, err
 			}
 		}
-		err := src.Next(ctx, &s) // Next overwrites every field
+		s, err := pf.next()
 		if err == io.EOF {
 			break
 		}
@@ -125,7 +126,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			return nil, err
 		}
 		samples++
-		common := st.check(&s) // reasons shared by every cylinder
+		common := st.check(s) // reasons shared by every cylinder
 		weight := 1.0
 		switch o.Weighting {
 		case WeightTorque:
@@ -189,7 +190,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			acc.accepted++
 			mult := meas / target
 			for k := 0; k < n; k++ {
-				acc.cells[cellsIdx[k]].add(shares[k], weight, mult, meas, target, &s, c)
+				acc.cells[cellsIdx[k]].add(shares[k], weight, mult, meas, target, s, c)
 			}
 		}
 	}

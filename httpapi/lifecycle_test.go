@@ -294,3 +294,24 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 }
 
 func newTestLogger(w *bytes.Buffer) *slogLogger { return slogNew(w) }
+
+// TestServeShutdownWithOpenStream: an open event stream does not hold the
+// graceful shutdown until its deadline.
+func TestServeShutdownWithOpenStream(t *testing.T) {
+	jd := &fakeJD{samples: make(chan dyno.Sample)}
+	srv, err := New(Config{Runs: runstore.NewMemory(runstore.Options{}), Files: runstore.NewMemFileStore(), JetDrive: jd})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- srv.Serve(ctx, ln, 10*time.Second) }()
+	res, err := http.Get("http://" + ln.Addr().String() + "/api/jetdrive/live/stream")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, 200, res.StatusCode)
+	t0 := time.Now()
+	cancel()
+	require.NoError(t, <-served)
+	assert.Less(t, time.Since(t0), 5*time.Second)
+}

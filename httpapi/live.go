@@ -300,7 +300,7 @@ func (s *Server) handleJDStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.workCtx.Done():
+		case <-s.streamCtx.Done():
 			return nil
 		case <-keep.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
@@ -396,7 +396,7 @@ func (s *Server) handleJSEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
-		case <-s.workCtx.Done():
+		case <-s.streamCtx.Done():
 			return nil
 		case <-keep.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {

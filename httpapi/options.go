@@ -98,6 +98,8 @@ func ParseAnalysisOptions(form map[string]string) (AnalysisOptions, error) {
 		}
 		var err error
 		switch k {
+		case "":
+			err = &OptionError{Field: "(unnamed)", Value: strings.ToValidUTF8(v[:min(len(v), 40)], "?"), Reason: "a form field needs a name"}
 		case "smoothPasses", "smooth_passes":
 			o.SmoothPasses, err = intIn(0, 5)
 		case "clamp", "clamp_percent":

@@ -64,18 +64,37 @@ func (s *Server) getRun(ctx context.Context, r *http.Request) (runstore.Run, err
 	return run, nil
 }
 
-// runView is a run as the API shows it.
+// runView is a run as the API shows it: no internal error detail, results
+// only when asked for.
 type runView struct {
-	runstore.Run
-	RunID       string            `json:"runId"`
-	LegacyState string            `json:"legacy_status"`
-	CompletedAt *time.Time        `json:"completed_at,omitempty"`
-	Results     json.RawMessage   `json:"results,omitempty"`
-	Links       map[string]string `json:"links"`
+	ID          string             `json:"id"`
+	RunID       string             `json:"runId"`
+	Version     int64              `json:"version"`
+	Status      runstore.Status    `json:"status"`
+	LegacyState string             `json:"legacy_status"`
+	Source      runstore.Source    `json:"source"`
+	Stage       string             `json:"stage,omitempty"`
+	Progress    float64            `json:"progress"`
+	Message     string             `json:"message,omitempty"`
+	Filename    string             `json:"filename,omitempty"`
+	InputSize   int64              `json:"input_size,omitempty"`
+	Vehicle     string             `json:"vehicle,omitempty"`
+	JetstreamID string             `json:"jetstream_id,omitempty"`
+	Settings    json.RawMessage    `json:"settings,omitempty"`
+	Results     json.RawMessage    `json:"results,omitempty"`
+	Error       *runstore.RunError `json:"error,omitempty"`
+	Stats       runstore.Stats     `json:"stats"`
+	CreatedAt   time.Time          `json:"created_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+	CompletedAt *time.Time         `json:"completed_at,omitempty"`
+	Links       map[string]string  `json:"links"`
 }
 
 func viewRun(run runstore.Run, full bool) runView {
-	v := runView{Run: run, RunID: run.ID, LegacyState: legacyStatus(run.Status),
+	v := runView{ID: run.ID, RunID: run.ID, Version: run.Version, Status: run.Status, LegacyState: legacyStatus(run.Status),
+		Source: run.Source, Stage: run.Stage, Progress: run.Progress, Message: run.Message, Filename: run.Filename,
+		InputSize: run.InputSize, Vehicle: run.Vehicle, JetstreamID: run.JetstreamID, Settings: run.Settings,
+		Stats: run.Stats, CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt,
 		Links: map[string]string{"self": "/api/runs/" + run.ID, "files": "/api/runs/" + run.ID + "/files"}}
 	if !run.CompletedAt.IsZero() {
 		t := run.CompletedAt
@@ -84,43 +103,12 @@ func viewRun(run runstore.Run, full bool) runView {
 	if run.Error != nil {
 		e := *run.Error
 		e.Detail = "" // internal
-		v.Run.Error = &e
+		v.Error = &e
 	}
 	if full {
 		v.Results = run.Results
 	}
-	v.Run.Results = nil
 	return v
-}
-
-// MarshalJSON flattens the view, dropping the embedded zero completed_at.
-func (v runView) MarshalJSON() ([]byte, error) {
-	type plain runstore.Run
-	b, err := json.Marshal(plain(v.Run))
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	delete(m, "completed_at")
-	delete(m, "results")
-	add := func(k string, x any) {
-		if bb, err := json.Marshal(x); err == nil {
-			m[k] = bb
-		}
-	}
-	add("runId", v.RunID)
-	add("legacy_status", v.LegacyState)
-	add("links", v.Links)
-	if v.CompletedAt != nil {
-		add("completed_at", v.CompletedAt)
-	}
-	if len(v.Results) > 0 {
-		m["results"] = v.Results
-	}
-	return json.Marshal(m)
 }
 
 // legacyStatus maps a status to the predecessor's /api/status vocabulary.

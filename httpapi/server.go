@@ -58,6 +58,10 @@ type Server struct {
 	workers  sync.WaitGroup
 	workCtx  context.Context
 	stopWork context.CancelFunc
+	// streamCtx ends when shutdown begins, so that open event streams do
+	// not hold the HTTP server's graceful shutdown hostage.
+	streamCtx   context.Context
+	stopStreams context.CancelFunc
 	inFlight atomic.Int64 // analyses accepted and not yet finished
 
 	runLocks keyedMutex
@@ -81,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		begun:   cfg.Now(),
 	}
 	s.workCtx, s.stopWork = context.WithCancel(context.Background())
+	s.streamCtx, s.stopStreams = context.WithCancel(context.Background())
 	if cfg.RateLimit.Enabled {
 		s.limDefault = newLimiter(cfg.RateLimit.Default, cfg.RateLimit.MaxClients)
 		exp := cfg.RateLimit.Expensive
@@ -199,6 +204,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.jobs)
 	}
 	s.mu.Unlock()
+	s.stopStreams()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	var err error
@@ -241,6 +247,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	s.stopStreams()
 	herr := hs.Shutdown(sctx)
 	if errors.Is(herr, context.DeadlineExceeded) {
 		hs.Close()
@@ -361,6 +368,17 @@ func (s *Server) core(rt *route) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		// Bound how long a client may take to send a body (a slow upload
+		// must not pin a connection forever). Only for routes whose work is
+		// bounded by the same time: a read deadline that passes later would
+		// cancel the request. Recorders in tests do not support deadlines.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && (rt.upload || !rt.long) {
+			readFor := s.cfg.RequestTimeout
+			if rt.upload {
+				readFor = max(readFor, 10*time.Minute)
+			}
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readFor))
+		}
 		if !rt.long {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 			defer cancel()

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -337,6 +338,18 @@ func TestAnalyzeBadUploads(t *testing.T) {
 		assert.Contains(t, st["error"], "late.csv:237")
 		g := e.get(t, "/api/runs/"+run.ID)
 		assert.NotContains(t, string(g.body), "detail", "internal detail is not shown")
+	})
+	t.Run("too large without content length", func(t *testing.T) {
+		body, ct := multipartBody(t, "big.csv", bytes.Repeat(log, 20), nil)
+		req, err := http.NewRequest("POST", e.ts.URL+"/api/analyze", io.NopCloser(body)) // unknown length: chunked
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", ct)
+		res, err := e.ts.Client().Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, 413, res.StatusCode, "body %s", b)
+		assert.Contains(t, string(b), CodeTooLarge)
 	})
 	t.Run("wrong content type", func(t *testing.T) {
 		r := e.do(t, "POST", "/api/analyze", strings.NewReader("rpm,map\n"), map[string]string{"Content-Type": "text/csv"})

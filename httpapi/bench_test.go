@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"github.com/dynoai/dynoai/ve"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/stretchr/testify/require"
+)
+
+func benchServer(b *testing.B, auth bool, mutate ...func(*Config)) (*Server, runstore.RunStore) {
+	runs := runstore.NewMemory(runstore.Options{})
+	cfg := Config{Runs: runs, Files: runstore.NewMemFileStore(),
+		RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}}}
+	if auth {
+		cfg.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(testKey), RequireReads: true}
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := New(cfg)
+	require.NoError(b, err)
+	_, err = srv.Start(context.Background())
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	for i := range 100 {
+		_, err := runs.Create(context.Background(), runstore.NewRun{Source: runstore.SourceUpload, Filename: "r" + strconv.Itoa(i) + ".csv"})
+		require.NoError(b, err)
+	}
+	return srv, runs
+}
+
+func BenchmarkHandler(b *testing.B) {
+	for _, auth := range []bool{false, true} {
+		srv, _ := benchServer(b, auth)
+		h := srv.Handler()
+		for _, p := range []string{"/api/health/live", "/api/health", "/api/runs?limit=50"} {
+			b.Run(p+"/auth="+strconv.FormatBool(auth), func(b *testing.B) {
+				b.ReportAllocs()
+				req := httptest.NewRequest("GET", p, nil)
+				req.Header.Set("X-API-Key", testKey)
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkAnalyzeAccept measures the synchronous part of an upload of one
+// simulated session (about 6800 rows): streaming into the file store, the
+// content checks, and creating the run. The analysis itself runs after
+// the 202; here the analyzer refuses at once so it costs nothing.
+func BenchmarkAnalyzeAccept(b *testing.B) {
+	srv, _ := benchServer(b, false, func(c *Config) {
+		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return nil, errors.New("skipped") }
+	})
+	h := srv.Handler()
+	log := testLog(b)
+	body, ct := multipartBody(b, "pulls.csv", log, nil)
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(body)
+	data := buf.Bytes()
+	b.SetBytes(int64(len(log)))
+	b.ReportAllocs()
+	for b.Loop() {
+		// Keep the queue from filling: wait for the previous analysis.
+		for srv.inFlight.Load() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		req := httptest.NewRequest("POST", "/api/analyze", bytes.NewReader(data))
+		req.Header.Set("Content-Type", ct)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+func BenchmarkLimiterAllow(b *testing.B) {
+	l := newLimiter(Rates{{100, time.Second}, {1000, time.Hour}}, 0)
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = "ip:10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.allow(keys[i&1023], now)
+		i++
+	}
+}

@@ -185,7 +185,6 @@ type loadStats struct {
 	p50, p99 time.Duration
 }
 
-
 func pct(s []time.Duration, q float64) time.Duration {
 	if len(s) == 0 {
 		return 0

@@ -62,7 +62,7 @@ type Server struct {
 	// not hold the HTTP server's graceful shutdown hostage.
 	streamCtx   context.Context
 	stopStreams context.CancelFunc
-	inFlight atomic.Int64 // analyses accepted and not yet finished
+	inFlight    atomic.Int64 // analyses accepted and not yet finished
 
 	runLocks keyedMutex
 	streams  chan struct{}

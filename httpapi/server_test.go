@@ -2,11 +2,11 @@ package httpapi
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"

@@ -14,7 +14,7 @@ import (
 const (
 	DefaultAutoPrefix        = 120 * time.Second
 	DefaultAutoMaxSamples    = 1 << 15
-	DefaultAutoMinConfidence = 0.02
+	DefaultAutoMinConfidence = 0.3
 )
 
 // errNotStarted is what AutoAligner.Estimate returns before the first Next.

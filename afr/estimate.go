@@ -89,12 +89,13 @@ type DelayEstimate struct {
 	// Confidence in [0, 1] is the product of how far the best delay
 	// stands out from every candidate more than 150 ms outside its own
 	// basin (1 − second gain / best gain, gains measured from the median
-	// lag)
-	// and how much of the readings' spread it explains (full from 5 %);
-	// 0 when the best delay is MaxDelay, where the true one may lie beyond.
+	// lag) and how much of the readings' spread it explains (full from
+	// 5 %); 0 when the best delay is MaxDelay, where the true one may lie
+	// beyond. It is a heuristic grade, not a probability.
 	Confidence float64 `json:"confidence"`
-	// Explained is the share of the within-cell variance of the readings
-	// that the best delay removes compared with the median candidate.
+	// Explained is the share of the readings' within-cell variance
+	// (geometric mean over cells) that the best delay removes compared
+	// with the median candidate.
 	Explained float64 `json:"explained"`
 	// Pairs is the number of (reading, engine state) pairs behind the
 	// best delay.
@@ -125,6 +126,7 @@ type bandAcc struct {
 	lo, hi        float64
 	rpmSum, rpmN  float64
 	slots         map[int32]int
+	ids           []int32     // cell of each slot
 	n, sum, sumsq [][]float64 // [lag][slot]
 }
 
@@ -132,17 +134,25 @@ type bandAcc struct {
 // idea: a wideband reading measures the exhaust of the engine state one
 // transport delay earlier, and in a given state (a cell of engine speed ×
 // manifold pressure) the engine makes the same mixture every time. So the
-// delay is the lag at which the readings, grouped by the cell the engine was
-// in that lag earlier, are most consistent: the lag that minimises the
-// within-cell variance of log AFR. When the log has the ECU's commanded AFR
-// (and IgnoreCommanded is false), log(measured / commanded lag earlier) is
-// grouped instead, which removes what the ECU did on purpose.
+// delay is the lag at which the readings, grouped by the cell the engine
+// was in that lag earlier, are most consistent: the lag that minimises the
+// geometric mean of the cells' variances of log AFR (the Gaussian
+// likelihood with a variance per cell). When the log has the ECU's
+// commanded AFR (and IgnoreCommanded is false), log(measured / commanded
+// that lag earlier) is grouped instead, which removes what the ECU changed
+// on purpose.
 //
-// Every change of state carries information: load steps, throttle tip-ins,
-// sweeps and pulls across cells; steady holds carry none and do no harm.
-// The log is resampled to Step. Readings are also accumulated per RPM band
-// (by the engine speed when they were logged), so a delay that shrinks with
-// gas velocity shows. Memory is bounded by MaxDelay/Step, the cells and the
+// The information is in cells the log passes through more than once in
+// different ways: sweeps up and down the same row, a pull and a sweep, load
+// steps. A log that visits each cell once, the same way, says nothing about
+// the delay (ErrNoDelaySignal or a low Confidence). A first-order sensor
+// lag adds about its time constant to the estimate.
+//
+// The log is resampled to Step. Readings are also grouped per RPM band
+// (by the engine speed when they were logged, measured against the cell
+// means of the whole log), so a delay that shrinks with gas velocity can
+// show; the band estimates are rougher than the overall one. Memory is
+// bounded by MaxDelay/Step, the cells (at most 4096 per band) and the
 // bands, whatever the log's length.
 type DelayEstimator struct {
 	opt   EstimateOptions
@@ -150,7 +160,11 @@ type DelayEstimator struct {
 	lags  int
 	edges []float64
 	bands []bandAcc
-	cmd   int // -1 undecided, 0 no, 1 yes
+	// all pools every reading: the overall estimate must not be computed
+	// from the bands' groups, whose split by the reading's engine speed
+	// would change with the lag
+	all bandAcc
+	cmd int // -1 undecided, 0 no, 1 yes
 
 	// resampler
 	have     bool
@@ -241,6 +255,8 @@ func NewDelayEstimator(opt EstimateOptions) (*DelayEstimator, error) {
 			n: make([][]float64, e.lags), sum: make([][]float64, e.lags), sumsq: make([][]float64, e.lags)})
 		lo = hi
 	}
+	e.all = bandAcc{lo: math.Inf(-1), hi: math.Inf(1), slots: map[int32]int{},
+		n: make([][]float64, e.lags), sum: make([][]float64, e.lags), sumsq: make([][]float64, e.lags)}
 	e.ringCell = make([]int32, e.lags)
 	for c := range e.ringCmd {
 		e.ringCmd[c] = make([]float64, e.lags)
@@ -323,16 +339,12 @@ func lerp(a, b, f float64) float64 { return a + (b-a)*f }
 
 // cell returns the engine-state cell of rpm and map, or -1.
 func (e *DelayEstimator) cell(rpm, mapKPa float64) int32 {
-	if !(rpm >= 0) || !(mapKPa >= 0) {
+	// Engine speeds to 100 000 rev/min, pressures to 400 kPa.
+	if !(rpm >= 0 && rpm < 100000) || !(mapKPa >= 0 && mapKPa < 400) {
 		return -1
 	}
-	i := int(rpm / e.opt.CellRPM)
-	j := int(mapKPa / e.opt.CellMAP)
-	nj := int(math.Ceil(400 / e.opt.CellMAP)) // MAP up to 400 kPa
-	if j >= nj || i >= 100000/int(e.opt.CellRPM) {
-		return -1
-	}
-	return int32(i*nj + j)
+	nj := int(math.Ceil(400 / e.opt.CellMAP))
+	return int32(int(rpm/e.opt.CellRPM)*nj + int(mapKPa/e.opt.CellMAP))
 }
 
 // push adds one resampled point.
@@ -352,6 +364,7 @@ func (e *DelayEstimator) push(p *point) {
 			b.rpmSum += p.rpm
 			b.rpmN++
 		}
+		split := len(e.bands) > 1
 		for k := range e.lags {
 			idx := (e.head - k + e.lags) % e.lags
 			cell := e.ringCell[idx]
@@ -359,7 +372,10 @@ func (e *DelayEstimator) push(p *point) {
 			if cell < 0 || math.IsNaN(r) {
 				continue
 			}
-			b.add(k, cell, r)
+			e.all.add(k, cell, r)
+			if split {
+				b.add(k, cell, r)
+			}
 		}
 	}
 }
@@ -374,6 +390,7 @@ func (b *bandAcc) add(k int, cell int32, r float64) {
 		}
 		slot = len(b.slots)
 		b.slots[cell] = slot
+		b.ids = append(b.ids, cell)
 		for l := range b.n {
 			b.n[l] = append(b.n[l], 0)
 			b.sum[l] = append(b.sum[l], 0)
@@ -396,6 +413,10 @@ func (e *DelayEstimator) band(rpm float64) int {
 	return i
 }
 
+// varianceFloor (log AFR squared, a 0.03 % spread) keeps a cell of identical
+// readings from dominating the likelihood.
+const varianceFloor = 1e-7
+
 // best is the best lag of a set of bands.
 type best struct {
 	delay     time.Duration
@@ -404,26 +425,46 @@ type best struct {
 	pairs     int
 }
 
-// bestOf finds the lag whose within-cell variance is smallest over bands.
-func (e *DelayEstimator) bestOf(bands []*bandAcc) (best, bool) {
+// bestOf finds the lag at which b's readings are most consistent per cell
+// (the smallest geometric mean of the cells' variances).
+//
+// With ref set, b's readings are measured around ref's cell means instead
+// of their own: a band is a subset of the readings, and grouping it alone
+// would favour lags at which its cells hold fewer passes.
+func (e *DelayEstimator) bestOf(b, ref *bandAcc) (best, bool) {
 	v := make([]float64, e.lags)
 	pairs := make([]float64, e.lags)
 	for k := range e.lags {
-		var sse, n float64
-		for _, b := range bands {
-			for i, cn := range b.n[k] {
-				if cn == 0 {
+		// The geometric mean of the cells' variances, weighted by their
+		// readings: the Gaussian likelihood with a variance per cell. A
+		// cell whose readings scatter whatever the lag (a sharp feature of
+		// the VE inside it) then weighs by its relative change, not by its
+		// size.
+		var slog, n float64
+		for i, cn := range b.n[k] {
+			if cn < 2 {
+				continue
+			}
+			sm, sq := b.sum[k][i], b.sumsq[k][i]
+			var vc float64
+			if ref == nil {
+				vc = max(sq-sm*sm/cn, 0) / (cn - 1)
+			} else {
+				j := ref.slots[b.ids[i]]
+				rn := ref.n[k][j]
+				if rn < 2 {
 					continue
 				}
-				sm := b.sum[k][i]
-				sse += b.sumsq[k][i] - sm*sm/cn
-				n += cn
+				mean := ref.sum[k][j] / rn
+				vc = max(sq-2*mean*sm+cn*mean*mean, 0) / cn
 			}
+			slog += cn * math.Log(vc+varianceFloor)
+			n += cn
 		}
 		pairs[k] = n
 		v[k] = math.NaN()
 		if n >= 20 {
-			v[k] = max(sse, 0) / n
+			v[k] = math.Exp(slog / n)
 		}
 	}
 	kb := -1
@@ -443,8 +484,8 @@ func (e *DelayEstimator) bestOf(bands []*bandAcc) (best, bool) {
 	slices.Sort(valid)
 	med := valid[len(valid)/2]
 	gain := med - v[kb]
-	// A within-cell spread under 1e-5 (relative AFR) is rounding, not data.
-	if !(med > 1e-10) || !(gain > 1e-3*med) {
+	// A within-cell spread at the floor is rounding, not data.
+	if !(med > 1.01*varianceFloor) || !(gain > 1e-3*med) {
 		return best{}, false
 	}
 	// Sub-step refinement: a parabola through the best lag and its
@@ -485,11 +526,7 @@ func (e *DelayEstimator) bestOf(bands []*bandAcc) (best, bool) {
 // ErrNoDelaySignal when there is nothing to read it from.
 func (e *DelayEstimator) Estimate() (DelayEstimate, error) {
 	out := DelayEstimate{Commanded: e.cmd == 1}
-	all := make([]*bandAcc, len(e.bands))
-	for i := range e.bands {
-		all[i] = &e.bands[i]
-	}
-	p, ok := e.bestOf(all)
+	p, ok := e.bestOf(&e.all, nil)
 	if !ok {
 		return out, fmt.Errorf("%w (%d samples): no lag within %v makes the readings more consistent per cell than another",
 			ErrNoDelaySignal, e.count, e.opt.MaxDelay)
@@ -503,7 +540,11 @@ func (e *DelayEstimator) Estimate() (DelayEstimate, error) {
 		if b.rpmN > 0 {
 			bd.MeanRPM = b.rpmSum / b.rpmN
 		}
-		if bp, ok := e.bestOf([]*bandAcc{b}); ok {
+		bp, ok := p, true
+		if len(e.bands) > 1 {
+			bp, ok = e.bestOf(b, &e.all)
+		}
+		if ok {
 			bd.Delay, bd.Confidence, bd.Explained, bd.Pairs = bp.delay, bp.conf, bp.explained, bp.pairs
 			if bd.Confidence >= e.opt.MinBandConfidence && bd.MeanRPM > 0 {
 				fit = append(fit, bd)

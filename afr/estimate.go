@@ -26,7 +26,7 @@ const (
 	DefaultMaxDelay     = 1500 * time.Millisecond
 	DefaultEstimateStep = 20 * time.Millisecond
 	DefaultMaxGap       = 250 * time.Millisecond
-	DefaultCellRPM      = 250.0
+	DefaultCellRPM      = 100.0
 	DefaultCellMAP      = 5.0
 )
 

@@ -335,6 +335,10 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 	if !ok1 || !ok2 || !ok3 {
 		return invalid("cylinder", "No VE corrections have been applied to this run for cylinder "+cyl)
 	}
+	if rf, ok := latestNamed(files, "VE_Restored_"+cyl+".csv"); ok && rf.ID > mf.ID {
+		return &Error{Status: http.StatusConflict, Code: CodeConflict,
+			Message: "the latest apply for cylinder " + cyl + " was already rolled back"}
+	}
 	applied, err := s.readTable(r.Context(), run.ID, af)
 	if err != nil {
 		return err
@@ -369,4 +373,55 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl,
 		"rolled_back_at": s.cfg.Now().UTC(), "base_sha256": m.BaseSHA256, "file": viewFiles([]runstore.File{rf})[0]})
 	return nil
+}
+
+// legacyApplyRequest is the predecessor's POST /api/apply body: the run id
+// in the body, plus this API's apply fields; dry_run asks for a dry run.
+type legacyApplyRequest struct {
+	RunID  string `json:"run_id"`
+	DryRun bool   `json:"dry_run"`
+	applyRequest
+}
+
+// legacyRollbackRequest is the predecessor's POST /api/rollback body.
+type legacyRollbackRequest struct {
+	RunID string `json:"run_id"`
+	rollbackRequest
+}
+
+// forward re-issues a legacy request to the route that takes the run id in
+// the path, with body as its JSON body.
+func forward(w http.ResponseWriter, r *http.Request, runID string, body any, h func(http.ResponseWriter, *http.Request) error) error {
+	if runID == "" {
+		return invalid("run_id", "run_id is required")
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	r2.ContentLength = int64(len(b))
+	r2.SetPathValue("id", runID)
+	return h(w, r2)
+}
+
+func (s *Server) handleLegacyApply(w http.ResponseWriter, r *http.Request) error {
+	var req legacyApplyRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	h := s.handleApply
+	if req.DryRun {
+		h = s.handleDryRun
+	}
+	return forward(w, r, req.RunID, req.applyRequest, h)
+}
+
+func (s *Server) handleLegacyRollback(w http.ResponseWriter, r *http.Request) error {
+	var req legacyRollbackRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	return forward(w, r, req.RunID, req.rollbackRequest, s.handleRollback)
 }

@@ -81,6 +81,22 @@ func TestApplyDryRunRollback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, bt.Hash(), rt.Hash(), "rollback restores the base exactly")
 
+	t.Run("legacy routes", func(t *testing.T) {
+		r := e.postJSON(t, "/api/apply", map[string]any{"run_id": run.ID, "base_file_id": baseID, "dry_run": true}, nil)
+		require.Equal(t, 200, r.code, "body %s", r.body)
+		assert.Equal(t, true, r.json(t)["dry_run"])
+		r = e.postJSON(t, "/api/apply", map[string]any{"run_id": run.ID, "base_file_id": baseID, "cylinder": "rear"}, nil)
+		require.Equal(t, 200, r.code, "body %s", r.body)
+		assert.Equal(t, true, r.json(t)["success"])
+		r = e.postJSON(t, "/api/rollback", map[string]any{"run_id": run.ID, "cylinder": "rear"}, nil)
+		require.Equal(t, 200, r.code, "body %s", r.body)
+		for _, body := range []map[string]any{{}, {"run_id": "../../etc"}, {"run_id": "", "base_file_id": 1}, {"run_id": run.ID, "base_ve_path": "x"}} {
+			r = e.postJSON(t, "/api/apply", body, nil)
+			assert.Equal(t, 400, r.code, "%v: %s", body, r.body)
+			r.errCode(t)
+		}
+		assert.Equal(t, 404, e.postJSON(t, "/api/rollback", map[string]any{"run_id": "00000000000000000000000000000000"}, nil).code)
+	})
 	t.Run("errors", func(t *testing.T) {
 		p := "/api/runs/" + run.ID
 		cases := []struct {
@@ -104,7 +120,8 @@ func TestApplyDryRunRollback(t *testing.T) {
 			{"negative limit", p + "/dry-run", `{"base_file_id":` + strconv.FormatInt(baseID, 10) + `,"max_adjust_percent":-5}`, "application/json", 400, CodeValidation},
 			{"bad run id", "/api/runs/xyz/apply", `{"base_file_id":1}`, "application/json", 400, CodeValidation},
 			{"unknown run", "/api/runs/00000000000000000000000000000000/apply", `{"base_file_id":1}`, "application/json", 404, CodeNotFound},
-			{"rollback unknown cylinder", p + "/rollback", `{"cylinder":"rear"}`, "application/json", 400, CodeValidation},
+			{"rollback never applied", p + "/rollback", `{"cylinder":"cyl3"}`, "application/json", 400, CodeValidation},
+			{"rollback twice", p + "/rollback", `{"cylinder":"front"}`, "application/json", 409, CodeConflict},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {

@@ -16,7 +16,9 @@
 //     verified), GET /api/download/{id}/{name}, VE data and diagnostics
 //     (GET /api/ve-data/{id}, GET /api/diagnostics/{id})
 //   - calibration: POST /api/runs/{id}/tables (upload a base VE table),
-//     POST /api/runs/{id}/apply, /dry-run and /rollback
+//     POST /api/runs/{id}/apply, /dry-run and /rollback (exact inverses,
+//     SHA-256 manifests), and the predecessor's POST /api/apply and
+//     /api/rollback with run_id in the body
 //   - live: /api/jetdrive/... (JSON and Server-Sent Events) and
 //     /api/jetstream/... when configured
 //   - GET /metrics when a prometheus.Gatherer is configured

@@ -416,6 +416,8 @@ func (s *Server) routeTable() []*route {
 		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessMutate},
 		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessMutate},
 		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessMutate},
+		{method: "POST", path: "/api/apply", h: s.handleLegacyApply, access: accessMutate},
+		{method: "POST", path: "/api/rollback", h: s.handleLegacyRollback, access: accessMutate},
 
 		{method: "GET", path: "/api/jetdrive/providers", h: s.handleJDProviders, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},

@@ -39,6 +39,7 @@ var allowedExt = map[string]bool{".csv": true, ".txt": true}
 type job struct {
 	run      runstore.Run
 	blob     runstore.Blob
+	fileID   int64 // the input's file id in the run store
 	filename string
 	opts     AnalysisOptions
 	accepted time.Time
@@ -191,14 +192,15 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 		cleanup()
 		return err
 	}
-	if _, err := s.cfg.Runs.AddFile(r.Context(), run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
-		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}); err != nil {
+	input, err := s.cfg.Runs.AddFile(r.Context(), run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
+		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key})
+	if err != nil {
 		cleanup()
 		s.failRun(run, "upload", "STORE_ERROR", "the upload could not be recorded", err)
 		return err
 	}
 	s.cfg.Metrics.ObserveUpload(blob.Size)
-	j := &job{run: run, blob: blob, filename: filename, opts: opts, accepted: s.cfg.Now()}
+	j := &job{run: run, blob: blob, fileID: input.ID, filename: filename, opts: opts, accepted: s.cfg.Now()}
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -357,14 +359,16 @@ func (s *Server) process(j *job) {
 	}
 	if err != nil {
 		stg, code, message := "analysis", "ANALYSIS_ERROR", "the analysis failed"
-		var he *Error
+		var pe *dyno.ParseError
 		switch {
 		case s.workCtx.Err() != nil:
 			code, message = "SHUTDOWN", "the server shut down during this analysis; upload the log again"
 		case errors.Is(err, context.DeadlineExceeded):
 			code, message = "TIMEOUT", fmt.Sprintf("the analysis took longer than %v", s.cfg.AnalysisTimeout)
-		case errors.As(logError(err), &he) && he.Code == CodeCSVParsing:
-			code, message = CodeCSVParsing, err.Error()
+		case errors.As(err, &pe) || errors.Is(err, dyno.ErrMissingColumns):
+			code, message = CodeCSVParsing, err.Error() // names the client's file, line, column, offset
+		case errors.Is(err, runstore.ErrChecksum):
+			code, message = CodeChecksum, "the stored upload failed its checksum; upload the log again"
 		case errors.Is(err, ve.ErrMissingChannel) || errors.Is(err, ve.ErrShape) || errors.Is(err, ve.ErrAxis):
 			message = err.Error()
 		}
@@ -388,7 +392,9 @@ func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result,
 	if err != nil {
 		return nil, runstore.Stats{}, err
 	}
-	rc, err := s.cfg.Files.Open(ctx, j.blob.Key)
+	// The input is read through its checksum: a log corrupted at rest
+	// fails the run (ErrChecksum) instead of being analyzed.
+	_, rc, err := runstore.OpenFile(ctx, s.cfg.Runs, s.cfg.Files, j.run.ID, j.fileID)
 	if err != nil {
 		return nil, runstore.Stats{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -314,4 +315,36 @@ func TestServeShutdownWithOpenStream(t *testing.T) {
 	cancel()
 	require.NoError(t, <-served)
 	assert.Less(t, time.Since(t0), 5*time.Second)
+}
+
+// corruptingFiles changes one digit in the middle of every blob it reads
+// back: the log still parses, but no longer matches its checksum.
+type corruptingFiles struct{ *runstore.MemFileStore }
+
+func (c corruptingFiles) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := c.MemFileStore.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(data) / 2; i < len(data); i++ {
+		if data[i] >= '1' && data[i] <= '8' {
+			data[i]++
+			break
+		}
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func TestCorruptUploadFailsRun(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Files = corruptingFiles{runstore.NewMemFileStore()} })
+	r := e.upload(t, "a.csv", testLog(t), nil, nil)
+	require.Equal(t, 202, r.code, "body %s", r.body)
+	run := e.wait(t, r.json(t)["runId"].(string))
+	assert.Equal(t, runstore.StatusFailed, run.Status)
+	assert.Equal(t, CodeChecksum, run.Error.Code)
 }

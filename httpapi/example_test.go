@@ -48,7 +48,7 @@ func ExampleParseRates() {
 	fmt.Println(err)
 	// Output:
 	// 2 5 1m0s 20 true 5/minute;20/hour
-	// bad rate limit: limit 1 at byte 0 ("5/fortnight"): unit "fortnight" is not second, minute, hour, day or a duration in 1ms..168h
+	// httpapi: bad rate limit: limit 1 at byte 0 ("5/fortnight"): unit "fortnight" is not second, minute, hour, day or a duration in 1ms..168h
 }
 
 func ExampleParseAnalysisOptions() {

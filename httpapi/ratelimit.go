@@ -50,7 +50,7 @@ func (r Rates) String() string {
 }
 
 // ErrRate is wrapped by the errors of ParseRates.
-var ErrRate = errors.New("bad rate limit")
+var ErrRate = errors.New("httpapi: bad rate limit")
 
 // MaxRateN bounds N in a Limit.
 const MaxRateN = 1_000_000

@@ -86,6 +86,14 @@ type Config struct {
 	// iteration to the next the session stops as Oscillating; zero means
 	// 0.1.
 	OscillationAFR float64
+	// NoSharpen applies the analyzer's per-cell means as they are. By
+	// default the session sharpens them first: a cell's mean under
+	// bilinear attribution blends the ratios of its neighbours, so a
+	// correction applied as it is removes only part of a cell-to-cell
+	// error each iteration (a third of a checkerboard); solving the
+	// attribution's normal equations from the log's own sample weights
+	// recovers the node ratios and converges in one or two iterations.
+	NoSharpen bool
 	// Truth is the engine's true VE per cylinder, in the tables' unit. It
 	// is read only to score each iteration (VE error); nil skips that.
 	Truth [2]dyno.Surface
@@ -106,13 +114,13 @@ type Config struct {
 func DefaultAnalyzerOptions() ve.Options {
 	f := ve.DefaultFilter()
 	f.AFRMax, f.FuelCutAFR = 20, 20
-	return ve.Options{Filter: &f, MinSamples: 10, ClampPercent: 25}
+	return ve.Options{Filter: &f, MinSamples: 10, ClampPercent: 35}
 }
 
 // DefaultLimits are the authority limits of a session: 25 % a step, 50 %
 // from the baseline in total, VE rails 10..200.
 func DefaultLimits() ve.Limits {
-	return ve.Limits{MaxAdjustPercent: 25, MinVE: 10, MaxVE: 200, MaxCumulativePercent: 50}
+	return ve.Limits{MaxAdjustPercent: 35, MinVE: 10, MaxVE: 200, MaxCumulativePercent: 50}
 }
 
 // minLearnConfidence is the confidence a learned delay needs before the
@@ -171,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var covered []bool
 	prevMax := math.NaN()
 	for n := 1; n <= cfg.MaxIterations; n++ {
-		it, res, cov, err := cfg.iterate(ctx, n, tables)
+		it, res, corr, cov, err := cfg.iterate(ctx, n, tables)
 		if err != nil {
 			rep.Tables = tables
 			return rep, err
@@ -194,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cfg.emit(n, "apply", "applying per-cylinder corrections")
 		for c := range 2 {
-			next, err := cfg.apply(tables[c], res.Cylinders[c].Correction, c)
+			next, err := cfg.apply(tables[c], corr[c], c)
 			if err != nil {
 				rep.Tables = tables
 				return rep, fmt.Errorf("tune: iteration %d, %s: %w", n, ve.CylinderName(c), err)
@@ -287,48 +295,54 @@ func (p *peakSource) Next(ctx context.Context, s *dyno.Sample) error {
 	return nil
 }
 
-func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Iteration, *ve.Result, []bool, error) {
+func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Iteration, *ve.Result, [2]*ve.Table, []bool, error) {
+	var corr [2]*ve.Table
 	start := time.Now()
 	it := Iteration{N: n, DelayConfidence: math.NaN(), Delay: cfg.Analyzer.SensorDelay.Fixed}
 	cfg.emit(n, "run", "running the test plan")
 	src, err := cfg.Rig.Run(ctx, tables, n)
 	if err != nil {
-		return it, nil, nil, fmt.Errorf("tune: iteration %d: rig: %w", n, err)
+		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: rig: %w", n, err)
 	}
 	ps := &peakSource{Source: src}
 	var in dyno.Source = ps
 	var aa *afr.AutoAligner
-	if cfg.LearnDelay {
+	switch {
+	case cfg.LearnDelay && cfg.learnedConf > 0:
 		// Logs are estimated until one gives a confident delay; that one
 		// is kept: near convergence the AFR carries little of the cell
 		// structure the estimate reads, and a wandering delay would undo
 		// the tune.
+		in = afr.AlignWith(ps, cfg.learned, cfg.AutoAlign.Align)
+		it.Delay, it.DelayConfidence = cfg.learned.Fixed, cfg.learnedConf
+	case cfg.LearnDelay:
 		opt := cfg.AutoAlign
-		opt.Fallback = cfg.learned
 		opt.MinConfidence = max(opt.MinConfidence, minLearnConfidence)
-		if cfg.learnedConf > 0 {
-			opt.MinConfidence = 2 // never: keep the learned delay
-		}
 		aa = afr.AutoAlign(ps, opt)
 		in = aa
 	}
+	var att *attribution
+	if !cfg.NoSharpen {
+		att = newAttribution(in, cfg.Analyzer.Grid, cfg.Analyzer.Filter)
+		in = att
+	}
 	an, err := ve.New(cfg.Analyzer)
 	if err != nil {
-		return it, nil, nil, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
+		return it, nil, corr, nil, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
 	}
 	cfg.emit(n, "analyze", "analyzing the log")
 	res, err := an.Analyze(ctx, in)
 	if err != nil {
-		return it, nil, nil, fmt.Errorf("tune: iteration %d: analyze: %w", n, err)
+		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: analyze: %w", n, err)
 	}
 	if len(res.Cylinders) < 2 {
-		return it, nil, nil, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
+		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
 	}
 	if aa != nil {
 		it.Delay = aa.Delay().Fixed
 		if est, err := aa.Estimate(); err == nil {
 			it.DelayConfidence = est.Confidence
-			if aa.Delay() == est.Delay {
+			if est.Confidence >= max(cfg.AutoAlign.MinConfidence, minLearnConfidence) {
 				cfg.learned, cfg.learnedConf = est.Delay, est.Confidence
 			}
 		}
@@ -367,14 +381,20 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Ite
 		}
 	}
 	if cnt == 0 {
-		return it, res, covered, fmt.Errorf("tune: iteration %d: the test covered no cell of the grid", n)
+		return it, res, corr, covered, fmt.Errorf("tune: iteration %d: the test covered no cell of the grid", n)
 	}
 	it.CellsCovered = cnt
 	it.MeanAFRError = sum / float64(cnt)
 	it.RMSAFRError = math.Sqrt(sq / float64(cnt))
 	it.RMSVEErrorPct, it.MaxVEErrorPct = cfg.veError(tables, covered)
 	it.Elapsed = time.Since(start)
-	return it, res, covered, nil
+	for c := range 2 {
+		corr[c] = res.Cylinders[c].Correction
+		if att != nil {
+			corr[c] = att.sharpen(&res.Cylinders[c])
+		}
+	}
+	return it, res, corr, covered, nil
 }
 
 // veError scores tables against Truth over the covered cells, in percent.

@@ -23,33 +23,40 @@ func config(t testing.TB, name string, seed uint64, learn bool) tune.Config {
 	return cfg
 }
 
-// The loop with a learned delay brings lean, rich and per-cylinder random
-// starts (400 ms delay, typical noise) toward the truth without
-// oscillating. The bounds are what the loop achieves today, not the
-// issue's targets (see the report): max AFR error 10x smaller, RMS VE error
-// under 2 %.
+// The acceptance figures on a few seeds: from lean (−10 % ± 5 %), rich and
+// per-cylinder random starts, with typical noise and a 400 ms sensor delay
+// learned from the logs, two corrections bring the max |AFR error| over the
+// covered cells within 0.1 AFR (the third pull shows it and the session
+// stops as converged) and the RMS VE error against the truth within 1 %.
+// Without the delay the same sessions do not get there.
 func TestSessionConverges(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 6 sessions")
+		t.Skip("runs 12 sessions")
 	}
 	for _, name := range []string{"lean", "rich", "random"} {
-		for _, seed := range []uint64{1} {
+		for _, seed := range []uint64{1, 2} {
 			t.Run(fmt.Sprintf("%s/%d", name, seed), func(t *testing.T) {
 				rep, err := tune.Run(t.Context(), config(t, name, seed, true))
 				require.NoError(t, err)
 				its := rep.Iterations
 				require.NotEmpty(t, its)
 				first, last := its[0], its[len(its)-1]
-				t.Logf("%s: %d iterations, max AFR %.3f -> %.3f, VE rms %.2f%% -> %.2f%%", rep.Status, len(its),
-					first.MaxAFRError, last.MaxAFRError, first.RMSVEErrorPct, rep.Final.RMSVEErrorPct)
-				assert.NotEqual(t, tune.Oscillating, rep.Status)
-				assert.Less(t, last.MaxAFRError, first.MaxAFRError/10)
-				assert.Less(t, rep.Final.RMSVEErrorPct, 2.0)
+				t.Logf("%s: %d iterations, max AFR %.3f -> %.3f, VE rms %.2f%% -> %.2f%%, delay %v", rep.Status, len(its),
+					first.MaxAFRError, last.MaxAFRError, first.RMSVEErrorPct, rep.Final.RMSVEErrorPct, last.Delay)
+				assert.Equal(t, tune.Converged, rep.Status)
+				assert.LessOrEqual(t, len(its), 3, "converged after at most two corrections")
+				assert.LessOrEqual(t, last.MaxAFRError, 0.1)
+				assert.LessOrEqual(t, rep.Final.RMSVEErrorPct, 1.0)
 				assert.Greater(t, first.RMSVEErrorPct, 8.0)
+				assert.InDelta(t, 0.4, last.Delay.Seconds(), 0.05)
 				for _, it := range its {
 					assert.Equal(t, it.CellsCovered, its[0].CellsCovered, "the same plan covers the same cells")
 					assert.Greater(t, it.PeakHP, 100.0)
 				}
+
+				off, err := tune.Run(t.Context(), config(t, name, seed, false))
+				require.NoError(t, err)
+				assert.NotEqual(t, tune.Converged, off.Status, "without the delay the loop must not converge")
 			})
 		}
 	}
@@ -58,22 +65,29 @@ func TestSessionConverges(t *testing.T) {
 // A cell the plan never reaches (20 kPa: every step runs at 30 kPa or
 // more) stays exactly as it was.
 func TestUntouchedCell(t *testing.T) {
-	cfg := config(t, "lean", 3, false)
+	cfg := config(t, "lean", 3, true)
 	cfg.MaxIterations = 3
+	cfg.ConvergedAFR = 1e-9 // run all three
 	rep, err := tune.Run(t.Context(), cfg)
 	require.NoError(t, err)
 	require.Len(t, rep.Iterations, 3)
 	for c := range 2 {
 		changed := 0
-		for i := range tune.GridRPM {
-			assert.Equal(t, cfg.Initial[c].Get(i, 0), rep.Tables[c].Get(i, 0), "20 kPa row %v", tune.GridRPM[i])
+		for i, rpm := range cfg.Initial[c].RPM {
+			assert.Equal(t, cfg.Initial[c].Get(i, 0), rep.Tables[c].Get(i, 0), "20 kPa row %v", rpm)
+			if rpm > 5750 {
+				// Above the plan's 5500 rev/min nothing is reached either.
+				for j := range tune.GridMAP {
+					assert.Equal(t, cfg.Initial[c].Get(i, j), rep.Tables[c].Get(i, j), "cell %v/%v", rpm, tune.GridMAP[j])
+				}
+			}
 			for j := 1; j < len(tune.GridMAP); j++ {
 				if rep.Tables[c].Get(i, j) != cfg.Initial[c].Get(i, j) {
 					changed++
 				}
 			}
 		}
-		assert.Greater(t, changed, 60, "covered cells were corrected")
+		assert.Greater(t, changed, 120, "covered cells were corrected")
 	}
 }
 
@@ -135,7 +149,7 @@ func TestPlanner(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, tests)
 	for _, ts := range tests {
-		assert.Contains(t, []string{"hold", "sweep"}, ts.Kind)
+		assert.Contains(t, []string{"hold", "sweep", "pull"}, ts.Kind)
 		assert.GreaterOrEqual(t, ts.MAPKPa, 30.0)
 		assert.Positive(t, ts.Seconds)
 	}
@@ -153,9 +167,9 @@ func TestPlanner(t *testing.T) {
 	res := rep2.Result
 	for _, ts := range tests {
 		for _, cell := range ts.Cells {
-			i, j := index(tune.GridRPM, cell[0]), index(tune.GridMAP, cell[1])
+			i, j := index(res.Grid.RPM, cell[0]), index(res.Grid.MAP, cell[1])
 			for c := range 2 {
-				assert.GreaterOrEqual(t, res.Cylinders[c].Cell(i, j).EffectiveSamples, 10.0, "cell %v", cell)
+				assert.GreaterOrEqual(t, res.Cylinders[c].Cell(i, j).EffectiveSamples, 10.0, "cell %v of %+v", cell, ts)
 			}
 		}
 	}

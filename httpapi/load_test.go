@@ -170,6 +170,9 @@ func TestLoad(t *testing.T) {
 				run, err := rs.Get(ctx, k.(string))
 				require.NoError(t, err)
 				assert.Equal(t, runstore.StatusCompleted, run.Status)
+				var doc struct{ Samples int }
+				require.NoError(t, json.Unmarshal(run.Results, &doc))
+				assert.Equal(t, 100_000, doc.Samples, "every row analyzed")
 				n++
 				return true
 			})

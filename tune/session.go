@@ -139,9 +139,11 @@ type Iteration struct {
 	// percent, over the covered cells; NaN without Truth.
 	RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
 	MaxVEErrorPct float64 `json:"max_ve_error_pct"`
-	CellsCovered  int     `json:"cells_covered"`
-	// CellsCorrected counts covered cells whose correction exceeds 0.5 %;
-	// CellsConverged those whose |AFR error| is within ConvergedAFR.
+	// CellsCovered counts the covered cells of both cylinders (a cell of
+	// the grid counts once per cylinder); CellsCorrected those whose
+	// correction exceeds 0.5 %, CellsConverged those whose |AFR error| is
+	// within ConvergedAFR.
+	CellsCovered   int     `json:"cells_covered"`
 	CellsCorrected int     `json:"cells_corrected"`
 	CellsConverged int     `json:"cells_converged"`
 	PeakHP         float64 `json:"peak_hp"`
@@ -157,9 +159,13 @@ type Iteration struct {
 type Report struct {
 	Status     Status      `json:"status"`
 	Iterations []Iteration `json:"iterations"`
-	// Tables are the ECU's VE tables at the end; Final scores them (VE
-	// error over the cells the last iteration covered) when Truth is set.
+	// Tables are the ECU's VE tables the session hands back: those of the
+	// iteration with the smallest max AFR error (Best), so a session that
+	// ends oscillating or out of iterations returns its best tune, not its
+	// last correction. Final scores them (VE error over the cells the last
+	// iteration covered) when Truth is set.
 	Tables [2]*ve.Table `json:"-"`
+	Best   int          `json:"best_iteration"`
 	Final  struct {
 		RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
 		MaxVEErrorPct float64 `json:"max_ve_error_pct"`
@@ -168,25 +174,64 @@ type Report struct {
 	Result *ve.Result `json:"-"`
 }
 
-// Run runs a session to its end. It returns the report so far and ctx's
-// error when ctx is cancelled.
-func Run(ctx context.Context, cfg Config) (*Report, error) {
+// Session is one closed-loop tuning run. Create it with New; it is not
+// safe for concurrent use.
+type Session struct {
+	cfg  Config
+	used bool
+}
+
+// New validates cfg and returns a session ready to Run.
+func New(cfg Config) (*Session, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	return &Session{cfg: cfg}, nil
+}
+
+// Run runs a session to its end: until converged, oscillating or out of
+// iterations. It returns the report so far and ctx's error when ctx is
+// cancelled. A session runs once.
+func (s *Session) Run(ctx context.Context) (*Report, error) {
+	if s.used {
+		return nil, fmt.Errorf("%w: a session runs once", ErrConfig)
+	}
+	s.used = true
+	return s.cfg.run(ctx)
+}
+
+// Run is New(cfg) followed by Run(ctx).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.Run(ctx)
+}
+
+func (cfg *Config) run(ctx context.Context) (*Report, error) {
 	tables := [2]*ve.Table{cfg.Initial[0].Clone(), cfg.Initial[1].Clone()}
 	rep := &Report{Status: MaxIterations}
 	var covered []bool
+	best := tables
+	bestErr := math.Inf(1)
 	prevMax := math.NaN()
+	finish := func() {
+		rep.Tables = best
+		rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct = cfg.veError(best, covered)
+	}
 	for n := 1; n <= cfg.MaxIterations; n++ {
 		it, res, corr, cov, err := cfg.iterate(ctx, n, tables)
 		if err != nil {
-			rep.Tables = tables
+			finish()
 			return rep, err
 		}
 		covered = cov
 		rep.Iterations = append(rep.Iterations, it)
 		rep.Result = res
+		if it.MaxAFRError < bestErr {
+			best, bestErr, rep.Best = tables, it.MaxAFRError, n
+		}
 		cfg.Logger.Info("tune iteration", "n", n, "max_afr_error", it.MaxAFRError, "rms_ve_error_pct", it.RMSVEErrorPct)
 		if it.MaxAFRError <= cfg.ConvergedAFR {
 			rep.Status = Converged
@@ -201,17 +246,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			break
 		}
 		cfg.emit(n, "apply", "applying per-cylinder corrections")
+		var next [2]*ve.Table
 		for c := range 2 {
-			next, err := cfg.apply(tables[c], corr[c], c)
+			t, err := cfg.apply(tables[c], corr[c], c)
 			if err != nil {
-				rep.Tables = tables
+				finish()
 				return rep, fmt.Errorf("tune: iteration %d, %s: %w", n, ve.CylinderName(c), err)
 			}
-			tables[c] = next
+			next[c] = t
 		}
+		tables = next
 	}
-	rep.Tables = tables
-	rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct = cfg.veError(tables, covered)
+	finish()
 	cfg.emit(len(rep.Iterations), "done", string(rep.Status))
 	return rep, nil
 }

@@ -1,0 +1,139 @@
+// Command closedloop runs a virtual tuning session: the simulated M8-114
+// starts with wrong ECU VE tables, and the loop pulls, analyzes and
+// corrects until the AFR error is gone. It prints the iteration table and
+// the final error of the tables against the engine's true VE, in about a
+// second:
+//
+//	go run ./examples/closedloop                      # lean start, delay learned
+//	go run ./examples/closedloop -scenario random -seed 7
+//	go run ./examples/closedloop -learn=false         # the 400 ms delay left in: no convergence
+//	go run ./examples/closedloop -rpm-step 500        # the predecessor's coarser ECU grid
+//	go run ./examples/closedloop -plan                # and the next tests for what stayed weak
+//	go run ./examples/closedloop -json                # the report as JSON
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dynoai/dynoai/tune"
+)
+
+type options struct {
+	scenario   string
+	seed       uint64
+	learn      bool
+	delay      time.Duration
+	rpmStep    float64
+	iterations int
+	plan       bool
+	json       bool
+}
+
+func main() {
+	var o options
+	var names []string
+	for _, sc := range tune.Scenarios() {
+		names = append(names, sc.Name)
+	}
+	flag.StringVar(&o.scenario, "scenario", "lean", "start: "+strings.Join(names, ", "))
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the ECU error and the noise")
+	flag.BoolVar(&o.learn, "learn", true, "learn the wideband delay from the logs")
+	flag.DurationVar(&o.delay, "delay", 400*time.Millisecond, "the simulated wideband transport delay")
+	flag.Float64Var(&o.rpmStep, "rpm-step", 0, "RPM spacing of the ECU grid (0: 250)")
+	flag.IntVar(&o.iterations, "iterations", 6, "most iterations")
+	flag.BoolVar(&o.plan, "plan", false, "print the next tests for the cells that stayed weak")
+	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Stdout, o); err != nil {
+		fmt.Fprintln(os.Stderr, "closedloop:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, w io.Writer, o options) error {
+	sc, err := tune.ScenarioByName(o.scenario, o.seed)
+	if err != nil {
+		return err
+	}
+	sc.Delay, sc.RPMStep = o.delay, o.rpmStep
+	cfg, err := sc.Config()
+	if err != nil {
+		return err
+	}
+	cfg.LearnDelay = o.learn
+	cfg.MaxIterations = o.iterations
+	start := time.Now()
+	rep, err := tune.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	var tests []tune.Test
+	if o.plan {
+		tests, err = tune.Planner(rep.Result, tune.PlannerOptions{
+			// The plan's range: 30 kPa and up, to 300 below the redline.
+			Reachable: func(rpm, mapKPa float64) bool { return mapKPa >= 30 && rpm <= 5500 },
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if o.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Scenario tune.Scenario `json:"scenario"`
+			Report   *tune.Report  `json:"report"`
+			Next     []tune.Test   `json:"next_tests,omitempty"`
+		}{sc, rep, tests})
+	}
+	fmt.Fprintf(w, "scenario %s (front %+.0f %%, rear %+.0f %%, spread %.0f %%), seed %d, delay %v, learned: %v\n\n",
+		sc.Name, sc.FrontPct, sc.RearPct, sc.SpreadPct, sc.Seed, sc.Delay, o.learn)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "iter\tmax AFR err\tmean\tRMS\tVE err RMS %\tVE err max %\tcells\tcorrected\tconverged\tpeak HP\tdelay\t")
+	for _, it := range rep.Iterations {
+		d := "-"
+		if o.learn || it.Delay != 0 {
+			d = it.Delay.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%d\t%d\t%d\t%.1f\t%s\t\n", it.N, it.MaxAFRError, it.MeanAFRError, it.RMSAFRError,
+			it.RMSVEErrorPct, it.MaxVEErrorPct, it.CellsCovered, it.CellsCorrected, it.CellsConverged, it.PeakHP, d)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s after %d iterations in %v; the tables of iteration %d against the truth on covered cells: VE error RMS %.2f %%, max %.2f %%\n",
+		rep.Status, len(rep.Iterations), elapsed.Round(time.Millisecond), rep.Best, rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct)
+	if math.IsNaN(rep.Final.RMSVEErrorPct) {
+		return errors.New("no VE error: the session had no truth to score against")
+	}
+	if o.plan {
+		fmt.Fprintf(w, "\nnext tests (%.0f s):\n", tune.TotalSeconds(tests))
+		for _, t := range tests {
+			switch t.Kind {
+			case "hold":
+				load := fmt.Sprintf("%.0f kPa", t.MAPKPa)
+				if t.TPS > 0 {
+					load = fmt.Sprintf("%.0f %% TPS", t.TPS)
+				}
+				fmt.Fprintf(w, "  hold  %5.0f rpm at %s for %.1f s\n", t.RPM, load, t.Seconds)
+			default:
+				fmt.Fprintf(w, "  %-5s %5.0f-%.0f rpm at %.0f kPa, %d pass(es), %.1f s\n", t.Kind, t.RPM, t.EndRPM, t.MAPKPa, t.Passes, t.Seconds)
+			}
+		}
+	}
+	return nil
+}

@@ -201,7 +201,8 @@ func TestPanicRecovery(t *testing.T) {
 	assert.Equal(t, "trace-1", r.header.Get(HeaderRequestID))
 	assert.NotContains(t, string(r.body), "boom")
 	assert.Contains(t, logs.String(), "trace-1")
-	assert.Equal(t, 200, e.get(t, "/api/health/live").code, "the server survives")
+	assert.Equal(t, 200, e.do(t, "GET", "/api/health/live", nil, map[string]string{HeaderRequestID: "trace-2"}).code, "the server survives")
+	assert.Contains(t, logs.String(), `msg=request request_id=trace-2 method=GET path=/api/health/live route="GET /api/health/live" status=200`)
 }
 
 // panicAnalyzer panics inside a worker.

@@ -16,6 +16,8 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetstream"
+	"github.com/dynoai/dynoai/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -60,7 +62,9 @@ func (f *fakeJD) Mapping() []jetdrive.Assignment {
 
 func TestJetDriveRoutes(t *testing.T) {
 	jd := &fakeJD{samples: make(chan dyno.Sample)}
-	e := newEnv(t, func(c *Config) { c.JetDrive = jd })
+	m, err := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	e := newEnv(t, func(c *Config) { c.JetDrive = jd; c.Metrics = m }) // streams through the metrics writer too
 	r := e.get(t, "/api/jetdrive/providers")
 	require.Equal(t, 200, r.code, "body %s", r.body)
 	assert.Contains(t, string(r.body), `"name":"Dyno"`)

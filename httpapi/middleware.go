@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"runtime/debug"
@@ -73,9 +74,15 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tw := &trackWriter{ResponseWriter: w}
+		start := time.Now()
 		defer func() {
 			v := recover()
 			if v == nil {
+				if s.log.Enabled(r.Context(), slog.LevelDebug) {
+					s.log.DebugContext(r.Context(), "request", "request_id", RequestID(r.Context()), "method", r.Method,
+						"path", r.URL.Path, "route", routeFromHolder(r), "status", tw.status, "duration", time.Since(start),
+						"remote_ip", clientName(s, r))
+				}
 				return
 			}
 			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
@@ -98,28 +105,31 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // trackWriter remembers whether a response was started.
 type trackWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote  bool
+	status int
 }
 
 func (t *trackWriter) WriteHeader(code int) {
-	if code >= 200 {
-		t.wrote = true
+	if code >= 200 && !t.wrote {
+		t.wrote, t.status = true, code
 	}
 	t.ResponseWriter.WriteHeader(code)
 }
 
 func (t *trackWriter) Write(b []byte) (int, error) {
-	t.wrote = true
+	if !t.wrote {
+		t.wrote, t.status = true, http.StatusOK
+	}
 	return t.ResponseWriter.Write(b)
 }
 
 func (t *trackWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func (t *trackWriter) Flush() {
-	t.wrote = true
-	if f, ok := t.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+	if !t.wrote {
+		t.wrote, t.status = true, http.StatusOK
 	}
+	_ = http.NewResponseController(t.ResponseWriter).Flush()
 }
 
 // CORS header values.

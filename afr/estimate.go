@@ -120,14 +120,21 @@ type BandDelay struct {
 	Pairs      int           `json:"pairs"`
 }
 
-// bandAcc accumulates, per lag and cell, the readings' count, sum and sum
-// of squares; cells are allocated when first used.
+// bandAcc accumulates, per lag and cell slot, the readings' count, sum
+// and sum of squares. Slots are the estimator's, shared by every bandAcc.
 type bandAcc struct {
 	lo, hi        float64
 	rpmSum, rpmN  float64
-	slots         map[int32]int
-	ids           []int32     // cell of each slot
 	n, sum, sumsq [][]float64 // [lag][slot]
+}
+
+// grow adds one slot to every lag.
+func (b *bandAcc) grow() {
+	for l := range b.n {
+		b.n[l] = append(b.n[l], 0)
+		b.sum[l] = append(b.sum[l], 0)
+		b.sumsq[l] = append(b.sumsq[l], 0)
+	}
 }
 
 // DelayEstimator estimates the wideband transport delay from a log. The
@@ -152,8 +159,8 @@ type bandAcc struct {
 // (by the engine speed when they were logged, measured against the cell
 // means of the whole log), so a delay that shrinks with gas velocity can
 // show; the band estimates are rougher than the overall one. Memory is
-// bounded by MaxDelay/Step, the cells (at most 4096 per band) and the
-// bands, whatever the log's length.
+// bounded by MaxDelay/Step, the cells (at most 4096) and the bands,
+// whatever the log's length.
 type DelayEstimator struct {
 	opt   EstimateOptions
 	fuel  Fuel
@@ -175,7 +182,8 @@ type DelayEstimator struct {
 
 	// rings of the engine state at past points
 	head     int
-	ringCell []int32
+	ringSlot []int32 // the cell slot of each past point, -1 for none
+	slots    map[int32]int32
 	ringCmd  [dyno.MaxCylinders][]float64
 	cyl      int
 }
@@ -251,13 +259,14 @@ func NewDelayEstimator(opt EstimateOptions) (*DelayEstimator, error) {
 	}
 	lo := math.Inf(-1)
 	for _, hi := range append(slices.Clone(edges), math.Inf(1)) {
-		e.bands = append(e.bands, bandAcc{lo: lo, hi: hi, slots: map[int32]int{},
+		e.bands = append(e.bands, bandAcc{lo: lo, hi: hi,
 			n: make([][]float64, e.lags), sum: make([][]float64, e.lags), sumsq: make([][]float64, e.lags)})
 		lo = hi
 	}
-	e.all = bandAcc{lo: math.Inf(-1), hi: math.Inf(1), slots: map[int32]int{},
+	e.all = bandAcc{lo: math.Inf(-1), hi: math.Inf(1),
 		n: make([][]float64, e.lags), sum: make([][]float64, e.lags), sumsq: make([][]float64, e.lags)}
-	e.ringCell = make([]int32, e.lags)
+	e.ringSlot = make([]int32, e.lags)
+	e.slots = map[int32]int32{}
 	for c := range e.ringCmd {
 		e.ringCmd[c] = make([]float64, e.lags)
 	}
@@ -266,8 +275,8 @@ func NewDelayEstimator(opt EstimateOptions) (*DelayEstimator, error) {
 }
 
 func (e *DelayEstimator) resetRings() {
-	for k := range e.ringCell {
-		e.ringCell[k] = -1
+	for k := range e.ringSlot {
+		e.ringSlot[k] = -1
 	}
 	for c := range e.ringCmd {
 		for k := range e.ringCmd[c] {
@@ -350,7 +359,7 @@ func (e *DelayEstimator) cell(rpm, mapKPa float64) int32 {
 // push adds one resampled point.
 func (e *DelayEstimator) push(p *point) {
 	e.head = (e.head + 1) % e.lags
-	e.ringCell[e.head] = e.cell(p.rpm, p.map_)
+	e.ringSlot[e.head] = e.slot(e.cell(p.rpm, p.map_))
 	for c := range e.cyl {
 		e.ringCmd[c][e.head] = p.cmd[c]
 	}
@@ -367,36 +376,44 @@ func (e *DelayEstimator) push(p *point) {
 		split := len(e.bands) > 1
 		for k := range e.lags {
 			idx := (e.head - k + e.lags) % e.lags
-			cell := e.ringCell[idx]
+			slot := e.ringSlot[idx]
 			r := y - e.ringCmd[c][idx]
-			if cell < 0 || math.IsNaN(r) {
+			if slot < 0 || math.IsNaN(r) {
 				continue
 			}
-			e.all.add(k, cell, r)
+			e.all.add(k, slot, r)
 			if split {
-				b.add(k, cell, r)
+				b.add(k, slot, r)
 			}
 		}
 	}
 }
 
-// add accumulates r into lag k's cell. A band tracks at most maxCells
-// cells; readings of further cells are ignored.
-func (b *bandAcc) add(k int, cell int32, r float64) {
-	slot, ok := b.slots[cell]
-	if !ok {
-		if len(b.slots) >= maxCells {
-			return
-		}
-		slot = len(b.slots)
-		b.slots[cell] = slot
-		b.ids = append(b.ids, cell)
-		for l := range b.n {
-			b.n[l] = append(b.n[l], 0)
-			b.sum[l] = append(b.sum[l], 0)
-			b.sumsq[l] = append(b.sumsq[l], 0)
+// slot returns the slot of a cell, allocating it (in every accumulator)
+// on first use; -1 for no cell or when maxCells are in use.
+func (e *DelayEstimator) slot(cell int32) int32 {
+	if cell < 0 {
+		return -1
+	}
+	if sl, ok := e.slots[cell]; ok {
+		return sl
+	}
+	if len(e.slots) >= maxCells {
+		return -1
+	}
+	sl := int32(len(e.slots))
+	e.slots[cell] = sl
+	e.all.grow()
+	if len(e.bands) > 1 {
+		for i := range e.bands {
+			e.bands[i].grow()
 		}
 	}
+	return sl
+}
+
+// add accumulates r into lag k's slot.
+func (b *bandAcc) add(k int, slot int32, r float64) {
 	b.n[k][slot]++
 	b.sum[k][slot] += r
 	b.sumsq[k][slot] += r * r
@@ -450,7 +467,7 @@ func (e *DelayEstimator) bestOf(b, ref *bandAcc) (best, bool) {
 			if ref == nil {
 				vc = max(sq-sm*sm/cn, 0) / (cn - 1)
 			} else {
-				j := ref.slots[b.ids[i]]
+				j := i // slots are shared
 				rn := ref.n[k][j]
 				if rn < 2 {
 					continue

@@ -345,11 +345,40 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, f runstore.Fil
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if _, err := io.Copy(w, rc); err != nil {
+	if err := copyVerified(w, rc); err != nil {
 		s.log.Error("download aborted", "request_id", RequestID(r.Context()), "run_id", f.RunID, "file_id", f.ID, "err", err)
 		panic(http.ErrAbortHandler) // the client must not take a corrupt file for a whole one
 	}
 	return nil
+}
+
+// copyVerified copies a checksum-verifying reader to w, always holding the
+// latest chunk back until the next read succeeds, so that when the
+// checksum fails at the end the response is short of its Content-Length
+// and the client sees a broken transfer, not a complete corrupt file.
+func copyVerified(w io.Writer, r io.Reader) error {
+	bufs := [2][]byte{make([]byte, 32<<10), make([]byte, 32<<10)}
+	var pending []byte
+	for i := 0; ; i++ {
+		buf := bufs[i%2]
+		n, err := r.Read(buf)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if len(pending) > 0 {
+			if _, werr := w.Write(pending); werr != nil {
+				return werr
+			}
+		}
+		pending = buf[:n]
+		if errors.Is(err, io.EOF) {
+			if len(pending) > 0 {
+				_, werr := w.Write(pending)
+				return werr
+			}
+			return nil
+		}
+	}
 }
 
 // document returns a completed run's result document.

@@ -245,6 +245,12 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.MetricsEnabled = boolean("PROMETHEUS_METRICS_ENABLED", false)
 	s.MetricsPort = integer("PROMETHEUS_METRICS_PORT", 0, 0, 65535)
 	s.MetricsProtect = boolean("PROMETHEUS_METRICS_PROTECT", false)
+	if !s.MetricsEnabled && (s.MetricsPort != 0 || s.MetricsProtect) {
+		bad("PROMETHEUS_METRICS_PORT", "metrics settings need PROMETHEUS_METRICS_ENABLED=true")
+	}
+	if s.MetricsPort != 0 && s.MetricsPort == s.Port {
+		bad("PROMETHEUS_METRICS_PORT", "is the main port; use 0 to serve /metrics there")
+	}
 
 	switch strings.ToLower(str("LOG_LEVEL", "info")) {
 	case "debug":

@@ -112,12 +112,13 @@ func TestLoadSettings(t *testing.T) {
 		"JETDRIVE_MCAST_GROUP":    "10.0.0.1", // not multicast
 		"PROMETHEUS_METRICS":      "true",     // unknown
 		"LOG_LEVEL":               "loud",
+		"PROMETHEUS_METRICS_PORT": "9090",
 	})
 	_, err = loadSettings(environ, lookup)
 	require.Error(t, err)
 	for _, want := range []string{"DYNOAI_PORTT: unknown variable", "DYNOAI_DEBUG: \"maybe\"", "DYNOAI_PORT: \"70000\"",
 		"RATE_LIMIT_DEFAULT", "RATE_LIMIT_STORAGE", "\"nope\"", "DYNOAI_SHUTDOWN_TIMEOUT", "JETSTREAM_ENABLED: needs",
-		"JETDRIVE_MCAST_GROUP", "PROMETHEUS_METRICS: unknown variable", "LOG_LEVEL"} {
+		"JETDRIVE_MCAST_GROUP", "PROMETHEUS_METRICS: unknown variable", "LOG_LEVEL", "need PROMETHEUS_METRICS_ENABLED"} {
 		assert.Contains(t, err.Error(), want)
 	}
 

@@ -2,6 +2,7 @@ package tune
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -29,9 +30,11 @@ type Scenario struct {
 	// Delay is the wideband transport delay; SensorLag its time constant.
 	Delay     time.Duration `json:"delay_ns"`
 	SensorLag time.Duration `json:"sensor_lag_ns"`
-	// Quiet turns the sensor noise off (dyno.TypicalNoise otherwise).
-	Quiet bool   `json:"quiet"`
-	Seed  uint64 `json:"seed"`
+	// Quiet turns the sensor noise off; otherwise it is dyno.TypicalNoise
+	// times NoiseScale (zero means 1).
+	Quiet      bool    `json:"quiet"`
+	NoiseScale float64 `json:"noise_scale,omitempty"`
+	Seed       uint64  `json:"seed"`
 	// RPMStep is the spacing of the ECU grid's RPM axis from 1500 to 6500;
 	// zero means DefaultRPMStep, 500 is the predecessor's GridRPM.
 	RPMStep float64 `json:"rpm_step"`
@@ -139,8 +142,13 @@ func (sc Scenario) Config() (Config, error) {
 		initial[c] = t
 	}
 	noise := dyno.TypicalNoise
-	if sc.Quiet {
+	switch k := sc.NoiseScale; {
+	case sc.Quiet:
 		noise = dyno.SimNoise{}
+	case k < 0 || math.IsNaN(k) || k > 100:
+		return Config{}, fmt.Errorf("%w: NoiseScale %v outside [0, 100]", ErrConfig, k)
+	case k > 0:
+		noise = dyno.SimNoise{AFR: noise.AFR * k, RPM: noise.RPM * k, MAP: noise.MAP * k, TPS: noise.TPS * k, TorquePct: noise.TorquePct * k}
 	}
 	targets := dyno.VirtualECUTargets()
 	return Config{

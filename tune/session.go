@@ -72,9 +72,12 @@ type Config struct {
 	// Limits bound each apply; zero means DefaultLimits with the initial
 	// tables as baselines.
 	Limits *ve.Limits
-	// LearnDelay estimates the wideband transport delay from each
-	// iteration's log (afr.AutoAlign); otherwise Analyzer.SensorDelay is
-	// used as given (zero: no alignment).
+	// LearnDelay estimates the wideband transport delay from the logs
+	// (afr.AutoAlign with AutoAlign's options) until one estimate is
+	// confident (AutoAlign.MinConfidence, default 0.3), then keeps it:
+	// near convergence the AFR carries little of the cell structure the
+	// estimate reads. Otherwise Analyzer.SensorDelay is used as given
+	// (zero: no alignment).
 	LearnDelay bool
 	AutoAlign  afr.AutoAlignOptions
 	// MaxIterations; zero means 6.
@@ -101,14 +104,17 @@ type Config struct {
 	Progress func(Event)
 	// Logger; nil discards.
 	Logger *slog.Logger
-
-	// the most confident delay learned so far
-	learned     dyno.TransportDelay
-	learnedConf float64
 }
 
-// DefaultAnalyzerOptions are the analysis settings of a session: a 25 %
-// clamp (a −10 % ± 5 % table needs up to about 1.3), at least 10 effective
+// learned is the delay a session has learned and kept, with its confidence
+// (zero before).
+type learned struct {
+	delay dyno.TransportDelay
+	conf  float64
+}
+
+// DefaultAnalyzerOptions are the analysis settings of a session: a 35 %
+// clamp (a −10 % ± 5 % table needs up to about 1.33), at least 10 effective
 // samples a cell, and the AFR range and fuel-cut check widened to 20 so
 // that a badly lean cell still counts instead of being taken for a fuel cut.
 func DefaultAnalyzerOptions() ve.Options {
@@ -117,15 +123,12 @@ func DefaultAnalyzerOptions() ve.Options {
 	return ve.Options{Filter: &f, MinSamples: 10, ClampPercent: 35}
 }
 
-// DefaultLimits are the authority limits of a session: 25 % a step, 50 %
-// from the baseline in total, VE rails 10..200.
+// DefaultLimits are the authority limits of a session: 35 % a step (one
+// correction fixes a cell 25 % off), 50 % from the baseline in total, VE
+// rails 10..200.
 func DefaultLimits() ve.Limits {
 	return ve.Limits{MaxAdjustPercent: 35, MinVE: 10, MaxVE: 200, MaxCumulativePercent: 50}
 }
-
-// minLearnConfidence is the confidence a learned delay needs before the
-// session uses it.
-const minLearnConfidence = 0.1
 
 // Iteration is what one iteration measured, before its correction.
 type Iteration struct {
@@ -216,12 +219,13 @@ func (cfg *Config) run(ctx context.Context) (*Report, error) {
 	best := tables
 	bestErr := math.Inf(1)
 	prevMax := math.NaN()
+	var lrn learned
 	finish := func() {
 		rep.Tables = best
 		rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct = cfg.veError(best, covered)
 	}
 	for n := 1; n <= cfg.MaxIterations; n++ {
-		it, res, corr, cov, err := cfg.iterate(ctx, n, tables)
+		it, res, corr, cov, err := cfg.iterate(ctx, n, tables, &lrn)
 		if err != nil {
 			finish()
 			return rep, err
@@ -341,7 +345,7 @@ func (p *peakSource) Next(ctx context.Context, s *dyno.Sample) error {
 	return nil
 }
 
-func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Iteration, *ve.Result, [2]*ve.Table, []bool, error) {
+func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn *learned) (Iteration, *ve.Result, [2]*ve.Table, []bool, error) {
 	var corr [2]*ve.Table
 	start := time.Now()
 	it := Iteration{N: n, DelayConfidence: math.NaN(), Delay: cfg.Analyzer.SensorDelay.Fixed}
@@ -354,17 +358,11 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Ite
 	var in dyno.Source = ps
 	var aa *afr.AutoAligner
 	switch {
-	case cfg.LearnDelay && cfg.learnedConf > 0:
-		// Logs are estimated until one gives a confident delay; that one
-		// is kept: near convergence the AFR carries little of the cell
-		// structure the estimate reads, and a wandering delay would undo
-		// the tune.
-		in = afr.AlignWith(ps, cfg.learned, cfg.AutoAlign.Align)
-		it.Delay, it.DelayConfidence = cfg.learned.Fixed, cfg.learnedConf
+	case cfg.LearnDelay && lrn.conf > 0:
+		in = afr.AlignWith(ps, lrn.delay, cfg.AutoAlign.Align)
+		it.Delay, it.DelayConfidence = lrn.delay.Fixed, lrn.conf
 	case cfg.LearnDelay:
-		opt := cfg.AutoAlign
-		opt.MinConfidence = max(opt.MinConfidence, minLearnConfidence)
-		aa = afr.AutoAlign(ps, opt)
+		aa = afr.AutoAlign(ps, cfg.AutoAlign)
 		in = aa
 	}
 	var att *attribution
@@ -388,8 +386,8 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table) (Ite
 		it.Delay = aa.Delay().Fixed
 		if est, err := aa.Estimate(); err == nil {
 			it.DelayConfidence = est.Confidence
-			if est.Confidence >= max(cfg.AutoAlign.MinConfidence, minLearnConfidence) {
-				cfg.learned, cfg.learnedConf = est.Delay, est.Confidence
+			if aa.Delay() == est.Delay && !est.Delay.IsZero() {
+				*lrn = learned{est.Delay, est.Confidence}
 			}
 		}
 	}

@@ -211,3 +211,45 @@ func BenchmarkScenario(b *testing.B) {
 		}
 	}
 }
+
+// The other cases: sensor delays from 0 to 1 s learned from the
+// logs, no noise and twice the typical noise, a sensor lag, front and rear
+// wrong in opposite directions.
+func TestSessionCases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 8 sessions")
+	}
+	for _, tt := range []struct {
+		name   string
+		mod    func(*tune.Scenario)
+		maxIts int
+	}{
+		{"no delay", func(s *tune.Scenario) { s.Delay = 0 }, 3},
+		{"100 ms", func(s *tune.Scenario) { s.Delay = 100 * time.Millisecond }, 3},
+		{"700 ms", func(s *tune.Scenario) { s.Delay = 700 * time.Millisecond }, 3},
+		{"1 s", func(s *tune.Scenario) { s.Delay = time.Second }, 3},
+		{"quiet", func(s *tune.Scenario) { s.Quiet = true }, 3},
+		{"noisy", func(s *tune.Scenario) { s.NoiseScale = 2 }, 3},
+		{"sensor lag 100 ms", func(s *tune.Scenario) { s.SensorLag = 100 * time.Millisecond }, 3},
+		{"front lean, rear rich", func(s *tune.Scenario) { s.FrontPct, s.RearPct = -12, 12 }, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := tune.ScenarioByName("lean", 4)
+			require.NoError(t, err)
+			tt.mod(&sc)
+			cfg, err := sc.Config()
+			require.NoError(t, err)
+			cfg.LearnDelay = true
+			rep, err := tune.Run(t.Context(), cfg)
+			require.NoError(t, err)
+			last := rep.Iterations[len(rep.Iterations)-1]
+			t.Logf("%s in %d: max AFR %.3f, VE rms %.2f%%, delay %v", rep.Status, len(rep.Iterations), last.MaxAFRError, rep.Final.RMSVEErrorPct, last.Delay)
+			assert.Equal(t, tune.Converged, rep.Status)
+			assert.LessOrEqual(t, len(rep.Iterations), tt.maxIts)
+			assert.LessOrEqual(t, rep.Final.RMSVEErrorPct, 1.0)
+			if sc.SensorLag == 0 {
+				assert.InDelta(t, sc.Delay.Seconds(), last.Delay.Seconds(), 0.05, "learned delay")
+			}
+		})
+	}
+}

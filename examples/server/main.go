@@ -33,6 +33,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/httpapi"
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/metrics/jetdrivemetrics"
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/metrics"
@@ -162,6 +163,12 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		}
 		defer jd.Close()
 		cfg.JetDrive = jd
+		if reg != nil {
+			// The client's stats (providers, drops, decode errors) on /metrics.
+			if err := reg.Register(jetdrivemetrics.New(jd, jetdrivemetrics.Options{})); err != nil {
+				return fmt.Errorf("jetdrive metrics: %w", err)
+			}
+		}
 	}
 	if s.JetstreamEnabled {
 		client, err := jetstream.NewHTTPClient(jetstream.HTTPOptions{BaseURL: s.JetstreamURL, APIKey: s.JetstreamKey, Logger: log})

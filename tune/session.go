@@ -280,6 +280,9 @@ func (cfg *Config) fill() error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: Initial[%d]: %w", ErrConfig, c, err)
 		}
+		if t.Precision < 0 || t.Precision > ve.MaxBasePrecision {
+			return fmt.Errorf("%w: Initial[%d] has precision %d, at most %d", ErrConfig, c, t.Precision, ve.MaxBasePrecision)
+		}
 	}
 	if !cfg.Initial[0].SameAxes(cfg.Initial[1]) {
 		return fmt.Errorf("%w: the front and rear tables have different axes", ErrConfig)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/tune"
+	"github.com/dynoai/dynoai/ve"
 )
 
 func config(t testing.TB, name string, seed uint64, learn bool) tune.Config {
@@ -126,6 +127,8 @@ func TestConfigErrors(t *testing.T) {
 		{"no table", func(c *tune.Config) { c.Initial[1] = nil }},
 		{"iterations", func(c *tune.Config) { c.MaxIterations = -1 }},
 		{"threshold", func(c *tune.Config) { c.ConvergedAFR = math.NaN() }},
+		{"precision", func(c *tune.Config) { c.Initial[0] = c.Initial[0].Clone(); c.Initial[0].Precision = 9 }},
+		{"axes", func(c *tune.Config) { c.Initial[1] = ve.MustTable([]float64{1000, 2000}, []float64{50}, 80) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
@@ -136,6 +139,13 @@ func TestConfigErrors(t *testing.T) {
 	}
 	_, err := tune.ScenarioByName("nope", 1)
 	require.ErrorIs(t, err, tune.ErrConfig)
+
+	s, err := tune.New(config(t, "perfect", 1, false))
+	require.NoError(t, err)
+	_, err = s.Run(t.Context())
+	require.NoError(t, err)
+	_, err = s.Run(t.Context())
+	require.ErrorIs(t, err, tune.ErrConfig, "a session runs once")
 }
 
 // The planner covers what one pull left weak, and the plan it proposes,

@@ -98,7 +98,16 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		return nil, fmt.Errorf("%w: weighting by torque needs a torque channel; %s has %s",
 			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
 	}
-	if o.SensorDelay != (dyno.TransportDelay{}) {
+	var auto *afr.AutoAligner
+	switch {
+	case o.LearnDelay:
+		lo := o.LearnDelayOptions
+		if lo.Fallback.IsZero() {
+			lo.Fallback = o.SensorDelay
+		}
+		auto = afr.AutoAlign(src, lo)
+		src = auto
+	case !o.SensorDelay.IsZero():
 		src = afr.Align(src, o.SensorDelay)
 	}
 	nr, nc := len(o.Grid.RPM), len(o.Grid.MAP)
@@ -197,7 +206,15 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	if o.Weighting == WeightPower && weighted == 0 && samples > 0 {
 		return nil, fmt.Errorf("%w: weighting by power, but no sample of %s has power (HP)", ErrMissingChannel, nameOr(layout.Name))
 	}
-	res := &Result{Source: layout.Name, Format: layout.Format, Grid: o.Grid, Samples: samples, Options: o}
+	res := &Result{Source: layout.Name, Format: layout.Format, Grid: o.Grid, Samples: samples, Options: o, Delay: o.SensorDelay}
+	if auto != nil {
+		res.Delay = auto.Delay()
+		if est, err := auto.Estimate(); err != nil {
+			res.DelayNote = err.Error()
+		} else {
+			res.DelayEstimate = &est
+		}
+	}
 	for c := range cyls {
 		if !cyls[c].seen {
 			continue

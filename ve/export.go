@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/dynoai/dynoai/afr"
 )
 
 // CylinderName returns the name files use for cylinder c: "Front" and
@@ -226,6 +228,15 @@ func (r *Result) WriteReport(w io.Writer) error {
 	fmt.Fprintf(&b, "DynoAI %s analysis of %s (%s)\n", Version, nameOr(r.Source), r.Format)
 	fmt.Fprintf(&b, "samples read: %d; grid %d RPM x %d MAP; attribution %s, weighting %s, min samples %g, clamp ±%g %%\n",
 		r.Samples, len(r.Grid.RPM), len(r.Grid.MAP), r.Options.Attribution, r.Options.Weighting, r.Options.MinSamples, r.Options.ClampPercent)
+	switch {
+	case r.DelayEstimate != nil:
+		fmt.Fprintf(&b, "wideband delay learned from the log: %v (confidence %.2f, %d pairs); undone: %v + %.0f/rpm s\n",
+			r.DelayEstimate.Overall, r.DelayEstimate.Confidence, r.DelayEstimate.Pairs, r.Delay.Fixed, r.Delay.PerRPM)
+	case r.DelayNote != "":
+		fmt.Fprintf(&b, "wideband delay could not be learned (%s); undone: %v\n", r.DelayNote, r.Delay.Fixed)
+	case !r.Delay.IsZero():
+		fmt.Fprintf(&b, "wideband delay undone: %v + %.0f/rpm s\n", r.Delay.Fixed, r.Delay.PerRPM)
+	}
 	if len(r.Cylinders) == 0 {
 		b.WriteString("\nno cylinder had wideband data: nothing to correct\n")
 	}
@@ -291,6 +302,8 @@ type Document struct {
 	Settings  DocumentSettings   `json:"settings"`
 	Cylinders []DocumentCylinder `json:"cylinders"`
 	Anomalies []Anomaly          `json:"anomalies"`
+	// DelayEstimate is the learned wideband delay, when the analysis learned one.
+	DelayEstimate *afr.DelayEstimate `json:"delay_estimate,omitempty"`
 }
 
 // DocumentSettings records the analyzer settings in a Document.
@@ -304,6 +317,7 @@ type DocumentSettings struct {
 	Fuel         string  `json:"fuel"`
 	SensorDelay  string  `json:"sensor_delay_fixed"`
 	DelayPerRPM  float64 `json:"sensor_delay_per_rpm,omitempty"`
+	LearnDelay   bool    `json:"learn_delay"`
 	TargetSource string  `json:"target_source"`
 	Filter       Filter  `json:"filter"`
 }
@@ -339,12 +353,12 @@ func jsonGrid(t *Table) [][]*float64 {
 // Document returns the result as a JSON-ready document.
 func (r *Result) Document() Document {
 	d := Document{Schema: "dynoai.result@1", Version: Version, Source: r.Source, Format: r.Format,
-		Samples: r.Samples, RPM: r.Grid.RPM, MAP: r.Grid.MAP, Anomalies: r.Anomalies()}
+		Samples: r.Samples, RPM: r.Grid.RPM, MAP: r.Grid.MAP, Anomalies: r.Anomalies(), DelayEstimate: r.DelayEstimate}
 	o := r.Options
 	d.Settings = DocumentSettings{Attribution: o.Attribution.String(), Weighting: o.Weighting.String(),
 		MinSamples: o.MinSamples, ClampPercent: o.ClampPercent, Smoothing: o.Smoothing.Kernels,
-		SmoothPasses: o.Smoothing.Passes, Fuel: o.Fuel.Name, SensorDelay: o.SensorDelay.Fixed.String(),
-		DelayPerRPM: o.SensorDelay.PerRPM, TargetSource: "commanded"}
+		SmoothPasses: o.Smoothing.Passes, Fuel: o.Fuel.Name, SensorDelay: r.Delay.Fixed.String(),
+		DelayPerRPM: r.Delay.PerRPM, LearnDelay: o.LearnDelay, TargetSource: "commanded"}
 	if o.Targets != nil {
 		d.Settings.TargetSource = "table"
 	}

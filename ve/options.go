@@ -163,6 +163,12 @@ type Options struct {
 	// wideband's transport delay (afr.Align) so each reading lands on the
 	// cell that made the exhaust. The zero value means no shift.
 	SensorDelay dyno.TransportDelay
+	// LearnDelay estimates the transport delay from the log itself (afr.AutoAlign,
+	// reading a bounded prefix first) and undoes it; SensorDelay, when set, is
+	// the fallback used when the log holds too little signal for a confident
+	// estimate. The estimate is reported in Result.DelayEstimate.
+	LearnDelay        bool
+	LearnDelayOptions afr.AutoAlignOptions
 	// Fuel converts lambda channels to AFR and, when Filter is nil, sets the
 	// AFR range. The zero value means gasoline.
 	Fuel afr.Fuel

@@ -1,6 +1,11 @@
 package ve
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/dynoai/dynoai/afr"
+	"github.com/dynoai/dynoai/dyno"
+)
 
 // Reason is why a sample was left out of a cylinder's corrections.
 type Reason int
@@ -144,6 +149,13 @@ type Result struct {
 	Samples   int // samples read
 	Cylinders []CylinderResult
 	Options   Options // the settings used, defaults filled in
+	// Delay is the transport delay the analysis undid: Options.SensorDelay,
+	// or with LearnDelay the one learned (or its fallback).
+	Delay dyno.TransportDelay
+	// DelayEstimate is the learned delay with its confidence and per-band
+	// figures, with LearnDelay; DelayNote says why there is none.
+	DelayEstimate *afr.DelayEstimate
+	DelayNote     string
 }
 
 // Cylinder returns the result for cylinder index c, or nil.

@@ -48,3 +48,40 @@ func TestAnalyzerRecoversSimulatedECUError(t *testing.T) {
 	// cell: the recovered multiplier is within 0.5 % of the truth everywhere.
 	require.Less(t, worst, 0.005, "worst relative error %.4f", worst)
 }
+
+// With LearnDelay the analyzer finds the wideband's transport delay in the
+// log itself and undoes it; the corrections then match the ones made with
+// the true delay given by hand.
+func TestAnalyzerLearnsSensorDelay(t *testing.T) {
+	g := Grid{RPM: []float64{2000, 2500, 3000, 3500, 4000, 4500, 5000}, MAP: []float64{40, 55, 70, 85, 95}}
+	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+	var ecu [2]dyno.Surface
+	for c, pct := range [2]float64{-8, 5} {
+		s, err := dyno.PerturbSurface(truth[c], g.RPM, g.MAP, pct, 3, uint64(20+c))
+		require.NoError(t, err)
+		ecu[c] = s
+	}
+	const delay = 400 * time.Millisecond
+	sim := func() dyno.Source {
+		s, err := dyno.NewSimulator(dyno.SimConfig{Seed: 5, ECUVE: ecu, Noise: dyno.TypicalNoise,
+			Delay: dyno.TransportDelay{Fixed: delay}, Plan: dyno.DefaultPlan(dyno.ProfileM8114)})
+		require.NoError(t, err)
+		return s
+	}
+	learned, err := New(Options{Grid: g, ClampPercent: 20, LearnDelay: true})
+	require.NoError(t, err)
+	res, err := learned.Analyze(t.Context(), sim())
+	require.NoError(t, err)
+	require.NotNil(t, res.DelayEstimate, "no estimate: %s", res.DelayNote)
+	require.InDelta(t, delay.Seconds(), res.DelayEstimate.Overall.Seconds(), 0.05)
+
+	given, err := New(Options{Grid: g, ClampPercent: 20, SensorDelay: dyno.TransportDelay{Fixed: delay}})
+	require.NoError(t, err)
+	ref, err := given.Analyze(t.Context(), sim())
+	require.NoError(t, err)
+	for c := range res.Cylinders {
+		for i, v := range res.Cylinders[c].Correction.Values {
+			require.InDelta(t, ref.Cylinders[c].Correction.Values[i], v, 0.005, "cyl %d cell %d", c, i)
+		}
+	}
+}

@@ -36,6 +36,7 @@ type config struct {
 	smooth      int
 	minSamples  float64
 	delay       time.Duration
+	learnDelay  bool
 	targets     string
 	maxBadRows  int
 	fuel        string
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&c.smooth, "smooth", -1, "K1/K2 smoothing passes (0..5); -1 disables smoothing")
 	flag.Float64Var(&c.minSamples, "min-samples", 5, "evidence a cell needs before it is corrected")
 	flag.DurationVar(&c.delay, "delay", 0, "wideband transport delay to undo, e.g. 400ms")
+	flag.BoolVar(&c.learnDelay, "learn-delay", false, "learn the wideband delay from the log (-delay is the fallback)")
 	flag.StringVar(&c.targets, "targets", "", "target AFR table CSV (RPM x MAP); default: the log's commanded AFR")
 	flag.IntVar(&c.maxBadRows, "max-bad-rows", 0, "skip up to this many malformed rows (-1: any) instead of failing")
 	flag.StringVar(&c.fuel, "fuel", "gasoline", "fuel: gasoline, e10, e85, ethanol, methanol")
@@ -182,6 +184,7 @@ func analyzerOptions(c config) (ve.Options, error) {
 	}
 	o.MinSamples = c.minSamples
 	o.SensorDelay = dyno.TransportDelay{Fixed: c.delay}
+	o.LearnDelay = c.learnDelay
 	fuel, err := afr.FuelByName(c.fuel)
 	if err != nil {
 		return o, err

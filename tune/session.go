@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func (cfg *Config) run(ctx context.Context) (*Report, error) {
 	tables := [2]*ve.Table{cfg.Initial[0].Clone(), cfg.Initial[1].Clone()}
 	rep := &Report{Status: MaxIterations}
-	var covered []bool
+	var covered [2][]bool
 	best := tables
 	bestErr := math.Inf(1)
 	prevMax := math.NaN()
@@ -348,14 +348,15 @@ func (p *peakSource) Next(ctx context.Context, s *dyno.Sample) error {
 	return nil
 }
 
-func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn *learned) (Iteration, *ve.Result, [2]*ve.Table, []bool, error) {
+func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn *learned) (Iteration, *ve.Result, [2]*ve.Table, [2][]bool, error) {
+	var covered [2][]bool
 	var corr [2]*ve.Table
 	start := time.Now()
 	it := Iteration{N: n, DelayConfidence: math.NaN(), Delay: cfg.Analyzer.SensorDelay.Fixed}
 	cfg.emit(n, "run", "running the test plan")
 	src, err := cfg.Rig.Run(ctx, tables, n)
 	if err != nil {
-		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: rig: %w", n, err)
+		return it, nil, corr, covered, fmt.Errorf("tune: iteration %d: rig: %w", n, err)
 	}
 	ps := &peakSource{Source: src}
 	var in dyno.Source = ps
@@ -375,15 +376,15 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	}
 	an, err := ve.New(cfg.Analyzer)
 	if err != nil {
-		return it, nil, corr, nil, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
+		return it, nil, corr, covered, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
 	}
 	cfg.emit(n, "analyze", "analyzing the log")
 	res, err := an.Analyze(ctx, in)
 	if err != nil {
-		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: analyze: %w", n, err)
+		return it, nil, corr, covered, fmt.Errorf("tune: iteration %d: analyze: %w", n, err)
 	}
 	if len(res.Cylinders) < 2 {
-		return it, nil, corr, nil, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
+		return it, nil, corr, covered, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
 	}
 	if aa != nil {
 		it.Delay = aa.Delay().Fixed
@@ -396,12 +397,12 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	}
 	it.PeakHP, it.Samples = ps.peak, ps.n
 	rows, cols := tables[0].Rows(), tables[0].Cols()
-	covered := make([]bool, rows*cols)
 	var sum, sq float64
 	var cnt int
 	for c := range 2 {
 		cr := &res.Cylinders[c]
 		errs := cr.AFRError()
+		covered[c] = make([]bool, rows*cols)
 		for i := range rows {
 			for j := range cols {
 				cell := cr.Cell(i, j)
@@ -412,7 +413,7 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 				if !ve.Has(e) {
 					continue
 				}
-				covered[i*cols+j] = true
+				covered[c][i*cols+j] = true
 				cnt++
 				a := math.Abs(e)
 				it.MaxAFRError = max(it.MaxAFRError, a)
@@ -444,9 +445,10 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	return it, res, corr, covered, nil
 }
 
-// veError scores tables against Truth over the covered cells, in percent.
-func (cfg *Config) veError(tables [2]*ve.Table, covered []bool) (rms, worst float64) {
-	if cfg.Truth[0] == nil || cfg.Truth[1] == nil || covered == nil {
+// veError scores tables against Truth over each cylinder's covered cells,
+// in percent.
+func (cfg *Config) veError(tables [2]*ve.Table, covered [2][]bool) (rms, worst float64) {
+	if cfg.Truth[0] == nil || cfg.Truth[1] == nil || covered[0] == nil || covered[1] == nil {
 		return math.NaN(), math.NaN()
 	}
 	var sq float64
@@ -455,7 +457,7 @@ func (cfg *Config) veError(tables [2]*ve.Table, covered []bool) (rms, worst floa
 		t := tables[c]
 		for i, rpm := range t.RPM {
 			for j, mp := range t.MAP {
-				if !covered[i*t.Cols()+j] {
+				if !covered[c][i*t.Cols()+j] {
 					continue
 				}
 				tv := cfg.Truth[c].At(rpm, mp)

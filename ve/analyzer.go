@@ -425,13 +425,17 @@ func (st *streamState) reference(now time.Duration) (pastSample, bool) {
 	if st.n == 0 {
 		return pastSample{}, false
 	}
+	oldest := st.hist[(st.head-st.n+len(st.hist)*2)%len(st.hist)]
+	if now-oldest.t < st.window {
+		return oldest, true // nothing old enough (or a log without time): O(1)
+	}
 	for k := 0; k < st.n; k++ {
 		p := st.hist[(st.head-1-k+len(st.hist)*2)%len(st.hist)]
 		if now-p.t >= st.window {
 			return p, true
 		}
 	}
-	return st.hist[(st.head-st.n+len(st.hist)*2)%len(st.hist)], true
+	return oldest, true
 }
 
 // check returns the first reason that rejects the sample for every

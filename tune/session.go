@@ -73,7 +73,8 @@ type Config struct {
 	// tables as baselines.
 	Limits *ve.Limits
 	// LearnDelay estimates the wideband transport delay from the logs
-	// (afr.AutoAlign with AutoAlign's options) until one estimate is
+	// (the analyzer's LearnDelay, afr.AutoAlign with AutoAlign's options)
+	// until one estimate is
 	// confident (AutoAlign.MinConfidence, default 0.3), then keeps it:
 	// near convergence the AFR carries little of the cell structure the
 	// estimate reads. Otherwise Analyzer.SensorDelay is used as given
@@ -316,7 +317,7 @@ func (cfg *Config) fill() error {
 	a.Grid = ve.Grid{RPM: cfg.Initial[0].RPM, MAP: cfg.Initial[0].MAP}
 	a.Targets = cfg.Targets
 	if cfg.LearnDelay {
-		a.SensorDelay = dyno.TransportDelay{}
+		a.SensorDelay, a.LearnDelay = dyno.TransportDelay{}, false
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -360,21 +361,22 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	}
 	ps := &peakSource{Source: src}
 	var in dyno.Source = ps
-	var aa *afr.AutoAligner
-	switch {
-	case cfg.LearnDelay && lrn.conf > 0:
-		in = afr.AlignWith(ps, lrn.delay, cfg.AutoAlign.Align)
-		it.Delay, it.DelayConfidence = lrn.delay.Fixed, lrn.conf
-	case cfg.LearnDelay:
-		aa = afr.AutoAlign(ps, cfg.AutoAlign)
-		in = aa
-	}
 	var att *attribution
 	if !cfg.NoSharpen {
+		// RPM and MAP are what the attribution reads; aligning the
+		// wideband (inside the analyzer) does not move them.
 		att = newAttribution(in, cfg.Analyzer.Grid, cfg.Analyzer.Filter)
 		in = att
 	}
-	an, err := ve.New(cfg.Analyzer)
+	opts := cfg.Analyzer
+	switch {
+	case cfg.LearnDelay && lrn.conf > 0:
+		opts.SensorDelay = lrn.delay
+		it.Delay, it.DelayConfidence = lrn.delay.Fixed, lrn.conf
+	case cfg.LearnDelay:
+		opts.LearnDelay, opts.LearnDelayOptions = true, cfg.AutoAlign
+	}
+	an, err := ve.New(opts)
 	if err != nil {
 		return it, nil, corr, covered, fmt.Errorf("%w: analyzer: %w", ErrConfig, err)
 	}
@@ -386,11 +388,11 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	if len(res.Cylinders) < 2 {
 		return it, nil, corr, covered, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
 	}
-	if aa != nil {
-		it.Delay = aa.Delay().Fixed
-		if est, err := aa.Estimate(); err == nil {
+	if opts.LearnDelay {
+		it.Delay = res.Delay.Fixed
+		if est := res.DelayEstimate; est != nil {
 			it.DelayConfidence = est.Confidence
-			if aa.Delay() == est.Delay && !est.Delay.IsZero() {
+			if res.Delay == est.Delay && !est.Delay.IsZero() {
 				*lrn = learned{est.Delay, est.Confidence}
 			}
 		}

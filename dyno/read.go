@@ -84,6 +84,13 @@ type ReadOptions struct {
 	NoDerive bool
 	// MaxLineBytes bounds a line's length; 0 means 4 MiB.
 	MaxLineBytes int
+	// Parallel decodes rows on background goroutines (one reading lines,
+	// two parsing batches of them) while Next hands them out in order, for
+	// throughput on large logs when more than one core is free. Samples,
+	// statistics and errors are those of sequential reading. Close the
+	// Reader when you stop before the end, so the goroutines stop. Logs
+	// with wall-clock time columns and Pro-XY logs are read sequentially.
+	Parallel bool
 	// Logger receives notes on the mapping (debug level); nil discards.
 	Logger *slog.Logger
 }
@@ -213,6 +220,7 @@ type Reader struct {
 	derive    struct{ torque, power, afr bool }
 
 	proxy *proxyState
+	par   *parallelState
 }
 
 // Open opens the log at path and returns a Reader for it, detecting its
@@ -812,6 +820,9 @@ func (r *Reader) Stats() ReadStats {
 
 // Close closes the file Open opened; it is a no-op for NewReader's readers.
 func (r *Reader) Close() error {
+	if r.par != nil {
+		r.par.shutdown()
+	}
 	if r.closer != nil {
 		c := r.closer
 		r.closer = nil
@@ -848,6 +859,12 @@ func (r *Reader) Next(ctx context.Context, s *Sample) error {
 }
 
 func (r *Reader) nextCSV(s *Sample) error {
+	if r.par == nil && r.opts.Parallel && r.rowIndex == 0 && r.parallelOK() {
+		r.startParallel()
+	}
+	if r.par != nil {
+		return r.nextParallel(s)
+	}
 	for {
 		l, err := r.readLine()
 		if err != nil {
@@ -862,18 +879,27 @@ func (r *Reader) nextCSV(s *Sample) error {
 			r.stats.Markers++
 			continue
 		}
-		perr, reason := r.parseRow(l, s)
+		perr, reason, timeSet := r.parseRow(l, s)
 		if perr == nil {
+			r.finishRow(s, timeSet)
 			return nil
 		}
-		if r.opts.MaxBadRows < 0 || r.bad < r.opts.MaxBadRows {
-			r.bad++
-			r.skipped[reason]++
-			continue
+		if err := r.badRow(perr, reason); err != nil {
+			return err
 		}
-		perr.TooMany = r.opts.MaxBadRows > 0
-		return perr
 	}
+}
+
+// badRow applies the bad-row policy: it counts a row it may skip and
+// returns nil, or returns the error that ends the stream.
+func (r *Reader) badRow(perr *ParseError, reason int) error {
+	if r.opts.MaxBadRows < 0 || r.bad < r.opts.MaxBadRows {
+		r.bad++
+		r.skipped[reason]++
+		return nil
+	}
+	perr.TooMany = r.opts.MaxBadRows > 0
+	return perr
 }
 
 func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError {
@@ -881,7 +907,11 @@ func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError 
 		Offset: r.lineOff + int64(f.start), Value: shorten(l[f.start:f.end]), Err: err}
 }
 
-func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
+// parseRow parses line l into s. It touches no state shared between rows
+// but r.stats.MissingCells, so that parallel decoding can run it on a copy
+// of r; finishRow does the sequential part. It reports whether the row set
+// the time.
+func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int, bool) {
 	if bytes.IndexByte(l, '"') >= 0 {
 		return r.parseRowQuoted(l, s)
 	}
@@ -916,26 +946,25 @@ func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int) {
 			}
 			perr, reason, ts := r.cell(b, l, f, s)
 			if perr != nil {
-				return perr, reason
+				return perr, reason, false
 			}
 			timeSet = timeSet || ts
 		}
 	next:
 		if i >= n && col+1 < need {
 			return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
-				Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, col+1, need)}, 2
+				Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, col+1, need)}, 2, false
 		}
 		start = i + 1
 	}
-	r.finishRow(s, timeSet)
-	return nil, 0
+	return nil, 0, timeSet
 }
 
-func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int) {
+func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int, bool) {
 	r.fields = splitLineN(r.fields, l, r.delim, r.minField)
 	if len(r.fields) < r.minField {
 		return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
-			Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, len(r.fields), r.minField)}, 2
+			Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, len(r.fields), r.minField)}, 2, false
 	}
 	*s = missingSample
 	timeSet := false
@@ -943,12 +972,11 @@ func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int) {
 		b := &r.binds[i]
 		perr, reason, ts := r.cell(b, l, r.fields[b.col], s)
 		if perr != nil {
-			return perr, reason
+			return perr, reason, false
 		}
 		timeSet = timeSet || ts
 	}
-	r.finishRow(s, timeSet)
-	return nil, 0
+	return nil, 0, timeSet
 }
 
 // cell parses field f of line l, b's column, into s. It reports whether it

@@ -142,3 +142,6 @@ func shorten(b []byte) string {
 	}
 	return string(b)
 }
+
+// errParallelStopped is returned by Next on a parallel Reader after Close.
+var errParallelStopped = errors.New("dyno: reader closed")

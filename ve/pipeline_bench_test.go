@@ -78,7 +78,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				rd, err := dyno.Open(path, dyno.ReadOptions{})
+				rd, err := dyno.Open(path, dyno.ReadOptions{Parallel: true})
 				if err != nil {
 					b.Fatal(err)
 				}

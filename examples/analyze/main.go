@@ -111,7 +111,7 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		counter := &countingReader{r: f}
-		rd, err := dyno.NewReader(counter, args[0], dyno.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: opts.Fuel.Stoich})
+		rd, err := dyno.NewReader(counter, args[0], dyno.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: opts.Fuel.Stoich, Parallel: true})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,112 @@
+package dyno
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// parallelLog is a log with blank lines, bad cells and missing cells spread
+// over several batches.
+func parallelLog(rows int) string {
+	var b strings.Builder
+	b.WriteString("time_s,rpm,map_kpa,tps,afr_meas_f,afr_meas_r,afr_cmd_f,afr_cmd_r,torque,iat_c\n")
+	for i := 0; i < rows; i++ {
+		switch {
+		case i%997 == 0:
+			b.WriteString("\n")
+		case i%1499 == 7:
+			fmt.Fprintf(&b, "%.2f,%d,5x0,50,13.1,13.2,13.0,13.0,80,30\n", float64(i)*0.02, 2000+i%4000)
+			continue
+		}
+		afr := fmt.Sprintf("%.2f", 12.5+float64(i%100)/50)
+		if i%301 == 0 {
+			afr = ""
+		}
+		fmt.Fprintf(&b, "%.2f,%d,%.1f,%.1f,%s,13.2,13.0,13.0,%.1f,30\n", float64(i)*0.02, 2000+i%4000, 40+float64(i%600)/10, float64(i%100), afr, 60+float64(i%50))
+	}
+	return b.String()
+}
+
+func readAll(t *testing.T, data string, opts ReadOptions) ([]Sample, ReadStats, error) {
+	t.Helper()
+	rd, err := NewReader(strings.NewReader(data), "par.csv", opts)
+	require.NoError(t, err)
+	defer rd.Close()
+	var out []Sample
+	for {
+		var s Sample
+		err := rd.Next(context.Background(), &s)
+		if err == io.EOF {
+			return out, rd.Stats(), nil
+		}
+		if err != nil {
+			return out, rd.Stats(), err
+		}
+		out = append(out, s)
+	}
+}
+
+func sameSamples(t *testing.T, a, b []Sample) {
+	t.Helper()
+	require.Equal(t, len(a), len(b))
+	for i := range a {
+		x, y := a[i], b[i]
+		// NaN != NaN: compare bit patterns.
+		if !bytes.Equal(sampleBits(x), sampleBits(y)) {
+			t.Fatalf("sample %d differs:\n%+v\n%+v", i, x, y)
+		}
+	}
+}
+
+func sampleBits(s Sample) []byte {
+	var b []byte
+	for _, c := range Channels() {
+		for cyl := 0; cyl < MaxCylinders; cyl++ {
+			b = fmt.Appendf(b, "%x,", math.Float64bits(SampleValue(&s, c, cyl)))
+		}
+	}
+	return fmt.Appendf(b, "%d", s.Time)
+}
+
+// Parallel decoding must give exactly what sequential decoding gives:
+// samples, statistics, skipped rows and the error that ends the stream.
+func TestParallelMatchesSequential(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	data := parallelLog(8_000)
+	for _, maxBad := range []int{-1, 5, 0} {
+		t.Run(fmt.Sprint("maxBad=", maxBad), func(t *testing.T) {
+			seq, seqStats, seqErr := readAll(t, data, ReadOptions{MaxBadRows: maxBad})
+			par, parStats, parErr := readAll(t, data, ReadOptions{MaxBadRows: maxBad, Parallel: true})
+			sameSamples(t, seq, par)
+			require.Equal(t, seqStats, parStats)
+			if seqErr == nil {
+				require.NoError(t, parErr)
+				return
+			}
+			require.Equal(t, seqErr.Error(), parErr.Error())
+			var pe *ParseError
+			require.True(t, errors.As(parErr, &pe))
+		})
+	}
+}
+
+// Closing a parallel reader mid-stream stops its goroutines.
+func TestParallelCloseEarly(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	rd, err := NewReader(strings.NewReader(parallelLog(50_000)), "par.csv", ReadOptions{Parallel: true, MaxBadRows: -1})
+	require.NoError(t, err)
+	var s Sample
+	for i := 0; i < 1000; i++ {
+		require.NoError(t, rd.Next(context.Background(), &s))
+	}
+	require.NoError(t, rd.Close())
+}

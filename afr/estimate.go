@@ -110,9 +110,12 @@ type DelayEstimate struct {
 // BandDelay is the delay estimated from the readings logged in one RPM
 // band.
 type BandDelay struct {
-	MinRPM float64 `json:"min_rpm"` // -Inf for the first band
-	MaxRPM float64 `json:"max_rpm"` // +Inf for the last band
-	// MeanRPM is the mean engine speed of the band's readings.
+	// MinRPM is the band's lower edge, 0 for the first band; MaxRPM its
+	// upper edge, 0 (absent in JSON) for the last band, which has none.
+	MinRPM float64 `json:"min_rpm"`
+	MaxRPM float64 `json:"max_rpm,omitempty"`
+	// MeanRPM is the mean engine speed of the band's readings, 0 without
+	// readings.
 	MeanRPM    float64       `json:"mean_rpm"`
 	Delay      time.Duration `json:"delay_ns"`
 	Confidence float64       `json:"confidence"`
@@ -158,9 +161,10 @@ func (b *bandAcc) grow() {
 // The log is resampled to Step. Readings are also grouped per RPM band
 // (by the engine speed when they were logged, measured against the cell
 // means of the whole log), so a delay that shrinks with gas velocity can
-// show; the band estimates are rougher than the overall one. Memory is
-// bounded by MaxDelay/Step, the cells (at most 4096) and the bands,
-// whatever the log's length.
+// show; the band estimates are rougher than the overall one. Memory grows
+// with the cells the log visits, not with its length: 24 bytes × lags ×
+// (bands + 1) per cell, about 9 KB with the defaults (76 lags, 4 bands),
+// at most 4096 cells; a dyno session visits a few hundred.
 type DelayEstimator struct {
 	opt   EstimateOptions
 	fuel  Fuel
@@ -553,7 +557,13 @@ func (e *DelayEstimator) Estimate() (DelayEstimate, error) {
 	var fit []BandDelay
 	for i := range e.bands {
 		b := &e.bands[i]
-		bd := BandDelay{MinRPM: b.lo, MaxRPM: b.hi, MeanRPM: math.NaN()}
+		bd := BandDelay{}
+		if !math.IsInf(b.lo, 0) {
+			bd.MinRPM = b.lo
+		}
+		if !math.IsInf(b.hi, 0) {
+			bd.MaxRPM = b.hi
+		}
 		if b.rpmN > 0 {
 			bd.MeanRPM = b.rpmSum / b.rpmN
 		}

@@ -2,6 +2,7 @@ package afr_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,11 @@ func TestEstimateDelaySimulated(t *testing.T) {
 			assert.Equal(t, est.Overall, est.Delay.Fixed)
 			assert.True(t, est.Commanded)
 			assert.Len(t, est.Bands, len(afr.DefaultDelayBands)+1)
+			assert.Zero(t, est.Bands[0].MinRPM)
+			assert.Zero(t, est.Bands[len(est.Bands)-1].MaxRPM)
+			b, err := json.Marshal(est)
+			require.NoError(t, err, "an estimate is JSON (no NaN or Inf)")
+			assert.Contains(t, string(b), `"bands":[{"min_rpm":0,"max_rpm":2500,`)
 		}
 	}
 }
@@ -264,6 +270,9 @@ func FuzzDelayEstimator(f *testing.F) {
 		est, err := e.Estimate()
 		if err == nil && (est.Overall < 0 || est.Overall > 200*time.Millisecond || math.IsNaN(est.Confidence)) {
 			t.Fatalf("estimate out of range: %+v", est)
+		}
+		if _, err := json.Marshal(est); err != nil {
+			t.Fatalf("estimate is not JSON: %v: %+v", err, est)
 		}
 	})
 }

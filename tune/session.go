@@ -2,6 +2,7 @@ package tune
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,7 +141,7 @@ type Iteration struct {
 	MeanAFRError float64 `json:"mean_afr_error"`
 	RMSAFRError  float64 `json:"rms_afr_error"`
 	// VE error of the tables this iteration ran with against Truth, in
-	// percent, over the covered cells; NaN without Truth.
+	// percent, over the covered cells; NaN without Truth (null in JSON).
 	RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
 	MaxVEErrorPct float64 `json:"max_ve_error_pct"`
 	// CellsCovered counts the covered cells of both cylinders (a cell of
@@ -152,11 +153,18 @@ type Iteration struct {
 	CellsConverged int     `json:"cells_converged"`
 	PeakHP         float64 `json:"peak_hp"`
 	// Delay is the transport delay undone and DelayConfidence the
-	// estimate's confidence (NaN when not learned).
+	// estimate's confidence (0 when the delay was given, not learned).
 	Delay           time.Duration `json:"delay_ns"`
 	DelayConfidence float64       `json:"delay_confidence"`
 	Samples         int           `json:"samples"`
 	Elapsed         time.Duration `json:"elapsed_ns"`
+}
+
+// FinalScore is the VE error of a session's tables against the truth, in
+// percent; NaN without Truth.
+type FinalScore struct {
+	RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
+	MaxVEErrorPct float64 `json:"max_ve_error_pct"`
 }
 
 // Report is the outcome of a session.
@@ -170,10 +178,7 @@ type Report struct {
 	// iteration covered) when Truth is set.
 	Tables [2]*ve.Table `json:"-"`
 	Best   int          `json:"best_iteration"`
-	Final  struct {
-		RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
-		MaxVEErrorPct float64 `json:"max_ve_error_pct"`
-	} `json:"final"`
+	Final  FinalScore   `json:"final"`
 	// Result is the last analysis (per-cell evidence for the Planner).
 	Result *ve.Result `json:"-"`
 }
@@ -353,7 +358,7 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	var covered [2][]bool
 	var corr [2]*ve.Table
 	start := time.Now()
-	it := Iteration{N: n, DelayConfidence: math.NaN(), Delay: cfg.Analyzer.SensorDelay.Fixed}
+	it := Iteration{N: n, Delay: cfg.Analyzer.SensorDelay.Fixed}
 	cfg.emit(n, "run", "running the test plan")
 	src, err := cfg.Rig.Run(ctx, tables, n)
 	if err != nil {
@@ -496,4 +501,30 @@ func (cfg *Config) apply(base, corr *ve.Table, c int) (*ve.Table, error) {
 		out.Values[i] = base.Round(out.Values[i])
 	}
 	return out, nil
+}
+
+// MarshalJSON writes the iteration with NaN (no truth to score against) as
+// null.
+func (it Iteration) MarshalJSON() ([]byte, error) {
+	type plain Iteration
+	return json.Marshal(struct {
+		plain
+		RMSVEErrorPct *float64 `json:"rms_ve_error_pct"`
+		MaxVEErrorPct *float64 `json:"max_ve_error_pct"`
+	}{plain(it), finiteOrNil(it.RMSVEErrorPct), finiteOrNil(it.MaxVEErrorPct)})
+}
+
+// MarshalJSON writes the final score with NaN (no truth) as null.
+func (f FinalScore) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		RMSVEErrorPct *float64 `json:"rms_ve_error_pct"`
+		MaxVEErrorPct *float64 `json:"max_ve_error_pct"`
+	}{finiteOrNil(f.RMSVEErrorPct), finiteOrNil(f.MaxVEErrorPct)})
+}
+
+func finiteOrNil(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/dynoai/dynoai/ve"
 )
@@ -262,4 +264,19 @@ func TestSessionCases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Without a truth the VE scores are NaN, and null in JSON.
+func TestReportJSONWithoutTruth(t *testing.T) {
+	cfg := config(t, "lean", 1, false)
+	cfg.Truth = [2]dyno.Surface{}
+	cfg.MaxIterations = 1
+	rep, err := tune.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	assert.True(t, math.IsNaN(rep.Iterations[0].RMSVEErrorPct))
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"rms_ve_error_pct":null`)
+	assert.Contains(t, string(b), `"final":{"rms_ve_error_pct":null,"max_ve_error_pct":null}`)
+	assert.Equal(t, 2, strings.Count(string(b), `"rms_ve_error_pct"`), "once per iteration and once in final")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sort"
+	"time"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -16,27 +17,88 @@ import (
 // S[i][k] = Σ w_i·w_k. A cell's mean multiplier from the analyzer is then
 // Σ_k (S[i][k]/W[i]) r_k, a blend of the node ratios r around it, and
 // solving that system recovers r (see sharpen).
+//
+// It counts the samples the analyzer counts as well as it can from outside:
+// speed and load within the filter's ranges and within half a bin of the
+// grid (the analyzer's reach), and not within a throttle or manifold
+// transient (the filter's rates over its window, and its hold after).
 type attribution struct {
 	dyno.Source
 	rpm, mp []float64
 	w       []float64
 	s       []float64 // dense nodes × nodes
-	minMAP  float64
-	maxMAP  float64
-	minRPM  float64
+	f       ve.Filter
+	reach   [4]float64 // rpm lo, hi, map lo, hi
+	hist    []past     // ring of recent samples for the rates
+	hold    time.Duration
+	holding bool
+}
+
+type past struct {
+	t         time.Duration
+	tps, map_ float64
 }
 
 func newAttribution(src dyno.Source, g ve.Grid, f *ve.Filter) *attribution {
 	n := len(g.RPM) * len(g.MAP)
-	return &attribution{Source: src, rpm: g.RPM, mp: g.MAP, w: make([]float64, n), s: make([]float64, n*n),
-		minMAP: f.MAPMin, maxMAP: f.MAPMax, minRPM: f.RPMMin}
+	a := &attribution{Source: src, rpm: g.RPM, mp: g.MAP, w: make([]float64, n), s: make([]float64, n*n), f: *f}
+	a.reach[0], a.reach[1] = reach(g.RPM)
+	a.reach[2], a.reach[3] = reach(g.MAP)
+	if a.f.RateWindow <= 0 {
+		a.f.RateWindow = 100 * time.Millisecond
+	}
+	return a
+}
+
+// reach is how far the analyzer takes samples beyond an axis: half a bin.
+func reach(ax []float64) (lo, hi float64) {
+	if len(ax) < 2 {
+		return math.Inf(-1), math.Inf(1)
+	}
+	n := len(ax)
+	return ax[0] - (ax[1]-ax[0])/2, ax[n-1] + (ax[n-1]-ax[n-2])/2
+}
+
+// transient reports whether s is within a throttle or manifold transient.
+func (a *attribution) transient(s *dyno.Sample) bool {
+	var ref *past
+	for k := len(a.hist) - 1; k >= 0; k-- {
+		if s.Time-a.hist[k].t >= a.f.RateWindow {
+			ref = &a.hist[k]
+			break
+		}
+	}
+	if ref == nil && len(a.hist) > 0 {
+		ref = &a.hist[0]
+	}
+	fast := false
+	if ref != nil && s.Time > ref.t {
+		dt := (s.Time - ref.t).Seconds()
+		fast = (a.f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(ref.tps) && math.Abs(s.TPS-ref.tps)/dt > a.f.MaxTPSRate) ||
+			(a.f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(ref.map_) && math.Abs(s.MAP-ref.map_)/dt > a.f.MaxMAPRate)
+	}
+	// Keep the window's samples only.
+	a.hist = append(a.hist, past{s.Time, s.TPS, s.MAP})
+	drop := 0
+	for drop < len(a.hist)-1 && s.Time-a.hist[drop+1].t >= a.f.RateWindow {
+		drop++
+	}
+	if drop > 0 {
+		a.hist = append(a.hist[:0], a.hist[drop:]...)
+	}
+	if fast {
+		a.hold, a.holding = s.Time+a.f.TransientHold, true
+	}
+	a.holding = a.holding && s.Time < a.hold
+	return fast || a.holding
 }
 
 func (a *attribution) Next(ctx context.Context, s *dyno.Sample) error {
 	if err := a.Source.Next(ctx, s); err != nil {
 		return err
 	}
-	if !dyno.Has(s.RPM) || !dyno.Has(s.MAP) || s.RPM < a.minRPM || s.MAP < a.minMAP || s.MAP > a.maxMAP {
+	if a.transient(s) || !dyno.Has(s.RPM) || !dyno.Has(s.MAP) || s.RPM < a.f.RPMMin || s.MAP < a.f.MAPMin || s.MAP > a.f.MAPMax ||
+		s.RPM < a.reach[0] || s.RPM > a.reach[1] || s.MAP < a.reach[2] || s.MAP > a.reach[3] {
 		return nil
 	}
 	i0, i1, fr := bracket(a.rpm, s.RPM)

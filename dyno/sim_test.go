@@ -443,3 +443,21 @@ func BenchmarkSimulatorNext(b *testing.B) {
 		}
 	}
 }
+
+// The default VE has no cliff at the redline: the base torque curve's
+// zero-padded smoothing must not leak into the engine's breathing.
+func TestDefaultTrueVENoRedlineCliff(t *testing.T) {
+	for _, p := range Profiles() {
+		ve := DefaultTrueVE(p, 0)
+		for c := range ve {
+			prev := ve[c].At(p.RedlineRPM-300, 100)
+			for r := p.RedlineRPM - 295; r <= p.RedlineRPM; r += 5 {
+				v := ve[c].At(r, 100)
+				if math.Abs(v/prev-1) > 0.01 {
+					t.Fatalf("%s cyl %d: VE jumps from %.2f to %.2f at %.0f rpm", p.Key, c, prev, v, r)
+				}
+				prev = v
+			}
+		}
+	}
+}

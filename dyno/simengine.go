@@ -101,8 +101,12 @@ func newTrueVE(p EngineProfile, baro float64, rear bool) *trueVEModel {
 	m.lo = p.IdleRPM
 	m.st = (p.RedlineRPM - p.IdleRPM) / (veShapePoints - 1)
 	m.rpmTab = make([]float64, veShapePoints)
+	// The base torque curve's moving average is zero-padded (spec §3.3),
+	// which drags its last few points toward zero; VE has no reason to fall
+	// off that cliff, so the shape is held flat over those points.
+	flatFrom := p.RedlineRPM - 4*(p.RedlineRPM-p.IdleRPM)/(baseCurvePoints-1)
 	for i := range m.rpmTab {
-		r := m.lo + float64(i)*m.st
+		r := min(m.lo+float64(i)*m.st, flatFrom)
 		wot := manifoldPressure(baro, r, 100)
 		need := m.curve.at(r) + friction(r) + pumpingLoss(baro, wot)
 		m.rpmTab[i] = need / (wot * loadShape(wot))

@@ -48,9 +48,7 @@ func simLog(t testing.TB, delay dyno.TransportDelay, seed uint64, lag time.Durat
 
 // The estimate lands within 50 ms of the simulator's transport delay from
 // 100 ms to 1 s, on logs whose ECU VE error varies cell to cell. The plan
-// stops 300 rev/min short of the redline: dyno.DefaultTrueVE drops off a
-// cliff in the last few rev/min below it, which skews the estimate of logs
-// that run into it by up to about 100 ms.
+// stops 300 rev/min short of the redline, as a tuner's pulls do.
 func TestEstimateDelaySimulated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates 25 three-minute sessions")

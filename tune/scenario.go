@@ -93,9 +93,8 @@ func ScenarioByName(name string, seed uint64) (Scenario, error) {
 
 // Plan returns the session's test plan for p: a WOT pull, part-throttle
 // sweeps at 30..90 kPa alternately up and down, and a second pull, from
-// 1500 rev/min to 300 below the redline. (dyno.DefaultPlan runs to the
-// redline itself, where the default true VE falls off a cliff in the last
-// few rev/min that no VE grid can follow.)
+// 1500 rev/min to 300 below the redline, as a tuner's pulls stop short of
+// the rev limiter.
 func Plan(p dyno.EngineProfile) []dyno.SimStep {
 	lo, hi := 1500.0, p.RedlineRPM-300
 	plan := []dyno.SimStep{dyno.PullStep(lo, hi)}

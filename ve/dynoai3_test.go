@@ -99,3 +99,31 @@ func TestDynoAI3CompatReference(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDynoAI3Compat feeds arbitrary logs to the compatibility loader and
+// pipeline: they must return an error or a result on the toolkit's grid,
+// never panic, and writing the files must work.
+func FuzzDynoAI3Compat(f *testing.F) {
+	f.Add([]byte("rpm,map_kpa,torque,afr_cmd_f,afr_cmd_r,afr_meas_f,afr_meas_r,iat,knock,tps\n3000,80,90,13,13,13.5,12.5,100,0,50\n"))
+	f.Add([]byte("timestamp,rpm,map,torque,afr cmd f,measured afr f,knock f\n0.0,2500,45.2,65.3,14.7,14.65,1.5\n"))
+	f.Add([]byte("Time (s),(PV) Engine Speed,(PV) Manifold Absolute Pressure,(DWR CPU) Torque,(PV) WBO2 AFR Front,(PV) Desired Air/Fuel,(PV) Lambda Front\n0.0,3000,80,90,5.1,13.0,0.92\n"))
+	f.Add([]byte("rpm;map;torque\n1_000;nan;1e3\n"))
+	f.Add([]byte("\"rpm\",\"map\",\"torque\"\n\"3000\",\"80\",\"90\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := DynoAI3Compat(t.Context(), bytes.NewReader(data), "fuzz.csv", DefaultDynoAI3Options())
+		if err != nil {
+			return
+		}
+		if res.VEDelta.Rows() != 11 || res.VEDelta.Cols() != 5 {
+			t.Fatalf("grid %dx%d", res.VEDelta.Rows(), res.VEDelta.Cols())
+		}
+		for _, v := range res.VEDelta.Values {
+			if Has(v) && (v < -7 || v > 7) {
+				t.Fatalf("VE delta %v escapes the 7 %% clamp", v)
+			}
+		}
+		if _, err := res.WriteFiles(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

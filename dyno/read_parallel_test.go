@@ -110,3 +110,46 @@ func TestParallelCloseEarly(t *testing.T) {
 	}
 	require.NoError(t, rd.Close())
 }
+
+// FuzzParallelMatchesSequential: for any input, parallel decoding returns
+// what sequential decoding returns.
+func FuzzParallelMatchesSequential(f *testing.F) {
+	f.Add([]byte(parallelLog(40)), 2)
+	f.Add([]byte("rpm,map\n1000,50\n\n2000,x\n3000,70\n"), 0)
+	f.Add([]byte("time,rpm,map\n0,1,2\n\"1\",\"2\",\"3\"\n"), -1)
+	f.Fuzz(func(t *testing.T, data []byte, maxBad int) {
+		if maxBad > 3 {
+			maxBad = 3
+		}
+		// Repeat the body so that it spans several batches.
+		body := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 && len(data) < 4096 {
+			body = append(append([]byte(nil), data...), bytes.Repeat(data[i+1:], 1200/(len(data)-i))...)
+		}
+		seqR, err1 := NewReader(bytes.NewReader(body), "f.csv", ReadOptions{MaxBadRows: maxBad})
+		parR, err2 := NewReader(bytes.NewReader(body), "f.csv", ReadOptions{MaxBadRows: maxBad, Parallel: true})
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("open: %v vs %v", err1, err2)
+		}
+		if err1 != nil {
+			return
+		}
+		defer seqR.Close()
+		defer parR.Close()
+		for {
+			var a, b Sample
+			e1 := seqR.Next(context.Background(), &a)
+			e2 := parR.Next(context.Background(), &b)
+			if fmt.Sprint(e1) != fmt.Sprint(e2) {
+				t.Fatalf("errors differ: %v vs %v", e1, e2)
+			}
+			if e1 != nil {
+				break
+			}
+			if !bytes.Equal(sampleBits(a), sampleBits(b)) {
+				t.Fatalf("samples differ:\n%+v\n%+v", a, b)
+			}
+		}
+		require.Equal(t, seqR.Stats(), parR.Stats())
+	})
+}

@@ -64,7 +64,8 @@ type DynoAI3Result struct {
 // it does the right thing instead: a base table produces the absolute VE
 // tables and the run completes; power weighting on a log without a power
 // column derives power from torque x RPM / 5252 (physics) instead of
-// failing, and says so in DerivedPower.
+// failing, and says so in DerivedPower. Like the toolkit, it holds the log's
+// records in memory; the default Analyzer streams.
 func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Options) (*DynoAI3Result, error) {
 	if opts.Weighting != WeightTorque && opts.Weighting != WeightPower {
 		return nil, fmt.Errorf("ve: DynoAI3Compat weighting must be torque or power, not %v", opts.Weighting)

@@ -104,7 +104,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add(uint16(1), uint8(255), uint16(7), "Prové", "AFR €", uint8(254), uint16(65535), uint32(math.MaxUint32), uint32(0x7FC00001), []byte{})
 	f.Fuzz(func(t *testing.T, host uint16, seq uint8, dest uint16, provider, name string, unit uint8, id uint16, ts, bits uint32, data []byte) {
 		if !utf8.ValidString(provider) || !utf8.ValidString(name) || len(data) > 1000 {
-			t.Skip()
+			return // not a message the encoder accepts: nothing to round-trip
 		}
 		e := Encoder{Host: host, Seq: seq}
 		chans := []ChannelDef{{ID: id, Vendor: 0, Name: name, Unit: Unit(unit)}, {ID: id + 1, Name: "x", Unit: UnitNone}}

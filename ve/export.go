@@ -106,13 +106,14 @@ func (r *Result) Anomalies() []Anomaly {
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
 		name := CylinderName(cr.Cylinder)
+		spark := cr.SparkSuggestions()
 		for i := range g.RPM {
 			for j := range g.MAP {
 				cell := cr.Cell(i, j)
 				rpm, mp := g.RPM[i], g.MAP[j]
 				if Has(cell.KnockMax) && cell.KnockMax >= 0.5 {
 					out = append(out, Anomaly{"knock", name, rpm, mp, cell.KnockMax,
-						fmt.Sprintf("up to %.1f° of knock retard; spark suggestion %+.1f°", cell.KnockMax, cr.SparkSuggestions().Get(i, j))})
+						fmt.Sprintf("up to %.1f° of knock retard; spark suggestion %+.1f°", cell.KnockMax, spark.Get(i, j))})
 				}
 				if cell.Confidence == ConfidenceNone {
 					continue

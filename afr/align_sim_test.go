@@ -8,6 +8,7 @@ import (
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,11 +16,11 @@ import (
 // Align undoes the simulator's transport delay: the aligned readings match
 // a run of the same plan with an instant sensor.
 func TestAlignUndoesSimulatorDelay(t *testing.T) {
-	plan := []dyno.SimStep{
-		dyno.HoldStep(3000, 40, time.Second),
-		dyno.HoldStep(3000, 90, time.Second),
-		dyno.SweepStep(2000, 5000, 60, 600),
-		dyno.PullStep(2000, 5500),
+	plan := []dynosim.Step{
+		dynosim.HoldStep(3000, 40, time.Second),
+		dynosim.HoldStep(3000, 90, time.Second),
+		dynosim.SweepStep(2000, 5000, 60, 600),
+		dynosim.PullStep(2000, 5500),
 	}
 	for _, tt := range []struct {
 		name     string
@@ -32,15 +33,15 @@ func TestAlignUndoesSimulatorDelay(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			base, err := dyno.NewSimulator(dyno.SimConfig{Plan: plan})
+			base, err := dynosim.New(dynosim.Config{Plan: plan})
 			require.NoError(t, err)
 			want, err := dyno.Collect(ctx, base)
 			require.NoError(t, err)
-			sim, err := dyno.NewSimulator(dyno.SimConfig{Plan: plan, Delay: tt.delay})
+			sim, err := dynosim.New(dynosim.Config{Plan: plan, Delay: tt.delay})
 			require.NoError(t, err)
 			got, err := dyno.Collect(ctx, afr.Align(sim, tt.delay))
 			require.NoError(t, err)
-			sim2, err := dyno.NewSimulator(dyno.SimConfig{Plan: plan, Delay: tt.delay})
+			sim2, err := dynosim.New(dynosim.Config{Plan: plan, Delay: tt.delay})
 			require.NoError(t, err)
 			raw, err := dyno.Collect(ctx, sim2)
 			require.NoError(t, err)
@@ -75,8 +76,8 @@ func TestAlignUndoesSimulatorDelay(t *testing.T) {
 // and a perfect tune burns it.
 func TestTargetsDriveSimulator(t *testing.T) {
 	tg := afr.DefaultTargets()
-	sim, err := dyno.NewSimulator(dyno.SimConfig{TargetAFR: tg, Plan: []dyno.SimStep{
-		dyno.SweepStep(1500, 5500, 35, 1000), dyno.PullStep(2000, 5600),
+	sim, err := dynosim.New(dynosim.Config{TargetAFR: tg, Plan: []dynosim.Step{
+		dynosim.SweepStep(1500, 5500, 35, 1000), dynosim.PullStep(2000, 5600),
 	}})
 	require.NoError(t, err)
 	samples, err := dyno.Collect(context.Background(), sim)

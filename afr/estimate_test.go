@@ -12,36 +12,37 @@ import (
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func plan(hi float64) []dyno.SimStep {
-	p := []dyno.SimStep{dyno.PullStep(1500, hi)}
+func plan(hi float64) []dynosim.Step {
+	p := []dynosim.Step{dynosim.PullStep(1500, hi)}
 	up := true
 	for m := 30.0; m <= 90; m += 10 {
 		if up {
-			p = append(p, dyno.SweepStep(1500, hi, m, 0))
+			p = append(p, dynosim.SweepStep(1500, hi, m, 0))
 		} else {
-			p = append(p, dyno.SweepStep(hi, 1500, m, 0))
+			p = append(p, dynosim.SweepStep(hi, 1500, m, 0))
 		}
 		up = !up
 	}
-	return append(p, dyno.PullStep(1500, hi))
+	return append(p, dynosim.PullStep(1500, hi))
 }
 
-func simLog(t testing.TB, delay dyno.TransportDelay, seed uint64, lag time.Duration) *dyno.Simulator {
-	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+func simLog(t testing.TB, delay dyno.TransportDelay, seed uint64, lag time.Duration) *dynosim.Simulator {
+	truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
 	rpm := []float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500}
 	mp := []float64{20, 30, 40, 50, 60, 70, 80, 90, 100}
 	var ecu [2]dyno.Surface
 	for c := range 2 {
-		s, err := dyno.PerturbSurface(truth[c], rpm, mp, -10, 5, seed*31+uint64(c))
+		s, err := dynosim.PerturbSurface(truth[c], rpm, mp, -10, 5, seed*31+uint64(c))
 		require.NoError(t, err)
 		ecu[c] = s
 	}
-	sim, err := dyno.NewSimulator(dyno.SimConfig{Seed: seed, DT: 20 * time.Millisecond, ECUVE: ecu,
-		Delay: delay, SensorLag: lag, Noise: dyno.TypicalNoise, Plan: plan(5500)})
+	sim, err := dynosim.New(dynosim.Config{Seed: seed, DT: 20 * time.Millisecond, ECUVE: ecu,
+		Delay: delay, SensorLag: lag, Noise: dynosim.TypicalNoise(), Plan: plan(5500)})
 	require.NoError(t, err)
 	return sim
 }
@@ -221,14 +222,14 @@ func TestEstimateDelayWithSensorLag(t *testing.T) {
 }
 
 func ExampleEstimateDelay() {
-	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
-	ecu, _ := dyno.PerturbSurface(truth[0], []float64{1500, 2500, 3500, 4500, 5500}, []float64{20, 40, 60, 80, 100}, -8, 5, 1)
-	sim, _ := dyno.NewSimulator(dyno.SimConfig{
-		ECUVE: [2]dyno.Surface{ecu, ecu}, Noise: dyno.TypicalNoise, Seed: 1,
+	truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
+	ecu, _ := dynosim.PerturbSurface(truth[0], []float64{1500, 2500, 3500, 4500, 5500}, []float64{20, 40, 60, 80, 100}, -8, 5, 1)
+	sim, _ := dynosim.New(dynosim.Config{
+		ECUVE: [2]dyno.Surface{ecu, ecu}, Noise: dynosim.TypicalNoise(), Seed: 1,
 		Delay: dyno.TransportDelay{Fixed: 300 * time.Millisecond},
 		// Up and down through the same cells: a reading that lags shows.
-		Plan: []dyno.SimStep{dyno.SweepStep(1500, 5500, 40, 0), dyno.SweepStep(5500, 1500, 40, 0),
-			dyno.SweepStep(1500, 5500, 70, 0), dyno.SweepStep(5500, 1500, 70, 0)},
+		Plan: []dynosim.Step{dynosim.SweepStep(1500, 5500, 40, 0), dynosim.SweepStep(5500, 1500, 40, 0),
+			dynosim.SweepStep(1500, 5500, 70, 0), dynosim.SweepStep(5500, 1500, 70, 0)},
 	})
 	est, err := afr.EstimateDelay(context.Background(), sim, afr.EstimateOptions{})
 	if err != nil {

@@ -1,7 +1,11 @@
 // Package dyno is the shared vocabulary of DynoAI: one instant of a dyno log
-// (Sample), the Source interface that anything yielding samples implements,
-// log readers (WinPEP8, Power Vision, generic CSV), pull detection, power and
-// correction-factor math, and a physics-based simulator that is itself a Source.
+// (Sample), the channels and units it is measured in, the Source interface
+// that anything yielding samples implements, the wideband's transport delay,
+// power and correction-factor math, and pull detection. Every other package
+// speaks it; it depends on the standard library only.
+//
+// Log readers and the writer live in [github.com/dynoai/dynoai/dyno/dynolog],
+// the physics simulator in [github.com/dynoai/dynoai/dyno/dynosim].
 //
 // # Units
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/internal/shareddata"
 )
 
@@ -160,7 +161,7 @@ func TestDetectPullsRealLogs(t *testing.T) {
 	dir := shareddata.Dir(t, "reallogs")
 	// The DynoAI bike's best 4th-gear pull: 95.16 hp at 5348 rpm per the
 	// repository's report.
-	r, err := dyno.Open(filepath.Join(dir, "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt"), dyno.ReadOptions{})
+	r, err := dynolog.Open(filepath.Join(dir, "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt"), dynolog.ReadOptions{})
 	require.NoError(t, err)
 	defer r.Close()
 	pulls, err := dyno.DetectPulls(context.Background(), r, dyno.PullOptions{})
@@ -174,7 +175,7 @@ func TestDetectPullsRealLogs(t *testing.T) {
 	assert.GreaterOrEqual(t, p.Duration(), 2*time.Second)
 
 	// The 6th-gear log's WOT burst lasts 0.65 s: no pull.
-	r2, err := dyno.Open(filepath.Join(dir, "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt"), dyno.ReadOptions{})
+	r2, err := dynolog.Open(filepath.Join(dir, "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt"), dynolog.ReadOptions{})
 	require.NoError(t, err)
 	defer r2.Close()
 	pulls, err = dyno.DetectPulls(context.Background(), r2, dyno.PullOptions{})
@@ -182,8 +183,8 @@ func TestDetectPullsRealLogs(t *testing.T) {
 	assert.Empty(t, pulls)
 
 	// The race car's dyno-only run has no TPS or MAP: WOT from power.
-	r3, err := dyno.Open(filepath.Join(dir, "winpep8__bgriggs__wrl-dyno-check__134power.csv"),
-		dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}})
+	r3, err := dynolog.Open(filepath.Join(dir, "winpep8__bgriggs__wrl-dyno-check__134power.csv"),
+		dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}})
 	require.NoError(t, err)
 	defer r3.Close()
 	pulls, err = dyno.DetectPulls(context.Background(), r3, dyno.PullOptions{

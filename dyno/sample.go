@@ -121,6 +121,19 @@ func (c Channel) String() string {
 	return "channel(" + itoa(int(c)) + ")"
 }
 
+// Valid reports whether c is one of the package's channels.
+func (c Channel) Valid() bool { return c < numChannels }
+
+// PerCylinder reports whether c carries one value per cylinder (AFR,
+// commanded AFR, lambda, spark, knock).
+func (c Channel) PerCylinder() bool {
+	switch c {
+	case ChanAFR, ChanAFRCommanded, ChanLambda, ChanSpark, ChanKnock:
+		return true
+	}
+	return false
+}
+
 // Channels lists every Channel in order.
 func Channels() []Channel {
 	out := make([]Channel, numChannels)

@@ -43,6 +43,9 @@ var unitNames = [numUnits]string{
 	"ft·lb", "N·m", "hp", "kW", "AFR", "lambda", "mph", "km/h", "s", "ms", "%", "deg", "lbf", "N",
 }
 
+// Valid reports whether u is one of the package's units (UnitAuto included).
+func (u Unit) Valid() bool { return u < numUnits }
+
 // String returns the unit's usual symbol, for example "kPa" or "°F".
 func (u Unit) String() string {
 	if u < numUnits {

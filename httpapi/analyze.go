@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/ve"
@@ -248,7 +249,7 @@ func (s *Server) checkLog(ctx context.Context, blob runstore.Blob, name string, 
 		return err
 	}
 	defer rc.Close()
-	rd, err := dyno.NewReader(rc, name, dyno.ReadOptions{MaxBadRows: opts.MaxBadRows})
+	rd, err := dynolog.NewReader(rc, name, dynolog.ReadOptions{MaxBadRows: opts.MaxBadRows})
 	if err != nil {
 		return logError(err)
 	}
@@ -266,8 +267,8 @@ func (s *Server) checkLog(ctx context.Context, blob runstore.Blob, name string, 
 // logError maps a log reader's error to 400 with its message (which names
 // the file, line, column and byte offset), anything else to 500.
 func logError(err error) error {
-	var pe *dyno.ParseError
-	if errors.As(err, &pe) || errors.Is(err, dyno.ErrMissingColumns) || errors.Is(err, ve.ErrMissingChannel) {
+	var pe *dynolog.ParseError
+	if errors.As(err, &pe) || errors.Is(err, dynolog.ErrMissingColumns) || errors.Is(err, ve.ErrMissingChannel) {
 		d := map[string]any{}
 		if pe != nil {
 			d["line"], d["column"], d["offset"] = pe.Line, pe.Column, pe.Offset
@@ -359,13 +360,13 @@ func (s *Server) process(j *job) {
 	}
 	if err != nil {
 		stg, code, message := "analysis", "ANALYSIS_ERROR", "the analysis failed"
-		var pe *dyno.ParseError
+		var pe *dynolog.ParseError
 		switch {
 		case s.workCtx.Err() != nil:
 			code, message = "SHUTDOWN", "the server shut down during this analysis; upload the log again"
 		case errors.Is(err, context.DeadlineExceeded):
 			code, message = "TIMEOUT", fmt.Sprintf("the analysis took longer than %v", s.cfg.AnalysisTimeout)
-		case errors.As(err, &pe) || errors.Is(err, dyno.ErrMissingColumns):
+		case errors.As(err, &pe) || errors.Is(err, dynolog.ErrMissingColumns):
 			code, message = CodeCSVParsing, err.Error() // names the client's file, line, column, offset
 		case errors.Is(err, runstore.ErrChecksum):
 			code, message = CodeChecksum, "the stored upload failed its checksum; upload the log again"
@@ -401,7 +402,7 @@ func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result,
 	defer rc.Close()
 	cr := &countReader{r: rc}
 	pr.read = cr
-	rd, err := dyno.NewReader(cr, j.filename, dyno.ReadOptions{MaxBadRows: j.opts.MaxBadRows})
+	rd, err := dynolog.NewReader(cr, j.filename, dynolog.ReadOptions{MaxBadRows: j.opts.MaxBadRows})
 	if err != nil {
 		return nil, runstore.Stats{}, err
 	}

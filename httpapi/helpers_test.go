@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
-	"github.com/dynoai/dynoai/internal/demo"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/tune"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,15 +28,17 @@ import (
 func simLog(t testing.TB, rows int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	var w *dyno.CSVWriter
+	var w *dynolog.CSVWriter
 	n := 0
 	var offset time.Duration
 	smp := dyno.NewSample()
 	for seed := uint64(1); n < rows; seed++ {
-		sim, err := demo.Session(demo.DefaultScenario(seed))
+		sc, err := tune.ScenarioByName("demo", seed)
+		require.NoError(t, err)
+		sim, err := sc.Simulator()
 		require.NoError(t, err)
 		if w == nil {
-			w = dyno.NewCSVWriter(&buf, sim.Layout())
+			w = dynolog.NewCSVWriter(&buf, sim.Layout())
 		}
 		var last time.Duration
 		for n < rows {

@@ -8,13 +8,14 @@ import (
 	"strings"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 // StandardBaroKPa is the barometric pressure a Reader adds to a gauge boost
 // column when the log has no barometer and ReaderOptions.BaroKPa is zero.
 const StandardBaroKPa = 101.325
 
-// Errors a Reader in Strict mode reports, inside a *dyno.ParseError naming
+// Errors a Reader in Strict mode reports, inside a *dynolog.ParseError naming
 // the column.
 var (
 	// ErrUnknownColumn: a header maps to no channel.
@@ -25,12 +26,12 @@ var (
 )
 
 // JetstreamAliases returns the column names of Jetstream's raw CSV (spec
-// §1.7) that dyno.DefaultAliases lacks, as dyno aliases. A Reader tries them
+// §1.7) that dynolog.DefaultAliases lacks, as dyno aliases. A Reader tries them
 // before the defaults. Torque, MAP and temperature columns without a unit in
 // their name take ReaderOptions' units; a unit suffix ("MAP_psi",
 // "Torque_Nm", "IAT_C") is understood by dyno's alias machinery.
-func JetstreamAliases() []dyno.Alias {
-	a := []dyno.Alias{
+func JetstreamAliases() []dynolog.Alias {
+	a := []dynolog.Alias{
 		{Name: "spark front", Channel: dyno.ChanSpark, Cyl: dyno.Front, Unit: dyno.UnitDegrees},
 		{Name: "spark rear", Channel: dyno.ChanSpark, Cyl: dyno.Rear, Unit: dyno.UnitDegrees},
 		{Name: "ignition front", Channel: dyno.ChanSpark, Cyl: dyno.Front, Unit: dyno.UnitDegrees},
@@ -43,7 +44,7 @@ func JetstreamAliases() []dyno.Alias {
 		{Name: "boost pressure", Channel: dyno.ChanMAP},
 	}
 	for i := range a {
-		a[i].Name = dyno.NormalizeHeader(a[i].Name)
+		a[i].Name = dynolog.NormalizeHeader(a[i].Name)
 	}
 	return a
 }
@@ -55,8 +56,8 @@ func JetstreamAliases() []dyno.Alias {
 type ReaderOptions struct {
 	// Name identifies the input in errors and in Layout.Name.
 	Name string
-	// Aliases are tried before JetstreamAliases and dyno.DefaultAliases.
-	Aliases []dyno.Alias
+	// Aliases are tried before JetstreamAliases and dynolog.DefaultAliases.
+	Aliases []dynolog.Alias
 	// ChannelUnits forces the unit of every column of a channel, whatever
 	// its name says, for example {dyno.ChanTorque: dyno.UnitNm} for an
 	// export whose plain "Torque" is in N·m.
@@ -74,26 +75,26 @@ type ReaderOptions struct {
 	// and torque (the predecessor's validator).
 	Required []dyno.Channel
 	// MaxBadRows is how many malformed rows are skipped before reading
-	// fails: 0 fails at the first, negative never fails (see dyno.ReadOptions).
+	// fails: 0 fails at the first, negative never fails (see dynolog.ReadOptions).
 	MaxBadRows int
 }
 
 // Reader converts Jetstream's raw CSV into dyno samples, one row at a time:
-// a dyno.Source. It is dyno's CSV reader (dyno.NewCSVReader) given
+// a dyno.Source. It is dyno's CSV reader (dynolog.NewReader with Format dynolog.FormatCSV) given
 // Jetstream's aliases, with two additions: gauge boost columns become
 // absolute MAP, and Strict mode refuses unknown and duplicate columns.
 type Reader struct {
 	o       ReaderOptions
-	r       *dyno.Reader
+	r       *dynolog.Reader
 	gauge   bool // the MAP column is a gauge boost
 	ignored []string
 }
 
 // NewReader reads the header of a Jetstream raw CSV from r and returns a
 // Reader positioned at the first data row. A header without a required
-// channel is a *dyno.MissingColumnsError (errors.Is dyno.ErrMissingColumns)
+// channel is a *dynolog.MissingColumnsError (errors.Is dynolog.ErrMissingColumns)
 // naming the missing channels and the headers found; an empty input is
-// dyno.ErrNoHeader.
+// dynolog.ErrNoHeader.
 func NewReader(r io.Reader, o ReaderOptions) (*Reader, error) {
 	if o.Name == "" {
 		o.Name = "jetstream.csv"
@@ -102,7 +103,8 @@ func NewReader(r io.Reader, o ReaderOptions) (*Reader, error) {
 		o.Required = []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP, dyno.ChanTorque}
 	}
 	aliases := append(slices.Clone(o.Aliases), JetstreamAliases()...)
-	dr, err := dyno.NewCSVReader(r, o.Name, dyno.ReadOptions{
+	dr, err := dynolog.NewReader(r, o.Name, dynolog.ReadOptions{
+		Format:       dynolog.FormatCSV,
 		Aliases:      aliases,
 		ChannelUnits: o.ChannelUnits,
 		StoichAFR:    o.StoichAFR,
@@ -116,11 +118,11 @@ func NewReader(r io.Reader, o ReaderOptions) (*Reader, error) {
 	mapped := map[int]bool{}
 	for _, c := range dr.Columns() {
 		mapped[c.Index] = true
-		if c.Channel == dyno.ChanMAP && strings.HasPrefix(dyno.NormalizeHeader(c.Header), "boost") {
+		if c.Channel == dyno.ChanMAP && strings.HasPrefix(dynolog.NormalizeHeader(c.Header), "boost") {
 			rd.gauge = true
 		}
 	}
-	all := append(aliases, dyno.DefaultAliases()...)
+	all := append(aliases, dynolog.DefaultAliases()...)
 	for i, h := range dr.Headers() {
 		if mapped[i] || strings.TrimSpace(h) == "" {
 			continue
@@ -130,16 +132,16 @@ func NewReader(r io.Reader, o ReaderOptions) (*Reader, error) {
 			continue
 		}
 		kind := ErrUnknownColumn
-		if _, ok := dyno.MatchHeader(h, all); ok {
+		if _, ok := dynolog.MatchHeader(h, all); ok {
 			kind = ErrDuplicateColumn
 		}
-		return nil, &dyno.ParseError{File: o.Name, Line: 1, Column: h, ColumnIndex: i + 1, Err: kind}
+		return nil, &dynolog.ParseError{File: o.Name, Line: 1, Column: h, ColumnIndex: i + 1, Err: kind}
 	}
 	return rd, nil
 }
 
 // Columns returns how the header's columns map, in header order.
-func (rd *Reader) Columns() []dyno.Column { return rd.r.Columns() }
+func (rd *Reader) Columns() []dynolog.Column { return rd.r.Columns() }
 
 // Ignored returns the headers that map to no channel, or lost to a better
 // match for the same channel.
@@ -156,7 +158,7 @@ func (rd *Reader) Layout() dyno.Layout {
 }
 
 // Next implements dyno.Source: it fills s from the next data row, in dyno's
-// units. A malformed row is a *dyno.ParseError naming the line, column and
+// units. A malformed row is a *dynolog.ParseError naming the line, column and
 // byte offset; it ends the stream unless MaxBadRows allows it.
 func (rd *Reader) Next(ctx context.Context, s *dyno.Sample) error {
 	if err := rd.r.Next(ctx, s); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 )
@@ -93,13 +94,13 @@ func TestReaderErrors(t *testing.T) {
 		mention []string
 	}{
 		{"missing MAP and torque (spec 5.9)", "RPM,Boost_bananas,Torque_kgm\n3000,5,100\n", jetstream.ReaderOptions{},
-			dyno.ErrMissingColumns, []string{"map", "torque", `"Torque_kgm"`}},
-		{"missing MAP", "Time,Engine_RPM,Torque\n0,3000,90\n", jetstream.ReaderOptions{}, dyno.ErrMissingColumns, []string{"map"}},
+			dynolog.ErrMissingColumns, []string{"map", "torque", `"Torque_kgm"`}},
+		{"missing MAP", "Time,Engine_RPM,Torque\n0,3000,90\n", jetstream.ReaderOptions{}, dynolog.ErrMissingColumns, []string{"map"}},
 		{"strict unknown", "RPM,MAP,Torque,Extra Col\n3000,80,90,1\n", jetstream.ReaderOptions{Strict: true},
 			jetstream.ErrUnknownColumn, []string{`"Extra Col"`, "column 4"}},
 		{"strict duplicate", "RPM,Engine_RPM,MAP,Torque\n3000,3000,80,90\n", jetstream.ReaderOptions{Strict: true},
 			jetstream.ErrDuplicateColumn, []string{"Engine_RPM"}},
-		{"empty input", "", jetstream.ReaderOptions{}, dyno.ErrNoHeader, nil},
+		{"empty input", "", jetstream.ReaderOptions{}, dynolog.ErrNoHeader, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,9 +120,9 @@ func TestReaderBadCellNamesPlace(t *testing.T) {
 	var s dyno.Sample
 	require.NoError(t, r.Next(context.Background(), &s))
 	err = r.Next(context.Background(), &s)
-	var pe *dyno.ParseError
+	var pe *dynolog.ParseError
 	require.ErrorAs(t, err, &pe)
-	assert.ErrorIs(t, err, dyno.ErrBadNumber)
+	assert.ErrorIs(t, err, dynolog.ErrBadNumber)
 	assert.Equal(t, int64(3), pe.Line)
 	assert.Equal(t, "MAP", pe.Column)
 	assert.Equal(t, int64(len("RPM,MAP,Torque\n3000,80,90\n3100,")), pe.Offset)
@@ -157,7 +158,7 @@ func TestReaderDialects(t *testing.T) {
 		})
 	}
 	_, err := jetstream.NewReader(strings.NewReader(string(jetstreamtest.Pull{PeakHP: 80, PeakTorque: 90, Dialect: jetstreamtest.DialectNoMAP}.CSV())), jetstream.ReaderOptions{})
-	assert.ErrorIs(t, err, dyno.ErrMissingColumns)
+	assert.ErrorIs(t, err, dynolog.ErrMissingColumns)
 }
 
 func TestReaderCancelled(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 )
@@ -61,15 +62,15 @@ func checkErr(t *testing.T, err error, data []byte) {
 	if err.Error() == "" {
 		t.Fatal("empty error message")
 	}
-	var pe *dyno.ParseError
+	var pe *dynolog.ParseError
 	if errors.As(err, &pe) {
 		if pe.Offset < 0 || pe.Offset > int64(len(data))+3 {
 			t.Fatalf("offset %d outside the %d-byte input: %v", pe.Offset, len(data), err)
 		}
 		return
 	}
-	var me *dyno.MissingColumnsError
-	if errors.As(err, &me) || errors.Is(err, dyno.ErrNoHeader) || errors.Is(err, dyno.ErrUnknownFormat) {
+	var me *dynolog.MissingColumnsError
+	if errors.As(err, &me) || errors.Is(err, dynolog.ErrNoHeader) || errors.Is(err, dynolog.ErrUnknownFormat) {
 		return
 	}
 	t.Fatalf("untyped error: %T %v", err, err)

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/ve"
 )
 
@@ -38,7 +38,7 @@ type PlannerOptions struct {
 	// SampleRate is the log's samples per second; zero means 50.
 	SampleRate float64
 	// SweepRate is a sweep's speed in rev/min/s; zero means
-	// dyno.DefaultSweepRate.
+	// dynosim.DefaultSweepRate.
 	SweepRate float64
 	// MinSweepCells: a MAP row with at least this many weak cells gets a
 	// sweep instead of holds; zero means 3.
@@ -76,7 +76,7 @@ func Planner(res *ve.Result, opt PlannerOptions) ([]Test, error) {
 		opt.SampleRate = 50
 	}
 	if opt.SweepRate == 0 {
-		opt.SweepRate = dyno.DefaultSweepRate
+		opt.SweepRate = dynosim.DefaultSweepRate
 	}
 	if opt.MinSweepCells == 0 {
 		opt.MinSweepCells = 3
@@ -209,31 +209,31 @@ func cmpFloat(a, b float64) int {
 
 // Steps turns tests into a simulator plan (a sweep repeated, alternately
 // up and down, and a pull repeated, as often as its time needs).
-func Steps(tests []Test, sweepRate float64) []dyno.SimStep {
+func Steps(tests []Test, sweepRate float64) []dynosim.Step {
 	if sweepRate <= 0 {
-		sweepRate = dyno.DefaultSweepRate
+		sweepRate = dynosim.DefaultSweepRate
 	}
-	var out []dyno.SimStep
+	var out []dynosim.Step
 	for _, t := range tests {
 		switch t.Kind {
 		case "pull":
 			for range max(1, t.Passes) {
-				out = append(out, dyno.PullStep(t.RPM, t.EndRPM))
+				out = append(out, dynosim.PullStep(t.RPM, t.EndRPM))
 			}
 		case "sweep":
 			for k := range max(1, t.Passes) {
 				if k%2 == 0 {
-					out = append(out, dyno.SweepStep(t.RPM, t.EndRPM, t.MAPKPa, sweepRate))
+					out = append(out, dynosim.SweepStep(t.RPM, t.EndRPM, t.MAPKPa, sweepRate))
 				} else {
-					out = append(out, dyno.SweepStep(t.EndRPM, t.RPM, t.MAPKPa, sweepRate))
+					out = append(out, dynosim.SweepStep(t.EndRPM, t.RPM, t.MAPKPa, sweepRate))
 				}
 			}
 		default:
 			d := time.Duration(t.Seconds * float64(time.Second))
 			if t.TPS > 0 {
-				out = append(out, dyno.HoldTPSStep(t.RPM, t.TPS, d))
+				out = append(out, dynosim.HoldTPSStep(t.RPM, t.TPS, d))
 			} else {
-				out = append(out, dyno.HoldStep(t.RPM, t.MAPKPa, d))
+				out = append(out, dynosim.HoldStep(t.RPM, t.MAPKPa, d))
 			}
 		}
 	}

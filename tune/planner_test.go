@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/dynoai/dynoai/ve"
 )
@@ -60,7 +60,7 @@ func TestPlannerShapes(t *testing.T) {
 			steps := tune.Steps(tests, 0)
 			assert.GreaterOrEqual(t, len(steps), len(tests))
 			for _, st := range steps {
-				assert.Contains(t, []dyno.StepKind{dyno.StepHold, dyno.StepSweep, dyno.StepPull}, st.Kind)
+				assert.Contains(t, []dynosim.StepKind{dynosim.StepHold, dynosim.StepSweep, dynosim.StepPull}, st.Kind)
 			}
 		})
 	}

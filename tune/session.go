@@ -11,6 +11,7 @@ import (
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/ve"
 )
 
@@ -36,9 +37,9 @@ type Rig interface {
 
 // SimRig runs Config (its ECUVE replaced by the tables of each iteration and
 // its Seed advanced by the iteration number, so every pull has fresh noise)
-// on a dyno.Simulator.
+// on a dynosim.Simulator.
 type SimRig struct {
-	Config dyno.SimConfig
+	Config dynosim.Config
 }
 
 // Run returns a simulator running the rig's plan with ecu.
@@ -46,7 +47,7 @@ func (r SimRig) Run(_ context.Context, ecu [2]*ve.Table, iteration int) (dyno.So
 	cfg := r.Config
 	cfg.ECUVE = [2]dyno.Surface{ecu[0], ecu[1]}
 	cfg.Seed += uint64(iteration) * 1_000_003
-	return dyno.NewSimulator(cfg)
+	return dynosim.New(cfg)
 }
 
 // Event is a progress report.

@@ -80,11 +80,11 @@ func TestUntouchedCell(t *testing.T) {
 			assert.Equal(t, cfg.Initial[c].Get(i, 0), rep.Tables[c].Get(i, 0), "20 kPa row %v", rpm)
 			if rpm > 5750 {
 				// Above the plan's 5500 rev/min nothing is reached either.
-				for j := range tune.GridMAP {
-					assert.Equal(t, cfg.Initial[c].Get(i, j), rep.Tables[c].Get(i, j), "cell %v/%v", rpm, tune.GridMAP[j])
+				for j := range cfg.Initial[c].MAP {
+					assert.Equal(t, cfg.Initial[c].Get(i, j), rep.Tables[c].Get(i, j), "cell %v/%v", rpm, cfg.Initial[c].MAP[j])
 				}
 			}
-			for j := 1; j < len(tune.GridMAP); j++ {
+			for j := 1; j < len(cfg.Initial[c].MAP); j++ {
 				if rep.Tables[c].Get(i, j) != cfg.Initial[c].Get(i, j) {
 					changed++
 				}

@@ -39,7 +39,7 @@ func trueMultiplier(cyl int, rpm, mapKPa float64) float64 {
 // that every interior cell's correction is that field at the cell centre.
 func TestAnalyzerRecoversKnownField(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	g := DefaultGrid()
+	g := dynoAI3Grid()
 	var samples []dyno.Sample
 	for k := 0; k < 200000; k++ {
 		rpm := 1500 + rng.Float64()*5000
@@ -51,7 +51,7 @@ func TestAnalyzerRecoversKnownField(t *testing.T) {
 	}
 	f := DefaultFilter()
 	f.MaxTPSRate, f.MaxMAPRate = 0, 0 // random jumps between samples are not transients here
-	a, err := New(Options{Filter: &f, ClampPercent: 50})
+	a, err := New(Options{Grid: g, Filter: &f, ClampPercent: 50})
 	require.NoError(t, err)
 	res, err := a.Analyze(t.Context(), dyno.NewSliceSource(twinLayout, samples))
 	require.NoError(t, err)

@@ -80,7 +80,7 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := DefaultGrid()
+	g := dynoAI3Grid()
 	res := &DynoAI3Result{Format: log.format, Rows: len(log.records)}
 	if opts.Weighting == WeightPower && !log.hasHP {
 		res.DerivedPower = true
@@ -387,4 +387,13 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// dynoAI3Grid is the predecessor's analysis grid: RPM 1500..6500 by 500 and
+// MAP 35..95 by 15 kPa (ve-afr spec §2).
+func dynoAI3Grid() Grid {
+	return Grid{
+		RPM: []float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500},
+		MAP: []float64{35, 50, 65, 80, 95},
+	}
 }

@@ -34,7 +34,7 @@ func goldenResult(t *testing.T) *Result {
 		}
 		samples = append(samples, s)
 	}
-	a, err := New(Options{})
+	a, err := New(Options{Grid: dynoAI3Grid()})
 	require.NoError(t, err)
 	layout := twinLayout
 	layout.Channels = layout.Channels.With(dyno.ChanPower).With(dyno.ChanKnock).With(dyno.ChanIAT)

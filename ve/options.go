@@ -66,12 +66,13 @@ type Grid struct {
 	MAP []float64
 }
 
-// DefaultGrid returns the predecessor's grid: RPM 1500..6500 step 500 by MAP
-// 35, 50, 65, 80, 95 kPa.
+// DefaultGrid returns the library's one default grid: RPM 1500..6500 by
+// 500 and MAP 20..100 by 10 kPa, the shape of a naturally aspirated ECU's
+// VE table. (The predecessor's 35..95 kPa by 15 lives on in DynoAI3Compat.)
 func DefaultGrid() Grid {
 	return Grid{
 		RPM: []float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500},
-		MAP: []float64{35, 50, 65, 80, 95},
+		MAP: []float64{20, 30, 40, 50, 60, 70, 80, 90, 100},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 // writeBenchLog writes a realistic n-row dyno log (50 Hz, repeated WOT pulls
@@ -27,7 +28,7 @@ func writeBenchLog(tb testing.TB, n int) string {
 	layout := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP,
 		dyno.ChanTPS, dyno.ChanAFR, dyno.ChanAFRCommanded, dyno.ChanSpark, dyno.ChanKnock, dyno.ChanTorque,
 		dyno.ChanPower, dyno.ChanIAT)}
-	w := dyno.NewCSVWriter(bufio.NewWriterSize(f, 1<<20), layout)
+	w := dynolog.NewCSVWriter(bufio.NewWriterSize(f, 1<<20), layout)
 	rng := rand.New(rand.NewPCG(9, 9))
 	s := dyno.NewSample()
 	for i := 0; i < n; i++ {
@@ -78,7 +79,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				rd, err := dyno.Open(path, dyno.ReadOptions{Parallel: true})
+				rd, err := dynolog.Open(path, dynolog.ReadOptions{Parallel: true})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 )
 
 // TestAnalyzerRecoversSimulatedECUError runs the physics simulator with an
@@ -16,16 +17,16 @@ import (
 // says: trueVE / ecuVE (AFR_measured / AFR_target), per cylinder.
 func TestAnalyzerRecoversSimulatedECUError(t *testing.T) {
 	g := Grid{RPM: []float64{2000, 2500, 3000, 3500, 4000, 4500, 5000}, MAP: []float64{40, 55, 70, 85, 95}}
-	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+	truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
 	var ecu [2]dyno.Surface
 	for c, pct := range [2]float64{-8, 5} {
-		s, err := dyno.PerturbSurface(truth[c], g.RPM, g.MAP, pct, 2, uint64(10+c))
+		s, err := dynosim.PerturbSurface(truth[c], g.RPM, g.MAP, pct, 2, uint64(10+c))
 		require.NoError(t, err)
 		ecu[c] = s
 	}
-	sim, err := dyno.NewSimulator(dyno.SimConfig{
-		Seed: 3, ECUVE: ecu, Noise: dyno.TypicalNoise,
-		Plan: dyno.GridPlan(g.RPM, g.MAP, 3*time.Second),
+	sim, err := dynosim.New(dynosim.Config{
+		Seed: 3, ECUVE: ecu, Noise: dynosim.TypicalNoise(),
+		Plan: dynosim.GridPlan(g.RPM, g.MAP, 3*time.Second),
 	})
 	require.NoError(t, err)
 	a, err := New(Options{Grid: g, ClampPercent: 20})
@@ -54,17 +55,17 @@ func TestAnalyzerRecoversSimulatedECUError(t *testing.T) {
 // the true delay given by hand.
 func TestAnalyzerLearnsSensorDelay(t *testing.T) {
 	g := Grid{RPM: []float64{2000, 2500, 3000, 3500, 4000, 4500, 5000}, MAP: []float64{40, 55, 70, 85, 95}}
-	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+	truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
 	var ecu [2]dyno.Surface
 	for c, pct := range [2]float64{-8, 5} {
-		s, err := dyno.PerturbSurface(truth[c], g.RPM, g.MAP, pct, 3, uint64(20+c))
+		s, err := dynosim.PerturbSurface(truth[c], g.RPM, g.MAP, pct, 3, uint64(20+c))
 		require.NoError(t, err)
 		ecu[c] = s
 	}
 	const delay = 400 * time.Millisecond
 	sim := func() dyno.Source {
-		s, err := dyno.NewSimulator(dyno.SimConfig{Seed: 5, ECUVE: ecu, Noise: dyno.TypicalNoise,
-			Delay: dyno.TransportDelay{Fixed: delay}, Plan: dyno.DefaultPlan(dyno.ProfileM8114)})
+		s, err := dynosim.New(dynosim.Config{Seed: 5, ECUVE: ecu, Noise: dynosim.TypicalNoise(),
+			Delay: dyno.TransportDelay{Fixed: delay}, Plan: dynosim.DefaultPlan(dynosim.M8114())})
 		require.NoError(t, err)
 		return s
 	}

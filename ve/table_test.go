@@ -32,7 +32,7 @@ func TestTableAtBilinear(t *testing.T) {
 }
 
 func TestNearestTiesGoLow(t *testing.T) {
-	g := DefaultGrid()
+	g := dynoAI3Grid()
 	for _, tc := range []struct{ in, want float64 }{{1750, 1500}, {2249.99, 2000}, {2750, 2500}, {3750, 3500}, {7000, 6500}} {
 		assert.Equal(t, tc.want, g.RPM[Nearest(g.RPM, tc.in)], "rpm %v", tc.in)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/ve"
 )
 
@@ -111,7 +112,7 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		counter := &countingReader{r: f}
-		rd, err := dyno.NewReader(counter, args[0], dyno.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: opts.Fuel.Stoich, Parallel: true})
+		rd, err := dynolog.NewReader(counter, args[0], dynolog.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: opts.Fuel.Stoich, Parallel: true})
 		if err != nil {
 			return err
 		}

@@ -2,10 +2,15 @@ package main
 
 import (
 	"github.com/dynoai/dynoai/dyno"
-	"github.com/dynoai/dynoai/internal/demo"
+	"github.com/dynoai/dynoai/tune"
 )
 
-// newSimulation returns the simulated dyno session -simulate analyzes.
+// newSimulation returns the simulated dyno session -simulate analyzes: the
+// demo scenario of package tune.
 func newSimulation(seed uint64) (dyno.Source, error) {
-	return demo.Session(demo.DefaultScenario(seed))
+	sc, err := tune.ScenarioByName("demo", seed)
+	if err != nil {
+		return nil, err
+	}
+	return sc.Simulator()
 }

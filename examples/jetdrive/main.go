@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/jetdrive"
 )
 
@@ -302,7 +303,7 @@ func replay(ctx context.Context, nf *netFlags, path string, speed float64, toNet
 }
 
 func simulate(ctx context.Context, nf *netFlags, profile, name string, seed uint64, rate float64, loop bool, stdout, stderr io.Writer) error {
-	prof, err := dyno.ProfileByKey(profile)
+	prof, err := dynosim.ProfileByKey(profile)
 	if err != nil {
 		return err
 	}
@@ -317,7 +318,7 @@ func simulate(ctx context.Context, nf *netFlags, profile, name string, seed uint
 	defer p.Close()
 	fmt.Fprintf(stdout, "simulating %s as provider 0x%04X %q on port %d\n", prof.Name, p.HostID(), name, netCfg.Port)
 	for run := uint64(0); ; run++ {
-		sim, err := dyno.NewSimulator(dyno.SimConfig{Profile: prof, Seed: seed + run, Noise: dyno.TypicalNoise})
+		sim, err := dynosim.New(dynosim.Config{Profile: prof, Seed: seed + run, Noise: dynosim.TypicalNoise()})
 		if err != nil {
 			return err
 		}

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
-	"github.com/dynoai/dynoai/internal/demo"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/tune"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -153,10 +154,12 @@ func TestEnvExamples(t *testing.T) {
 }
 
 func testLog(t *testing.T) []byte {
-	sim, err := demo.Session(demo.DefaultScenario(1))
+	sc, err := tune.ScenarioByName("demo", 1)
+	require.NoError(t, err)
+	sim, err := sc.Simulator()
 	require.NoError(t, err)
 	var b bytes.Buffer
-	w := dyno.NewCSVWriter(&b, sim.Layout())
+	w := dynolog.NewCSVWriter(&b, sim.Layout())
 	s := dyno.NewSample()
 	for {
 		err := sim.Next(context.Background(), &s)

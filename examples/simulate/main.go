@@ -18,11 +18,15 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
-	"github.com/dynoai/dynoai/internal/demo"
+	"github.com/dynoai/dynoai/dyno/dynolog"
+	"github.com/dynoai/dynoai/tune"
 )
 
 func main() {
-	sc := demo.DefaultScenario(1)
+	sc, err := tune.ScenarioByName("demo", 1)
+	if err != nil {
+		panic(err)
+	}
 	out := flag.String("out", "", "output file (default: standard output)")
 	flag.Uint64Var(&sc.Seed, "seed", sc.Seed, "noise and ECU-error seed")
 	flag.Float64Var(&sc.FrontPct, "front", sc.FrontPct, "mean ECU VE error of the front cylinder, percent")
@@ -38,8 +42,8 @@ func main() {
 	}
 }
 
-func run(sc demo.Scenario, out string) (err error) {
-	sim, err := demo.Session(sc)
+func run(sc tune.Scenario, out string) (err error) {
+	sim, err := sc.Simulator()
 	if err != nil {
 		return err
 	}
@@ -57,7 +61,7 @@ func run(sc demo.Scenario, out string) (err error) {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	n, err := dyno.CopyCSV(context.Background(), bw, loggerResolution{sim})
+	n, err := dynolog.CopyCSV(context.Background(), bw, loggerResolution{sim})
 	if err != nil {
 		return err
 	}

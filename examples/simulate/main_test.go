@@ -7,15 +7,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
-	"github.com/dynoai/dynoai/internal/demo"
+	"github.com/dynoai/dynoai/dyno/dynolog"
+	"github.com/dynoai/dynoai/tune"
 )
 
 // The written log must read back through the library's own reader with
 // every row, both widebands and the logger's resolution.
 func TestSimulateWritesReadableLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sim.csv")
-	require.NoError(t, run(demo.DefaultScenario(7), path))
-	rd, err := dyno.Open(path, dyno.ReadOptions{})
+	sc, err := tune.ScenarioByName("demo", 7)
+	require.NoError(t, err)
+	require.NoError(t, run(sc, path))
+	rd, err := dynolog.Open(path, dynolog.ReadOptions{})
 	require.NoError(t, err)
 	defer rd.Close()
 	samples, err := dyno.Collect(t.Context(), rd)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 )
@@ -102,7 +103,7 @@ func TestStubRunsConvertAndMatchTheSpec(t *testing.T) {
 		t.Run(r.ID, func(t *testing.T) {
 			rd, err := jetstream.NewReader(strings.NewReader(string(r.Data)), jetstream.ReaderOptions{Name: r.ID})
 			if r.ID == "JS-GAMMA-404" {
-				assert.ErrorIs(t, err, dyno.ErrMissingColumns)
+				assert.ErrorIs(t, err, dynolog.ErrMissingColumns)
 				assert.ErrorContains(t, err, "map")
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/jetstream"
 )
 
@@ -20,15 +21,15 @@ import (
 // column names (Time, Engine_RPM, MAP_kPa, Torque, AFR_Front, AFR_Rear,
 // AFR_Cmd_F, AFR_Cmd_R, Spark_F, Spark_R, TPS, IAT in °F). The peaks are
 // computed from the logged (noisy) torque, as Jetstream would.
-func SimulatedRun(ctx context.Context, meta jetstream.RunMetadata, cfg dyno.SimConfig) (Run, error) {
+func SimulatedRun(ctx context.Context, meta jetstream.RunMetadata, cfg dynosim.Config) (Run, error) {
 	if cfg.Plan == nil {
 		redline := cfg.Profile.RedlineRPM
 		if redline == 0 {
-			redline = dyno.ProfileM8114.RedlineRPM
+			redline = dynosim.M8114().RedlineRPM
 		}
-		cfg.Plan = []dyno.SimStep{dyno.PullStep(1500, redline)}
+		cfg.Plan = []dynosim.Step{dynosim.PullStep(1500, redline)}
 	}
-	sim, err := dyno.NewSimulator(cfg)
+	sim, err := dynosim.New(cfg)
 	if err != nil {
 		return Run{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/jetstream"
 )
 
@@ -34,10 +35,10 @@ var stubRuns = []stubRun{
 	{"JS-GAMMA-404", "2020 Softail Standard", "Dynojet 200", "M8 107", 18, 75, 29.10, 55, 78, 95, true, 1},
 }
 
-// StubNoise is the sensor noise of the stub's simulated runs: TypicalNoise
+// StubNoise is the sensor noise of the stub's simulated runs: TypicalNoise()
 // with a quieter torque cell, so the logged peaks stay within about 1 % of
 // the engine's.
-var StubNoise = dyno.SimNoise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 0.3}
+var StubNoise = dynosim.Noise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 0.3}
 
 // StubRuns returns the predecessor's seven sample runs (spec §1.8), stamped
 // relative to now by their age, none yet processed. Each one's raw data is a
@@ -52,7 +53,7 @@ var StubNoise = dyno.SimNoise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 
 func StubRuns(ctx context.Context, now time.Time) ([]Run, error) {
 	out := make([]Run, 0, len(stubRuns))
 	for i, s := range stubRuns {
-		p := dyno.ProfileM8114
+		p := dynosim.M8114()
 		p.Key, p.Name = "stub_"+strings.ToLower(s.id), s.engine
 		// The profile's peaks are at 25 °C and 101.325 kPa; the run's air is
 		// denser or thinner by the ideal-gas ratio.
@@ -66,9 +67,9 @@ func StubRuns(ctx context.Context, now time.Time) ([]Run, error) {
 				Vehicle: s.vehicle, DynoType: s.dyno},
 			EngineType: s.engine, AmbientTempF: s.tempF, AmbientPressureInHg: s.inHg, HumidityPercent: s.rh,
 		}
-		cfg := dyno.SimConfig{Profile: p, Seed: uint64(i + 1), Noise: StubNoise, BaroKPa: baro, IATC: iatC}
+		cfg := dynosim.Config{Profile: p, Seed: uint64(i + 1), Noise: StubNoise, BaroKPa: baro, IATC: iatC}
 		if s.ecuVE != 1 {
-			trueVE := dyno.DefaultTrueVE(p, baro)
+			trueVE := dynosim.DefaultTrueVE(p, baro)
 			for c := range cfg.ECUVE {
 				tv, k := trueVE[c], s.ecuVE
 				cfg.ECUVE[c] = dyno.SurfaceFunc(func(rpm, mapKPa float64) float64 { return tv.At(rpm, mapKPa) * k })

@@ -1,4 +1,4 @@
-package dyno
+package dynolog
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // proxyState is the streaming pivot of a Pro-XY long-format log: rows
@@ -25,8 +27,8 @@ type proxyState struct {
 // proxyAliases renames Power Vision signal names (jetstream-dyno spec
 // §2.2.3) where the built-in aliases do not already cover them.
 var proxyAliases = []Alias{
-	{Name: "spark knock f", Channel: ChanKnock, Cyl: Front, Unit: UnitDegrees},
-	{Name: "spark knock r", Channel: ChanKnock, Cyl: Rear, Unit: UnitDegrees},
+	{Name: "spark knock f", Channel: dyno.ChanKnock, Cyl: dyno.Front, Unit: dyno.UnitDegrees},
+	{Name: "spark knock r", Channel: dyno.ChanKnock, Cyl: dyno.Rear, Unit: dyno.UnitDegrees},
 }
 
 func (r *Reader) initProXY() error {
@@ -57,7 +59,7 @@ func (r *Reader) initProXY() error {
 			p.values = make([]float64, len(names))
 			p.seen = make([]bool, len(names))
 			for i := range p.values {
-				p.values[i] = Missing
+				p.values[i] = dyno.Missing
 			}
 			r.proxy = p
 			extra := append([]Alias(nil), r.opts.Aliases...)
@@ -65,7 +67,7 @@ func (r *Reader) initProXY() error {
 			if err := r.bind(units); err != nil {
 				return err
 			}
-			r.layout.Channels = r.layout.Channels.With(ChanTime)
+			r.layout.Channels = r.layout.Channels.With(dyno.ChanTime)
 			return nil
 		case first == "Format:" && len(fs) > 1:
 			p.version = cellText(u, fs[1])
@@ -132,7 +134,7 @@ func parseProXYValue(b []byte) (float64, bool) {
 	return float64(v), true
 }
 
-func (r *Reader) nextProXY(s *Sample) error {
+func (r *Reader) nextProXY(s *dyno.Sample) error {
 	p := r.proxy
 	for !p.eof {
 		l, err := r.readLine()
@@ -207,12 +209,12 @@ func (r *Reader) storeProXY(sig int, v float64) {
 	}
 }
 
-func (r *Reader) emitProXY(s *Sample) {
+func (r *Reader) emitProXY(s *dyno.Sample) {
 	p := r.proxy
 	s.Reset()
 	for i := range r.binds {
 		b := &r.binds[i]
-		if v := p.values[b.col]; Has(v) {
+		if v := p.values[b.col]; dyno.Has(v) {
 			r.assign(b, v, s)
 		}
 	}

@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 // writeBenchLog writes a canonical V-twin log of n rows (time, rpm, map,
@@ -28,7 +29,7 @@ func writeBenchLog(b *testing.B, dir string, n int) string {
 	layout := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP,
 		dyno.ChanTPS, dyno.ChanAFR, dyno.ChanAFRCommanded, dyno.ChanSpark, dyno.ChanKnock, dyno.ChanTorque,
 		dyno.ChanPower, dyno.ChanIAT)}
-	w := dyno.NewCSVWriter(f, layout)
+	w := dynolog.NewCSVWriter(f, layout)
 	s := dyno.NewSample()
 	for i := 0; i < n; i++ {
 		x := float64(i)
@@ -73,7 +74,7 @@ func BenchmarkReadCSV(b *testing.B) {
 			cpu0 := processCPU()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				r, err := dyno.Open(path, dyno.ReadOptions{})
+				r, err := dynolog.Open(path, dynolog.ReadOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -114,7 +115,7 @@ func processCPU() time.Duration {
 func BenchmarkWriteCSV(b *testing.B) {
 	layout := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP,
 		dyno.ChanTPS, dyno.ChanAFR, dyno.ChanTorque, dyno.ChanPower)}
-	w := dyno.NewCSVWriter(io.Discard, layout)
+	w := dynolog.NewCSVWriter(io.Discard, layout)
 	s := dyno.NewSample()
 	s.RPM, s.MAP, s.TPS, s.Torque, s.Power = 3512.25, 80.5, 99.1, 91.12, 61.2
 	s.AFR[0], s.AFR[1] = 13.05, 12.98

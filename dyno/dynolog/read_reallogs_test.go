@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"context"
@@ -14,11 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/internal/shareddata"
 )
 
 // readAll reads every sample of r.
-func readAll(t *testing.T, r *dyno.Reader) []dyno.Sample {
+func readAll(t *testing.T, r *dynolog.Reader) []dyno.Sample {
 	t.Helper()
 	var out []dyno.Sample
 	for {
@@ -36,7 +37,7 @@ func readAll(t *testing.T, r *dyno.Reader) []dyno.Sample {
 // checked by hand (awk over the file) at one data row.
 type realLog struct {
 	file     string
-	opts     dyno.ReadOptions
+	opts     dynolog.ReadOptions
 	refuse   []dyno.Channel // the missing channels when the default options refuse it
 	format   string
 	cyls     int
@@ -106,7 +107,7 @@ var realLogs = []realLog{
 	{
 		file: "winpep8__bgriggs__wrl-dyno-check__134power.csv", format: "winpep8", cyls: 2, rows: 275,
 		refuse: []dyno.Channel{dyno.ChanMAP},
-		opts:   dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanTorque}},
+		opts:   dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanTorque}},
 		idx:    149, // file line 151
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, 7450*time.Millisecond, s.Time)
@@ -123,7 +124,7 @@ var realLogs = []realLog{
 	{
 		file: "jetdrive-csv__rob9206__DynoAI_3__jetdrive_log_20251218_230024.csv", format: "csv", cyls: 2, rows: 71,
 		refuse: []dyno.Channel{dyno.ChanMAP},
-		opts:   dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}},
+		opts:   dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}},
 		idx:    39, // file line 41
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, 10367*time.Millisecond, s.Time, "wall-clock time since the first row")
@@ -167,7 +168,7 @@ var realLogs = []realLog{
 	{
 		file: "msl__ecmdroid__ecmdroid__BUE2D_log.msl", format: "msl", cyls: 2, rows: 176, afrBad: [2]bool{true, true},
 		refuse: []dyno.Channel{dyno.ChanMAP},
-		opts:   dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}},
+		opts:   dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM}},
 		idx:    164, // file line 167
 		check: func(t *testing.T, s dyno.Sample) {
 			assert.Equal(t, 3995*time.Millisecond, s.Time)
@@ -203,15 +204,15 @@ func TestRealLogs(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join(dir, tc.file)
 			if tc.refuse != nil {
-				_, err := dyno.Open(path, dyno.ReadOptions{})
-				require.ErrorIs(t, err, dyno.ErrMissingColumns)
-				var me *dyno.MissingColumnsError
+				_, err := dynolog.Open(path, dynolog.ReadOptions{})
+				require.ErrorIs(t, err, dynolog.ErrMissingColumns)
+				var me *dynolog.MissingColumnsError
 				require.ErrorAs(t, err, &me)
 				assert.Equal(t, tc.refuse, me.Missing)
 				assert.NotEmpty(t, me.Found)
 				assert.Contains(t, err.Error(), "headers found")
 			}
-			r, err := dyno.Open(path, tc.opts)
+			r, err := dynolog.Open(path, tc.opts)
 			require.NoError(t, err)
 			defer r.Close()
 			l := r.Layout()
@@ -246,8 +247,8 @@ func TestReallogsWinPEP8AddAlias(t *testing.T) {
 	// The Harley bike's only real AFR is the collector LC-2 on the dyno's
 	// analog input: a caller maps it with an extra alias.
 	path := filepath.Join(shareddata.Dir(t, "reallogs"), "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt")
-	r, err := dyno.Open(path, dyno.ReadOptions{Aliases: []dyno.Alias{
-		{Name: "(DWRT CPU) LC2 Volts Petrol AFR2", Channel: dyno.ChanAFR, Cyl: dyno.AllCylinders, Unit: dyno.UnitAFR},
+	r, err := dynolog.Open(path, dynolog.ReadOptions{Aliases: []dynolog.Alias{
+		{Name: "(DWRT CPU) LC2 Volts Petrol AFR2", Channel: dyno.ChanAFR, Cyl: dynolog.AllCylinders, Unit: dyno.UnitAFR},
 	}})
 	require.NoError(t, err)
 	defer r.Close()
@@ -304,7 +305,7 @@ func TestDynoAI3Logs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
-			r, err := dyno.Open(filepath.Join(dir, tc.file), dyno.ReadOptions{})
+			r, err := dynolog.Open(filepath.Join(dir, tc.file), dynolog.ReadOptions{})
 			require.NoError(t, err)
 			defer r.Close()
 			assert.Equal(t, "csv", r.Layout().Format)
@@ -314,9 +315,9 @@ func TestDynoAI3Logs(t *testing.T) {
 		})
 	}
 	// Requiring torque refuses the template without it, as the predecessor did.
-	_, err := dyno.Open(filepath.Join(dir, "sample_winpep_log.csv"),
-		dyno.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP, dyno.ChanTorque}})
-	var me *dyno.MissingColumnsError
+	_, err := dynolog.Open(filepath.Join(dir, "sample_winpep_log.csv"),
+		dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP, dyno.ChanTorque}})
+	var me *dynolog.MissingColumnsError
 	require.True(t, errors.As(err, &me), "%v", err)
 	assert.Equal(t, []dyno.Channel{dyno.ChanTorque}, me.Missing)
 }

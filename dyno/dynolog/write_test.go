@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 func TestCanonicalHeader(t *testing.T) {
@@ -22,15 +23,15 @@ func TestCanonicalHeader(t *testing.T) {
 		"time_s", "rpm", "map_kpa", "tps", "afr_meas_f", "afr_meas_r", "afr_cmd_f", "afr_cmd_r",
 		"lambda_f", "lambda_r", "spark_f", "spark_r", "knock_f", "knock_r", "torque", "hp",
 		"iat_c", "ect_c", "baro_kpa", "drum_speed_mph", "drum_force_lbf",
-	}, dyno.CanonicalHeader(dyno.Layout{Cylinders: 2, Channels: all}))
+	}, dynolog.CanonicalHeader(dyno.Layout{Cylinders: 2, Channels: all}))
 	assert.Equal(t, []string{"rpm", "afr_meas_1", "afr_meas_2", "afr_meas_3"},
-		dyno.CanonicalHeader(dyno.Layout{Cylinders: 3, Channels: dyno.NewChannelSet(dyno.ChanRPM, dyno.ChanAFR)}))
+		dynolog.CanonicalHeader(dyno.Layout{Cylinders: 3, Channels: dyno.NewChannelSet(dyno.ChanRPM, dyno.ChanAFR)}))
 }
 
 func TestCSVWriterOutput(t *testing.T) {
 	var buf bytes.Buffer
 	l := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP, dyno.ChanAFR, dyno.ChanIAT)}
-	w := dyno.NewCSVWriter(&buf, l)
+	w := dynolog.NewCSVWriter(&buf, l)
 	s := dyno.NewSample()
 	s.Time = 1500 * time.Millisecond
 	s.RPM, s.MAP, s.IAT = 3000, 80.25, 25
@@ -47,7 +48,7 @@ func TestCSVWriterOutput(t *testing.T) {
 
 	// An empty log is a header.
 	buf.Reset()
-	require.NoError(t, dyno.NewCSVWriter(&buf, l).Flush())
+	require.NoError(t, dynolog.NewCSVWriter(&buf, l).Flush())
 	assert.Equal(t, "time_s,rpm,map_kpa,afr_meas_f,afr_meas_r,iat_c\n", buf.String())
 }
 
@@ -56,7 +57,7 @@ type failWriter struct{}
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestCSVWriterError(t *testing.T) {
-	w := dyno.NewCSVWriter(failWriter{}, dyno.Layout{Channels: dyno.NewChannelSet(dyno.ChanRPM)})
+	w := dynolog.NewCSVWriter(failWriter{}, dyno.Layout{Channels: dyno.NewChannelSet(dyno.ChanRPM)})
 	s := dyno.NewSample()
 	var err error
 	for i := 0; i < 10000 && err == nil; i++ {
@@ -123,11 +124,11 @@ func TestCSVRoundTrip(t *testing.T) {
 			in[i] = keep(s, set, cyls)
 		}
 		var buf bytes.Buffer
-		got, err := dyno.CopyCSV(context.Background(), &buf, dyno.NewSliceSource(layout, in))
+		got, err := dynolog.CopyCSV(context.Background(), &buf, dyno.NewSliceSource(layout, in))
 		require.NoError(t, err)
 		require.Equal(t, int64(n), got)
 
-		r, err := dyno.NewReader(bytes.NewReader(buf.Bytes()), "rt", dyno.ReadOptions{NoDerive: true})
+		r, err := dynolog.NewReader(bytes.NewReader(buf.Bytes()), "rt", dynolog.ReadOptions{NoDerive: true})
 		require.NoError(t, err, buf.String())
 		assert.Equal(t, "csv", r.Layout().Format)
 		wantCyl := 0
@@ -150,7 +151,7 @@ func keep(s dyno.Sample, set dyno.ChannelSet, cyls int) dyno.Sample {
 	o := dyno.NewSample()
 	for _, c := range set.List() {
 		for cyl := 0; cyl < cyls; cyl++ {
-			setValue(&o, c, cyl, dyno.SampleValue(&s, c, cyl))
+			setValue(&o, c, cyl, dynolog.SampleValue(&s, c, cyl))
 		}
 	}
 	if set.Has(dyno.ChanTime) {
@@ -199,7 +200,7 @@ func requireSameSample(t *testing.T, want, got dyno.Sample, ctx string) {
 	require.Equal(t, want.Time, got.Time)
 	for _, c := range dyno.Channels()[1:] {
 		for cyl := 0; cyl < dyno.MaxCylinders; cyl++ {
-			w, g := dyno.SampleValue(&want, c, cyl), dyno.SampleValue(&got, c, cyl)
+			w, g := dynolog.SampleValue(&want, c, cyl), dynolog.SampleValue(&got, c, cyl)
 			if math.IsNaN(w) {
 				require.True(t, math.IsNaN(g), "%v[%d]: want Missing, got %v", c, cyl, g)
 				continue

@@ -1,4 +1,4 @@
-package dyno
+package dynosim
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
-// Defaults of SimConfig.
+// Defaults of Config.
 const (
-	DefaultSimDT        = 10 * time.Millisecond
+	DefaultDT        = 10 * time.Millisecond
 	DefaultThrottleRate = 200.0 // %/s, the predecessor's (spec §3.2): 0 → 100 % in 0.5 s
 	DefaultSettleRate   = 1000.0
 	DefaultSettleTime   = 500 * time.Millisecond
@@ -25,31 +27,31 @@ const (
 	simPrePullTPS       = 8.0
 )
 
-// ErrSimConfig is wrapped by every error NewSimulator returns.
-var ErrSimConfig = errors.New("dyno: invalid simulator config")
+// ErrConfig is wrapped by every error New returns.
+var ErrConfig = errors.New("dynosim: invalid simulator config")
 
-// SimConfigError names the SimConfig field that is wrong, for example
-// "Plan[3].MAP". errors.Is(err, ErrSimConfig) holds.
-type SimConfigError struct {
+// ConfigError names the Config field that is wrong, for example
+// "Plan[3].MAP". errors.Is(err, ErrConfig) holds.
+type ConfigError struct {
 	Field string
 	Msg   string
 }
 
-func (e *SimConfigError) Error() string {
-	return "dyno: simulator config: " + e.Field + ": " + e.Msg
+func (e *ConfigError) Error() string {
+	return "dynosim: simulator config: " + e.Field + ": " + e.Msg
 }
 
-// Unwrap returns ErrSimConfig.
-func (e *SimConfigError) Unwrap() error { return ErrSimConfig }
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
 
 func simErr(field, format string, a ...any) error {
-	return &SimConfigError{Field: field, Msg: fmt.Sprintf(format, a...)}
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
-// StepKind is what a SimStep does.
+// StepKind is what a Step does.
 type StepKind uint8
 
-// The kinds of SimStep.
+// The kinds of Step.
 const (
 	// StepHold holds RPM at a load (MAP or TPS) for Duration: a
 	// steady-state cell on a load-control dyno.
@@ -75,12 +77,12 @@ func (k StepKind) String() string {
 	return fmt.Sprintf("StepKind(%d)", uint8(k))
 }
 
-// SimStep is one step of a test plan. Every step first settles: the
+// Step is one step of a test plan. Every step first settles: the
 // absorber brings the engine to RPM at SettleRate while the throttle moves
 // to the step's load, then holds SettleTime so MAP and the wideband catch up.
 // Samples are produced throughout; Simulator.Status tells a settling sample
 // from a measuring one.
-type SimStep struct {
+type Step struct {
 	Kind StepKind
 	// RPM is the hold speed, or where a sweep or pull starts.
 	RPM float64
@@ -101,30 +103,30 @@ type SimStep struct {
 }
 
 // HoldStep returns a step holding rpm at mapKPa for d.
-func HoldStep(rpm, mapKPa float64, d time.Duration) SimStep {
-	return SimStep{Kind: StepHold, RPM: rpm, MAP: mapKPa, Duration: d}
+func HoldStep(rpm, mapKPa float64, d time.Duration) Step {
+	return Step{Kind: StepHold, RPM: rpm, MAP: mapKPa, Duration: d}
 }
 
 // HoldTPSStep returns a step holding rpm at throttle tps for d.
-func HoldTPSStep(rpm, tps float64, d time.Duration) SimStep {
-	return SimStep{Kind: StepHold, RPM: rpm, TPS: tps, Duration: d}
+func HoldTPSStep(rpm, tps float64, d time.Duration) Step {
+	return Step{Kind: StepHold, RPM: rpm, TPS: tps, Duration: d}
 }
 
 // SweepStep returns a step sweeping from one rpm to another at mapKPa and rate
 // rev/min/s (zero: DefaultSweepRate).
-func SweepStep(from, to, mapKPa, rate float64) SimStep {
-	return SimStep{Kind: StepSweep, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
+func SweepStep(from, to, mapKPa, rate float64) Step {
+	return Step{Kind: StepSweep, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
 }
 
 // PullStep returns a wide-open-throttle pull from one rpm to another.
-func PullStep(from, to float64) SimStep {
-	return SimStep{Kind: StepPull, RPM: from, EndRPM: to, TPS: 100}
+func PullStep(from, to float64) Step {
+	return Step{Kind: StepPull, RPM: from, EndRPM: to, TPS: 100}
 }
 
-// SimNoise sets the standard deviations of the Gaussian noise on measured
+// Noise sets the standard deviations of the Gaussian noise on measured
 // channels. The zero value is noise-free. The ECU and the physics use the
 // true values; only what is logged is noisy.
-type SimNoise struct {
+type Noise struct {
 	AFR       float64 // AFR points, on each wideband
 	RPM       float64 // rev/min
 	MAP       float64 // kPa
@@ -132,49 +134,49 @@ type SimNoise struct {
 	TorquePct float64 // percent of torque (and of power and drum force)
 }
 
-// TypicalNoise is the noise of a healthy dyno cell: σ 0.05 AFR (the
+// TypicalNoise returns the noise of a healthy dyno cell: σ 0.05 AFR (the
 // predecessor's virtual-ECU value), 5 rpm, 0.5 kPa, 0.2 % TPS and 1 % torque.
-var TypicalNoise = SimNoise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 1}
+func TypicalNoise() Noise { return Noise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 1} }
 
-// SimConfig configures a Simulator. The zero value simulates a perfectly
+// Config configures a Simulator. The zero value simulates a perfectly
 // tuned M8-114 with noise-free, instant wideband sensors through
 // DefaultPlan.
-type SimConfig struct {
+type Config struct {
 	// Name is the Layout's Name; empty means "simulator:" + profile key.
 	Name string
-	// Profile is the engine; the zero value means ProfileM8114.
+	// Profile is the engine; the zero value means M8114().
 	Profile EngineProfile
 	// Seed seeds the noise (a PCG); the same config and seed give the
 	// same samples.
 	Seed uint64
 	// DT is the fixed integration step and sample interval; zero means
-	// DefaultSimDT (10 ms, 100 samples/s). Allowed: 1 ms to 100 ms.
+	// DefaultDT (10 ms, 100 samples/s). Allowed: 1 ms to 100 ms.
 	DT time.Duration
 
 	// TrueVE is the VE each cylinder (front, rear) really has; nil
 	// entries mean DefaultTrueVE. Any unit works (percent or fraction) as
 	// long as ECUVE uses the same: the simulator uses only ratios.
-	TrueVE [2]Surface
+	TrueVE [2]dyno.Surface
 	// ECUVE is the VE the ECU believes per cylinder; nil entries mean the
 	// true VE (a perfect tune).
-	ECUVE [2]Surface
+	ECUVE [2]dyno.Surface
 	// TargetAFR is the ECU's target AFR table (afr.Targets satisfies
 	// Surface); nil means VirtualECUTargets.
-	TargetAFR Surface
+	TargetAFR dyno.Surface
 	// Spark is the ECU's spark table per cylinder (degrees BTDC); nil
 	// entries mean DefaultSpark.
-	Spark [2]Surface
+	Spark [2]dyno.Surface
 	// Knock is the knock retard per cylinder (degrees); nil entries mean
 	// none. Knock is subtracted from Spark and costs 1 % torque a degree.
-	Knock [2]Surface
+	Knock [2]dyno.Surface
 
 	// Delay is the wideband transport delay; the zero value is none.
-	Delay TransportDelay
+	Delay dyno.TransportDelay
 	// SensorLag is the widebands' first-order time constant; zero means
 	// an instant sensor.
 	SensorLag time.Duration
 	// Noise on the measured channels; the zero value is none.
-	Noise SimNoise
+	Noise Noise
 
 	// BaroKPa is the barometric pressure; zero means 101.325.
 	BaroKPa float64
@@ -194,20 +196,20 @@ type SimConfig struct {
 	SettleTime time.Duration
 
 	// Plan is the test plan; nil means DefaultPlan(Profile).
-	Plan []SimStep
+	Plan []Step
 }
 
 // DefaultPlan returns a plan covering a Harley grid in about three
 // simulated minutes: a WOT pull from 1500 rpm to the lesser of 6500 and the
 // redline, part-throttle sweeps at 30, 40, … 90 kPa over the same range
 // (alternately up and down, 300 rpm/s), and a second WOT pull.
-func DefaultPlan(p EngineProfile) []SimStep {
+func DefaultPlan(p EngineProfile) []Step {
 	if p == (EngineProfile{}) {
-		p = ProfileM8114
+		p = M8114()
 	}
 	lo := max(1500, p.IdleRPM+300)
 	hi := min(6500, p.RedlineRPM)
-	plan := []SimStep{PullStep(lo, hi)}
+	plan := []Step{PullStep(lo, hi)}
 	up := true
 	for m := 30.0; m <= 90; m += 10 {
 		if up {
@@ -223,8 +225,8 @@ func DefaultPlan(p EngineProfile) []SimStep {
 // GridPlan returns holds at every rpm × mapKPa cell for d each, in a
 // serpentine order (MAP up at the first rpm, down at the next) so the
 // transitions stay short.
-func GridPlan(rpm, mapKPa []float64, d time.Duration) []SimStep {
-	plan := make([]SimStep, 0, len(rpm)*len(mapKPa))
+func GridPlan(rpm, mapKPa []float64, d time.Duration) []Step {
+	plan := make([]Step, 0, len(rpm)*len(mapKPa))
 	for i, r := range rpm {
 		for k := range mapKPa {
 			j := k
@@ -237,8 +239,8 @@ func GridPlan(rpm, mapKPa []float64, d time.Duration) []SimStep {
 	return plan
 }
 
-// SimStatus describes the sample a Simulator produced last.
-type SimStatus struct {
+// Status describes the sample a Simulator produced last.
+type Status struct {
 	// Step is the index of the plan step, Kind its kind.
 	Step int
 	Kind StepKind
@@ -287,16 +289,16 @@ const (
 // independent; per-step state (Status) works instead of crashing; and
 // randomness is a seeded PCG, reproducible across runs and machines.
 type Simulator struct {
-	cfg    SimConfig
+	cfg    Config
 	prof   EngineProfile
-	plan   []SimStep
-	trueVE [2]Surface
-	ecuVE  [2]Surface
-	target Surface
-	spark  [2]Surface
-	knock  [2]Surface
+	plan   []Step
+	trueVE [2]dyno.Surface
+	ecuVE  [2]dyno.Surface
+	target dyno.Surface
+	spark  [2]dyno.Surface
+	knock  [2]dyno.Surface
 	rng    *rand.Rand
-	layout Layout
+	layout dyno.Layout
 
 	dt, baro, iatFactor float64
 	k                   float64 // torque per unit VE·kPa
@@ -316,12 +318,12 @@ type Simulator struct {
 	hist, filled int
 	sensor       [2]float64
 	sensorInit   bool
-	status       SimStatus
+	status       Status
 }
 
-// NewSimulator validates cfg and returns a simulator at the start of its
+// New validates cfg and returns a simulator at the start of its
 // plan, the engine idling.
-func NewSimulator(cfg SimConfig) (*Simulator, error) {
+func New(cfg Config) (*Simulator, error) {
 	s := &Simulator{}
 	if err := s.init(cfg); err != nil {
 		return nil, err
@@ -331,16 +333,16 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-func (s *Simulator) init(cfg SimConfig) error {
+func (s *Simulator) init(cfg Config) error {
 	if cfg.Profile == (EngineProfile{}) {
-		cfg.Profile = ProfileM8114
+		cfg.Profile = M8114()
 	}
 	if err := cfg.Profile.Validate(); err != nil {
 		return simErr("Profile", "%v", err)
 	}
 	p := cfg.Profile
 	if cfg.DT == 0 {
-		cfg.DT = DefaultSimDT
+		cfg.DT = DefaultDT
 	}
 	if cfg.DT < time.Millisecond || cfg.DT > 100*time.Millisecond {
 		return simErr("DT", "%v is outside 1ms..100ms", cfg.DT)
@@ -432,7 +434,7 @@ func (s *Simulator) init(cfg SimConfig) error {
 	}
 	for i, st := range cfg.Plan {
 		if err := checkStep(p, cfg.BaroKPa, st); err != nil {
-			var se *SimConfigError
+			var se *ConfigError
 			if errors.As(err, &se) {
 				se.Field = fmt.Sprintf("Plan[%d].%s", i, se.Field)
 			}
@@ -451,11 +453,11 @@ func (s *Simulator) init(cfg SimConfig) error {
 	if name == "" {
 		name = "simulator:" + p.Key
 	}
-	var all ChannelSet
-	for _, c := range Channels() {
+	var all dyno.ChannelSet
+	for _, c := range dyno.Channels() {
 		all = all.With(c)
 	}
-	s.layout = Layout{Name: name, Format: "simulator", Cylinders: 2, Channels: all}
+	s.layout = dyno.Layout{Name: name, Format: "simulator", Cylinders: 2, Channels: all}
 	s.iatFactor = simRefIATK / (cfg.IATC + 273.15)
 	s.throttleStep = cfg.ThrottleRate * s.dt
 	s.mapAlpha = alpha(cfg.DT, cfg.MAPLag)
@@ -489,7 +491,7 @@ func alpha(dt, tau time.Duration) float64 {
 // checkSurfaces samples the surfaces over the engine's range: VE must be
 // finite and positive, the ECU's within a factor 3 of the truth (else the
 // units differ), targets and spark finite.
-func checkSurfaces(cfg *SimConfig) error {
+func checkSurfaces(cfg *Config) error {
 	p := cfg.Profile
 	names := [2]string{"front", "rear"}
 	for i := 0; i <= 6; i++ {
@@ -523,7 +525,7 @@ func checkSurfaces(cfg *SimConfig) error {
 	return nil
 }
 
-func checkStep(p EngineProfile, baro float64, st SimStep) error {
+func checkStep(p EngineProfile, baro float64, st Step) error {
 	lo, hi := 0.5*p.IdleRPM, p.RedlineRPM
 	inRange := func(field string, v float64) error {
 		if !finite(v) || v < lo || v > hi {
@@ -581,7 +583,7 @@ func checkStep(p EngineProfile, baro float64, st SimStep) error {
 
 // Layout returns the simulator's layout: Format "simulator", 2 cylinders,
 // every channel.
-func (s *Simulator) Layout() Layout { return s.layout }
+func (s *Simulator) Layout() dyno.Layout { return s.layout }
 
 // Profile returns the engine profile.
 func (s *Simulator) Profile() EngineProfile { return s.prof }
@@ -590,24 +592,24 @@ func (s *Simulator) Profile() EngineProfile { return s.prof }
 func (s *Simulator) DT() time.Duration { return s.cfg.DT }
 
 // Plan returns a copy of the plan being run.
-func (s *Simulator) Plan() []SimStep { return append([]SimStep(nil), s.plan...) }
+func (s *Simulator) Plan() []Step { return append([]Step(nil), s.plan...) }
 
 // TrueVE returns the VE cylinder cyl (Front or Rear) really has.
-func (s *Simulator) TrueVE(cyl int) Surface { return s.trueVE[cyl] }
+func (s *Simulator) TrueVE(cyl int) dyno.Surface { return s.trueVE[cyl] }
 
 // ECUVE returns the VE the ECU uses for cylinder cyl.
-func (s *Simulator) ECUVE(cyl int) Surface { return s.ecuVE[cyl] }
+func (s *Simulator) ECUVE(cyl int) dyno.Surface { return s.ecuVE[cyl] }
 
 // TargetAFR returns the ECU's target AFR table.
-func (s *Simulator) TargetAFR() Surface { return s.target }
+func (s *Simulator) TargetAFR() dyno.Surface { return s.target }
 
 // Status returns the state behind the last sample Next produced.
-func (s *Simulator) Status() SimStatus { return s.status }
+func (s *Simulator) Status() Status { return s.status }
 
 // Next advances the simulation by one step and fills dst; it returns io.EOF
 // after the last step of the plan, and ctx's error when ctx is done. It
 // allocates nothing.
-func (s *Simulator) Next(ctx context.Context, dst *Sample) error {
+func (s *Simulator) Next(ctx context.Context, dst *dyno.Sample) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -629,7 +631,7 @@ func (s *Simulator) Next(ctx context.Context, dst *Sample) error {
 }
 
 // loadTPS returns the throttle target of a step at the current rpm.
-func (s *Simulator) loadTPS(st *SimStep) float64 {
+func (s *Simulator) loadTPS(st *Step) float64 {
 	if st.Kind == StepPull {
 		if st.TPS == 0 {
 			return 100
@@ -704,7 +706,7 @@ func (s *Simulator) control() {
 	}
 }
 
-func (s *Simulator) stepDone(st *SimStep) bool {
+func (s *Simulator) stepDone(st *Step) bool {
 	switch st.Kind {
 	case StepHold:
 		return s.runTime >= st.Duration
@@ -773,7 +775,7 @@ func (s *Simulator) eval(rpm, mapKPa float64) engineState {
 	return e
 }
 
-func (s *Simulator) setStatus(st *SimStep, settling bool) {
+func (s *Simulator) setStatus(st *Step, settling bool) {
 	s.status.Step, s.status.Kind, s.status.Settling = s.step, st.Kind, settling
 }
 
@@ -785,7 +787,7 @@ func (s *Simulator) noise(sigma float64) float64 {
 }
 
 // sample fills dst from the current state and advances the sensors.
-func (s *Simulator) sample(dst *Sample) {
+func (s *Simulator) sample(dst *dyno.Sample) {
 	rpm, mp := s.rpm, s.mapKPa
 	e := s.eval(rpm, mp)
 	tq := e.torque
@@ -808,16 +810,16 @@ func (s *Simulator) sample(dst *Sample) {
 	}
 	s.sensorInit = true
 
-	*dst = Sample{
+	*dst = dyno.Sample{
 		Time:         time.Duration(s.n) * s.cfg.DT,
 		RPM:          rpm + s.noise(s.cfg.Noise.RPM),
 		MAP:          mp + s.noise(s.cfg.Noise.MAP),
 		TPS:          min(max(s.tps+s.noise(s.cfg.Noise.TPS), 0), 100),
-		AFR:          MissingPerCylinder(),
-		AFRCommanded: MissingPerCylinder(),
-		Lambda:       MissingPerCylinder(),
-		Spark:        MissingPerCylinder(),
-		Knock:        MissingPerCylinder(),
+		AFR:          dyno.MissingPerCylinder(),
+		AFRCommanded: dyno.MissingPerCylinder(),
+		Lambda:       dyno.MissingPerCylinder(),
+		Spark:        dyno.MissingPerCylinder(),
+		Knock:        dyno.MissingPerCylinder(),
 		IAT:          s.cfg.IATC,
 		ECT:          s.cfg.ECTC,
 		Baro:         s.baro,
@@ -834,7 +836,7 @@ func (s *Simulator) sample(dst *Sample) {
 	}
 	tqMeas := tq * (1 + s.noise(s.cfg.Noise.TorquePct)/100)
 	dst.Torque = tqMeas
-	dst.Power = PowerFromTorque(tqMeas, rpm)
+	dst.Power = dyno.PowerFromTorque(tqMeas, rpm)
 	drumRPM := rpm / s.prof.GearRatio
 	dst.DrumSpeed = drumRPM * DrumCircumferenceFt * 60 / 5280
 	dst.DrumForce = tqMeas * s.prof.GearRatio / (DrumCircumferenceFt / (2 * math.Pi))

@@ -1,8 +1,10 @@
-package dyno
+package dynolog
 
 import (
 	"strconv"
 	"strings"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // AllCylinders is the Alias.Cyl of a column that carries one value for every
@@ -23,13 +25,13 @@ const AllCylinders = -1
 // an alias whose channel measures that unit's quantity.
 type Alias struct {
 	Name    string
-	Channel Channel
+	Channel dyno.Channel
 	// Cyl is the cylinder slot (0 = front, 1 = rear) for per-cylinder
 	// channels, or AllCylinders. It is ignored for other channels.
 	Cyl int
 	// Unit is the unit of the column's values; UnitAuto lets the header's
 	// unit suffix, a units row, or the format's default decide.
-	Unit Unit
+	Unit dyno.Unit
 }
 
 // DefaultAliases returns the readers' built-in alias table, a fresh copy the
@@ -52,61 +54,61 @@ var defaultAliases = buildDefaultAliases()
 
 func buildDefaultAliases() []Alias {
 	var t []Alias
-	add := func(c Channel, cyl int, u Unit, names ...string) {
+	add := func(c dyno.Channel, cyl int, u dyno.Unit, names ...string) {
 		for _, n := range names {
 			t = append(t, Alias{Name: n, Channel: c, Cyl: cyl, Unit: u})
 		}
 	}
 	const all = AllCylinders
-	add(ChanTime, 0, UnitSeconds, "time s", "time", "timestamp", "time sec", "elapsed s", "seconds", "elapsed")
-	add(ChanTime, 0, UnitMillis, "time ms", "timestamp ms", "t ms", "elapsed ms", "time(ms)")
+	add(dyno.ChanTime, 0, dyno.UnitSeconds, "time s", "time", "timestamp", "time sec", "elapsed s", "seconds", "elapsed")
+	add(dyno.ChanTime, 0, dyno.UnitMillis, "time ms", "timestamp ms", "t ms", "elapsed ms", "time(ms)")
 
-	add(ChanRPM, 0, UnitAuto, "rpm", "engine rpm", "enginespeed", "engine speed", "engspeed", "engspeed (rpm)",
+	add(dyno.ChanRPM, 0, dyno.UnitAuto, "rpm", "engine rpm", "enginespeed", "engine speed", "engspeed", "engspeed (rpm)",
 		"(pv) engine speed", "(harley) engine speed", "(dwrt cpu) engine rpm", "(dwr cpu) engine rpm", "n")
-	add(ChanMAP, 0, UnitAuto, "map kpa", "map", "manifold absolute pressure", "manifold pressure", "map (kpa)",
+	add(dyno.ChanMAP, 0, dyno.UnitAuto, "map kpa", "map", "manifold absolute pressure", "manifold pressure", "map (kpa)",
 		"(pv) manifold absolute pressure", "(harley) manifold absolute pressure", "boost kpa", "intake pressure")
-	add(ChanTPS, 0, UnitPercent, "tps", "throttle", "throttle position", "tp", "throttle %", "throttle%",
+	add(dyno.ChanTPS, 0, dyno.UnitPercent, "tps", "throttle", "throttle position", "tp", "throttle %", "throttle%",
 		"(pv) throttle position", "(harley) throttle position", "throttle (%)")
 
-	add(ChanTorque, 0, UnitAuto, "torque", "tq", "engine torque", "wheel torque",
+	add(dyno.ChanTorque, 0, dyno.UnitAuto, "torque", "tq", "engine torque", "wheel torque",
 		"(dwrt cpu) torque", "(dwr cpu) torque", "(dwrt cpu) torque drum 1", "(pv) torque")
-	add(ChanTorque, 0, UnitFtLb, "ft lb")
-	add(ChanTorque, 0, UnitNm, "nm")
-	add(ChanPower, 0, UnitAuto, "hp", "horsepower", "power", "engine hp",
+	add(dyno.ChanTorque, 0, dyno.UnitFtLb, "ft lb")
+	add(dyno.ChanTorque, 0, dyno.UnitNm, "nm")
+	add(dyno.ChanPower, 0, dyno.UnitAuto, "hp", "horsepower", "power", "engine hp",
 		"(dwrt cpu) power", "(dwr cpu) power", "(dwrt cpu) power drum 1", "(pv) horsepower", "(pv) power")
 
-	add(ChanIAT, 0, UnitAuto, "iat", "intake air temp", "intake air temperature", "air temp", "inlet temp", "mat",
+	add(dyno.ChanIAT, 0, dyno.UnitAuto, "iat", "intake air temp", "intake air temperature", "air temp", "inlet temp", "mat",
 		"intake air temp", "(pv) intake air temperature", "(harley) intake air temperature")
-	add(ChanECT, 0, UnitAuto, "ect", "coolant temp", "engine temp", "engine temperature", "et", "water temp", "clt",
+	add(dyno.ChanECT, 0, dyno.UnitAuto, "ect", "coolant temp", "engine temp", "engine temperature", "et", "water temp", "clt",
 		"coolant", "(pv) engine temperature", "(harley) engine temperature")
-	add(ChanBaro, 0, UnitAuto, "baro", "barometer", "baro pressure", "barometric pressure", "atmospheric pressure",
+	add(dyno.ChanBaro, 0, dyno.UnitAuto, "baro", "barometer", "baro pressure", "barometric pressure", "atmospheric pressure",
 		"ambient pressure", "(dwrt atmo) pressure", "(dwr atmo) pressure")
 
-	add(ChanDrumSpeed, 0, UnitAuto, "drum speed", "roller speed", "(dwrt cpu) speed", "(dwrt cpu) speed 1")
-	add(ChanDrumForce, 0, UnitAuto, "drum force", "force drum 1", "(dwrt cpu) force drum 1", "(dwrt cpu) force")
+	add(dyno.ChanDrumSpeed, 0, dyno.UnitAuto, "drum speed", "roller speed", "(dwrt cpu) speed", "(dwrt cpu) speed 1")
+	add(dyno.ChanDrumForce, 0, dyno.UnitAuto, "drum force", "force drum 1", "(dwrt cpu) force drum 1", "(dwrt cpu) force")
 
-	perCyl := func(c Channel, u Unit, front, rear, global []string, numbered ...string) {
-		add(c, Front, u, front...)
-		add(c, Rear, u, rear...)
+	perCyl := func(c dyno.Channel, u dyno.Unit, front, rear, global []string, numbered ...string) {
+		add(c, dyno.Front, u, front...)
+		add(c, dyno.Rear, u, rear...)
 		for _, p := range numbered {
-			for i := 1; i <= MaxCylinders; i++ {
+			for i := 1; i <= dyno.MaxCylinders; i++ {
 				add(c, i-1, u, p+" "+strconv.Itoa(i))
 			}
 		}
 		add(c, all, u, global...)
 	}
 	// The canonical names CSVWriter writes state their unit exactly.
-	explicit := func(c Channel, u Unit, prefix string) {
-		add(c, Front, u, prefix+" f")
-		add(c, Rear, u, prefix+" r")
-		for i := 1; i <= MaxCylinders; i++ {
+	explicit := func(c dyno.Channel, u dyno.Unit, prefix string) {
+		add(c, dyno.Front, u, prefix+" f")
+		add(c, dyno.Rear, u, prefix+" r")
+		for i := 1; i <= dyno.MaxCylinders; i++ {
 			add(c, i-1, u, prefix+" "+strconv.Itoa(i))
 		}
 	}
-	explicit(ChanAFR, UnitAFR, "afr meas")
-	explicit(ChanAFRCommanded, UnitAFR, "afr cmd")
-	explicit(ChanLambda, UnitLambda, "lambda")
-	perCyl(ChanAFR, UnitAuto,
+	explicit(dyno.ChanAFR, dyno.UnitAFR, "afr meas")
+	explicit(dyno.ChanAFRCommanded, dyno.UnitAFR, "afr cmd")
+	explicit(dyno.ChanLambda, dyno.UnitLambda, "lambda")
+	perCyl(dyno.ChanAFR, dyno.UnitAuto,
 		[]string{"afr meas f", "afr meas front", "wbo2 f", "wbo2 afr front", "afr f", "afr front", "measured afr f",
 			"wb afr f", "o2 f", "afr measured f", "(pv) wbo2 afr front", "(harley) wbo2 afr front", "air/fuel ratio 1", "wb-afr1"},
 		[]string{"afr meas r", "afr meas rear", "wbo2 r", "wbo2 afr rear", "afr r", "afr rear", "measured afr r",
@@ -114,22 +116,22 @@ func buildDefaultAliases() []Alias {
 		[]string{"afr meas", "afr measured", "measured afr", "afr", "wbo2", "air fuel ratio", "air/fuel ratio",
 			"(pv) afr meas", "wideband afr"},
 		"afr meas")
-	perCyl(ChanLambda, UnitAuto,
+	perCyl(dyno.ChanLambda, dyno.UnitAuto,
 		[]string{"lambda f", "lambda front", "(pv) at lambda 1", "at lambda 1", "lambda1"},
 		[]string{"lambda r", "lambda rear", "(pv) at lambda 2", "at lambda 2", "lambda2"},
 		[]string{"lambda", "lambda meas", "measured lambda"},
 		"lambda")
-	perCyl(ChanAFRCommanded, UnitAuto,
+	perCyl(dyno.ChanAFRCommanded, dyno.UnitAuto,
 		[]string{"afr cmd f", "cmd afr f", "afr target f", "commanded afr f"},
 		[]string{"afr cmd r", "cmd afr r", "afr target r", "commanded afr r"},
 		[]string{"afr cmd", "afr target", "commanded afr", "target afr", "desired air/fuel", "desired afr", "afr commanded",
 			"(pv) desired air/fuel", "(harley) desired air/fuel", "afr target 1"},
 		"afr cmd")
-	perCyl(ChanAFRCommanded, UnitLambda,
+	perCyl(dyno.ChanAFRCommanded, dyno.UnitLambda,
 		[]string{"lambda target f"}, []string{"lambda target r"},
 		[]string{"lambda target", "set lambda", "target lambda"})
-	perCyl(ChanAFRCommanded, UnitAuto, nil, nil, []string{"desired lambda", "(pv) desired lambda"})
-	perCyl(ChanSpark, UnitDegrees,
+	perCyl(dyno.ChanAFRCommanded, dyno.UnitAuto, nil, nil, []string{"desired lambda", "(pv) desired lambda"})
+	perCyl(dyno.ChanSpark, dyno.UnitDegrees,
 		[]string{"spark f", "advance f", "timing f", "spark adv f", "ignition f", "ign f", "spark advance front",
 			"(pv) spark advance front", "(harley) spark advance front", "spark1"},
 		[]string{"spark r", "advance r", "timing r", "spark adv r", "ignition r", "ign r", "spark advance rear",
@@ -137,7 +139,7 @@ func buildDefaultAliases() []Alias {
 		[]string{"spark", "advance", "timing", "spark adv", "ignition", "ign", "spark advance", "ignition timing",
 			"spk: spark advance", "advance current"},
 		"spark")
-	perCyl(ChanKnock, UnitDegrees,
+	perCyl(dyno.ChanKnock, dyno.UnitDegrees,
 		[]string{"knock f", "knock ret f", "knock front", "kr f", "spark retard f", "front spark knock retard",
 			"(pv) front spark knock retard", "(harley) front spark knock retard"},
 		[]string{"knock r", "knock ret r", "knock rear", "kr r", "spark retard r", "rear spark knock retard",
@@ -202,24 +204,24 @@ func splitModule(h string) (mod, rest string, ok bool) {
 
 // splitUnit splits a trailing unit off a normalised header: "map (psi)",
 // "map [kpa]", "iat c", "torque nm". ok is false when there is none.
-func splitUnit(h string) (base string, u Unit, ok bool) {
+func splitUnit(h string) (base string, u dyno.Unit, ok bool) {
 	if n := len(h); n > 2 && (h[n-1] == ')' || h[n-1] == ']') {
 		open := byte('(')
 		if h[n-1] == ']' {
 			open = '['
 		}
 		if i := strings.LastIndexByte(h, open); i > 0 {
-			if u, ok := ParseUnit(h[i+1 : n-1]); ok {
+			if u, ok := dyno.ParseUnit(h[i+1 : n-1]); ok {
 				return strings.TrimRight(h[:i], " ,:-/"), u, true
 			}
 		}
 	}
 	if i := strings.LastIndexByte(h, ' '); i > 0 {
-		if u, ok := ParseUnit(h[i+1:]); ok {
+		if u, ok := dyno.ParseUnit(h[i+1:]); ok {
 			return strings.TrimRight(h[:i], " ,:-/"), u, true
 		}
 	}
-	return "", UnitAuto, false
+	return "", dyno.UnitAuto, false
 }
 
 // ColumnMatch is how one header matched an alias.
@@ -227,7 +229,7 @@ type ColumnMatch struct {
 	Alias Alias // the alias that matched, with its normalised Name
 	// Unit is the unit stated by the alias or, failing that, by the header
 	// ("MAP (psi)"); UnitAuto when neither says.
-	Unit Unit
+	Unit dyno.Unit
 	// Rank orders competing matches for one channel and cylinder: lower wins.
 	Rank int
 }
@@ -247,20 +249,20 @@ func matchNormalized(h string, aliases []Alias) (ColumnMatch, bool) {
 		return ColumnMatch{}, false
 	}
 	best := ColumnMatch{Rank: -1}
-	try := func(name string, u Unit, step int) {
+	try := func(name string, u dyno.Unit, step int) {
 		for i, a := range aliases {
 			if a.Name != name {
 				continue
 			}
-			if u != UnitAuto && !a.Channel.Accepts(u) {
+			if u != dyno.UnitAuto && !a.Channel.Accepts(u) {
 				continue
 			}
 			unit := a.Unit
-			if u != UnitAuto {
+			if u != dyno.UnitAuto {
 				unit = u
 			}
 			explicit := 1
-			if unit != UnitAuto {
+			if unit != dyno.UnitAuto {
 				explicit = 0
 			}
 			rank := i*8 + explicit*4 + step
@@ -270,11 +272,11 @@ func matchNormalized(h string, aliases []Alias) (ColumnMatch, bool) {
 			return
 		}
 	}
-	try(h, UnitAuto, 0)
+	try(h, dyno.UnitAuto, 0)
 	bare := h
 	if _, rest, ok := splitModule(h); ok {
 		bare = rest
-		try(bare, UnitAuto, 1)
+		try(bare, dyno.UnitAuto, 1)
 	}
 	if base, u, ok := splitUnit(bare); ok {
 		try(base, u, 2)

@@ -1,9 +1,11 @@
-package dyno
+package dynosim
 
 import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // EngineProfile describes the engine the Simulator runs: the numbers a
@@ -40,31 +42,42 @@ type EngineProfile struct {
 }
 
 // The profiles of the predecessor's simulator that are V-twins (jetstream-dyno
-// spec §3.1), with this package's inertia and gearing.
-var (
-	ProfileM8114 = EngineProfile{
+// spec §3.1), with this package's inertia and gearing. They are functions so
+// that no caller can change what another one gets.
+
+// M8114 is the M8-114 Stage 2, the engine the examples and tune use.
+func M8114() EngineProfile {
+	return EngineProfile{
 		Key: "m8_114", Name: "M8-114 Stage 2", DisplacementCI: 114,
 		IdleRPM: 900, RedlineRPM: 5800,
 		MaxTorque: 122, TorquePeakRPM: 3200, MaxHP: 110, HPPeakRPM: 5000,
 		VEPeak: 0.88, Inertia: 2.4, GearRatio: 3.0,
 	}
-	ProfileM8131 = EngineProfile{
+}
+
+// M8131 is the M8-131 big-bore engine.
+func M8131() EngineProfile {
+	return EngineProfile{
 		Key: "m8_131", Name: "M8-131 Big Bore", DisplacementCI: 131,
 		IdleRPM: 900, RedlineRPM: 5600,
 		MaxTorque: 158, TorquePeakRPM: 3500, MaxHP: 145, HPPeakRPM: 5000,
 		VEPeak: 0.90, Inertia: 3.1, GearRatio: 3.0,
 	}
-	ProfileTwinCam103 = EngineProfile{
+}
+
+// TwinCam103 is the Twin Cam 103.
+func TwinCam103() EngineProfile {
+	return EngineProfile{
 		Key: "twin_cam_103", Name: "Twin Cam 103", DisplacementCI: 103,
 		IdleRPM: 900, RedlineRPM: 5500,
 		MaxTorque: 100, TorquePeakRPM: 3000, MaxHP: 85, HPPeakRPM: 4800,
 		VEPeak: 0.85, Inertia: 2.0, GearRatio: 3.0,
 	}
-)
+}
 
 // Profiles lists the predefined engine profiles.
 func Profiles() []EngineProfile {
-	return []EngineProfile{ProfileM8114, ProfileM8131, ProfileTwinCam103}
+	return []EngineProfile{M8114(), M8131(), TwinCam103()}
 }
 
 // ProfileByKey returns the predefined profile with the given Key.
@@ -74,7 +87,7 @@ func ProfileByKey(key string) (EngineProfile, error) {
 			return p, nil
 		}
 	}
-	return EngineProfile{}, fmt.Errorf("dyno: unknown engine profile %q", key)
+	return EngineProfile{}, fmt.Errorf("dynosim: unknown engine profile %q", key)
 }
 
 // Validate reports whether p is usable: positive finite numbers with
@@ -92,18 +105,18 @@ func (p EngineProfile) Validate() error {
 	}
 	for _, f := range vals {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v <= 0 {
-			return fmt.Errorf("dyno: engine profile %q: %s = %v, want a finite positive number", p.Key, f.name, f.v)
+			return fmt.Errorf("dynosim: engine profile %q: %s = %v, want a finite positive number", p.Key, f.name, f.v)
 		}
 	}
 	switch {
 	case !(p.IdleRPM < p.TorquePeakRPM && p.TorquePeakRPM <= p.HPPeakRPM && p.HPPeakRPM < p.RedlineRPM):
-		return fmt.Errorf("dyno: engine profile %q: want idle < torque peak <= power peak < redline, got %v, %v, %v, %v",
+		return fmt.Errorf("dynosim: engine profile %q: want idle < torque peak <= power peak < redline, got %v, %v, %v, %v",
 			p.Key, p.IdleRPM, p.TorquePeakRPM, p.HPPeakRPM, p.RedlineRPM)
-	case p.MaxHP*HPTorqueConstant/p.HPPeakRPM > p.MaxTorque:
-		return fmt.Errorf("dyno: engine profile %q: %v hp at %v rpm needs %.1f ft·lbf, more than MaxTorque %v",
-			p.Key, p.MaxHP, p.HPPeakRPM, p.MaxHP*HPTorqueConstant/p.HPPeakRPM, p.MaxTorque)
+	case p.MaxHP*dyno.HPTorqueConstant/p.HPPeakRPM > p.MaxTorque:
+		return fmt.Errorf("dynosim: engine profile %q: %v hp at %v rpm needs %.1f ft·lbf, more than MaxTorque %v",
+			p.Key, p.MaxHP, p.HPPeakRPM, p.MaxHP*dyno.HPTorqueConstant/p.HPPeakRPM, p.MaxTorque)
 	case p.VEPeak > 1.5:
-		return fmt.Errorf("dyno: engine profile %q: VEPeak %v is a fraction, want <= 1.5", p.Key, p.VEPeak)
+		return fmt.Errorf("dynosim: engine profile %q: VEPeak %v is a fraction, want <= 1.5", p.Key, p.VEPeak)
 	}
 	return nil
 }
@@ -128,7 +141,7 @@ func newTorqueCurve(p EngineProfile) torqueCurve {
 		rpm[i] = lo + float64(i)*step
 	}
 	rpm[n-1] = hi
-	tqHP := p.MaxHP * HPTorqueConstant / p.HPPeakRPM
+	tqHP := p.MaxHP * dyno.HPTorqueConstant / p.HPPeakRPM
 	tqHP = min(max(tqHP, 0), p.MaxTorque)
 	type pt struct{ x, y float64 }
 	anchors := []pt{

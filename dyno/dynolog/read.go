@@ -1,4 +1,4 @@
-package dyno
+package dynolog
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // The log formats readers know, the values of Layout.Format and
@@ -61,15 +63,15 @@ type ReadOptions struct {
 	NoDefaultAliases bool
 	// ColumnUnits forces the unit of columns by header name (compared after
 	// NormalizeHeader), whatever the header or format says.
-	ColumnUnits map[string]Unit
+	ColumnUnits map[string]dyno.Unit
 	// ChannelUnits forces the unit of every column of a channel, for
 	// example {ChanIAT: UnitCelsius} for a log whose "IAT" is in °C.
-	ChannelUnits map[Channel]Unit
+	ChannelUnits map[dyno.Channel]dyno.Unit
 	// StoichAFR converts lambda to AFR; 0 means DefaultStoichAFR (14.7).
 	StoichAFR float64
 	// Required lists the channels a log must have; nil means RPM and MAP.
 	// Use an empty non-nil slice to require nothing.
-	Required []Channel
+	Required []dyno.Channel
 	// Delimiter forces the field separator; 0 sniffs ',' '\t' ';'.
 	Delimiter byte
 	// MaxBadRows is how many bad rows (a malformed number, a short row) are
@@ -109,8 +111,8 @@ type ReadStats struct {
 	// sensor that is not fitted (0, −8), not warmed up, or WinPEP's 5.1 "no
 	// AFR". When the two are equal the channel carries no measurement and
 	// must not be analysed.
-	AFRRows        [MaxCylinders]int64
-	AFRImplausible [MaxCylinders]int64
+	AFRRows        [dyno.MaxCylinders]int64
+	AFRImplausible [dyno.MaxCylinders]int64
 }
 
 // The range of air-fuel ratios a wideband can report on a running gasoline
@@ -122,12 +124,12 @@ const (
 
 // Column describes one mapped column of a log.
 type Column struct {
-	Index   int     // 0-based position in the row
-	Header  string  // the header as written (decoded to UTF-8)
-	Channel Channel // where its values go
-	Cyl     int     // cylinder slot, or AllCylinders
-	Unit    Unit    // the unit the values are converted from (UnitAuto: decided per value, see Reader)
-	Alias   string  // the alias it matched
+	Index   int          // 0-based position in the row
+	Header  string       // the header as written (decoded to UTF-8)
+	Channel dyno.Channel // where its values go
+	Cyl     int          // cylinder slot, or AllCylinders
+	Unit    dyno.Unit    // the unit the values are converted from (UnitAuto: decided per value, see Reader)
+	Alias   string       // the alias it matched
 }
 
 // conv says how a bound column's cells become a Sample value.
@@ -145,9 +147,9 @@ type binding struct {
 	col      int
 	header   string
 	alias    string // the alias matched, normalised
-	ch       Channel
+	ch       dyno.Channel
 	cyl      int
-	unit     Unit
+	unit     dyno.Unit
 	conv     conv
 	cylMask  uint16 // for AllCylinders: the slots to fill
 	priority int    // processing order
@@ -189,7 +191,7 @@ type Reader struct {
 	log    *slog.Logger
 	br     *bufio.Reader
 	closer io.Closer
-	layout Layout
+	layout dyno.Layout
 	format string
 
 	headers  []string
@@ -246,36 +248,6 @@ func NewReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
 	return newReader(r, name, opts)
 }
 
-// NewWinPEP8Reader reads a WinPEP8 export (FormatWinPEP8).
-func NewWinPEP8Reader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
-	opts.Format = FormatWinPEP8
-	return newReader(r, name, opts)
-}
-
-// NewPowerVisionReader reads a Power Vision export (FormatPowerVision).
-func NewPowerVisionReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
-	opts.Format = FormatPowerVision
-	return newReader(r, name, opts)
-}
-
-// NewCSVReader reads a generic delimited log (FormatCSV).
-func NewCSVReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
-	opts.Format = FormatCSV
-	return newReader(r, name, opts)
-}
-
-// NewMSLReader reads a MegaLogViewer / TunerStudio log (FormatMSL).
-func NewMSLReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
-	opts.Format = FormatMSL
-	return newReader(r, name, opts)
-}
-
-// NewProXYReader reads a Power Vision Pro-XY long-format log (FormatProXY).
-func NewProXYReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
-	opts.Format = FormatProXY
-	return newReader(r, name, opts)
-}
-
 func knownFormat(f string) bool {
 	switch f {
 	case "", FormatWinPEP8, FormatPowerVision, FormatMSL, FormatCSV, FormatProXY:
@@ -297,7 +269,7 @@ func newReader(src io.Reader, name string, opts ReadOptions) (*Reader, error) {
 	}
 	r.stoich = opts.StoichAFR
 	if r.stoich <= 0 {
-		r.stoich = DefaultStoichAFR
+		r.stoich = dyno.DefaultStoichAFR
 	}
 	if r.opts.MaxLineBytes <= 0 {
 		r.opts.MaxLineBytes = 4 << 20
@@ -321,7 +293,7 @@ func newReader(src io.Reader, name string, opts ReadOptions) (*Reader, error) {
 }
 
 // missingSample is a Sample with every channel Missing, copied to reset.
-var missingSample = NewSample()
+var missingSample = dyno.NewSample()
 
 // readLine returns the next line without its line ending. The slice is valid
 // until the next call.
@@ -505,7 +477,7 @@ func (r *Reader) readHeader(head []byte) error {
 	if r.format == "" {
 		r.format = detectFormat(r.headers, pre > 0 || units != nil)
 	}
-	r.log.Debug("dyno: header", "file", r.name, "line", headerLine, "format", r.format,
+	r.log.Debug("dynolog: header", "file", r.name, "line", headerLine, "format", r.format,
 		"delimiter", string(r.delim), "columns", len(r.headers), "units_row", units != nil)
 	return r.bind(units)
 }
@@ -546,22 +518,22 @@ func detectFormat(headers []string, mslish bool) string {
 
 // defaultConv is the per-format interpretation of a channel whose unit is
 // not stated.
-func (r *Reader) defaultUnit(c Channel) (Unit, conv) {
+func (r *Reader) defaultUnit(c dyno.Channel) (dyno.Unit, conv) {
 	switch c {
-	case ChanRPM:
+	case dyno.ChanRPM:
 		if r.format == FormatWinPEP8 || r.format == FormatPowerVision {
-			return UnitRPM, convKRPMAuto
+			return dyno.UnitRPM, convKRPMAuto
 		}
-	case ChanBaro:
-		return UnitKPa, convBaroAuto
-	case ChanIAT, ChanECT:
+	case dyno.ChanBaro:
+		return dyno.UnitKPa, convBaroAuto
+	case dyno.ChanIAT, dyno.ChanECT:
 		// The predecessor's logs, WinPEP8, Power Vision and US TunerStudio
 		// set-ups record temperatures in °F.
-		return UnitFahrenheit, convPlain
-	case ChanAFR, ChanAFRCommanded, ChanLambda:
-		return UnitAuto, convMixAuto
+		return dyno.UnitFahrenheit, convPlain
+	case dyno.ChanAFR, dyno.ChanAFRCommanded, dyno.ChanLambda:
+		return dyno.UnitAuto, convMixAuto
 	}
-	return CanonicalUnit(c), convPlain
+	return dyno.CanonicalUnit(c), convPlain
 }
 
 func (r *Reader) bind(units []string) error {
@@ -569,16 +541,16 @@ func (r *Reader) bind(units []string) error {
 	for i := range aliases {
 		a := &aliases[i]
 		a.Name = NormalizeHeader(a.Name)
-		if a.Name == "" || a.Channel >= numChannels || a.Unit >= numUnits ||
-			(isPerCylinder(a.Channel) && (a.Cyl < AllCylinders || a.Cyl >= MaxCylinders)) ||
-			(a.Unit != UnitAuto && !a.Channel.Accepts(a.Unit)) {
+		if a.Name == "" || !a.Channel.Valid() || !a.Unit.Valid() ||
+			(a.Channel.PerCylinder() && (a.Cyl < AllCylinders || a.Cyl >= dyno.MaxCylinders)) ||
+			(a.Unit != dyno.UnitAuto && !a.Channel.Accepts(a.Unit)) {
 			return fmt.Errorf("%s: %w: %+v", r.name, ErrBadAlias, r.opts.Aliases[i])
 		}
 	}
 	if !r.opts.NoDefaultAliases {
 		aliases = append(aliases, defaultAliases...)
 	}
-	colUnits := map[string]Unit{}
+	colUnits := map[string]dyno.Unit{}
 	for k, v := range r.opts.ColumnUnits {
 		colUnits[NormalizeHeader(k)] = v
 	}
@@ -595,11 +567,11 @@ func (r *Reader) bind(units []string) error {
 		}
 		a := m.Alias
 		b := binding{col: i, header: h, alias: a.Name, ch: a.Channel, cyl: a.Cyl, unit: m.Unit}
-		if !isPerCylinder(a.Channel) {
+		if !a.Channel.PerCylinder() {
 			b.cyl = 0
 		}
-		if b.unit == UnitAuto && i < len(units) {
-			if u, ok := ParseUnit(units[i]); ok && a.Channel.Accepts(u) {
+		if b.unit == dyno.UnitAuto && i < len(units) {
+			if u, ok := dyno.ParseUnit(units[i]); ok && a.Channel.Accepts(u) {
 				b.unit = u
 			}
 		}
@@ -609,14 +581,14 @@ func (r *Reader) bind(units []string) error {
 		if u, ok := colUnits[norm]; ok {
 			b.unit = u
 		}
-		if b.unit != UnitAuto && !a.Channel.Accepts(b.unit) {
+		if b.unit != dyno.UnitAuto && !a.Channel.Accepts(b.unit) {
 			return &ParseError{File: r.name, Line: 0, Column: h, ColumnIndex: i + 1,
 				Err: fmt.Errorf("%w: unit %v does not fit channel %v", ErrUnknownFormat, b.unit, a.Channel)}
 		}
-		if b.unit == UnitAuto {
+		if b.unit == dyno.UnitAuto {
 			b.unit, b.conv = r.defaultUnit(a.Channel)
 		}
-		if a.Channel == ChanTime && r.looksWallclock(i) {
+		if a.Channel == dyno.ChanTime && r.looksWallclock(i) {
 			b.conv = convWallclock
 		}
 		key := int(a.Channel)<<8 | (b.cyl + 1)
@@ -628,7 +600,7 @@ func (r *Reader) bind(units []string) error {
 	// are only all-cylinder ones).
 	cyls := 0
 	for _, c := range best {
-		if isPerCylinder(c.ch) {
+		if c.ch.PerCylinder() {
 			cyls = max(cyls, c.cyl+1, 1)
 		}
 	}
@@ -637,9 +609,9 @@ func (r *Reader) bind(units []string) error {
 	// log's dead per-cylinder ones). A caller's per-cylinder alias already
 	// wins its own slot by rank.
 	nUser := len(r.opts.Aliases)
-	var userCh ChannelSet
+	var userCh dyno.ChannelSet
 	for _, c := range best {
-		if c.rank/8 < nUser && c.cyl == AllCylinders && isPerCylinder(c.ch) {
+		if c.rank/8 < nUser && c.cyl == AllCylinders && c.ch.PerCylinder() {
 			userCh = userCh.With(c.ch)
 		}
 	}
@@ -649,11 +621,11 @@ func (r *Reader) bind(units []string) error {
 		}
 	}
 	r.binds = r.binds[:0]
-	var set ChannelSet
-	own := map[Channel]uint16{}
+	var set dyno.ChannelSet
+	own := map[dyno.Channel]uint16{}
 	for _, c := range best {
 		set = set.With(c.ch)
-		if isPerCylinder(c.ch) && c.cyl >= 0 {
+		if c.ch.PerCylinder() && c.cyl >= 0 {
 			own[c.ch] |= 1 << c.cyl
 		}
 	}
@@ -680,19 +652,19 @@ func (r *Reader) bind(units []string) error {
 		// The fast path takes the canonical unit as is and scales lambda
 		// to AFR; every other conversion goes through assign, which
 		// computes exactly what Unit.ToCanonical does.
-		if b.ch != ChanTime && b.conv == convPlain {
+		if b.ch != dyno.ChanTime && b.conv == convPlain {
 			switch {
-			case b.unit == UnitLambda && b.ch != ChanLambda:
+			case b.unit == dyno.UnitLambda && b.ch != dyno.ChanLambda:
 				b.linear, b.mul = true, r.stoich
-			case b.unit == CanonicalUnit(b.ch):
+			case b.unit == dyno.CanonicalUnit(b.ch):
 				b.linear, b.mul = true, 1
 			}
 		}
 		r.minField = max(r.minField, b.col+1)
-		if b.ch == ChanTime {
+		if b.ch == dyno.ChanTime {
 			r.timeBind = i
 		}
-		r.log.Debug("dyno: column", "file", r.name, "header", b.header, "channel", b.ch.String(),
+		r.log.Debug("dynolog: column", "file", r.name, "header", b.header, "channel", b.ch.String(),
 			"cyl", b.cyl, "unit", b.unit.String())
 	}
 	r.colBind = make([]int, r.minField)
@@ -705,11 +677,11 @@ func (r *Reader) bind(units []string) error {
 	// Required channels.
 	req := r.opts.Required
 	if req == nil {
-		req = []Channel{ChanRPM, ChanMAP}
+		req = []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP}
 	}
-	var missing []Channel
+	var missing []dyno.Channel
 	for _, c := range req {
-		if !set.Has(c) && !(c == ChanAFR && set.Has(ChanLambda)) {
+		if !set.Has(c) && !(c == dyno.ChanAFR && set.Has(dyno.ChanLambda)) {
 			missing = append(missing, c)
 		}
 	}
@@ -717,22 +689,22 @@ func (r *Reader) bind(units []string) error {
 		return &MissingColumnsError{File: r.name, Format: r.format, Missing: missing, Found: r.headers}
 	}
 	if !r.opts.NoDerive {
-		if set.Has(ChanLambda) && cyls > 0 {
+		if set.Has(dyno.ChanLambda) && cyls > 0 {
 			r.derive.afr = true
-			set = set.With(ChanAFR)
+			set = set.With(dyno.ChanAFR)
 		}
-		if set.Has(ChanRPM) && set.Has(ChanPower) && !set.Has(ChanTorque) {
+		if set.Has(dyno.ChanRPM) && set.Has(dyno.ChanPower) && !set.Has(dyno.ChanTorque) {
 			r.derive.torque = true
-			set = set.With(ChanTorque)
-		} else if set.Has(ChanRPM) && set.Has(ChanTorque) && !set.Has(ChanPower) {
+			set = set.With(dyno.ChanTorque)
+		} else if set.Has(dyno.ChanRPM) && set.Has(dyno.ChanTorque) && !set.Has(dyno.ChanPower) {
 			r.derive.power = true
-			set = set.With(ChanPower)
+			set = set.With(dyno.ChanPower)
 		}
 	}
 	if r.timeBind < 0 && r.opts.Period > 0 {
-		set = set.With(ChanTime)
+		set = set.With(dyno.ChanTime)
 	}
-	r.layout = Layout{Name: r.name, Format: r.format, Cylinders: cyls, Channels: set}
+	r.layout = dyno.Layout{Name: r.name, Format: r.format, Cylinders: cyls, Channels: set}
 	return nil
 }
 
@@ -776,16 +748,8 @@ func parseWallclock(b []byte) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func isPerCylinder(c Channel) bool {
-	switch c {
-	case ChanAFR, ChanAFRCommanded, ChanLambda, ChanSpark, ChanKnock:
-		return true
-	}
-	return false
-}
-
 // Layout describes the log: its name, format, cylinders and channels.
-func (r *Reader) Layout() Layout { return r.layout }
+func (r *Reader) Layout() dyno.Layout { return r.layout }
 
 // Headers returns the header names as found in the log (decoded to UTF-8).
 func (r *Reader) Headers() []string { return append([]string(nil), r.headers...) }
@@ -797,7 +761,7 @@ func (r *Reader) Columns() []Column {
 	for _, b := range r.binds {
 		u := b.unit
 		if b.conv == convMixAuto {
-			u = UnitAuto
+			u = dyno.UnitAuto
 		}
 		out = append(out, Column{Index: b.col, Header: b.header, Channel: b.ch, Cyl: b.cyl, Unit: u,
 			Alias: b.alias})
@@ -834,7 +798,7 @@ func (r *Reader) Close() error {
 // Next fills s with the next row. It returns io.EOF at the end, ctx's error
 // when ctx is done, a *ParseError for a bad row beyond ReadOptions.MaxBadRows,
 // and keeps returning the same error afterwards.
-func (r *Reader) Next(ctx context.Context, s *Sample) error {
+func (r *Reader) Next(ctx context.Context, s *dyno.Sample) error {
 	if r.err != nil {
 		return r.err
 	}
@@ -858,7 +822,7 @@ func (r *Reader) Next(ctx context.Context, s *Sample) error {
 	return nil
 }
 
-func (r *Reader) nextCSV(s *Sample) error {
+func (r *Reader) nextCSV(s *dyno.Sample) error {
 	if r.par == nil && r.opts.Parallel && r.rowIndex == 0 && r.parallelOK() {
 		r.startParallel()
 	}
@@ -911,7 +875,7 @@ func (r *Reader) cellError(b binding, l []byte, f field, err error) *ParseError 
 // but r.stats.MissingCells, so that parallel decoding can run it on a copy
 // of r; finishRow does the sequential part. It reports whether the row set
 // the time.
-func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int, bool) {
+func (r *Reader) parseRow(l []byte, s *dyno.Sample) (*ParseError, int, bool) {
 	if bytes.IndexByte(l, '"') >= 0 {
 		return r.parseRowQuoted(l, s)
 	}
@@ -960,7 +924,7 @@ func (r *Reader) parseRow(l []byte, s *Sample) (*ParseError, int, bool) {
 	return nil, 0, timeSet
 }
 
-func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int, bool) {
+func (r *Reader) parseRowQuoted(l []byte, s *dyno.Sample) (*ParseError, int, bool) {
 	r.fields = splitLineN(r.fields, l, r.delim, r.minField)
 	if len(r.fields) < r.minField {
 		return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
@@ -981,13 +945,13 @@ func (r *Reader) parseRowQuoted(l []byte, s *Sample) (*ParseError, int, bool) {
 
 // cell parses field f of line l, b's column, into s. It reports whether it
 // set the time.
-func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, int, bool) {
+func (r *Reader) cell(b *binding, l []byte, f field, s *dyno.Sample) (*ParseError, int, bool) {
 	cell := l[f.start:f.end]
 	if len(cell) == 0 {
 		r.stats.MissingCells++
 		return nil, 0, false
 	}
-	if b.ch == ChanTime {
+	if b.ch == dyno.ChanTime {
 		if b.conv == convWallclock {
 			t, ok := parseWallclock(cell)
 			if !ok {
@@ -999,7 +963,7 @@ func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, in
 			s.Time = t.Sub(r.wall0)
 			return nil, 0, true
 		}
-		if b.unit == UnitSeconds {
+		if b.unit == dyno.UnitSeconds {
 			if ns, ok := parseSecondsNS(cell); ok {
 				s.Time = time.Duration(ns)
 				return nil, 0, true
@@ -1008,7 +972,7 @@ func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, in
 	}
 	v, ok := parseNumber(cell, r.decComma)
 	if !ok {
-		if b.ch == ChanTime {
+		if b.ch == dyno.ChanTime {
 			return r.cellError(*b, l, f, ErrBadTime), 1, false
 		}
 		return r.cellError(*b, l, f, ErrBadNumber), 0, false
@@ -1028,7 +992,7 @@ func (r *Reader) cell(b *binding, l []byte, f field, s *Sample) (*ParseError, in
 }
 
 // finishRow fills the time of rows without one and derives channels.
-func (r *Reader) finishRow(s *Sample, timeSet bool) {
+func (r *Reader) finishRow(s *dyno.Sample, timeSet bool) {
 	if r.proxy != nil {
 		// the time stamp of the pivoted group
 	} else if r.timeBind < 0 {
@@ -1043,30 +1007,30 @@ func (r *Reader) finishRow(s *Sample, timeSet bool) {
 	r.lastTime = s.Time
 	if r.derive.afr {
 		for c := 0; c < r.layout.Cylinders; c++ {
-			if !Has(s.AFR[c]) && Has(s.Lambda[c]) {
+			if !dyno.Has(s.AFR[c]) && dyno.Has(s.Lambda[c]) {
 				s.AFR[c] = s.Lambda[c] * r.stoich
 			}
 		}
 	}
 	for c := 0; c < r.layout.Cylinders; c++ {
-		if v := s.AFR[c]; Has(v) {
+		if v := s.AFR[c]; dyno.Has(v) {
 			r.stats.AFRRows[c]++
 			if v < PlausibleAFRMin || v > PlausibleAFRMax {
 				r.stats.AFRImplausible[c]++
 			}
 		}
 	}
-	if r.derive.torque && Has(s.Power) && s.RPM > 0 {
-		s.Torque = TorqueFromPower(s.Power, s.RPM)
+	if r.derive.torque && dyno.Has(s.Power) && s.RPM > 0 {
+		s.Torque = dyno.TorqueFromPower(s.Power, s.RPM)
 	}
-	if r.derive.power && Has(s.Torque) && Has(s.RPM) {
-		s.Power = PowerFromTorque(s.Torque, s.RPM)
+	if r.derive.power && dyno.Has(s.Torque) && dyno.Has(s.RPM) {
+		s.Power = dyno.PowerFromTorque(s.Torque, s.RPM)
 	}
 }
 
 // assign converts v, a cell of b's column, and stores it in s. It reports
 // whether it set the time.
-func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
+func (r *Reader) assign(b *binding, v float64, s *dyno.Sample) bool {
 	switch b.conv {
 	case convKRPMAuto:
 		if v > 0 && v < 30 {
@@ -1075,12 +1039,12 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 	case convBaroAuto:
 		switch {
 		case v < 40:
-			v *= KPaPerInHg
+			v *= dyno.KPaPerInHg
 		case v > 200:
 			v /= 10
 		}
 	case convMixAuto:
-		if b.ch == ChanLambda {
+		if b.ch == dyno.ChanLambda {
 			if v > 3 {
 				v = v / r.stoich
 			}
@@ -1089,19 +1053,19 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 		}
 	default:
 		switch b.unit {
-		case UnitLambda:
-			if b.ch != ChanLambda {
+		case dyno.UnitLambda:
+			if b.ch != dyno.ChanLambda {
 				v *= r.stoich
 			}
-		case UnitAFR:
-			if b.ch == ChanLambda {
+		case dyno.UnitAFR:
+			if b.ch == dyno.ChanLambda {
 				v /= r.stoich
 			}
 		default:
 			v = b.unit.ToCanonical(v)
 		}
 	}
-	if b.ch == ChanTime {
+	if b.ch == dyno.ChanTime {
 		s.Time = time.Duration(math.Round(v * 1e9))
 		return true
 	}
@@ -1110,40 +1074,40 @@ func (r *Reader) assign(b *binding, v float64, s *Sample) bool {
 }
 
 // store puts v, already converted, in b's channel of s.
-func store(b *binding, v float64, s *Sample) {
+func store(b *binding, v float64, s *dyno.Sample) {
 	switch b.ch {
-	case ChanRPM:
+	case dyno.ChanRPM:
 		s.RPM = v
-	case ChanMAP:
+	case dyno.ChanMAP:
 		s.MAP = v
-	case ChanTPS:
+	case dyno.ChanTPS:
 		s.TPS = v
-	case ChanTorque:
+	case dyno.ChanTorque:
 		s.Torque = v
-	case ChanPower:
+	case dyno.ChanPower:
 		s.Power = v
-	case ChanIAT:
+	case dyno.ChanIAT:
 		s.IAT = v
-	case ChanECT:
+	case dyno.ChanECT:
 		s.ECT = v
-	case ChanBaro:
+	case dyno.ChanBaro:
 		s.Baro = v
-	case ChanDrumSpeed:
+	case dyno.ChanDrumSpeed:
 		s.DrumSpeed = v
-	case ChanDrumForce:
+	case dyno.ChanDrumForce:
 		s.DrumForce = v
 	default:
-		var p *PerCylinder
+		var p *dyno.PerCylinder
 		switch b.ch {
-		case ChanAFR:
+		case dyno.ChanAFR:
 			p = &s.AFR
-		case ChanAFRCommanded:
+		case dyno.ChanAFRCommanded:
 			p = &s.AFRCommanded
-		case ChanLambda:
+		case dyno.ChanLambda:
 			p = &s.Lambda
-		case ChanSpark:
+		case dyno.ChanSpark:
 			p = &s.Spark
-		case ChanKnock:
+		case dyno.ChanKnock:
 			p = &s.Knock
 		default:
 			return
@@ -1151,7 +1115,7 @@ func store(b *binding, v float64, s *Sample) {
 		if b.cyl >= 0 {
 			p[b.cyl] = v
 		} else {
-			for c := 0; c < MaxCylinders; c++ {
+			for c := 0; c < dyno.MaxCylinders; c++ {
 				if b.cylMask&(1<<c) != 0 {
 					p[c] = v
 				}

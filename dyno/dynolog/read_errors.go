@@ -1,9 +1,11 @@
-package dyno
+package dynolog
 
 import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // Errors readers return, wrapped in a *ParseError or *MissingColumnsError
@@ -100,7 +102,7 @@ func (e *ParseError) Unwrap() []error {
 type MissingColumnsError struct {
 	File    string
 	Format  string
-	Missing []Channel
+	Missing []dyno.Channel
 	Found   []string // the header names, as written in the file
 }
 
@@ -144,4 +146,4 @@ func shorten(b []byte) string {
 }
 
 // errParallelStopped is returned by Next on a parallel Reader after Close.
-var errParallelStopped = errors.New("dyno: reader closed")
+var errParallelStopped = errors.New("dynolog: reader closed")

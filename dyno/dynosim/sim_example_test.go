@@ -1,4 +1,4 @@
-package dyno_test
+package dynosim_test
 
 import (
 	"context"
@@ -7,20 +7,21 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynosim"
 )
 
 // A WOT pull on an M8-114 whose ECU believes the front cylinder breathes
 // 10 % less than it does: the front reads lean by 1/0.9, the rear is on
 // target.
-func ExampleNewSimulator() {
-	truth := dyno.DefaultTrueVE(dyno.ProfileM8114, 0)
+func ExampleNew() {
+	truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
 	lowFront := dyno.SurfaceFunc(func(rpm, mapKPa float64) float64 {
 		return 0.9 * truth[dyno.Front].At(rpm, mapKPa)
 	})
-	sim, err := dyno.NewSimulator(dyno.SimConfig{
+	sim, err := dynosim.New(dynosim.Config{
 		Seed:  1,
 		ECUVE: [2]dyno.Surface{lowFront, nil},
-		Plan:  []dyno.SimStep{dyno.PullStep(2000, 5600)},
+		Plan:  []dynosim.Step{dynosim.PullStep(2000, 5600)},
 	})
 	if err != nil {
 		panic(err)

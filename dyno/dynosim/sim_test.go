@@ -1,4 +1,4 @@
-package dyno
+package dynosim
 
 import (
 	"context"
@@ -9,19 +9,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynoai/dynoai/dyno"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // simRun collects every sample of a simulator and its status.
-func simRun(t testing.TB, cfg SimConfig) ([]Sample, []SimStatus) {
+func simRun(t testing.TB, cfg Config) ([]dyno.Sample, []Status) {
 	t.Helper()
-	sim, err := NewSimulator(cfg)
+	sim, err := New(cfg)
 	require.NoError(t, err)
-	var out []Sample
-	var st []SimStatus
+	var out []dyno.Sample
+	var st []Status
 	for {
-		var s Sample
+		var s dyno.Sample
 		err := sim.Next(context.Background(), &s)
 		if err == io.EOF {
 			return out, st
@@ -35,21 +37,21 @@ func simRun(t testing.TB, cfg SimConfig) ([]Sample, []SimStatus) {
 
 func TestBaseTorqueVectors(t *testing.T) {
 	// jetstream-dyno spec §3.3, M8-114.
-	bt := ProfileM8114.BaseTorque()
+	bt := M8114().BaseTorque()
 	for _, tt := range []struct{ rpm, want float64 }{
 		{900, 23.951}, {2000, 80.764}, {3000, 115.302}, {3200, 122.000},
 		{4000, 119.317}, {5000, 115.544}, {5800, 50.310},
 	} {
 		assert.InDelta(t, tt.want, bt(tt.rpm), 0.0005, "rpm %v", tt.rpm)
 	}
-	assert.InDelta(t, 110.0, PowerFromTorque(bt(5000), 5000), 0.0005)
+	assert.InDelta(t, 110.0, dyno.PowerFromTorque(bt(5000), 5000), 0.0005)
 }
 
 func TestSimDeterministic(t *testing.T) {
-	cfg := SimConfig{
-		Seed: 7, Noise: TypicalNoise, SensorLag: 50 * time.Millisecond,
-		Delay: TransportDelay{Fixed: 30 * time.Millisecond, PerRPM: 60},
-		Plan:  []SimStep{PullStep(2000, 4000), HoldStep(3000, 60, time.Second)},
+	cfg := Config{
+		Seed: 7, Noise: TypicalNoise(), SensorLag: 50 * time.Millisecond,
+		Delay: dyno.TransportDelay{Fixed: 30 * time.Millisecond, PerRPM: 60},
+		Plan:  []Step{PullStep(2000, 4000), HoldStep(3000, 60, time.Second)},
 	}
 	a, _ := simRun(t, cfg)
 	b, _ := simRun(t, cfg)
@@ -65,32 +67,32 @@ func TestSimDeterministic(t *testing.T) {
 // The mixture each cylinder burns is target × trueVE / ecuVE: with no noise,
 // delay or lag the wideband reads exactly that, front and rear independently.
 func TestSimAFRIdentity(t *testing.T) {
-	def := DefaultTrueVE(ProfileM8114, 0)
+	def := DefaultTrueVE(M8114(), 0)
 	rpmAx := []float64{1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000}
 	mapAx := []float64{20, 30, 40, 50, 60, 70, 80, 90, 100}
-	front, err := PerturbSurface(def[Front], rpmAx, mapAx, -10, 5, 1)
+	front, err := PerturbSurface(def[dyno.Front], rpmAx, mapAx, -10, 5, 1)
 	require.NoError(t, err)
-	rear, err := PerturbSurface(def[Rear], rpmAx, mapAx, 8, 5, 2)
+	rear, err := PerturbSurface(def[dyno.Rear], rpmAx, mapAx, 8, 5, 2)
 	require.NoError(t, err)
-	cfg := SimConfig{ECUVE: [2]Surface{front, rear}}
-	sim, err := NewSimulator(cfg)
+	cfg := Config{ECUVE: [2]dyno.Surface{front, rear}}
+	sim, err := New(cfg)
 	require.NoError(t, err)
 	samples, _ := simRun(t, cfg)
 	require.Greater(t, len(samples), 5000)
 	var lean, rich int
 	for i, s := range samples {
-		for c, ecu := range []Surface{front, rear} {
+		for c, ecu := range []dyno.Surface{front, rear} {
 			want := sim.TargetAFR().At(s.RPM, s.MAP) * sim.TrueVE(c).At(s.RPM, s.MAP) / ecu.At(s.RPM, s.MAP)
 			require.InDelta(t, want, s.AFR[c], 1e-9*want, "sample %d cylinder %d", i, c)
 			require.InDelta(t, s.AFR[c]/14.7, s.Lambda[c], 1e-12)
 		}
-		if s.AFR[Front] > s.AFRCommanded[Front] {
+		if s.AFR[dyno.Front] > s.AFRCommanded[dyno.Front] {
 			lean++
 		}
-		if s.AFR[Rear] < s.AFRCommanded[Rear] {
+		if s.AFR[dyno.Rear] < s.AFRCommanded[dyno.Rear] {
 			rich++
 		}
-		require.False(t, Has(s.AFR[2]), "only two cylinders")
+		require.False(t, dyno.Has(s.AFR[2]), "only two cylinders")
 	}
 	// An ECU VE 10 % low under-fuels the front; 8 % high over-fuels the rear.
 	assert.Greater(t, lean, len(samples)*9/10)
@@ -98,19 +100,19 @@ func TestSimAFRIdentity(t *testing.T) {
 }
 
 func TestSimPerfectTune(t *testing.T) {
-	samples, _ := simRun(t, SimConfig{Plan: []SimStep{SweepStep(1500, 5500, 50, 1000)}})
+	samples, _ := simRun(t, Config{Plan: []Step{SweepStep(1500, 5500, 50, 1000)}})
 	for _, s := range samples {
-		require.InDelta(t, s.AFRCommanded[Front], s.AFR[Front], 1e-12)
-		require.InDelta(t, s.AFRCommanded[Rear], s.AFR[Rear], 1e-12)
+		require.InDelta(t, s.AFRCommanded[dyno.Front], s.AFR[dyno.Front], 1e-12)
+		require.InDelta(t, s.AFRCommanded[dyno.Rear], s.AFR[dyno.Rear], 1e-12)
 	}
 }
 
 // mapStepPlan holds 3000 rpm at 40 kPa, then at 90 kPa: the target AFR
 // steps with MAP.
-var mapStepPlan = []SimStep{HoldStep(3000, 40, 2*time.Second), {Kind: StepHold, RPM: 3000, MAP: 90, Duration: 2 * time.Second}}
+var mapStepPlan = []Step{HoldStep(3000, 40, 2*time.Second), {Kind: StepHold, RPM: 3000, MAP: 90, Duration: 2 * time.Second}}
 
 // crossing returns the first time after from at which v(i) crosses mid.
-func crossing(samples []Sample, from time.Duration, v func(*Sample) float64, mid float64) time.Duration {
+func crossing(samples []dyno.Sample, from time.Duration, v func(*dyno.Sample) float64, mid float64) time.Duration {
 	for i := 1; i < len(samples); i++ {
 		if samples[i].Time < from {
 			continue
@@ -127,16 +129,16 @@ func crossing(samples []Sample, from time.Duration, v func(*Sample) float64, mid
 func TestSimTransportDelay(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
-		delay TransportDelay
+		delay dyno.TransportDelay
 		want  time.Duration
 	}{
-		{"fixed 150ms", TransportDelay{Fixed: 150 * time.Millisecond}, 150 * time.Millisecond},
-		{"rpm dependent 300/rpm at 3000", TransportDelay{PerRPM: 300}, 100 * time.Millisecond},
-		{"fixed 45ms, between steps", TransportDelay{Fixed: 45 * time.Millisecond}, 45 * time.Millisecond},
+		{"fixed 150ms", dyno.TransportDelay{Fixed: 150 * time.Millisecond}, 150 * time.Millisecond},
+		{"rpm dependent 300/rpm at 3000", dyno.TransportDelay{PerRPM: 300}, 100 * time.Millisecond},
+		{"fixed 45ms, between steps", dyno.TransportDelay{Fixed: 45 * time.Millisecond}, 45 * time.Millisecond},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			base, _ := simRun(t, SimConfig{Plan: mapStepPlan})
-			del, st := simRun(t, SimConfig{Plan: mapStepPlan, Delay: tt.delay})
+			base, _ := simRun(t, Config{Plan: mapStepPlan})
+			del, st := simRun(t, Config{Plan: mapStepPlan, Delay: tt.delay})
 			require.Equal(t, len(base), len(del))
 			// The MAP step starts with the second step's settling.
 			var from time.Duration
@@ -146,21 +148,21 @@ func TestSimTransportDelay(t *testing.T) {
 					break
 				}
 			}
-			mapT := crossing(del, from, func(s *Sample) float64 { return s.MAP }, 65)
+			mapT := crossing(del, from, func(s *dyno.Sample) float64 { return s.MAP }, 65)
 			afrMid := (VirtualECUTargets().At(3000, 40) + VirtualECUTargets().At(3000, 90)) / 2
-			afrT := crossing(del, from, func(s *Sample) float64 { return s.AFR[Front] }, afrMid)
-			baseT := crossing(base, from, func(s *Sample) float64 { return s.AFR[Front] }, afrMid)
+			afrT := crossing(del, from, func(s *dyno.Sample) float64 { return s.AFR[dyno.Front] }, afrMid)
+			baseT := crossing(base, from, func(s *dyno.Sample) float64 { return s.AFR[dyno.Front] }, afrMid)
 			require.Positive(t, mapT)
-			assert.InDelta(t, float64(tt.want), float64(afrT-mapT), float64(DefaultSimDT), "AFR step lags the MAP step by the delay")
+			assert.InDelta(t, float64(tt.want), float64(afrT-mapT), float64(DefaultDT), "AFR step lags the MAP step by the delay")
 			assert.InDelta(t, float64(tt.want), float64(afrT-baseT), float64(time.Millisecond), "against the undelayed run")
-			assert.InDelta(t, float64(mapT), float64(baseT), float64(DefaultSimDT), "no delay: AFR moves with MAP")
+			assert.InDelta(t, float64(mapT), float64(baseT), float64(DefaultDT), "no delay: AFR moves with MAP")
 			// Whole-multiple delays shift the series exactly.
-			if k := int(tt.want / DefaultSimDT); time.Duration(k)*DefaultSimDT == tt.want {
+			if k := int(tt.want / DefaultDT); time.Duration(k)*DefaultDT == tt.want {
 				for i := k; i < len(del); i++ {
 					if st[i].RPM != 3000 {
 						continue // the RPM-dependent delay differs while settling
 					}
-					require.InDelta(t, base[i-k].AFR[Rear], del[i].AFR[Rear], 1e-12, "sample %d", i)
+					require.InDelta(t, base[i-k].AFR[dyno.Rear], del[i].AFR[dyno.Rear], 1e-12, "sample %d", i)
 				}
 			}
 		})
@@ -169,22 +171,22 @@ func TestSimTransportDelay(t *testing.T) {
 
 func TestSimSensorLag(t *testing.T) {
 	tau := 100 * time.Millisecond
-	lag, st := simRun(t, SimConfig{Plan: mapStepPlan, SensorLag: tau, MAPLag: time.Millisecond, ThrottleRate: 10000})
+	lag, st := simRun(t, Config{Plan: mapStepPlan, SensorLag: tau, MAPLag: time.Millisecond, ThrottleRate: 10000})
 	// After the step the reading approaches the produced mixture with time
 	// constant tau: after 3 tau it is within 5 % of the step.
 	i0 := -1
 	for i := 1; i < len(st); i++ {
-		if st[i].Step == 1 && math.Abs(st[i].ProducedAFR[Front]-st[i-1].ProducedAFR[Front]) > 1e-3 {
+		if st[i].Step == 1 && math.Abs(st[i].ProducedAFR[dyno.Front]-st[i-1].ProducedAFR[dyno.Front]) > 1e-3 {
 			i0 = i
 			break
 		}
 	}
 	require.Positive(t, i0)
-	final := st[len(st)-1].ProducedAFR[Front]
-	step := lag[i0-1].AFR[Front] - final
+	final := st[len(st)-1].ProducedAFR[dyno.Front]
+	step := lag[i0-1].AFR[dyno.Front] - final
 	// Remaining fraction n steps after the jump: exp(−(n+1)·dt/tau).
 	at := func(d time.Duration) float64 {
-		return (lag[i0+int(d/DefaultSimDT)-1].AFR[Front] - final) / step
+		return (lag[i0+int(d/DefaultDT)-1].AFR[dyno.Front] - final) / step
 	}
 	assert.InDelta(t, math.Exp(-1), at(tau), 0.08, "one time constant")
 	assert.Less(t, math.Abs(at(3*tau)), 0.06)
@@ -192,9 +194,9 @@ func TestSimSensorLag(t *testing.T) {
 
 func TestSimNoiseStatistics(t *testing.T) {
 	const sigma = 0.1
-	samples, st := simRun(t, SimConfig{
-		Seed: 3, Noise: SimNoise{AFR: sigma, RPM: 10, MAP: 1, TorquePct: 2},
-		Plan: []SimStep{HoldStep(3500, 70, 60*time.Second)},
+	samples, st := simRun(t, Config{
+		Seed: 3, Noise: Noise{AFR: sigma, RPM: 10, MAP: 1, TorquePct: 2},
+		Plan: []Step{HoldStep(3500, 70, 60*time.Second)},
 	})
 	var n, sum, sq, sumR, sqR float64
 	for i, s := range samples {
@@ -224,7 +226,7 @@ func TestSimPullSweepsRange(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(p.Key, func(t *testing.T) {
 			from, to := 2000.0, p.RedlineRPM-200
-			samples, st := simRun(t, SimConfig{Profile: p, Plan: []SimStep{PullStep(from, to)}})
+			samples, st := simRun(t, Config{Profile: p, Plan: []Step{PullStep(from, to)}})
 			var run []int
 			for i := range st {
 				if !st[i].Settling {
@@ -244,7 +246,7 @@ func TestSimPullSweepsRange(t *testing.T) {
 				}
 				peakTQ = max(peakTQ, samples[i].Torque)
 				peakHP = max(peakHP, samples[i].Power)
-				require.True(t, Has(samples[i].AFR[Front]) && Has(samples[i].AFR[Rear]) && finite(samples[i].Torque), "sample %d", i)
+				require.True(t, dyno.Has(samples[i].AFR[dyno.Front]) && dyno.Has(samples[i].AFR[dyno.Rear]) && finite(samples[i].Torque), "sample %d", i)
 			}
 			assert.InDelta(t, p.MaxTorque, peakTQ, 0.02*p.MaxTorque)
 			assert.InDelta(t, p.MaxHP, peakHP, 0.03*p.MaxHP)
@@ -255,7 +257,7 @@ func TestSimPullSweepsRange(t *testing.T) {
 }
 
 func TestSimDefaultPlanCoversGrid(t *testing.T) {
-	samples, st := simRun(t, SimConfig{})
+	samples, st := simRun(t, Config{})
 	dur := samples[len(samples)-1].Time
 	assert.True(t, dur > time.Minute && dur < 5*time.Minute, "default plan lasts %v", dur)
 	hit := map[[2]int]int{}
@@ -280,7 +282,7 @@ func TestSimGridPlanHolds(t *testing.T) {
 	plan := GridPlan(rpm, mp, time.Second)
 	require.Len(t, plan, 6)
 	assert.Equal(t, 95.0, plan[3].MAP, "serpentine")
-	samples, st := simRun(t, SimConfig{Plan: plan})
+	samples, st := simRun(t, Config{Plan: plan})
 	seen := 0
 	for i, s := range samples {
 		if st[i].Settling {
@@ -295,100 +297,100 @@ func TestSimGridPlanHolds(t *testing.T) {
 }
 
 func TestSimChannels(t *testing.T) {
-	knock := SurfaceFunc(func(rpm, m float64) float64 {
+	knock := dyno.SurfaceFunc(func(rpm, m float64) float64 {
 		if m > 80 {
 			return 2
 		}
 		return 0
 	})
-	sim, err := NewSimulator(SimConfig{Knock: [2]Surface{nil, knock}, IATC: 40, ECTC: 100, BaroKPa: 95, Plan: []SimStep{HoldStep(3000, 90, time.Second)}})
+	sim, err := New(Config{Knock: [2]dyno.Surface{nil, knock}, IATC: 40, ECTC: 100, BaroKPa: 95, Plan: []Step{HoldStep(3000, 90, time.Second)}})
 	require.NoError(t, err)
 	l := sim.Layout()
 	assert.Equal(t, "simulator", l.Format)
 	assert.Equal(t, "simulator:m8_114", l.Name)
 	assert.Equal(t, 2, l.Cylinders)
-	for _, c := range Channels() {
+	for _, c := range dyno.Channels() {
 		assert.True(t, l.Channels.Has(c), c.String())
 	}
-	samples, err := Collect(context.Background(), sim)
+	samples, err := dyno.Collect(context.Background(), sim)
 	require.NoError(t, err)
 	s := samples[len(samples)-1]
 	assert.Equal(t, 40.0, s.IAT)
 	assert.Equal(t, 100.0, s.ECT)
 	assert.Equal(t, 95.0, s.Baro)
-	assert.Equal(t, 0.0, s.Knock[Front])
-	assert.Equal(t, 2.0, s.Knock[Rear])
+	assert.Equal(t, 0.0, s.Knock[dyno.Front])
+	assert.Equal(t, 2.0, s.Knock[dyno.Rear])
 	sp := DefaultSpark()
-	assert.InDelta(t, sp[Front].At(3000, s.MAP), s.Spark[Front], 1e-12)
-	assert.InDelta(t, sp[Rear].At(3000, s.MAP)-2, s.Spark[Rear], 1e-12)
-	assert.InDelta(t, PowerFromTorque(s.Torque, s.RPM), s.Power, 1e-9)
+	assert.InDelta(t, sp[dyno.Front].At(3000, s.MAP), s.Spark[dyno.Front], 1e-12)
+	assert.InDelta(t, sp[dyno.Rear].At(3000, s.MAP)-2, s.Spark[dyno.Rear], 1e-12)
+	assert.InDelta(t, dyno.PowerFromTorque(s.Torque, s.RPM), s.Power, 1e-9)
 	assert.InDelta(t, 1000*4.673*60/5280, s.DrumSpeed, 1e-9)
 	// Drum power equals engine power: F·C·rpm_drum/33000 = T·rpm/5252.
 	assert.InDelta(t, s.Power, s.DrumForce*DrumCircumferenceFt*1000/33000, 0.01*s.Power)
 	assert.Equal(t, StepHold, sim.Status().Kind)
 	assert.Equal(t, 0, sim.Status().Step)
 	assert.Len(t, sim.Plan(), 1)
-	assert.Equal(t, DefaultSimDT, sim.DT())
+	assert.Equal(t, DefaultDT, sim.DT())
 	assert.Equal(t, "m8_114", sim.Profile().Key)
-	_ = sim.ECUVE(Front)
+	_ = sim.ECUVE(dyno.Front)
 }
 
 func TestSimConfigErrors(t *testing.T) {
-	pct := DefaultTrueVE(ProfileM8114, 0)
-	frac := SurfaceFunc(func(r, m float64) float64 { return pct[Front].At(r, m) / 100 })
+	pct := DefaultTrueVE(M8114(), 0)
+	frac := dyno.SurfaceFunc(func(r, m float64) float64 { return pct[dyno.Front].At(r, m) / 100 })
 	for _, tt := range []struct {
 		name  string
-		cfg   SimConfig
+		cfg   Config
 		field string
 	}{
-		{"dt", SimConfig{DT: time.Microsecond}, "DT"},
-		{"baro", SimConfig{BaroKPa: 20}, "BaroKPa"},
-		{"iat", SimConfig{IATC: math.NaN()}, "IATC"},
-		{"profile", SimConfig{Profile: EngineProfile{Key: "x", IdleRPM: 900}}, "Profile"},
-		{"noise", SimConfig{Noise: SimNoise{AFR: -1}}, "Noise.AFR"},
-		{"delay", SimConfig{Delay: TransportDelay{Fixed: -time.Second}}, "Delay"},
-		{"lag", SimConfig{SensorLag: -time.Second}, "SensorLag"},
-		{"units", SimConfig{ECUVE: [2]Surface{frac, nil}}, "ECUVE[front]"},
-		{"nan ve", SimConfig{TrueVE: [2]Surface{nil, SurfaceFunc(func(r, m float64) float64 { return math.NaN() })}}, "TrueVE[rear]"},
-		{"target", SimConfig{TargetAFR: SurfaceFunc(func(r, m float64) float64 { return 30 })}, "TargetAFR"},
-		{"knock", SimConfig{Knock: [2]Surface{SurfaceFunc(func(r, m float64) float64 { return -1 }), nil}}, "Knock[front]"},
-		{"empty plan", SimConfig{Plan: []SimStep{}}, "Plan"},
-		{"rpm", SimConfig{Plan: []SimStep{HoldStep(9000, 50, time.Second)}}, "Plan[0].RPM"},
-		{"map", SimConfig{Plan: []SimStep{PullStep(2000, 5000), HoldStep(3000, 120, time.Second)}}, "Plan[1].MAP"},
-		{"tps", SimConfig{Plan: []SimStep{HoldTPSStep(3000, 101, time.Second)}}, "Plan[0].TPS"},
-		{"pull down", SimConfig{Plan: []SimStep{PullStep(5000, 2000)}}, "Plan[0].EndRPM"},
-		{"flat sweep", SimConfig{Plan: []SimStep{SweepStep(3000, 3000, 50, 0)}}, "Plan[0].EndRPM"},
-		{"kind", SimConfig{Plan: []SimStep{{Kind: 9, RPM: 2000, EndRPM: 3000}}}, "Plan[0].Kind"},
-		{"duration", SimConfig{Plan: []SimStep{HoldStep(3000, 50, -time.Second)}}, "Plan[0].Duration"},
+		{"dt", Config{DT: time.Microsecond}, "DT"},
+		{"baro", Config{BaroKPa: 20}, "BaroKPa"},
+		{"iat", Config{IATC: math.NaN()}, "IATC"},
+		{"profile", Config{Profile: EngineProfile{Key: "x", IdleRPM: 900}}, "Profile"},
+		{"noise", Config{Noise: Noise{AFR: -1}}, "Noise.AFR"},
+		{"delay", Config{Delay: dyno.TransportDelay{Fixed: -time.Second}}, "Delay"},
+		{"lag", Config{SensorLag: -time.Second}, "SensorLag"},
+		{"units", Config{ECUVE: [2]dyno.Surface{frac, nil}}, "ECUVE[front]"},
+		{"nan ve", Config{TrueVE: [2]dyno.Surface{nil, dyno.SurfaceFunc(func(r, m float64) float64 { return math.NaN() })}}, "TrueVE[rear]"},
+		{"target", Config{TargetAFR: dyno.SurfaceFunc(func(r, m float64) float64 { return 30 })}, "TargetAFR"},
+		{"knock", Config{Knock: [2]dyno.Surface{dyno.SurfaceFunc(func(r, m float64) float64 { return -1 }), nil}}, "Knock[front]"},
+		{"empty plan", Config{Plan: []Step{}}, "Plan"},
+		{"rpm", Config{Plan: []Step{HoldStep(9000, 50, time.Second)}}, "Plan[0].RPM"},
+		{"map", Config{Plan: []Step{PullStep(2000, 5000), HoldStep(3000, 120, time.Second)}}, "Plan[1].MAP"},
+		{"tps", Config{Plan: []Step{HoldTPSStep(3000, 101, time.Second)}}, "Plan[0].TPS"},
+		{"pull down", Config{Plan: []Step{PullStep(5000, 2000)}}, "Plan[0].EndRPM"},
+		{"flat sweep", Config{Plan: []Step{SweepStep(3000, 3000, 50, 0)}}, "Plan[0].EndRPM"},
+		{"kind", Config{Plan: []Step{{Kind: 9, RPM: 2000, EndRPM: 3000}}}, "Plan[0].Kind"},
+		{"duration", Config{Plan: []Step{HoldStep(3000, 50, -time.Second)}}, "Plan[0].Duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewSimulator(tt.cfg)
-			require.ErrorIs(t, err, ErrSimConfig)
-			var se *SimConfigError
+			_, err := New(tt.cfg)
+			require.ErrorIs(t, err, ErrConfig)
+			var se *ConfigError
 			require.True(t, errors.As(err, &se))
 			assert.Equal(t, tt.field, se.Field, err.Error())
 		})
 	}
-	_, err := PerturbSurface(pct[Front], []float64{2, 1}, []float64{50}, 0, 1, 1)
-	assert.ErrorIs(t, err, ErrSimConfig)
+	_, err := PerturbSurface(pct[dyno.Front], []float64{2, 1}, []float64{50}, 0, 1, 1)
+	assert.ErrorIs(t, err, ErrConfig)
 	_, err = ProfileByKey("sportbike_600")
 	assert.Error(t, err)
 	p, err := ProfileByKey("m8_131")
 	require.NoError(t, err)
-	assert.Equal(t, ProfileM8131, p)
+	assert.Equal(t, M8131(), p)
 }
 
 func TestSimContext(t *testing.T) {
-	sim, err := NewSimulator(SimConfig{})
+	sim, err := New(Config{})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	var s Sample
+	var s dyno.Sample
 	assert.ErrorIs(t, sim.Next(ctx, &s), context.Canceled)
 }
 
 func TestPerturbSurface(t *testing.T) {
-	base := SurfaceFunc(func(r, m float64) float64 { return 80 })
+	base := dyno.SurfaceFunc(func(r, m float64) float64 { return 80 })
 	rpm := []float64{1000, 2000, 3000, 4000, 5000, 6000}
 	mp := []float64{20, 40, 60, 80, 100}
 	s1, err := PerturbSurface(base, rpm, mp, -10, 5, 42)
@@ -410,14 +412,14 @@ func TestPerturbSurface(t *testing.T) {
 }
 
 func BenchmarkSimulator(b *testing.B) {
-	cfg := SimConfig{Seed: 1, Noise: TypicalNoise, SensorLag: 50 * time.Millisecond,
-		Delay: TransportDelay{Fixed: 40 * time.Millisecond, PerRPM: 60}}
+	cfg := Config{Seed: 1, Noise: TypicalNoise(), SensorLag: 50 * time.Millisecond,
+		Delay: dyno.TransportDelay{Fixed: 40 * time.Millisecond, PerRPM: 60}}
 	ctx := context.Background()
-	var s Sample
+	var s dyno.Sample
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		sim, err := NewSimulator(cfg)
+		sim, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -429,13 +431,13 @@ func BenchmarkSimulator(b *testing.B) {
 }
 
 func BenchmarkSimulatorNext(b *testing.B) {
-	sim, err := NewSimulator(SimConfig{Seed: 1, Noise: TypicalNoise, SensorLag: 50 * time.Millisecond,
-		Delay: TransportDelay{Fixed: 40 * time.Millisecond}, Plan: []SimStep{HoldStep(3000, 60, 1000*time.Hour)}})
+	sim, err := New(Config{Seed: 1, Noise: TypicalNoise(), SensorLag: 50 * time.Millisecond,
+		Delay: dyno.TransportDelay{Fixed: 40 * time.Millisecond}, Plan: []Step{HoldStep(3000, 60, 1000*time.Hour)}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	var s Sample
+	var s dyno.Sample
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := sim.Next(ctx, &s); err != nil {

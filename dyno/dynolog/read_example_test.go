@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 func ExampleNewReader() {
 	log := "Time,Engine RPM,MAP (psi),IAT (°F),AFR Front,AFR Rear,Torque (N·m)\n" +
 		"0.00,3000,11.6,86,13.1,13.3,135.6\n" +
 		"0.05,3050,11.7,86,13.0,,136.0\n"
-	r, err := dyno.NewReader(strings.NewReader(log), "pull.csv", dyno.ReadOptions{})
+	r, err := dynolog.NewReader(strings.NewReader(log), "pull.csv", dynolog.ReadOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -45,7 +46,7 @@ func ExampleNewReader() {
 func ExampleReadOptions_aliases() {
 	// A log with names the built-in table does not know: add aliases.
 	log := "Zeit;Drehzahl;Saugrohrdruck;Lambda vorne\n0,5;3000;80;0,9\n"
-	r, err := dyno.NewReader(strings.NewReader(log), "de.csv", dyno.ReadOptions{Aliases: []dyno.Alias{
+	r, err := dynolog.NewReader(strings.NewReader(log), "de.csv", dynolog.ReadOptions{Aliases: []dynolog.Alias{
 		{Name: "zeit", Channel: dyno.ChanTime, Unit: dyno.UnitSeconds},
 		{Name: "drehzahl", Channel: dyno.ChanRPM},
 		{Name: "saugrohrdruck", Channel: dyno.ChanMAP, Unit: dyno.UnitKPa},
@@ -66,8 +67,8 @@ func ExampleReadOptions_aliases() {
 }
 
 func ExampleMissingColumnsError() {
-	_, err := dyno.NewReader(strings.NewReader("RPM,Torque\n3000,90\n"), "dyno-only.csv", dyno.ReadOptions{})
-	var me *dyno.MissingColumnsError
+	_, err := dynolog.NewReader(strings.NewReader("RPM,Torque\n3000,90\n"), "dyno-only.csv", dynolog.ReadOptions{})
+	var me *dynolog.MissingColumnsError
 	if errors.As(err, &me) {
 		fmt.Println("missing:", me.Missing)
 		fmt.Println(err)
@@ -79,7 +80,7 @@ func ExampleMissingColumnsError() {
 
 func ExampleNewCSVWriter() {
 	layout := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP, dyno.ChanAFR)}
-	w := dyno.NewCSVWriter(os.Stdout, layout)
+	w := dynolog.NewCSVWriter(os.Stdout, layout)
 	s := dyno.NewSample()
 	s.RPM, s.MAP, s.AFR[dyno.Front] = 3000, 80, 13.1
 	w.WriteSample(&s)

@@ -1,4 +1,4 @@
-package dyno
+package dynolog
 
 import (
 	"bufio"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // CSVWriter writes samples as DynoAI's canonical CSV log, a WinPEP-like,
@@ -41,12 +43,12 @@ type CSVWriter struct {
 
 type wcol struct {
 	name string
-	ch   Channel
+	ch   dyno.Channel
 	cyl  int
 }
 
 // CanonicalHeader returns the column names CSVWriter writes for layout.
-func CanonicalHeader(layout Layout) []string {
+func CanonicalHeader(layout dyno.Layout) []string {
 	cols := canonicalColumns(layout)
 	out := make([]string, len(cols))
 	for i, c := range cols {
@@ -55,16 +57,16 @@ func CanonicalHeader(layout Layout) []string {
 	return out
 }
 
-func canonicalColumns(l Layout) []wcol {
+func canonicalColumns(l dyno.Layout) []wcol {
 	var cols []wcol
 	has := l.Channels.Has
-	one := func(c Channel, name string) {
+	one := func(c dyno.Channel, name string) {
 		if has(c) {
 			cols = append(cols, wcol{name: name, ch: c})
 		}
 	}
-	cyls := min(max(l.Cylinders, 1), MaxCylinders)
-	per := func(c Channel, prefix string) {
+	cyls := min(max(l.Cylinders, 1), dyno.MaxCylinders)
+	per := func(c dyno.Channel, prefix string) {
 		if !has(c) {
 			return
 		}
@@ -76,28 +78,28 @@ func canonicalColumns(l Layout) []wcol {
 			cols = append(cols, wcol{name: prefix + "_" + suffix, ch: c, cyl: i})
 		}
 	}
-	one(ChanTime, "time_s")
-	one(ChanRPM, "rpm")
-	one(ChanMAP, "map_kpa")
-	one(ChanTPS, "tps")
-	per(ChanAFR, "afr_meas")
-	per(ChanAFRCommanded, "afr_cmd")
-	per(ChanLambda, "lambda")
-	per(ChanSpark, "spark")
-	per(ChanKnock, "knock")
-	one(ChanTorque, "torque")
-	one(ChanPower, "hp")
-	one(ChanIAT, "iat_c")
-	one(ChanECT, "ect_c")
-	one(ChanBaro, "baro_kpa")
-	one(ChanDrumSpeed, "drum_speed_mph")
-	one(ChanDrumForce, "drum_force_lbf")
+	one(dyno.ChanTime, "time_s")
+	one(dyno.ChanRPM, "rpm")
+	one(dyno.ChanMAP, "map_kpa")
+	one(dyno.ChanTPS, "tps")
+	per(dyno.ChanAFR, "afr_meas")
+	per(dyno.ChanAFRCommanded, "afr_cmd")
+	per(dyno.ChanLambda, "lambda")
+	per(dyno.ChanSpark, "spark")
+	per(dyno.ChanKnock, "knock")
+	one(dyno.ChanTorque, "torque")
+	one(dyno.ChanPower, "hp")
+	one(dyno.ChanIAT, "iat_c")
+	one(dyno.ChanECT, "ect_c")
+	one(dyno.ChanBaro, "baro_kpa")
+	one(dyno.ChanDrumSpeed, "drum_speed_mph")
+	one(dyno.ChanDrumForce, "drum_force_lbf")
 	return cols
 }
 
 // NewCSVWriter returns a writer of layout's channels to w. The header is
 // written with the first sample (or by Flush, for an empty log).
-func NewCSVWriter(w io.Writer, layout Layout) *CSVWriter {
+func NewCSVWriter(w io.Writer, layout dyno.Layout) *CSVWriter {
 	return &CSVWriter{w: bufio.NewWriterSize(w, 64<<10), cols: canonicalColumns(layout)}
 }
 
@@ -116,7 +118,7 @@ func (w *CSVWriter) writeHeader() {
 }
 
 // WriteSample writes one row.
-func (w *CSVWriter) WriteSample(s *Sample) error {
+func (w *CSVWriter) WriteSample(s *dyno.Sample) error {
 	if w.err != nil {
 		return w.err
 	}
@@ -130,7 +132,7 @@ func (w *CSVWriter) WriteSample(s *Sample) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if c.ch == ChanTime {
+		if c.ch == dyno.ChanTime {
 			b = appendSeconds(b, int64(s.Time))
 			continue
 		}
@@ -158,10 +160,10 @@ func (w *CSVWriter) Flush() error {
 
 // CopyCSV writes src, to its end, as a canonical CSV log to dst and returns
 // the number of samples written.
-func CopyCSV(ctx context.Context, dst io.Writer, src Source) (int64, error) {
+func CopyCSV(ctx context.Context, dst io.Writer, src dyno.Source) (int64, error) {
 	w := NewCSVWriter(dst, src.Layout())
 	var n int64
-	s := NewSample()
+	s := dyno.NewSample()
 	for {
 		err := src.Next(ctx, &s)
 		if err == io.EOF {
@@ -179,50 +181,50 @@ func CopyCSV(ctx context.Context, dst io.Writer, src Source) (int64, error) {
 
 // sampleValue returns channel c (cylinder cyl) of s in its canonical unit;
 // Time in seconds.
-func sampleValue(s *Sample, c Channel, cyl int) float64 {
+func sampleValue(s *dyno.Sample, c dyno.Channel, cyl int) float64 {
 	switch c {
-	case ChanTime:
+	case dyno.ChanTime:
 		return s.Time.Seconds()
-	case ChanRPM:
+	case dyno.ChanRPM:
 		return s.RPM
-	case ChanMAP:
+	case dyno.ChanMAP:
 		return s.MAP
-	case ChanTPS:
+	case dyno.ChanTPS:
 		return s.TPS
-	case ChanAFR:
+	case dyno.ChanAFR:
 		return s.AFR[cyl]
-	case ChanAFRCommanded:
+	case dyno.ChanAFRCommanded:
 		return s.AFRCommanded[cyl]
-	case ChanLambda:
+	case dyno.ChanLambda:
 		return s.Lambda[cyl]
-	case ChanSpark:
+	case dyno.ChanSpark:
 		return s.Spark[cyl]
-	case ChanKnock:
+	case dyno.ChanKnock:
 		return s.Knock[cyl]
-	case ChanTorque:
+	case dyno.ChanTorque:
 		return s.Torque
-	case ChanPower:
+	case dyno.ChanPower:
 		return s.Power
-	case ChanIAT:
+	case dyno.ChanIAT:
 		return s.IAT
-	case ChanECT:
+	case dyno.ChanECT:
 		return s.ECT
-	case ChanBaro:
+	case dyno.ChanBaro:
 		return s.Baro
-	case ChanDrumSpeed:
+	case dyno.ChanDrumSpeed:
 		return s.DrumSpeed
-	case ChanDrumForce:
+	case dyno.ChanDrumForce:
 		return s.DrumForce
 	}
-	return Missing
+	return dyno.Missing
 }
 
 // SampleValue returns channel c of s (cylinder cyl for per-cylinder
 // channels) in the unit the package doc fixes; Time is in seconds.
-func SampleValue(s *Sample, c Channel, cyl int) float64 {
-	if cyl < 0 || cyl >= MaxCylinders {
-		if isPerCylinder(c) {
-			return Missing
+func SampleValue(s *dyno.Sample, c dyno.Channel, cyl int) float64 {
+	if cyl < 0 || cyl >= dyno.MaxCylinders {
+		if c.PerCylinder() {
+			return dyno.Missing
 		}
 		cyl = 0
 	}

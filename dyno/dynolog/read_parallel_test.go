@@ -1,4 +1,4 @@
-package dyno
+package dynolog
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/dynoai/dynoai/dyno"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -36,14 +38,14 @@ func parallelLog(rows int) string {
 	return b.String()
 }
 
-func readAll(t *testing.T, data string, opts ReadOptions) ([]Sample, ReadStats, error) {
+func readAll(t *testing.T, data string, opts ReadOptions) ([]dyno.Sample, ReadStats, error) {
 	t.Helper()
 	rd, err := NewReader(strings.NewReader(data), "par.csv", opts)
 	require.NoError(t, err)
 	defer rd.Close()
-	var out []Sample
+	var out []dyno.Sample
 	for {
-		var s Sample
+		var s dyno.Sample
 		err := rd.Next(context.Background(), &s)
 		if err == io.EOF {
 			return out, rd.Stats(), nil
@@ -55,7 +57,7 @@ func readAll(t *testing.T, data string, opts ReadOptions) ([]Sample, ReadStats, 
 	}
 }
 
-func sameSamples(t *testing.T, a, b []Sample) {
+func sameSamples(t *testing.T, a, b []dyno.Sample) {
 	t.Helper()
 	require.Equal(t, len(a), len(b))
 	for i := range a {
@@ -67,10 +69,10 @@ func sameSamples(t *testing.T, a, b []Sample) {
 	}
 }
 
-func sampleBits(s Sample) []byte {
+func sampleBits(s dyno.Sample) []byte {
 	var b []byte
-	for _, c := range Channels() {
-		for cyl := 0; cyl < MaxCylinders; cyl++ {
+	for _, c := range dyno.Channels() {
+		for cyl := 0; cyl < dyno.MaxCylinders; cyl++ {
 			b = fmt.Appendf(b, "%x,", math.Float64bits(SampleValue(&s, c, cyl)))
 		}
 	}
@@ -104,7 +106,7 @@ func TestParallelCloseEarly(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	rd, err := NewReader(strings.NewReader(parallelLog(50_000)), "par.csv", ReadOptions{Parallel: true, MaxBadRows: -1})
 	require.NoError(t, err)
-	var s Sample
+	var s dyno.Sample
 	for i := 0; i < 1000; i++ {
 		require.NoError(t, rd.Next(context.Background(), &s))
 	}
@@ -137,7 +139,7 @@ func FuzzParallelMatchesSequential(f *testing.F) {
 		defer seqR.Close()
 		defer parR.Close()
 		for {
-			var a, b Sample
+			var a, b dyno.Sample
 			e1 := seqR.Next(context.Background(), &a)
 			e2 := parR.Next(context.Background(), &b)
 			if fmt.Sprint(e1) != fmt.Sprint(e2) {

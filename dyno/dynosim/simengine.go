@@ -1,9 +1,11 @@
-package dyno
+package dynosim
 
 import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // The engine model's constants. They shape the default surfaces and the
@@ -123,7 +125,7 @@ func newTrueVE(p EngineProfile, baro float64, rear bool) *trueVEModel {
 // real V-twins), so front and rear differ.
 func (m *trueVEModel) At(rpm, mapKPa float64) float64 {
 	if math.IsNaN(rpm) || math.IsNaN(mapKPa) {
-		return Missing
+		return dyno.Missing
 	}
 	x := (rpm - m.lo) / m.st
 	var shape float64
@@ -146,43 +148,43 @@ func (m *trueVEModel) At(rpm, mapKPa float64) float64 {
 }
 
 // DefaultTrueVE returns the true VE surfaces (percent; front, rear) the
-// Simulator uses for p at barometric pressure baroKPa when SimConfig.TrueVE
+// Simulator uses for p at barometric pressure baroKPa when Config.TrueVE
 // is nil: shaped so that WOT torque with a perfect tune follows the
 // profile's torque curve (BaseTorque) wherever that implies at least 60 %
 // of the peak VE, lower at light load (× 0.72 + 0.28·MAP/100), the rear
 // cylinder up to 3 % below the front.
-func DefaultTrueVE(p EngineProfile, baroKPa float64) [2]Surface {
+func DefaultTrueVE(p EngineProfile, baroKPa float64) [2]dyno.Surface {
 	if baroKPa == 0 {
 		baroKPa = simDefaultBaro
 	}
-	return [2]Surface{newTrueVE(p, baroKPa, false), newTrueVE(p, baroKPa, true)}
+	return [2]dyno.Surface{newTrueVE(p, baroKPa, false), newTrueVE(p, baroKPa, true)}
 }
 
 // VirtualECUTargets returns the predecessor's virtual-ECU target table
 // (jetstream-dyno spec §3.10): 14.0 at 20 kPa falling linearly to 12.5 at
 // 100 kPa, the same at every rpm. It is the Simulator's target AFR when
-// SimConfig.TargetAFR is nil; afr.DefaultTargets is a richer alternative.
-func VirtualECUTargets() Surface {
-	return SurfaceFunc(func(rpm, mapKPa float64) float64 {
+// Config.TargetAFR is nil; afr.DefaultTargets is a richer alternative.
+func VirtualECUTargets() dyno.Surface {
+	return dyno.SurfaceFunc(func(rpm, mapKPa float64) float64 {
 		if math.IsNaN(rpm) || math.IsNaN(mapKPa) {
-			return Missing
+			return dyno.Missing
 		}
 		return 14.0 + (12.5-14.0)*min(max((mapKPa-20)/80, 0), 1)
 	})
 }
 
 // DefaultSpark returns the Simulator's spark advance (degrees BTDC) when
-// SimConfig.Spark is nil: 14° at 1000 rpm rising to 36° at 4000 rpm and up,
+// Config.Spark is nil: 14° at 1000 rpm rising to 36° at 4000 rpm and up,
 // less 9° from 40 to 100 kPa of load; the rear cylinder 1° less.
-func DefaultSpark() [2]Surface {
-	f := func(offset float64) Surface {
-		return SurfaceFunc(func(rpm, mapKPa float64) float64 {
+func DefaultSpark() [2]dyno.Surface {
+	f := func(offset float64) dyno.Surface {
+		return dyno.SurfaceFunc(func(rpm, mapKPa float64) float64 {
 			r := min(max((rpm-1000)/3000, 0), 1)
 			l := min(max((mapKPa-40)/60, 0), 1)
 			return 14 + 22*r - 9*l - offset
 		})
 	}
-	return [2]Surface{f(0), f(1)}
+	return [2]dyno.Surface{f(0), f(1)}
 }
 
 // gridSurface is a bilinear table, clamped at its edges.
@@ -193,7 +195,7 @@ type gridSurface struct {
 
 func (g *gridSurface) At(rpm, mapKPa float64) float64 {
 	if math.IsNaN(rpm) || math.IsNaN(mapKPa) {
-		return Missing
+		return dyno.Missing
 	}
 	i0, i1, fr := simBracket(g.rpm, rpm)
 	j0, j1, fm := simBracket(g.mp, mapKPa)
@@ -221,7 +223,7 @@ func simBracket(ax []float64, x float64) (int, int, float64) {
 // ECU VE table that is wrong by about meanPct percent, the predecessor's
 // "lean" (−10, 5) and "rich" (+10, 5) scenarios (jetstream-dyno spec
 // §3.10-3.11), reproducible in Go. The axes must be strictly increasing.
-func PerturbSurface(base Surface, rpm, mapKPa []float64, meanPct, stdPct float64, seed uint64) (Surface, error) {
+func PerturbSurface(base dyno.Surface, rpm, mapKPa []float64, meanPct, stdPct float64, seed uint64) (dyno.Surface, error) {
 	if err := checkSimAxis("rpm", rpm); err != nil {
 		return nil, err
 	}

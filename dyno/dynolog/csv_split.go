@@ -1,4 +1,4 @@
-package dyno
+package dynolog
 
 import (
 	"bytes"

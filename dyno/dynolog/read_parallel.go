@@ -1,9 +1,11 @@
-package dyno
+package dynolog
 
 import (
 	"bytes"
 	"runtime"
 	"sync"
+
+	"github.com/dynoai/dynoai/dyno"
 )
 
 // Parallel decoding (ReadOptions.Parallel): a producer goroutine reads lines
@@ -23,7 +25,7 @@ type parBatch struct {
 	ends    []int
 	lines   []int64 // line number of each row
 	offs    []int64 // byte offset of each row
-	samples []Sample
+	samples []dyno.Sample
 	perrs   []*ParseError
 	reasons []int
 	timeSet []bool
@@ -153,7 +155,7 @@ func (p *parallelState) work(w *Reader) {
 	for b := range p.jobs {
 		n := len(b.ends)
 		if cap(b.samples) < n {
-			b.samples = make([]Sample, parBatchLines)
+			b.samples = make([]dyno.Sample, parBatchLines)
 			b.perrs = make([]*ParseError, parBatchLines)
 			b.reasons = make([]int, parBatchLines)
 			b.timeSet = make([]bool, parBatchLines)
@@ -180,7 +182,7 @@ func (p *parallelState) shutdown() {
 }
 
 // nextParallel is nextCSV over the parsed batches.
-func (r *Reader) nextParallel(s *Sample) error {
+func (r *Reader) nextParallel(s *dyno.Sample) error {
 	p := r.par
 	for {
 		if b := p.cur; b != nil && p.pos < len(b.ends) {

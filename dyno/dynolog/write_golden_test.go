@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/internal/shareddata"
 )
 
@@ -23,11 +23,11 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 func TestGoldenCanonical(t *testing.T) {
 	src := filepath.Join(shareddata.Dir(t, "reallogs"), "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt")
 	golden := filepath.Join("testdata", "PV_Logfile_5.canonical.csv")
-	r, err := dyno.Open(src, dyno.ReadOptions{NoDerive: true})
+	r, err := dynolog.Open(src, dynolog.ReadOptions{NoDerive: true})
 	require.NoError(t, err)
 	defer r.Close()
 	var buf bytes.Buffer
-	n, err := dyno.CopyCSV(context.Background(), &buf, r)
+	n, err := dynolog.CopyCSV(context.Background(), &buf, r)
 	require.NoError(t, err)
 	require.Equal(t, int64(74), n)
 	if *update {
@@ -38,11 +38,11 @@ func TestGoldenCanonical(t *testing.T) {
 	require.NoError(t, err, "run go test -run TestGoldenCanonical -update ./dyno")
 	require.Equal(t, string(want), buf.String())
 
-	orig, err := dyno.Open(src, dyno.ReadOptions{NoDerive: true})
+	orig, err := dynolog.Open(src, dynolog.ReadOptions{NoDerive: true})
 	require.NoError(t, err)
 	defer orig.Close()
 	a := readAll(t, orig)
-	back, err := dyno.Open(golden, dyno.ReadOptions{NoDerive: true})
+	back, err := dynolog.Open(golden, dynolog.ReadOptions{NoDerive: true})
 	require.NoError(t, err)
 	defer back.Close()
 	require.Equal(t, orig.Layout().Channels, back.Layout().Channels)

@@ -1,4 +1,4 @@
-package dyno_test
+package dynolog_test
 
 import (
 	"bytes"
@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/dyno/dynolog"
 )
 
 // drain reads r to its end, checking that every error is one of the
 // package's, and that a Reader stops (a bounded number of samples per input
 // byte: a log cannot yield more rows than it has lines).
-func drain(t *testing.T, r *dyno.Reader, size int) {
+func drain(t *testing.T, r *dynolog.Reader, size int) {
 	t.Helper()
 	var s dyno.Sample
 	for n := 0; ; n++ {
@@ -27,7 +28,7 @@ func drain(t *testing.T, r *dyno.Reader, size int) {
 			return
 		}
 		if err != nil {
-			var pe *dyno.ParseError
+			var pe *dynolog.ParseError
 			if !errors.As(err, &pe) {
 				t.Fatalf("Next: an error that is not a *ParseError: %v", err)
 			}
@@ -55,8 +56,8 @@ func drain(t *testing.T, r *dyno.Reader, size int) {
 
 func checkOpenErr(t *testing.T, err error) {
 	t.Helper()
-	var pe *dyno.ParseError
-	var me *dyno.MissingColumnsError
+	var pe *dynolog.ParseError
+	var me *dynolog.MissingColumnsError
 	if !errors.As(err, &pe) && !errors.As(err, &me) {
 		t.Fatalf("NewReader: an error that is neither *ParseError nor *MissingColumnsError: %v", err)
 	}
@@ -76,11 +77,11 @@ func FuzzReader(f *testing.F) {
 		f.Add([]byte(s), false)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, lenient bool) {
-		opts := dyno.ReadOptions{}
+		opts := dynolog.ReadOptions{}
 		if lenient {
-			opts = dyno.ReadOptions{Required: []dyno.Channel{}, MaxBadRows: -1, MaxLineBytes: 1 << 12}
+			opts = dynolog.ReadOptions{Required: []dyno.Channel{}, MaxBadRows: -1, MaxLineBytes: 1 << 12}
 		}
-		r, err := dyno.NewReader(bytes.NewReader(data), "fuzz", opts)
+		r, err := dynolog.NewReader(bytes.NewReader(data), "fuzz", opts)
 		if err != nil {
 			checkOpenErr(t, err)
 			return
@@ -102,7 +103,7 @@ func FuzzProXYReader(f *testing.F) {
 `)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		data := append(append([]byte(nil), head...), body...)
-		r, err := dyno.NewProXYReader(bytes.NewReader(data), "fuzz", dyno.ReadOptions{MaxBadRows: 3})
+		r, err := dynolog.NewReader(bytes.NewReader(data), "fuzz", dynolog.ReadOptions{Format: dynolog.FormatProXY, MaxBadRows: 3})
 		if err != nil {
 			checkOpenErr(t, err)
 			return
@@ -123,14 +124,14 @@ func FuzzCSVRoundTrip(f *testing.F) {
 		in.RPM, in.MAP = rpm, mapKPa
 		in.AFR[dyno.Front], in.Lambda[dyno.Rear], in.Knock[dyno.Front] = afr, lambda, knock
 		var buf bytes.Buffer
-		w := dyno.NewCSVWriter(&buf, layout)
+		w := dynolog.NewCSVWriter(&buf, layout)
 		if err := w.WriteSample(&in); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		r, err := dyno.NewReader(&buf, "rt", dyno.ReadOptions{NoDerive: true})
+		r, err := dynolog.NewReader(&buf, "rt", dynolog.ReadOptions{NoDerive: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func FuzzCSVRoundTrip(f *testing.F) {
 		}
 		for _, c := range []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP, dyno.ChanAFR, dyno.ChanLambda, dyno.ChanKnock} {
 			for cyl := 0; cyl < 2; cyl++ {
-				w, g := dyno.SampleValue(&in, c, cyl), dyno.SampleValue(&out, c, cyl)
+				w, g := dynolog.SampleValue(&in, c, cyl), dynolog.SampleValue(&out, c, cyl)
 				if math.IsInf(w, 0) || math.IsNaN(w) {
 					if dyno.Has(g) {
 						t.Fatalf("%v: %v read back as %v", c, w, g)

@@ -14,7 +14,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultDT        = 10 * time.Millisecond
+	DefaultDT           = 10 * time.Millisecond
 	DefaultThrottleRate = 200.0 // %/s, the predecessor's (spec §3.2): 0 → 100 % in 0.5 s
 	DefaultSettleRate   = 1000.0
 	DefaultSettleTime   = 500 * time.Millisecond

@@ -2,7 +2,9 @@ package dyno
 
 import (
 	"context"
+	"errors"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -61,6 +63,12 @@ type Sample struct {
 
 	DrumSpeed float64 // roller surface speed, mph
 	DrumForce float64 // force at the roller, lbf
+
+	// Load is the ECU's own load value, the axis its fuel table is indexed
+	// by when that is not MAP ("Load", "FuelLoad", MSII's "Tbl Indx"):
+	// kPa for speed-density, percent for alpha-N or airflow load, as the
+	// log states it (the ChannelReport says which).
+	Load float64
 }
 
 // Reset sets every channel of s to Missing and Time to zero, ready to be filled
@@ -72,7 +80,7 @@ func (s *Sample) Reset() {
 		Lambda: MissingPerCylinder(), Spark: MissingPerCylinder(), Knock: MissingPerCylinder(),
 		Torque: Missing, Power: Missing,
 		IAT: Missing, ECT: Missing, Baro: Missing,
-		DrumSpeed: Missing, DrumForce: Missing,
+		DrumSpeed: Missing, DrumForce: Missing, Load: Missing,
 	}
 }
 
@@ -105,12 +113,48 @@ const (
 	ChanBaro
 	ChanDrumSpeed
 	ChanDrumForce
+	ChanLoad // the ECU's fuel-table load (kPa or percent)
 	numChannels
 )
 
 var channelNames = [numChannels]string{
 	"time", "rpm", "map", "tps", "afr", "afr_commanded", "lambda", "spark", "knock",
-	"torque", "power", "iat", "ect", "baro", "drum_speed", "drum_force",
+	"torque", "power", "iat", "ect", "baro", "drum_speed", "drum_force", "load",
+}
+
+// ParseChannel returns the channel whose String is name ("rpm", "afr",
+// "afr_commanded", ...). A few short forms are accepted too: "afr_cmd" and
+// "target" for afr_commanded, "clt" and "coolant" for ect, "mat" for iat.
+func ParseChannel(name string) (Channel, bool) {
+	switch name {
+	case "afr_cmd", "target", "afr_target":
+		return ChanAFRCommanded, true
+	case "clt", "coolant":
+		return ChanECT, true
+	case "mat":
+		return ChanIAT, true
+	case "hp":
+		return ChanPower, true
+	}
+	for i, n := range channelNames {
+		if n == name {
+			return Channel(i), true
+		}
+	}
+	return 0, false
+}
+
+// MarshalText writes the channel's name, so channels read well in JSON.
+func (c Channel) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a channel name written by MarshalText.
+func (c *Channel) UnmarshalText(b []byte) error {
+	v, ok := ParseChannel(string(b))
+	if !ok {
+		return errors.New("dyno: unknown channel " + strconv.Quote(string(b)))
+	}
+	*c = v
+	return nil
 }
 
 // String returns the channel's lower-case name, for example "afr_commanded".
@@ -206,6 +250,102 @@ func (s ChannelSet) String() string {
 	return out
 }
 
+// Value returns channel c of s (cylinder cyl for per-cylinder channels) in
+// the unit the package doc fixes; Time is in seconds. A cylinder outside
+// 0..MaxCylinders-1 gives Missing for per-cylinder channels.
+func (s *Sample) Value(c Channel, cyl int) float64 {
+	if c.PerCylinder() && (cyl < 0 || cyl >= MaxCylinders) {
+		return Missing
+	}
+	switch c {
+	case ChanTime:
+		return s.Time.Seconds()
+	case ChanRPM:
+		return s.RPM
+	case ChanMAP:
+		return s.MAP
+	case ChanTPS:
+		return s.TPS
+	case ChanAFR:
+		return s.AFR[cyl]
+	case ChanAFRCommanded:
+		return s.AFRCommanded[cyl]
+	case ChanLambda:
+		return s.Lambda[cyl]
+	case ChanSpark:
+		return s.Spark[cyl]
+	case ChanKnock:
+		return s.Knock[cyl]
+	case ChanTorque:
+		return s.Torque
+	case ChanPower:
+		return s.Power
+	case ChanIAT:
+		return s.IAT
+	case ChanECT:
+		return s.ECT
+	case ChanBaro:
+		return s.Baro
+	case ChanDrumSpeed:
+		return s.DrumSpeed
+	case ChanDrumForce:
+		return s.DrumForce
+	case ChanLoad:
+		return s.Load
+	}
+	return Missing
+}
+
+// Set stores v, in the unit the package doc fixes, as channel c (cylinder
+// cyl for per-cylinder channels) of s; Time is in seconds. It ignores an
+// unknown channel or a cylinder outside 0..MaxCylinders-1.
+func (s *Sample) Set(c Channel, cyl int, v float64) {
+	if c.PerCylinder() {
+		if cyl < 0 || cyl >= MaxCylinders {
+			return
+		}
+		switch c {
+		case ChanAFR:
+			s.AFR[cyl] = v
+		case ChanAFRCommanded:
+			s.AFRCommanded[cyl] = v
+		case ChanLambda:
+			s.Lambda[cyl] = v
+		case ChanSpark:
+			s.Spark[cyl] = v
+		case ChanKnock:
+			s.Knock[cyl] = v
+		}
+		return
+	}
+	switch c {
+	case ChanTime:
+		s.Time = time.Duration(math.Round(v * 1e9))
+	case ChanRPM:
+		s.RPM = v
+	case ChanMAP:
+		s.MAP = v
+	case ChanTPS:
+		s.TPS = v
+	case ChanTorque:
+		s.Torque = v
+	case ChanPower:
+		s.Power = v
+	case ChanIAT:
+		s.IAT = v
+	case ChanECT:
+		s.ECT = v
+	case ChanBaro:
+		s.Baro = v
+	case ChanDrumSpeed:
+		s.DrumSpeed = v
+	case ChanDrumForce:
+		s.DrumForce = v
+	case ChanLoad:
+		s.Load = v
+	}
+}
+
 // Layout describes what a Source yields: where it came from, how many
 // cylinders it reports and which channels it carries. Consumers check it
 // before they rely on a channel (HP weighting on a log without power is an
@@ -220,6 +360,11 @@ type Layout struct {
 	Cylinders int
 	// Channels is the set of channels the source provides.
 	Channels ChannelSet
+	// CombinedAFR is set when the measured AFR comes from one wideband for
+	// every cylinder (a probe in the collector, or one sensor on an engine
+	// whose ECU has one VE table): the AFR is in slot 0 only, and an
+	// analysis gives one combined correction, not one per cylinder.
+	CombinedAFR bool
 }
 
 // Source is a stream of samples: a log reader, a live JetDrive client, a

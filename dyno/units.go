@@ -35,16 +35,20 @@ const (
 	UnitDegrees
 	UnitLbf
 	UnitNewton
+	UnitVolt // a raw sensor voltage: no channel accepts it without a calibration
 	numUnits
 )
 
 var unitNames = [numUnits]string{
 	"auto", "rpm", "krpm", "kPa", "psi", "inHg", "bar", "mbar", "°C", "°F", "K",
-	"ft·lb", "N·m", "hp", "kW", "AFR", "lambda", "mph", "km/h", "s", "ms", "%", "deg", "lbf", "N",
+	"ft·lb", "N·m", "hp", "kW", "AFR", "lambda", "mph", "km/h", "s", "ms", "%", "deg", "lbf", "N", "V",
 }
 
 // Valid reports whether u is one of the package's units (UnitAuto included).
 func (u Unit) Valid() bool { return u < numUnits }
+
+// MarshalText writes the unit's symbol, so units read well in JSON.
+func (u Unit) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
 // String returns the unit's usual symbol, for example "kPa" or "°F".
 func (u Unit) String() string {
@@ -80,6 +84,7 @@ const (
 	dimPercent
 	dimAngle
 	dimForce
+	dimVoltage
 )
 
 func (u Unit) dim() unitDim {
@@ -106,6 +111,8 @@ func (u Unit) dim() unitDim {
 		return dimAngle
 	case UnitLbf, UnitNewton:
 		return dimForce
+	case UnitVolt:
+		return dimVoltage
 	}
 	return dimNone
 }
@@ -140,12 +147,16 @@ func CanonicalUnit(c Channel) Unit {
 	case ChanDrumForce:
 		return UnitLbf
 	}
-	return UnitAuto
+	return UnitAuto // ChanLoad keeps the unit of its log: kPa or percent
 }
 
 // Accepts reports whether a column of channel c may be recorded in unit u:
-// whether u measures the same quantity as c's canonical unit.
+// whether u measures the same quantity as c's canonical unit. ChanLoad
+// accepts pressures and percent.
 func (c Channel) Accepts(u Unit) bool {
+	if c == ChanLoad {
+		return u.dim() == dimPressure || u.dim() == dimPercent
+	}
 	cu := CanonicalUnit(c)
 	return cu != UnitAuto && u.dim() == cu.dim()
 }
@@ -264,6 +275,9 @@ var unitWords = map[string]Unit{
 	"%": UnitPercent, "pct": UnitPercent, "percent": UnitPercent,
 	"deg": UnitDegrees, "°": UnitDegrees, "degrees": UnitDegrees, "deg btdc": UnitDegrees, "°btdc": UnitDegrees,
 	"lbf": UnitLbf, "lbs": UnitLbf, "lb": UnitLbf, "n": UnitNewton,
+	"v": UnitVolt, "volt": UnitVolt, "volts": UnitVolt,
+	"lb·ft": UnitFtLb, "lbf-ft": UnitFtLb, "kpa(a)": UnitKPa, "kpaa": UnitKPa,
+	"°k": UnitKelvin, "degk": UnitKelvin, "rpm/1000": UnitKRPM, "x1000": UnitKRPM,
 }
 
 // ParseUnit recognises a unit spelling as found in log headers or units rows

@@ -11,7 +11,7 @@ import (
 // cylinder: a single wideband in the collector, one spark advance for the
 // whole engine. Readers copy it into each cylinder slot of the layout that
 // has no column of its own.
-const AllCylinders = -1
+const AllCylinders = dyno.AllCylinders
 
 // Alias maps one column name of a log to a logical channel. Readers hold an
 // ordered list of aliases; for each channel and cylinder, the column matching
@@ -60,15 +60,19 @@ func buildDefaultAliases() []Alias {
 		}
 	}
 	const all = AllCylinders
-	add(dyno.ChanTime, 0, dyno.UnitSeconds, "time s", "time", "timestamp", "time sec", "elapsed s", "seconds", "elapsed")
+	add(dyno.ChanTime, 0, dyno.UnitSeconds, "time s", "time", "timestamp", "time sec", "elapsed s", "seconds", "elapsed",
+		"offset")
 	add(dyno.ChanTime, 0, dyno.UnitMillis, "time ms", "timestamp ms", "t ms", "elapsed ms", "time(ms)")
 
-	add(dyno.ChanRPM, 0, dyno.UnitAuto, "rpm", "engine rpm", "enginespeed", "engine speed", "engspeed", "engspeed (rpm)",
+	add(dyno.ChanRPM, 0, dyno.UnitAuto, "rpm", "engine rpm", "engine speed (rpm)", "enginespeed", "engine speed", "engspeed", "engspeed (rpm)",
 		"(pv) engine speed", "(harley) engine speed", "(dwrt cpu) engine rpm", "(dwr cpu) engine rpm", "n")
 	add(dyno.ChanMAP, 0, dyno.UnitAuto, "map kpa", "map", "manifold absolute pressure", "manifold pressure", "map (kpa)",
-		"(pv) manifold absolute pressure", "(harley) manifold absolute pressure", "boost kpa", "intake pressure")
-	add(dyno.ChanTPS, 0, dyno.UnitPercent, "tps", "throttle", "throttle position", "tp", "throttle %", "throttle%",
-		"(pv) throttle position", "(harley) throttle position", "throttle (%)")
+		"(pv) manifold absolute pressure", "(harley) manifold absolute pressure", "boost kpa", "intake pressure",
+		"intake manifold absolute pressure", "manifold absolute pressure sensor", "map sensor")
+	add(dyno.ChanTPS, 0, dyno.UnitAuto, "tps", "throttle", "throttle position", "tp", "throttle %", "throttle%",
+		"(pv) throttle position", "(harley) throttle position", "throttle (%)",
+		"accelerator pedal position", "tps %", "throttle angle")
+	add(dyno.ChanLoad, 0, dyno.UnitAuto, "load", "fuelload", "fuel load", "tbl indx", "engine load", "fuel load kpa")
 
 	add(dyno.ChanTorque, 0, dyno.UnitAuto, "torque", "tq", "engine torque", "wheel torque",
 		"(dwrt cpu) torque", "(dwr cpu) torque", "(dwrt cpu) torque drum 1", "(pv) torque")
@@ -80,7 +84,8 @@ func buildDefaultAliases() []Alias {
 	add(dyno.ChanIAT, 0, dyno.UnitAuto, "iat", "intake air temp", "intake air temperature", "air temp", "inlet temp", "mat",
 		"intake air temp", "(pv) intake air temperature", "(harley) intake air temperature")
 	add(dyno.ChanECT, 0, dyno.UnitAuto, "ect", "coolant temp", "engine temp", "engine temperature", "et", "water temp", "clt",
-		"coolant", "(pv) engine temperature", "(harley) engine temperature")
+		"coolant", "(pv) engine temperature", "(harley) engine temperature", "engine coolant temp", "engine coolant temperature",
+		"coolant temperature", "clt f")
 	add(dyno.ChanBaro, 0, dyno.UnitAuto, "baro", "barometer", "baro pressure", "barometric pressure", "atmospheric pressure",
 		"ambient pressure", "(dwrt atmo) pressure", "(dwr atmo) pressure")
 
@@ -114,7 +119,8 @@ func buildDefaultAliases() []Alias {
 		[]string{"afr meas r", "afr meas rear", "wbo2 r", "wbo2 afr rear", "afr r", "afr rear", "measured afr r",
 			"wb afr r", "o2 r", "afr measured r", "(pv) wbo2 afr rear", "(harley) wbo2 afr rear", "air/fuel ratio 2", "wb-afr2"},
 		[]string{"afr meas", "afr measured", "measured afr", "afr", "wbo2", "air fuel ratio", "air/fuel ratio",
-			"(pv) afr meas", "wideband afr"},
+			"(pv) afr meas", "wideband afr", "lc1 volts petrol afr", "lc2 volts petrol afr2", "lc1 afr", "lc2 afr",
+			"lc-1 afr", "lc-2 afr", "wideband", "wb afr", "wb o2", "air-fuel ratio"},
 		"afr meas")
 	perCyl(dyno.ChanLambda, dyno.UnitAuto,
 		[]string{"lambda f", "lambda front", "(pv) at lambda 1", "at lambda 1", "lambda1"},
@@ -125,11 +131,13 @@ func buildDefaultAliases() []Alias {
 		[]string{"afr cmd f", "cmd afr f", "afr target f", "commanded afr f"},
 		[]string{"afr cmd r", "cmd afr r", "afr target r", "commanded afr r"},
 		[]string{"afr cmd", "afr target", "commanded afr", "target afr", "desired air/fuel", "desired afr", "afr commanded",
-			"(pv) desired air/fuel", "(harley) desired air/fuel", "afr target 1"},
+			"(pv) desired air/fuel", "(harley) desired air/fuel", "afr target 1", "afrtrgt1", "afrtrgt", "afr trgt",
+			"afrtgt", "afr tgt", "air-fuel ratio commanded", "afr target1", "target air/fuel"},
 		"afr cmd")
 	perCyl(dyno.ChanAFRCommanded, dyno.UnitLambda,
 		[]string{"lambda target f"}, []string{"lambda target r"},
-		[]string{"lambda target", "set lambda", "target lambda"})
+		[]string{"lambda target", "set lambda", "target lambda", "equivalence ratio commanded", "lambda commanded",
+			"commanded lambda"})
 	perCyl(dyno.ChanAFRCommanded, dyno.UnitAuto, nil, nil, []string{"desired lambda", "(pv) desired lambda"})
 	perCyl(dyno.ChanSpark, dyno.UnitDegrees,
 		[]string{"spark f", "advance f", "timing f", "spark adv f", "ignition f", "ign f", "spark advance front",
@@ -137,14 +145,14 @@ func buildDefaultAliases() []Alias {
 		[]string{"spark r", "advance r", "timing r", "spark adv r", "ignition r", "ign r", "spark advance rear",
 			"(pv) spark advance rear", "(harley) spark advance rear", "spark2"},
 		[]string{"spark", "advance", "timing", "spark adv", "ignition", "ign", "spark advance", "ignition timing",
-			"spk: spark advance", "advance current"},
+			"spk: spark advance", "advance current", "sparkadv", "timing advance", "ignition advance"},
 		"spark")
 	perCyl(dyno.ChanKnock, dyno.UnitDegrees,
 		[]string{"knock f", "knock ret f", "knock front", "kr f", "spark retard f", "front spark knock retard",
 			"(pv) front spark knock retard", "(harley) front spark knock retard"},
 		[]string{"knock r", "knock ret r", "knock rear", "kr r", "spark retard r", "rear spark knock retard",
 			"(pv) rear spark knock retard", "(harley) rear spark knock retard"},
-		[]string{"knock", "knock retard", "kr", "spk: knock retard"},
+		[]string{"knock", "knock retard", "kr", "spk: knock retard", "knockret"},
 		"knock")
 	for i := range t {
 		t[i].Name = NormalizeHeader(t[i].Name)
@@ -272,6 +280,7 @@ func matchNormalized(h string, aliases []Alias) (ColumnMatch, bool) {
 			return
 		}
 	}
+	h = strings.TrimSuffix(h, " (sae)") // HP Tuners' standard PIDs: "engine rpm (sae)"
 	try(h, dyno.UnitAuto, 0)
 	bare := h
 	if _, rest, ok := splitModule(h); ok {

@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -38,7 +37,27 @@ const (
 	// FormatProXY is the Power Vision "Pro-XY CSV 1.0.0" long format:
 	// signal definitions, then (time ms, signal, value) rows.
 	FormatProXY = "proxy"
+	// FormatHPTuners is HP Tuners VCM Scanner's CSV export: an "HP Tuners
+	// CSV Log File" preamble, a [Channel Information] section with the
+	// channel-id row, the names row and the units row, then [Channel Data].
+	FormatHPTuners = "hptuners"
 )
+
+// ColumnMapping names the column that feeds a channel, whatever the aliases
+// say: a user's answer to a log whose wideband the reader does not know
+// ("-map afr=\"LC2 AFR2\"" on the command line).
+type ColumnMapping struct {
+	Channel dyno.Channel
+	// Cyl is the cylinder slot for per-cylinder channels: Front, Rear, 2...
+	// or AllCylinders for one sensor feeding every cylinder.
+	Cyl int
+	// Column is the header as written, the words of one header ("LC2
+	// AFR2"), or a 1-based column number "#N"; see FindColumn.
+	Column string
+	// Unit is the column's unit; UnitAuto lets the header, units row or
+	// values decide.
+	Unit dyno.Unit
+}
 
 // BadRowReason names why a row was rejected, the key of ReadStats.Skipped.
 type BadRowReason string
@@ -69,9 +88,24 @@ type ReadOptions struct {
 	ChannelUnits map[dyno.Channel]dyno.Unit
 	// StoichAFR converts lambda to AFR; 0 means DefaultStoichAFR (14.7).
 	StoichAFR float64
-	// Required lists the channels a log must have; nil means RPM and MAP.
-	// Use an empty non-nil slice to require nothing.
+	// Map forces the column of a channel, over the aliases and the health
+	// verdicts (a mapped column is used even when it looks dead; the
+	// report says so).
+	Map []ColumnMapping
+	// Gauge marks pressure channels (ChanMAP) recorded as gauge pressure,
+	// relative to the barometer: the reader adds the log's barometer, or
+	// 101.325 kPa when it has none. Negative pressures mark gauge columns
+	// without this.
+	Gauge dyno.ChannelSet
+	// Required lists the channels a log must have; nil means RPM. Use an
+	// empty non-nil slice to require nothing. (What an analysis needs
+	// beyond that, a load, a wideband, a target, the analysis checks and
+	// explains with the channel report.)
 	Required []dyno.Channel
+	// PrefixRows is how many data rows the reader reads ahead and judges
+	// before it decides columns, units and health (see ChannelReport);
+	// zero means DefaultPrefixRows. The rows are held raw and read again.
+	PrefixRows int
 	// Delimiter forces the field separator; 0 sniffs ',' '\t' ';'.
 	Delimiter byte
 	// MaxBadRows is how many bad rows (a malformed number, a short row) are
@@ -81,6 +115,12 @@ type ReadOptions struct {
 	// Period is the sample period assumed when a log has no time column;
 	// 0 leaves Sample.Time at zero.
 	Period time.Duration
+	// Verbatim reads every matched column as written, in its stated (or
+	// the channel's) unit: no unit inference, no health verdicts, no
+	// sentinel filtering, the best-ranked column of each channel. It is
+	// for files whose columns are known to be right, such as the canonical
+	// CSV this package writes, which then read back exactly.
+	Verbatim bool
 	// NoDerive stops the reader from deriving torque from power and RPM (or
 	// power from torque), and AFR from lambda, when a log lacks them.
 	NoDerive bool
@@ -102,7 +142,7 @@ type ReadStats struct {
 	Lines         int64                  // lines consumed, header and preamble included
 	Rows          int64                  // samples returned by Next
 	Blank         int64                  // empty lines skipped
-	Markers       int64                  // MegaLogViewer "MARK" lines skipped
+	Markers       int64                  // MegaLogViewer "MARK" lines and HP Tuners section lines skipped
 	Skipped       map[BadRowReason]int64 // bad rows skipped, by reason
 	MissingCells  int64                  // empty, NaN or infinite cells of mapped columns
 	TimeBackwards int64                  // rows whose time is before the previous row's
@@ -130,33 +170,6 @@ type Column struct {
 	Cyl     int          // cylinder slot, or AllCylinders
 	Unit    dyno.Unit    // the unit the values are converted from (UnitAuto: decided per value, see Reader)
 	Alias   string       // the alias it matched
-}
-
-// conv says how a bound column's cells become a Sample value.
-type conv uint8
-
-const (
-	convPlain     conv = iota // unit conversion only
-	convKRPMAuto              // rpm, or thousands of rpm when below 30
-	convBaroAuto              // inHg below 40, mbar above 200, else kPa
-	convMixAuto               // lambda when in (0, 3], else AFR
-	convWallclock             // time as a date-time string
-)
-
-type binding struct {
-	col      int
-	header   string
-	alias    string // the alias matched, normalised
-	ch       dyno.Channel
-	cyl      int
-	unit     dyno.Unit
-	conv     conv
-	cylMask  uint16 // for AllCylinders: the slots to fill
-	priority int    // processing order
-	// linear is set when the conversion is v×mul: the channel's own unit
-	// (mul 1) or lambda to AFR (mul = stoich).
-	linear bool
-	mul    float64
 }
 
 // Reader reads a dyno log as a Source. It streams: it holds one line and one
@@ -208,8 +221,18 @@ type Reader struct {
 	nextOff    int64
 	fields     []field
 	long       []byte
-	pending    [][]byte // lines read ahead during header detection
+	pending    [][]byte // lines read ahead (header detection, the judged prefix)
 	pendingOff []int64
+	units      []string // the units row, when the log has one
+
+	prefix      prefixData
+	prefixBaro  float64 // the barometer the prefix shows, kPa
+	report      *dyno.ChannelReport
+	notes       []string
+	combined    bool            // one wideband for every cylinder, in slot 0
+	gauge       dyno.ChannelSet // pressure channels to which the barometer is added
+	tempHint    dyno.Unit       // a temperature unit the log's own metadata states
+	tempHintWhy string
 
 	rowIndex  int64
 	lastTime  time.Duration
@@ -343,413 +366,13 @@ func (r *Reader) readLine() ([]byte, error) {
 	return b, nil
 }
 
-// sniffDelimiter picks among ',' '\t' ';' the separator whose per-line count
-// is the same non-zero number on the most of the first lines (quoted text
-// excluded); ties go in that order.
-func sniffDelimiter(head []byte) byte {
-	lines := bytes.Split(head, []byte("\n"))
-	if len(lines) > 1 && len(head) == peekSize {
-		lines = lines[:len(lines)-1] // the last may be cut
-	}
-	if len(lines) > 30 {
-		lines = lines[:30]
-	}
-	best, bestScore := byte(','), 0
-	for _, d := range []byte{',', '\t', ';'} {
-		counts := map[int]int{}
-		for _, l := range lines {
-			n := countOutsideQuotes(l, d)
-			if n > 0 {
-				counts[n]++
-			}
-		}
-		score := 0
-		for _, c := range counts {
-			score = max(score, c)
-		}
-		if score > bestScore {
-			best, bestScore = d, score
-		}
-	}
-	return best
-}
-
-func countOutsideQuotes(l []byte, d byte) int {
-	n := 0
-	in := false
-	for _, c := range l {
-		if c == '"' {
-			in = !in
-		} else if c == d && !in {
-			n++
-		}
-	}
-	return n
-}
-
-func looksProXY(head []byte) bool {
-	first := head
-	if i := bytes.IndexByte(head, '\n'); i >= 0 {
-		first = head[:i]
-	}
-	return bytes.Contains(bytes.ToLower(first), []byte("power vision log file")) ||
-		bytes.Contains(head[:min(len(head), 4096)], []byte("Pro-XY"))
-}
-
-func (r *Reader) readHeader(head []byte) error {
-	r.delim = r.opts.Delimiter
-	if r.delim == 0 {
-		r.delim = sniffDelimiter(head)
-	}
-	r.decComma = r.delim != ','
-	var pre int
-	var hdr []byte
-	for {
-		l, err := r.readLine()
-		if err == io.EOF {
-			return &ParseError{File: r.name, Line: r.line, Offset: r.nextOff, Err: ErrNoHeader}
-		}
-		if err != nil {
-			return err
-		}
-		r.stats.Lines++
-		r.fields = splitLine(r.fields, l, r.delim)
-		named := 0
-		for _, f := range r.fields {
-			if f.end > f.start {
-				named++
-			}
-		}
-		if named >= 2 {
-			hdr = toUTF8(l)
-			break
-		}
-		pre++
-		if pre > 50 {
-			return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Err: ErrNoHeader}
-		}
-	}
-	headerLine := r.line
-	r.fields = splitLine(r.fields, hdr, r.delim)
-	r.headers = make([]string, len(r.fields))
-	for i, f := range r.fields {
-		r.headers[i] = strings.TrimPrefix(cellText(hdr, f), "\ufeff")
-	}
-	// A units row right after the header: no cell is a number.
-	var units []string
-	l, err := r.readLine()
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if err == nil {
-		fs := splitLine(nil, l, r.delim)
-		nonEmpty, numeric := 0, 0
-		for _, f := range fs {
-			if f.end > f.start {
-				nonEmpty++
-				if _, ok := parseNumber(l[f.start:f.end], r.decComma); ok {
-					numeric++
-				}
-			}
-		}
-		if nonEmpty > 0 && numeric == 0 && !r.looksLikeTimeRow(l, fs) {
-			r.stats.Lines++
-			u := toUTF8(l)
-			fs = splitLine(fs, u, r.delim)
-			units = make([]string, len(fs))
-			for i, f := range fs {
-				units[i] = cellText(u, f)
-			}
-			// Keep the first data line at hand (looksWallclock peeks at it).
-			l, err = r.readLine()
-			if err != nil && err != io.EOF {
-				return err
-			}
-		}
-		if err == nil {
-			cp := append([]byte(nil), l...)
-			r.pending = append(r.pending, cp)
-			r.pendingOff = append(r.pendingOff, r.lineOff)
-			r.line--
-		}
-	}
-	r.format = r.opts.Format
-	if r.format == "" {
-		r.format = detectFormat(r.headers, pre > 0 || units != nil)
-	}
-	r.log.Debug("dynolog: header", "file", r.name, "line", headerLine, "format", r.format,
-		"delimiter", string(r.delim), "columns", len(r.headers), "units_row", units != nil)
-	return r.bind(units)
-}
-
-// looksLikeTimeRow reports whether a row without numbers is a data row whose
-// numbers are all missing but whose first cell is a date-time.
-func (r *Reader) looksLikeTimeRow(l []byte, fs []field) bool {
-	if len(fs) == 0 {
-		return false
-	}
-	_, ok := parseWallclock(l[fs[0].start:fs[0].end])
-	return ok
-}
-
-func detectFormat(headers []string, mslish bool) string {
-	dwrt, pv := false, false
-	for _, h := range headers {
-		n := NormalizeHeader(h)
-		if mod, _, ok := splitModule(n); ok {
-			switch {
-			case strings.HasPrefix(mod, "dwrt") || strings.HasPrefix(mod, "dwr "):
-				dwrt = true
-			case mod == "pv" || strings.HasPrefix(mod, "harley"):
-				pv = true
-			}
-		}
-	}
-	switch {
-	case dwrt:
-		return FormatWinPEP8
-	case pv:
-		return FormatPowerVision
-	case mslish:
-		return FormatMSL
-	}
-	return FormatCSV
-}
-
-// defaultConv is the per-format interpretation of a channel whose unit is
-// not stated.
-func (r *Reader) defaultUnit(c dyno.Channel) (dyno.Unit, conv) {
-	switch c {
-	case dyno.ChanRPM:
-		if r.format == FormatWinPEP8 || r.format == FormatPowerVision {
-			return dyno.UnitRPM, convKRPMAuto
-		}
-	case dyno.ChanBaro:
-		return dyno.UnitKPa, convBaroAuto
-	case dyno.ChanIAT, dyno.ChanECT:
-		// The predecessor's logs, WinPEP8, Power Vision and US TunerStudio
-		// set-ups record temperatures in °F.
-		return dyno.UnitFahrenheit, convPlain
-	case dyno.ChanAFR, dyno.ChanAFRCommanded, dyno.ChanLambda:
-		return dyno.UnitAuto, convMixAuto
-	}
-	return dyno.CanonicalUnit(c), convPlain
-}
-
-func (r *Reader) bind(units []string) error {
-	aliases := append([]Alias(nil), r.opts.Aliases...)
-	for i := range aliases {
-		a := &aliases[i]
-		a.Name = NormalizeHeader(a.Name)
-		if a.Name == "" || !a.Channel.Valid() || !a.Unit.Valid() ||
-			(a.Channel.PerCylinder() && (a.Cyl < AllCylinders || a.Cyl >= dyno.MaxCylinders)) ||
-			(a.Unit != dyno.UnitAuto && !a.Channel.Accepts(a.Unit)) {
-			return fmt.Errorf("%s: %w: %+v", r.name, ErrBadAlias, r.opts.Aliases[i])
-		}
-	}
-	if !r.opts.NoDefaultAliases {
-		aliases = append(aliases, defaultAliases...)
-	}
-	colUnits := map[string]dyno.Unit{}
-	for k, v := range r.opts.ColumnUnits {
-		colUnits[NormalizeHeader(k)] = v
-	}
-	type cand struct {
-		binding
-		rank int
-	}
-	best := map[int]cand{} // key: channel<<8 | cyl+1
-	for i, h := range r.headers {
-		norm := NormalizeHeader(h)
-		m, ok := matchNormalized(norm, aliases)
-		if !ok {
-			continue
-		}
-		a := m.Alias
-		b := binding{col: i, header: h, alias: a.Name, ch: a.Channel, cyl: a.Cyl, unit: m.Unit}
-		if !a.Channel.PerCylinder() {
-			b.cyl = 0
-		}
-		if b.unit == dyno.UnitAuto && i < len(units) {
-			if u, ok := dyno.ParseUnit(units[i]); ok && a.Channel.Accepts(u) {
-				b.unit = u
-			}
-		}
-		if u, ok := r.opts.ChannelUnits[a.Channel]; ok {
-			b.unit = u
-		}
-		if u, ok := colUnits[norm]; ok {
-			b.unit = u
-		}
-		if b.unit != dyno.UnitAuto && !a.Channel.Accepts(b.unit) {
-			return &ParseError{File: r.name, Line: 0, Column: h, ColumnIndex: i + 1,
-				Err: fmt.Errorf("%w: unit %v does not fit channel %v", ErrUnknownFormat, b.unit, a.Channel)}
-		}
-		if b.unit == dyno.UnitAuto {
-			b.unit, b.conv = r.defaultUnit(a.Channel)
-		}
-		if a.Channel == dyno.ChanTime && r.looksWallclock(i) {
-			b.conv = convWallclock
-		}
-		key := int(a.Channel)<<8 | (b.cyl + 1)
-		if old, ok := best[key]; !ok || m.Rank < old.rank {
-			best[key] = cand{binding: b, rank: m.Rank}
-		}
-	}
-	// The log's cylinders: the highest per-cylinder column (1 when there
-	// are only all-cylinder ones).
-	cyls := 0
-	for _, c := range best {
-		if c.ch.PerCylinder() {
-			cyls = max(cyls, c.cyl+1, 1)
-		}
-	}
-	// A caller's all-cylinder alias replaces the built-in aliases' columns
-	// of its channel (the collector wideband the caller names replaces the
-	// log's dead per-cylinder ones). A caller's per-cylinder alias already
-	// wins its own slot by rank.
-	nUser := len(r.opts.Aliases)
-	var userCh dyno.ChannelSet
-	for _, c := range best {
-		if c.rank/8 < nUser && c.cyl == AllCylinders && c.ch.PerCylinder() {
-			userCh = userCh.With(c.ch)
-		}
-	}
-	for k, c := range best {
-		if userCh.Has(c.ch) && c.rank/8 >= nUser {
-			delete(best, k)
-		}
-	}
-	r.binds = r.binds[:0]
-	var set dyno.ChannelSet
-	own := map[dyno.Channel]uint16{}
-	for _, c := range best {
-		set = set.With(c.ch)
-		if c.ch.PerCylinder() && c.cyl >= 0 {
-			own[c.ch] |= 1 << c.cyl
-		}
-	}
-	for _, c := range best {
-		b := c.binding
-		if b.cyl == AllCylinders {
-			b.cylMask = (uint16(1)<<cyls - 1) &^ own[b.ch]
-		}
-		// Order: time first, then channels; AllCylinders before per-cylinder.
-		b.priority = int(b.ch) * 2
-		if b.cyl >= 0 {
-			b.priority++
-		}
-		r.binds = append(r.binds, b)
-	}
-	sort.Slice(r.binds, func(i, j int) bool {
-		if r.binds[i].priority != r.binds[j].priority {
-			return r.binds[i].priority < r.binds[j].priority
-		}
-		return r.binds[i].col < r.binds[j].col
-	})
-	for i := range r.binds {
-		b := &r.binds[i]
-		// The fast path takes the canonical unit as is and scales lambda
-		// to AFR; every other conversion goes through assign, which
-		// computes exactly what Unit.ToCanonical does.
-		if b.ch != dyno.ChanTime && b.conv == convPlain {
-			switch {
-			case b.unit == dyno.UnitLambda && b.ch != dyno.ChanLambda:
-				b.linear, b.mul = true, r.stoich
-			case b.unit == dyno.CanonicalUnit(b.ch):
-				b.linear, b.mul = true, 1
-			}
-		}
-		r.minField = max(r.minField, b.col+1)
-		if b.ch == dyno.ChanTime {
-			r.timeBind = i
-		}
-		r.log.Debug("dynolog: column", "file", r.name, "header", b.header, "channel", b.ch.String(),
-			"cyl", b.cyl, "unit", b.unit.String())
-	}
-	r.colBind = make([]int, r.minField)
-	for i := range r.colBind {
-		r.colBind[i] = -1
-	}
-	for i, b := range r.binds {
-		r.colBind[b.col] = i
-	}
-	// Required channels.
-	req := r.opts.Required
-	if req == nil {
-		req = []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP}
-	}
-	var missing []dyno.Channel
-	for _, c := range req {
-		if !set.Has(c) && !(c == dyno.ChanAFR && set.Has(dyno.ChanLambda)) {
-			missing = append(missing, c)
-		}
-	}
-	if len(missing) > 0 {
-		return &MissingColumnsError{File: r.name, Format: r.format, Missing: missing, Found: r.headers}
-	}
-	if !r.opts.NoDerive {
-		if set.Has(dyno.ChanLambda) && cyls > 0 {
-			r.derive.afr = true
-			set = set.With(dyno.ChanAFR)
-		}
-		if set.Has(dyno.ChanRPM) && set.Has(dyno.ChanPower) && !set.Has(dyno.ChanTorque) {
-			r.derive.torque = true
-			set = set.With(dyno.ChanTorque)
-		} else if set.Has(dyno.ChanRPM) && set.Has(dyno.ChanTorque) && !set.Has(dyno.ChanPower) {
-			r.derive.power = true
-			set = set.With(dyno.ChanPower)
-		}
-	}
-	if r.timeBind < 0 && r.opts.Period > 0 {
-		set = set.With(dyno.ChanTime)
-	}
-	r.layout = dyno.Layout{Name: r.name, Format: r.format, Cylinders: cyls, Channels: set}
-	return nil
-}
-
-// looksWallclock peeks at the first data row's cell i.
-func (r *Reader) looksWallclock(i int) bool {
-	if len(r.pending) == 0 {
-		return false
-	}
-	l := r.pending[0]
-	fs := splitLine(nil, l, r.delim)
-	if i >= len(fs) {
-		return false
-	}
-	cell := l[fs[i].start:fs[i].end]
-	if _, ok := parseNumber(cell, r.decComma); ok {
-		return false
-	}
-	_, ok := parseWallclock(cell)
-	return ok
-}
-
-var wallLayouts = []string{
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999",
-	"2006/01/02 15:04:05.999999999",
-	"15:04:05.999999999",
-}
-
-func parseWallclock(b []byte) (time.Time, bool) {
-	if len(b) < 8 || len(b) > 40 {
-		return time.Time{}, false
-	}
-	var buf [40]byte
-	s := string(append(buf[:0], b...))
-	for _, l := range wallLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
-}
-
 // Layout describes the log: its name, format, cylinders and channels.
 func (r *Reader) Layout() dyno.Layout { return r.layout }
+
+// ChannelReport says which column feeds each channel, in which unit and
+// why, what values the judged prefix showed and whether each is healthy,
+// and which candidate columns were left out and why.
+func (r *Reader) ChannelReport() *dyno.ChannelReport { return r.report }
 
 // Headers returns the header names as found in the log (decoded to UTF-8).
 func (r *Reader) Headers() []string { return append([]string(nil), r.headers...) }
@@ -839,7 +462,7 @@ func (r *Reader) nextCSV(s *dyno.Sample) error {
 			r.stats.Blank++
 			continue
 		}
-		if r.format == FormatMSL && bytes.HasPrefix(l, []byte("MARK")) {
+		if r.skipLine(l) {
 			r.stats.Markers++
 			continue
 		}
@@ -971,6 +594,10 @@ func (r *Reader) cell(b *binding, l []byte, f field, s *dyno.Sample) (*ParseErro
 		}
 	}
 	v, ok := parseNumber(cell, r.decComma)
+	if !ok && isPlaceholder(cell) {
+		r.stats.MissingCells++
+		return nil, 0, false
+	}
 	if !ok {
 		if b.ch == dyno.ChanTime {
 			return r.cellError(*b, l, f, ErrBadTime), 1, false
@@ -1005,6 +632,18 @@ func (r *Reader) finishRow(s *dyno.Sample, timeSet bool) {
 		r.stats.TimeBackwards++
 	}
 	r.lastTime = s.Time
+	if r.gauge != 0 {
+		baro := s.Baro
+		if !dyno.Has(baro) {
+			baro = stdBaro
+		}
+		if r.gauge.Has(dyno.ChanMAP) && dyno.Has(s.MAP) {
+			s.MAP += baro
+		}
+		if r.gauge.Has(dyno.ChanLoad) && dyno.Has(s.Load) {
+			s.Load += baro
+		}
+	}
 	if r.derive.afr {
 		for c := 0; c < r.layout.Cylinders; c++ {
 			if !dyno.Has(s.AFR[c]) && dyno.Has(s.Lambda[c]) {
@@ -1075,6 +714,9 @@ func (r *Reader) assign(b *binding, v float64, s *dyno.Sample) bool {
 
 // store puts v, already converted, in b's channel of s.
 func store(b *binding, v float64, s *dyno.Sample) {
+	if b.guard && (v < b.lo || v > b.hi) {
+		return // a sentinel: no reading
+	}
 	switch b.ch {
 	case dyno.ChanRPM:
 		s.RPM = v
@@ -1096,6 +738,8 @@ func store(b *binding, v float64, s *dyno.Sample) {
 		s.DrumSpeed = v
 	case dyno.ChanDrumForce:
 		s.DrumForce = v
+	case dyno.ChanLoad:
+		s.Load = v
 	default:
 		var p *dyno.PerCylinder
 		switch b.ch {

@@ -104,6 +104,9 @@ type MissingColumnsError struct {
 	Format  string
 	Missing []dyno.Channel
 	Found   []string // the header names, as written in the file
+	// Report says what the reader made of the columns it found (nil when
+	// it never got that far).
+	Report *dyno.ChannelReport
 }
 
 // Error lists the missing channels and the headers found.

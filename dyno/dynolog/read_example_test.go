@@ -67,7 +67,8 @@ func ExampleReadOptions_aliases() {
 }
 
 func ExampleMissingColumnsError() {
-	_, err := dynolog.NewReader(strings.NewReader("RPM,Torque\n3000,90\n"), "dyno-only.csv", dynolog.ReadOptions{})
+	_, err := dynolog.NewReader(strings.NewReader("RPM,Torque\n3000,90\n"), "dyno-only.csv",
+		dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP}})
 	var me *dynolog.MissingColumnsError
 	if errors.As(err, &me) {
 		fmt.Println("missing:", me.Missing)

@@ -1,7 +1,6 @@
 package dynolog
 
 import (
-	"bytes"
 	"runtime"
 	"sync"
 
@@ -119,7 +118,7 @@ func (p *parallelState) produce(r *Reader) {
 				blank++
 				continue
 			}
-			if r.format == FormatMSL && bytes.HasPrefix(l, []byte("MARK")) {
+			if r.skipLine(l) {
 				markers++
 				continue
 			}

@@ -73,7 +73,7 @@ func sampleBits(s dyno.Sample) []byte {
 	var b []byte
 	for _, c := range dyno.Channels() {
 		for cyl := 0; cyl < dyno.MaxCylinders; cyl++ {
-			b = fmt.Appendf(b, "%x,", math.Float64bits(SampleValue(&s, c, cyl)))
+			b = fmt.Appendf(b, "%x,", math.Float64bits(s.Value(c, cyl)))
 		}
 	}
 	return fmt.Appendf(b, "%d", s.Time)

@@ -152,7 +152,11 @@ func TestReaderMissingCells(t *testing.T) {
 	assert.Equal(t, time.Duration(0), all[1].Time, "a missing time keeps the previous one")
 	assert.Equal(t, 200*time.Millisecond, all[2].Time)
 	assert.Equal(t, 3200.0, all[2].RPM)
-	assert.Equal(t, int64(5), r.Stats().MissingCells)
+	// The tps column is empty (NaN, inf, blank) in every row: a dead
+	// channel the reader leaves unbound, so only map's and time's empty
+	// cells count.
+	assert.Equal(t, int64(2), r.Stats().MissingCells)
+	assert.False(t, r.Layout().Channels.Has(dyno.ChanTPS))
 }
 
 func TestReaderPeriod(t *testing.T) {
@@ -218,12 +222,14 @@ func TestReaderHeaderErrors(t *testing.T) {
 	}{
 		{"empty", "", dynolog.ReadOptions{}, dynolog.ErrNoHeader, "test.csv: (byte 0): no header line"},
 		{"one column", "rpm\n1\n2\n", dynolog.ReadOptions{}, dynolog.ErrNoHeader, "no header line"},
-		{"missing map", "rpm,tps,foo\n1,2,3\n", dynolog.ReadOptions{}, dynolog.ErrMissingColumns,
-			`test.csv: missing required columns (format csv): map; headers found: "rpm", "tps", "foo"`},
-		{"missing both", "a,b\n1,2\n", dynolog.ReadOptions{}, dynolog.ErrMissingColumns, "rpm, map;"},
+		{"missing map", "rpm,tps,foo\n1,2,3\n", dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP}},
+			dynolog.ErrMissingColumns, `test.csv: missing required columns (format csv): map; headers found: "rpm", "tps", "foo"`},
+		{"missing rpm by default", "a,b\n1,2\n", dynolog.ReadOptions{}, dynolog.ErrMissingColumns, "columns (format csv): rpm;"},
+		{"missing both", "a,b\n1,2\n", dynolog.ReadOptions{Required: []dyno.Channel{dyno.ChanRPM, dyno.ChanMAP}},
+			dynolog.ErrMissingColumns, "rpm, map;"},
 		{"bad format", "rpm,map\n1,2\n", dynolog.ReadOptions{Format: "wp9"}, dynolog.ErrUnknownFormat, `"wp9"`},
 		{"bad unit", "rpm,map\n1,2\n", dynolog.ReadOptions{ChannelUnits: map[dyno.Channel]dyno.Unit{dyno.ChanMAP: dyno.UnitNm}},
-			dynolog.ErrUnknownFormat, "does not fit"},
+			dynolog.ErrUnknownFormat, "does not measure"},
 		{"too long", "rpm,map\n" + strings.Repeat("1", 200) + "\n", dynolog.ReadOptions{MaxLineBytes: 100}, dynolog.ErrLineTooLong, ""},
 	}
 	for _, tc := range cases {
@@ -449,16 +455,19 @@ func TestReaderSpecHeaders(t *testing.T) {
 
 func TestReaderUserAliasPrecedence(t *testing.T) {
 	// A caller's per-cylinder alias takes its slot only; the built-in
-	// aliases still fill the others.
+	// aliases still fill the others. (An AFR of 0 is no reading.)
 	_, all := readString(t, "rpm,map,Spark Vorne,spark_r,afr_meas_f,afr_meas_r,LC2\n1,2,30,31,0,0,12.7\n", dynolog.ReadOptions{
 		Aliases: []dynolog.Alias{{Name: "spark vorne", Channel: dyno.ChanSpark, Cyl: dyno.Front}}})
 	require.Len(t, all, 1)
 	assert.Equal(t, []float64{30, 31}, all[0].Spark[:2])
-	assert.Equal(t, []float64{0, 0}, all[0].AFR[:2])
-	// A caller's all-cylinder alias replaces the built-in columns of its channel.
-	_, all = readString(t, "rpm,map,afr_meas_f,afr_meas_r,LC2\n1,2,0,0,12.7\n", dynolog.ReadOptions{
+	assert.False(t, dyno.Has(all[0].AFR[0]) || dyno.Has(all[0].AFR[1]))
+	// A caller's all-cylinder alias replaces the built-in columns of its
+	// channel: one sensor, a combined AFR in slot 0.
+	r, all := readString(t, "rpm,map,afr_meas_f,afr_meas_r,LC2\n1,2,0,0,12.7\n", dynolog.ReadOptions{
 		Aliases: []dynolog.Alias{{Name: "lc2", Channel: dyno.ChanAFR, Cyl: dynolog.AllCylinders}}})
-	assert.Equal(t, []float64{12.7, 12.7}, all[0].AFR[:2])
+	assert.Equal(t, 12.7, all[0].AFR[0])
+	assert.False(t, dyno.Has(all[0].AFR[1]))
+	assert.True(t, r.Layout().CombinedAFR)
 }
 
 func TestReaderWallclockAfterUnitsRow(t *testing.T) {

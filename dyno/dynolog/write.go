@@ -29,9 +29,11 @@ import (
 //	iat_c, ect_c                °C
 //	baro_kpa                    kPa
 //	drum_speed_mph, drum_force_lbf
+//	load                        the ECU's load, as its log had it
 //
 // Per-cylinder columns are suffixed _f and _r for one or two cylinders and
-// _1 ... _8 for more. A Missing value is an empty cell. Numbers are written
+// _1 ... _8 for more; a layout whose AFR comes from one sensor for every
+// cylinder (CombinedAFR) has a single afr_meas (and lambda) column. A Missing value is an empty cell. Numbers are written
 // in the shortest form that parses back to the same float64.
 type CSVWriter struct {
 	w      *bufio.Writer
@@ -70,6 +72,11 @@ func canonicalColumns(l dyno.Layout) []wcol {
 		if !has(c) {
 			return
 		}
+		if l.CombinedAFR && (c == dyno.ChanAFR || c == dyno.ChanLambda) {
+			// One sensor for every cylinder: one column, read back as such.
+			cols = append(cols, wcol{name: prefix, ch: c, cyl: 0})
+			return
+		}
 		for i := 0; i < cyls; i++ {
 			suffix := strconv.Itoa(i + 1)
 			if cyls <= 2 {
@@ -94,6 +101,7 @@ func canonicalColumns(l dyno.Layout) []wcol {
 	one(dyno.ChanBaro, "baro_kpa")
 	one(dyno.ChanDrumSpeed, "drum_speed_mph")
 	one(dyno.ChanDrumForce, "drum_force_lbf")
+	one(dyno.ChanLoad, "load")
 	return cols
 }
 
@@ -136,7 +144,7 @@ func (w *CSVWriter) WriteSample(s *dyno.Sample) error {
 			b = appendSeconds(b, int64(s.Time))
 			continue
 		}
-		b = appendValue(b, sampleValue(s, c.ch, c.cyl))
+		b = appendValue(b, s.Value(c.ch, c.cyl))
 	}
 	b = append(b, '\n')
 	w.buf = b
@@ -177,58 +185,6 @@ func CopyCSV(ctx context.Context, dst io.Writer, src dyno.Source) (int64, error)
 		}
 		n++
 	}
-}
-
-// sampleValue returns channel c (cylinder cyl) of s in its canonical unit;
-// Time in seconds.
-func sampleValue(s *dyno.Sample, c dyno.Channel, cyl int) float64 {
-	switch c {
-	case dyno.ChanTime:
-		return s.Time.Seconds()
-	case dyno.ChanRPM:
-		return s.RPM
-	case dyno.ChanMAP:
-		return s.MAP
-	case dyno.ChanTPS:
-		return s.TPS
-	case dyno.ChanAFR:
-		return s.AFR[cyl]
-	case dyno.ChanAFRCommanded:
-		return s.AFRCommanded[cyl]
-	case dyno.ChanLambda:
-		return s.Lambda[cyl]
-	case dyno.ChanSpark:
-		return s.Spark[cyl]
-	case dyno.ChanKnock:
-		return s.Knock[cyl]
-	case dyno.ChanTorque:
-		return s.Torque
-	case dyno.ChanPower:
-		return s.Power
-	case dyno.ChanIAT:
-		return s.IAT
-	case dyno.ChanECT:
-		return s.ECT
-	case dyno.ChanBaro:
-		return s.Baro
-	case dyno.ChanDrumSpeed:
-		return s.DrumSpeed
-	case dyno.ChanDrumForce:
-		return s.DrumForce
-	}
-	return dyno.Missing
-}
-
-// SampleValue returns channel c of s (cylinder cyl for per-cylinder
-// channels) in the unit the package doc fixes; Time is in seconds.
-func SampleValue(s *dyno.Sample, c dyno.Channel, cyl int) float64 {
-	if cyl < 0 || cyl >= dyno.MaxCylinders {
-		if c.PerCylinder() {
-			return dyno.Missing
-		}
-		cyl = 0
-	}
-	return sampleValue(s, c, cyl)
 }
 
 func appendValue(b []byte, v float64) []byte {

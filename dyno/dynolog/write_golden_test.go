@@ -17,9 +17,10 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestGoldenCanonical converts the real WinPEP8 Harley pull to the canonical
-// CSV (testdata/PV_Logfile_5.canonical.csv, a sample log the project ships)
-// and checks the result, then reads the golden file back: it must give the
-// same samples as the WinPEP8 original.
+// CSV (testdata/PV_Logfile_5.canonical.csv, a sample log the project ships:
+// the collector wideband as one afr_meas column, the dead ones left out)
+// and checks the result, then reads the golden file back verbatim: it must
+// give the same samples as the WinPEP8 original.
 func TestGoldenCanonical(t *testing.T) {
 	src := filepath.Join(shareddata.Dir(t, "reallogs"), "winpep8__rob9206__DynoAI_3__PV_Logfile_5.csv_33.txt")
 	golden := filepath.Join("testdata", "PV_Logfile_5.canonical.csv")
@@ -42,10 +43,11 @@ func TestGoldenCanonical(t *testing.T) {
 	require.NoError(t, err)
 	defer orig.Close()
 	a := readAll(t, orig)
-	back, err := dynolog.Open(golden, dynolog.ReadOptions{NoDerive: true})
+	back, err := dynolog.Open(golden, dynolog.ReadOptions{NoDerive: true, Verbatim: true})
 	require.NoError(t, err)
 	defer back.Close()
 	require.Equal(t, orig.Layout().Channels, back.Layout().Channels)
+	require.True(t, back.Layout().CombinedAFR)
 	b := readAll(t, back)
 	require.Len(t, b, len(a))
 	for i := range a {

@@ -455,7 +455,9 @@ func (s *Simulator) init(cfg Config) error {
 	}
 	var all dyno.ChannelSet
 	for _, c := range dyno.Channels() {
-		all = all.With(c)
+		if c != dyno.ChanLoad { // the virtual ECU's load is its MAP
+			all = all.With(c)
+		}
 	}
 	s.layout = dyno.Layout{Name: name, Format: "simulator", Cylinders: 2, Channels: all}
 	s.iatFactor = simRefIATK / (cfg.IATC + 273.15)
@@ -811,6 +813,7 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 	s.sensorInit = true
 
 	*dst = dyno.Sample{
+		Load:         dyno.Missing,
 		Time:         time.Duration(s.n) * s.cfg.DT,
 		RPM:          rpm + s.noise(s.cfg.Noise.RPM),
 		MAP:          mp + s.noise(s.cfg.Noise.MAP),

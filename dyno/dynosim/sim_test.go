@@ -310,7 +310,7 @@ func TestSimChannels(t *testing.T) {
 	assert.Equal(t, "simulator:m8_114", l.Name)
 	assert.Equal(t, 2, l.Cylinders)
 	for _, c := range dyno.Channels() {
-		assert.True(t, l.Channels.Has(c), c.String())
+		assert.Equal(t, c != dyno.ChanLoad, l.Channels.Has(c), c.String())
 	}
 	samples, err := dyno.Collect(context.Background(), sim)
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -399,7 +400,7 @@ type Simulator struct {
 	runTime      time.Duration
 	done         bool
 	produced     [2][]float64 // ring of produced AFR, newest at hist
-	cutHist      []float64    // ring of fuel cut (0 or 1), beside produced
+	cutHist      []float64    // ring of fuel cut (0 or 1), beside produced; nil without decels
 	hist, filled int
 	sensor       [2]float64
 	cutSensor    float64 // the share of fuel-cut exhaust the widebands see
@@ -591,7 +592,9 @@ func (s *Simulator) init(cfg Config) error {
 	for c := range s.produced {
 		s.produced[c] = make([]float64, hist)
 	}
-	s.cutHist = make([]float64, hist)
+	if slices.ContainsFunc(cfg.Plan, func(st Step) bool { return st.Kind == StepDecel }) {
+		s.cutHist = make([]float64, hist) // only decels cut fuel
+	}
 	s.rpm = p.IdleRPM
 	s.tps = throttleFor(s.baro, s.rpm, 35)
 	s.mapKPa = manifoldPressure(s.baro, s.rpm, s.tps)
@@ -976,15 +979,17 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 		}
 		meas[c] = s.sensor[c]
 	}
-	cutNow := 0.0
-	if s.cut {
-		cutNow = 1
-	}
-	s.cutHist[s.hist] = cutNow
-	if raw := s.delayed(s.cutHist, pos); !s.sensorInit {
-		s.cutSensor = raw
-	} else {
-		s.cutSensor += (raw - s.cutSensor) * s.lagAlpha
+	if s.cutHist != nil {
+		cutNow := 0.0
+		if s.cut {
+			cutNow = 1
+		}
+		s.cutHist[s.hist] = cutNow
+		if raw := s.delayed(s.cutHist, pos); !s.sensorInit {
+			s.cutSensor = raw
+		} else {
+			s.cutSensor += (raw - s.cutSensor) * s.lagAlpha
+		}
 	}
 	s.sensorInit = true
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -14,17 +15,32 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultDT           = 10 * time.Millisecond
-	DefaultThrottleRate = 200.0 // %/s, the predecessor's (spec §3.2): 0 → 100 % in 0.5 s
-	DefaultSettleRate   = 1000.0
-	DefaultSettleTime   = 500 * time.Millisecond
-	DefaultSweepRate    = 300.0
-	DefaultMAPLag       = 40 * time.Millisecond
-	simDefaultBaro      = 101.325
-	simDefaultIAT       = 25.0
-	simDefaultECT       = 90.0
-	simPullTimeout      = 60 * time.Second
-	simPrePullTPS       = 8.0
+	DefaultDT            = 10 * time.Millisecond
+	DefaultThrottleRate  = 200.0 // %/s, the predecessor's (spec §3.2): 0 → 100 % in 0.5 s
+	DefaultSettleRate    = 1000.0
+	DefaultSettleTime    = 500 * time.Millisecond
+	DefaultSweepRate     = 300.0
+	DefaultDecelRate     = 500.0 // rev/min/s, the absorber braking the engine in a decel
+	DefaultMAPLag        = 40 * time.Millisecond
+	simDefaultBaro       = 101.325
+	simDefaultIAT        = 25.0
+	simDefaultECT        = 90.0
+	simPullTimeout       = 60 * time.Second
+	simPrePullTPS        = 8.0
+	simCutTPS            = 1.0 // a decel step cuts fuel with the throttle at or below it
+	simMaxTimeResolution = time.Minute
+)
+
+// Defaults of the fuel-cut reading.
+const (
+	// DefaultFuelCutAFR is what a wideband reads while the ECU cuts fuel
+	// (Config.FuelCutAFR): the exhaust is mostly air, and many widebands
+	// and loggers report a fixed lean value rather than free air.
+	DefaultFuelCutAFR = 18.0
+	// DefaultFuelCutNoisePct is the relative noise of that reading, in
+	// percent (Config.FuelCutNoisePct): 18 ± 5 % reads 17.1 as often as
+	// 18.9, so an "AFR above 18" rule cannot find fuel cut.
+	DefaultFuelCutNoisePct = 5.0
 )
 
 // ErrConfig is wrapped by every error New returns.
@@ -62,9 +78,16 @@ const (
 	// StepPull opens the throttle to TPS (100 when zero) at RPM and lets
 	// the engine accelerate the inertia to EndRPM: a WOT pull.
 	StepPull
+	// StepDecel closes the throttle at RPM and lets the absorber brake the
+	// engine down to EndRPM at Rate: engine braking with fuel cut. While
+	// the throttle is closed (at most 1 %) the ECU cuts fuel, the engine
+	// makes no torque (it drags friction and pumping losses), and the
+	// widebands read Config.FuelCutAFR with its noise once the exhaust
+	// reaches them.
+	StepDecel
 )
 
-// String returns "hold", "sweep" or "pull".
+// String returns "hold", "sweep", "pull" or "decel".
 func (k StepKind) String() string {
 	switch k {
 	case StepHold:
@@ -73,6 +96,8 @@ func (k StepKind) String() string {
 		return "sweep"
 	case StepPull:
 		return "pull"
+	case StepDecel:
+		return "decel"
 	}
 	return fmt.Sprintf("StepKind(%d)", uint8(k))
 }
@@ -84,21 +109,27 @@ func (k StepKind) String() string {
 // from a measuring one.
 type Step struct {
 	Kind StepKind
-	// RPM is the hold speed, or where a sweep or pull starts.
+	// RPM is the hold speed, or where a sweep, pull or decel starts.
 	RPM float64
-	// EndRPM is where a sweep or pull ends (a sweep may go down).
+	// EndRPM is where a sweep, pull or decel ends (a sweep may go down, a
+	// decel only goes down).
 	EndRPM float64
 	// MAP is the load target in kPa for holds and sweeps; when zero TPS
 	// is the target instead. The throttle is set from the manifold model
-	// for the current rpm, so MAP tracks it through a sweep.
+	// for the current rpm, so MAP tracks it through a sweep. In a decel
+	// MAP, when set, is the least manifold pressure the closed-throttle
+	// engine pulls (an idle-air valve or dashpot holding it there, as on
+	// many EFI engines); zero leaves the closed-throttle manifold of the
+	// model (about 10-25 kPa).
 	MAP float64
-	// TPS is the throttle in percent when MAP is zero; a pull's throttle
-	// (zero means 100).
+	// TPS is the throttle in percent when MAP is zero: a sweep at a fixed
+	// TPS lets MAP follow the engine. It is a pull's throttle (zero means
+	// 100) and must be zero in a decel, whose throttle is closed.
 	TPS float64
 	// Duration is how long a hold lasts after settling.
 	Duration time.Duration
-	// Rate is a sweep's speed in rev/min per second; zero means
-	// DefaultSweepRate.
+	// Rate is a sweep's or decel's speed in rev/min per second; zero means
+	// DefaultSweepRate or DefaultDecelRate.
 	Rate float64
 }
 
@@ -118,6 +149,20 @@ func SweepStep(from, to, mapKPa, rate float64) Step {
 	return Step{Kind: StepSweep, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
 }
 
+// SweepTPSStep returns a step sweeping from one rpm to another at a fixed
+// throttle tps and rate rev/min/s (zero: DefaultSweepRate): a part-throttle
+// sweep on a speed-controlled dyno, MAP following the engine.
+func SweepTPSStep(from, to, tps, rate float64) Step {
+	return Step{Kind: StepSweep, RPM: from, EndRPM: to, TPS: tps, Rate: rate}
+}
+
+// DecelStep returns a closed-throttle decel from one rpm down to another at
+// rate rev/min/s (zero: DefaultDecelRate), with fuel cut. mapKPa, when not
+// zero, is the least manifold pressure during it (see Step.MAP).
+func DecelStep(from, to, mapKPa, rate float64) Step {
+	return Step{Kind: StepDecel, RPM: from, EndRPM: to, MAP: mapKPa, Rate: rate}
+}
+
 // PullStep returns a wide-open-throttle pull from one rpm to another.
 func PullStep(from, to float64) Step {
 	return Step{Kind: StepPull, RPM: from, EndRPM: to, TPS: 100}
@@ -125,13 +170,22 @@ func PullStep(from, to float64) Step {
 
 // Noise sets the standard deviations of the Gaussian noise on measured
 // channels. The zero value is noise-free. The ECU and the physics use the
-// true values; only what is logged is noisy.
+// true values; only what is logged is noisy. A channel with both an
+// absolute and a relative (Pct) deviation gets one Gaussian draw whose
+// variance is the sum of both: σ² = abs² + (pct/100 × value)².
 type Noise struct {
 	AFR       float64 // AFR points, on each wideband
 	RPM       float64 // rev/min
 	MAP       float64 // kPa
 	TPS       float64 // percent
 	TorquePct float64 // percent of torque (and of power and drum force)
+
+	// AFRPct, RPMPct and MAPPct are relative deviations in percent of the
+	// true value: RPMPct 0.3 is 9 rev/min at 3000 and 15 at 5000. During
+	// fuel cut the widebands use Config.FuelCutNoisePct instead of AFRPct.
+	AFRPct float64
+	RPMPct float64
+	MAPPct float64
 }
 
 // TypicalNoise returns the noise of a healthy dyno cell: σ 0.05 AFR (the
@@ -177,6 +231,22 @@ type Config struct {
 	SensorLag time.Duration
 	// Noise on the measured channels; the zero value is none.
 	Noise Noise
+
+	// FuelCutAFR is what the widebands read while a decel step cuts fuel
+	// (through the transport delay and sensor lag like any reading); zero
+	// means DefaultFuelCutAFR. Allowed: 10 to 30.
+	FuelCutAFR float64
+	// FuelCutNoisePct is the relative noise (percent, σ) of the widebands
+	// during fuel cut, on top of Noise.AFR; zero means
+	// DefaultFuelCutNoisePct, negative means none. Only decel steps cut
+	// fuel, so it changes nothing in a plan without one.
+	FuelCutNoisePct float64
+
+	// TimeResolution, when positive, floors every Sample.Time to a
+	// multiple of it: 1 s gives the integer-second time column of cheap
+	// loggers, many rows sharing one stamp. The physics still runs at DT.
+	// Zero means exact times. Allowed: up to one minute.
+	TimeResolution time.Duration
 
 	// BaroKPa is the barometric pressure; zero means 101.325.
 	BaroKPa float64
@@ -246,12 +316,22 @@ type Status struct {
 	Kind StepKind
 	// Settling is true while the step moves to its start.
 	Settling bool
+	// FuelCut is true while the ECU cuts fuel (a decel step with the
+	// throttle closed): the engine burns nothing and the widebands will
+	// read Config.FuelCutAFR once this exhaust reaches them.
+	FuelCut bool
+	// Transient is true while the throttle moves at its rate limit or the
+	// manifold is more than 1 kPa (or 2 %) away from its steady-state
+	// pressure: the engine is not in a steady state even when the step is
+	// past settling (the throttle opening at the start of a pull, say).
+	Transient bool
 	// RPM, MAP and TPS are the true (noise-free) engine state.
 	RPM, MAP, TPS float64
 	// Torque is the true engine torque, ft·lbf.
 	Torque float64
 	// ProducedAFR is the mixture each cylinder burned at this instant,
-	// before the wideband's delay, lag and noise.
+	// before the wideband's delay, lag and noise (Config.FuelCutAFR during
+	// fuel cut).
 	ProducedAFR [2]float64
 }
 
@@ -274,9 +354,13 @@ const (
 // ECU meters fuel for its target AFR from its own VE, so each cylinder burns
 // exactly target × trueVE / ecuVE (evaluated at the true rpm and MAP). The
 // wideband sees that mixture through the transport delay, then a first-order
-// lag, then noise. During a pull the inertia integrates the torque (explicit
-// Euler at DT); otherwise an ideal absorber sets the speed. IAT, ECT and
-// baro are held constant (no thermal model).
+// lag, then noise. In a decel step with the throttle closed the ECU cuts
+// fuel: the engine drags (friction and pumping, negative torque) and the
+// widebands read Config.FuelCutAFR, with its own relative noise, once that
+// exhaust reaches them. During a pull the inertia integrates the torque
+// (explicit Euler at DT); otherwise an ideal absorber sets the speed. IAT,
+// ECT and baro are held constant (no thermal model). Sample.Time is exact
+// unless Config.TimeResolution coarsens it.
 //
 // Where it departs from the predecessor's simulator (jetstream-dyno spec
 // §3.8, §3.10-3.11): the inertia is the profile's, explicit, so pulls take
@@ -304,6 +388,7 @@ type Simulator struct {
 	k                   float64 // torque per unit VE·kPa
 	throttleStep        float64 // max TPS change per step
 	mapAlpha, lagAlpha  float64
+	cutAFR, cutNoise    float64 // fuel-cut reading and its relative σ (fraction)
 
 	// state
 	n            int
@@ -315,9 +400,13 @@ type Simulator struct {
 	runTime      time.Duration
 	done         bool
 	produced     [2][]float64 // ring of produced AFR, newest at hist
+	cutHist      []float64    // ring of fuel cut (0 or 1), beside produced; nil without decels
 	hist, filled int
 	sensor       [2]float64
+	cutSensor    float64 // the share of fuel-cut exhaust the widebands see
 	sensorInit   bool
+	cut          bool // the ECU cuts fuel now
+	transient    bool // the throttle slews or the manifold lags
 	status       Status
 }
 
@@ -401,10 +490,38 @@ func (s *Simulator) init(cfg Config) error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"AFR", n.AFR}, {"RPM", n.RPM}, {"MAP", n.MAP}, {"TPS", n.TPS}, {"TorquePct", n.TorquePct}} {
+	}{{"AFR", n.AFR}, {"RPM", n.RPM}, {"MAP", n.MAP}, {"TPS", n.TPS}, {"TorquePct", n.TorquePct},
+		{"AFRPct", n.AFRPct}, {"RPMPct", n.RPMPct}, {"MAPPct", n.MAPPct}} {
 		if !finite(f.v) || f.v < 0 {
 			return simErr("Noise."+f.name, "%v must be a finite number >= 0", f.v)
 		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"AFRPct", n.AFRPct}, {"RPMPct", n.RPMPct}, {"MAPPct", n.MAPPct}} {
+		if f.v > 50 {
+			return simErr("Noise."+f.name, "%v%% is more than 50%%", f.v)
+		}
+	}
+	if cfg.FuelCutAFR == 0 {
+		cfg.FuelCutAFR = DefaultFuelCutAFR
+	}
+	if !finite(cfg.FuelCutAFR) || cfg.FuelCutAFR < 10 || cfg.FuelCutAFR > 30 {
+		return simErr("FuelCutAFR", "%v is outside 10..30", cfg.FuelCutAFR)
+	}
+	cutNoise := cfg.FuelCutNoisePct
+	switch {
+	case cutNoise == 0:
+		cutNoise = DefaultFuelCutNoisePct
+	case cutNoise < 0:
+		cutNoise = 0
+	}
+	if !finite(cutNoise) || cutNoise > 50 {
+		return simErr("FuelCutNoisePct", "%v is not a percentage up to 50", cfg.FuelCutNoisePct)
+	}
+	if cfg.TimeResolution < 0 || cfg.TimeResolution > simMaxTimeResolution {
+		return simErr("TimeResolution", "%v is outside 0..%v", cfg.TimeResolution, simMaxTimeResolution)
 	}
 
 	def := DefaultTrueVE(p, cfg.BaroKPa)
@@ -445,9 +562,10 @@ func (s *Simulator) init(cfg Config) error {
 	*s = Simulator{
 		cfg: cfg, prof: p, plan: cfg.Plan,
 		trueVE: cfg.TrueVE, ecuVE: cfg.ECUVE, target: cfg.TargetAFR, spark: cfg.Spark, knock: cfg.Knock,
-		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
-		dt:   cfg.DT.Seconds(),
-		baro: cfg.BaroKPa,
+		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
+		dt:     cfg.DT.Seconds(),
+		baro:   cfg.BaroKPa,
+		cutAFR: cfg.FuelCutAFR, cutNoise: cutNoise / 100,
 	}
 	name := cfg.Name
 	if name == "" {
@@ -475,6 +593,9 @@ func (s *Simulator) init(cfg Config) error {
 	hist := int(math.Ceil(cfg.Delay.Bound().Seconds()/s.dt)) + 2
 	for c := range s.produced {
 		s.produced[c] = make([]float64, hist)
+	}
+	if slices.ContainsFunc(cfg.Plan, func(st Step) bool { return st.Kind == StepDecel }) {
+		s.cutHist = make([]float64, hist) // only decels cut fuel
 	}
 	s.rpm = p.IdleRPM
 	s.tps = throttleFor(s.baro, s.rpm, 35)
@@ -549,7 +670,15 @@ func checkStep(p EngineProfile, baro float64, st Step) error {
 	if !finite(st.MAP) || st.MAP < 0 {
 		return simErr("MAP", "%v is not a pressure", st.MAP)
 	}
-	if st.MAP != 0 && st.Kind != StepPull {
+	if st.Kind == StepDecel {
+		if st.MAP >= baro {
+			return simErr("MAP", "%v kPa is not below the barometric %v kPa: a closed throttle pulls a vacuum", st.MAP, baro)
+		}
+		if st.TPS != 0 {
+			return simErr("TPS", "%v: a decel closes the throttle; leave TPS zero", st.TPS)
+		}
+	}
+	if st.MAP != 0 && st.Kind != StepPull && st.Kind != StepDecel {
 		ends := []float64{st.RPM}
 		if st.Kind == StepSweep {
 			ends = append(ends, st.EndRPM)
@@ -576,6 +705,13 @@ func checkStep(p EngineProfile, baro float64, st Step) error {
 	case StepPull:
 		if st.EndRPM <= st.RPM {
 			return simErr("EndRPM", "%v is not above RPM %v", st.EndRPM, st.RPM)
+		}
+	case StepDecel:
+		if !finite(st.Rate) || st.Rate < 0 {
+			return simErr("Rate", "%v must be >= 0", st.Rate)
+		}
+		if st.EndRPM >= st.RPM {
+			return simErr("EndRPM", "%v is not below RPM %v", st.EndRPM, st.RPM)
 		}
 	default:
 		return simErr("Kind", "unknown %v", st.Kind)
@@ -634,11 +770,14 @@ func (s *Simulator) Next(ctx context.Context, dst *dyno.Sample) error {
 
 // loadTPS returns the throttle target of a step at the current rpm.
 func (s *Simulator) loadTPS(st *Step) float64 {
-	if st.Kind == StepPull {
+	switch st.Kind {
+	case StepPull:
 		if st.TPS == 0 {
 			return 100
 		}
 		return st.TPS
+	case StepDecel:
+		return 0
 	}
 	if st.MAP > 0 {
 		return throttleFor(s.baro, s.rpm, st.MAP)
@@ -658,7 +797,7 @@ func (s *Simulator) control() {
 				tgt = simPrePullTPS
 			}
 			s.moveRPM(st.RPM, s.cfg.SettleRate)
-			s.physics(tgt, false)
+			s.physics(st, tgt, false)
 			if s.rpm == st.RPM {
 				s.phase, s.phaseTime = phaseDwell, 0
 			}
@@ -673,7 +812,7 @@ func (s *Simulator) control() {
 			if st.Kind == StepPull {
 				tgt = simPrePullTPS
 			}
-			s.physics(tgt, false)
+			s.physics(st, tgt, false)
 			s.phaseTime += dt
 			s.setStatus(st, true)
 			return
@@ -689,16 +828,19 @@ func (s *Simulator) control() {
 			}
 			switch st.Kind {
 			case StepHold:
-				s.physics(s.loadTPS(st), false)
-			case StepSweep:
+				s.physics(st, s.loadTPS(st), false)
+			case StepSweep, StepDecel:
 				rate := st.Rate
 				if rate == 0 {
 					rate = DefaultSweepRate
+					if st.Kind == StepDecel {
+						rate = DefaultDecelRate
+					}
 				}
 				s.moveRPM(st.EndRPM, rate)
-				s.physics(s.loadTPS(st), false)
+				s.physics(st, s.loadTPS(st), false)
 			case StepPull:
-				s.physics(s.loadTPS(st), true)
+				s.physics(st, s.loadTPS(st), true)
 				s.rpm = min(s.rpm, st.EndRPM)
 			}
 			s.runTime += dt
@@ -712,7 +854,7 @@ func (s *Simulator) stepDone(st *Step) bool {
 	switch st.Kind {
 	case StepHold:
 		return s.runTime >= st.Duration
-	case StepSweep:
+	case StepSweep, StepDecel:
 		return s.runTime > 0 && s.rpm == st.EndRPM
 	default:
 		return s.rpm >= st.EndRPM || s.runTime >= simPullTimeout
@@ -733,19 +875,30 @@ func (s *Simulator) moveRPM(target, rate float64) {
 }
 
 // physics moves throttle and manifold one step toward tpsTarget and, when
-// inertia is set, integrates the engine speed with the torque.
-func (s *Simulator) physics(tpsTarget float64, inertia bool) {
+// inertia is set, integrates the engine speed with the torque. It decides
+// whether the ECU cuts fuel (st is a decel and the throttle is closed) and
+// whether the engine is in a transient.
+func (s *Simulator) physics(st *Step, tpsTarget float64, inertia bool) {
+	slewing := false
 	switch d := tpsTarget - s.tps; {
 	case d > s.throttleStep:
 		s.tps += s.throttleStep
+		slewing = true
 	case d < -s.throttleStep:
 		s.tps -= s.throttleStep
+		slewing = true
 	default:
 		s.tps = tpsTarget
 	}
-	s.mapKPa += (manifoldPressure(s.baro, s.rpm, s.tps) - s.mapKPa) * s.mapAlpha
+	steady := manifoldPressure(s.baro, s.rpm, s.tps)
+	if st.Kind == StepDecel {
+		steady = max(steady, st.MAP)
+	}
+	s.mapKPa += (steady - s.mapKPa) * s.mapAlpha
+	s.cut = st.Kind == StepDecel && s.tps <= simCutTPS
+	s.transient = slewing || math.Abs(s.mapKPa-steady) > max(1, 0.02*steady)
 	if inertia {
-		tq := s.eval(s.rpm, s.mapKPa).torque
+		tq := s.eval(s.rpm, s.mapKPa, s.cut).torque
 		// ft·lbf / slug·ft² = rad/s²; rpm = ω·60/2π.
 		s.rpm += tq / s.prof.Inertia * s.dt * 60 / (2 * math.Pi)
 		s.rpm = min(max(s.rpm, 0.5*s.prof.IdleRPM), s.prof.RedlineRPM)
@@ -761,8 +914,15 @@ type engineState struct {
 	torque   float64 // brake torque, ft·lbf
 }
 
-func (s *Simulator) eval(rpm, mapKPa float64) engineState {
+// eval evaluates the engine at rpm and mapKPa; with cut the ECU cuts fuel:
+// the cylinders pump air (the fuel-cut reading) and make no torque.
+func (s *Simulator) eval(rpm, mapKPa float64, cut bool) engineState {
 	e := engineState{target: s.target.At(rpm, mapKPa)}
+	if cut {
+		e.produced = [2]float64{s.cutAFR, s.cutAFR}
+		e.torque = -friction(rpm) - pumpingLoss(s.baro, mapKPa)
+		return e
+	}
 	var ind float64
 	for c := range 2 {
 		tv := s.trueVE[c].At(rpm, mapKPa)
@@ -788,13 +948,24 @@ func (s *Simulator) noise(sigma float64) float64 {
 	return sigma * s.rng.NormFloat64()
 }
 
+// noiseRel returns Gaussian noise of σ² = abs² + (pct/100 × v)²; with pct
+// zero it is noise(abs), draw for draw.
+func (s *Simulator) noiseRel(abs, pct, v float64) float64 {
+	if pct == 0 {
+		return s.noise(abs)
+	}
+	return s.noise(math.Hypot(abs, pct/100*v))
+}
+
 // sample fills dst from the current state and advances the sensors.
 func (s *Simulator) sample(dst *dyno.Sample) {
 	rpm, mp := s.rpm, s.mapKPa
-	e := s.eval(rpm, mp)
+	e := s.eval(rpm, mp, s.cut)
 	tq := e.torque
 
 	// Wideband: push the produced mixture, read it back delayed, lag it.
+	// The fuel-cut flag travels with the gas, so the widebands' fuel-cut
+	// noise starts and ends with the fuel-cut reading.
 	s.hist = (s.hist + 1) % len(s.produced[0])
 	s.filled = min(s.filled+1, len(s.produced[0]))
 	var prod, meas [2]float64
@@ -802,7 +973,7 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 	for c := range 2 {
 		prod[c] = e.produced[c]
 		s.produced[c][s.hist] = prod[c]
-		raw := s.delayed(c, pos)
+		raw := s.delayed(s.produced[c], pos)
 		if !s.sensorInit {
 			s.sensor[c] = raw
 		} else {
@@ -810,14 +981,31 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 		}
 		meas[c] = s.sensor[c]
 	}
+	if s.cutHist != nil {
+		cutNow := 0.0
+		if s.cut {
+			cutNow = 1
+		}
+		s.cutHist[s.hist] = cutNow
+		if raw := s.delayed(s.cutHist, pos); !s.sensorInit {
+			s.cutSensor = raw
+		} else {
+			s.cutSensor += (raw - s.cutSensor) * s.lagAlpha
+		}
+	}
 	s.sensorInit = true
 
+	n := &s.cfg.Noise
+	t := time.Duration(s.n) * s.cfg.DT
+	if r := s.cfg.TimeResolution; r > 0 {
+		t -= t % r
+	}
 	*dst = dyno.Sample{
 		Load:         dyno.Missing,
-		Time:         time.Duration(s.n) * s.cfg.DT,
-		RPM:          rpm + s.noise(s.cfg.Noise.RPM),
-		MAP:          mp + s.noise(s.cfg.Noise.MAP),
-		TPS:          min(max(s.tps+s.noise(s.cfg.Noise.TPS), 0), 100),
+		Time:         t,
+		RPM:          rpm + s.noiseRel(n.RPM, n.RPMPct, rpm),
+		MAP:          mp + s.noiseRel(n.MAP, n.MAPPct, mp),
+		TPS:          min(max(s.tps+s.noise(n.TPS), 0), 100),
 		AFR:          dyno.MissingPerCylinder(),
 		AFRCommanded: dyno.MissingPerCylinder(),
 		Lambda:       dyno.MissingPerCylinder(),
@@ -827,9 +1015,12 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 		ECT:          s.cfg.ECTC,
 		Baro:         s.baro,
 	}
+	// The widebands' relative noise: AFRPct on burnt gas, the fuel-cut
+	// noise on air, blended by the share of fuel-cut exhaust they see.
+	relPct := n.AFRPct*(1-s.cutSensor) + 100*s.cutNoise*s.cutSensor
 	tgt := e.target
 	for c := range 2 {
-		a := meas[c] + s.noise(s.cfg.Noise.AFR)
+		a := meas[c] + s.noiseRel(n.AFR, relPct, meas[c])
 		dst.AFR[c] = a
 		dst.Lambda[c] = a / simStoich
 		dst.AFRCommanded[c] = tgt
@@ -837,7 +1028,7 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 		dst.Knock[c] = kn
 		dst.Spark[c] = s.spark[c].At(rpm, mp) - kn
 	}
-	tqMeas := tq * (1 + s.noise(s.cfg.Noise.TorquePct)/100)
+	tqMeas := tq * (1 + s.noise(n.TorquePct)/100)
 	dst.Torque = tqMeas
 	dst.Power = dyno.PowerFromTorque(tqMeas, rpm)
 	drumRPM := rpm / s.prof.GearRatio
@@ -846,12 +1037,13 @@ func (s *Simulator) sample(dst *dyno.Sample) {
 
 	s.status.RPM, s.status.MAP, s.status.TPS, s.status.Torque = rpm, mp, s.tps, tq
 	s.status.ProducedAFR = prod
+	s.status.FuelCut, s.status.Transient = s.cut, s.transient
 }
 
-// delayed returns cylinder c's produced AFR pos steps ago, interpolated
-// between steps; before the history is that long, the oldest value.
-func (s *Simulator) delayed(c int, pos float64) float64 {
-	h := s.produced[c]
+// delayed returns the value of ring h (newest at s.hist) pos steps ago,
+// interpolated between steps; before the history is that long, the oldest
+// value.
+func (s *Simulator) delayed(h []float64, pos float64) float64 {
 	k0 := int(pos)
 	fr := pos - float64(k0)
 	at := func(k int) float64 {

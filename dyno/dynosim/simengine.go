@@ -205,6 +205,66 @@ func (g *gridSurface) At(rpm, mapKPa float64) float64 {
 	return a*(1-fr) + b*fr
 }
 
+// GridSurface returns the bilinear surface through values on the grid
+// rpm × mapKPa, holding the edge values outside the grid, as an ECU
+// interpolates its VE table. values is row-major by rpm:
+// values[i*len(mapKPa)+j] is the value at rpm[i], mapKPa[j]. The axes must
+// be finite and strictly increasing and the values finite; all are copied.
+func GridSurface(rpm, mapKPa, values []float64) (dyno.Surface, error) {
+	if err := checkSimAxis("rpm", rpm); err != nil {
+		return nil, err
+	}
+	if err := checkSimAxis("map", mapKPa); err != nil {
+		return nil, err
+	}
+	if len(values) != len(rpm)*len(mapKPa) {
+		return nil, simErr("values", "%d values for a %d × %d grid", len(values), len(rpm), len(mapKPa))
+	}
+	for k, v := range values {
+		if !finite(v) {
+			return nil, simErr("values", "value %d (rpm %v, map %v) is %v", k, rpm[k/len(mapKPa)], mapKPa[k%len(mapKPa)], v)
+		}
+	}
+	return &gridSurface{rpm: slices.Clone(rpm), mp: slices.Clone(mapKPa), v: slices.Clone(values)}, nil
+}
+
+// NodeTruth returns an ECU VE table and the engine's true VE on the grid
+// rpm × mapKPa such that the correction the ECU's table needs at node k is
+// exactly mult[k]: ecu is base sampled at every node, truth the same times
+// mult[k] (row-major by rpm, as in GridSurface), both bilinear between
+// nodes and held at the grid's edges. At a node the simulated engine burns
+// exactly target × mult[k]; between nodes truth / ecu is the ratio of two
+// bilinear tables, as on an engine whose ECU table is off node by node.
+// Each multiplier must be finite and within 1/3..3.
+func NodeTruth(base dyno.Surface, rpm, mapKPa, mult []float64) (ecu, truth dyno.Surface, err error) {
+	if err := checkSimAxis("rpm", rpm); err != nil {
+		return nil, nil, err
+	}
+	if err := checkSimAxis("map", mapKPa); err != nil {
+		return nil, nil, err
+	}
+	n := len(rpm) * len(mapKPa)
+	if len(mult) != n {
+		return nil, nil, simErr("mult", "%d multipliers for a %d × %d grid", len(mult), len(rpm), len(mapKPa))
+	}
+	ev, tv := make([]float64, n), make([]float64, n)
+	for i, r := range rpm {
+		for j, m := range mapKPa {
+			k := i*len(mapKPa) + j
+			if c := mult[k]; !finite(c) || c < 1.0/3 || c > 3 {
+				return nil, nil, simErr("mult", "multiplier %d (rpm %v, map %v) is %v, want 1/3..3", k, r, m, c)
+			}
+			ev[k] = base.At(r, m)
+			tv[k] = ev[k] * mult[k]
+		}
+	}
+	e, err := GridSurface(rpm, mapKPa, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, &gridSurface{rpm: slices.Clone(rpm), mp: slices.Clone(mapKPa), v: tv}, nil
+}
+
 func simBracket(ax []float64, x float64) (int, int, float64) {
 	n := len(ax)
 	if n == 1 || x <= ax[0] {

@@ -23,6 +23,7 @@ import (
 type Targets struct {
 	rpm, mapKPa []float64
 	v           []float64 // len(rpm) × len(mapKPa), row-major by RPM
+	name        string
 }
 
 var _ dyno.Surface = (*Targets)(nil)
@@ -94,7 +95,7 @@ func NewTargets(rpm, mapKPa []float64, values [][]float64, opt TargetOptions) (*
 	if len(values) != len(rpm) {
 		return nil, bad(-1, -1, "%d value rows for %d RPM points", len(values), len(rpm))
 	}
-	t := &Targets{rpm: slices.Clone(rpm), mapKPa: slices.Clone(mapKPa), v: make([]float64, 0, len(rpm)*len(mapKPa))}
+	t := &Targets{rpm: slices.Clone(rpm), mapKPa: slices.Clone(mapKPa), v: make([]float64, 0, len(rpm)*len(mapKPa)), name: opt.Name}
 	for i, row := range values {
 		if len(row) != len(mapKPa) {
 			return nil, bad(i, -1, "%d values for %d MAP points", len(row), len(mapKPa))
@@ -160,6 +161,30 @@ func DefaultTargets() *Targets {
 		panic(err) // the literal above is valid; a test holds it so
 	}
 	return t
+}
+
+// DefaultTargetsFor returns DefaultTargets for fuel f: the same lambdas
+// (0.99 at cruise to 0.88 at full load) in f's air-fuel ratio. The zero
+// Fuel means gasoline. The table's String says what it is, for reports.
+func DefaultTargetsFor(f Fuel) *Targets {
+	t := DefaultTargets()
+	if f.Stoich == 0 {
+		return t
+	}
+	k := f.Stoich / Gasoline.Stoich
+	for i := range t.v {
+		t.v[i] *= k
+	}
+	t.name = "default targets for " + f.Name
+	return t
+}
+
+// String names the table for reports: its name, or "target table".
+func (t *Targets) String() string {
+	if t.name == "" {
+		return "target table"
+	}
+	return "target table " + t.name
 }
 
 // RPM returns a copy of the RPM axis.

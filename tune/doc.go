@@ -15,10 +15,10 @@
 //     or learned from the logs themselves (Config.LearnDelay, with
 //     afr.AutoAlign). Left in, a 400 ms delay moves every reading 120
 //     rev/min along a sweep and the loop oscillates.
-//   - The analyzer's per-cell means are sharpened before they are applied:
-//     under bilinear attribution a cell's mean blends its neighbours'
-//     ratios, and the session solves that blend back (from the log's own
-//     sample weights) into node ratios.
+//   - The analyzer fits the table's node values (ve.NodeFit): a cell mean
+//     under bilinear attribution blends its neighbours' ratios, while the
+//     fit solves for the nodes the ECU interpolates between, and corrects
+//     only the nodes the log resolves.
 //
 // Scenarios are the cases on the simulated M8-114 (lean, rich,
 // perfect, per-cylinder random fields; delays, noise, sensor lag).

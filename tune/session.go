@@ -92,14 +92,6 @@ type Config struct {
 	// iteration to the next the session stops as Oscillating; zero means
 	// 0.1.
 	OscillationAFR float64
-	// NoSharpen applies the analyzer's per-cell means as they are. By
-	// default the session sharpens them first: a cell's mean under
-	// bilinear attribution blends the ratios of its neighbours, so a
-	// correction applied as it is removes only part of a cell-to-cell
-	// error each iteration (a third of a checkerboard); solving the
-	// attribution's normal equations from the log's own sample weights
-	// recovers the node ratios and converges in one or two iterations.
-	NoSharpen bool
 	// Truth is the engine's true VE per cylinder, in the tables' unit. It
 	// is read only to score each iteration (VE error); nil skips that.
 	Truth [2]dyno.Surface
@@ -136,7 +128,8 @@ func DefaultLimits() ve.Limits {
 // Iteration is what one iteration measured, before its correction.
 type Iteration struct {
 	N int `json:"iteration"`
-	// AFR error (measured − target, AFR points) over covered cells: the
+	// AFR error (measured − target, AFR points, as the node estimate of the
+	// analysis says: the multiplier − 1 times the target) over covered cells: the
 	// cells with evidence (ve.ConfidenceLow or better), both cylinders.
 	MaxAFRError  float64 `json:"max_afr_error"`
 	MeanAFRError float64 `json:"mean_afr_error"`
@@ -323,8 +316,10 @@ func (cfg *Config) fill() error {
 	a.Grid = ve.Grid{RPM: cfg.Initial[0].RPM, MAP: cfg.Initial[0].MAP}
 	a.Targets = cfg.Targets
 	if cfg.LearnDelay {
-		a.SensorDelay, a.LearnDelay = dyno.TransportDelay{}, false
+		a.SensorDelay = dyno.TransportDelay{}
 	}
+	// The session decides per iteration whether the analyzer learns.
+	a.NoLearnDelay = true
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -367,20 +362,13 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	}
 	ps := &peakSource{Source: src}
 	var in dyno.Source = ps
-	var att *attribution
-	if !cfg.NoSharpen {
-		// RPM and MAP are what the attribution reads; aligning the
-		// wideband (inside the analyzer) does not move them.
-		att = newAttribution(in, cfg.Analyzer.Grid, cfg.Analyzer.Filter)
-		in = att
-	}
 	opts := cfg.Analyzer
 	switch {
 	case cfg.LearnDelay && lrn.conf > 0:
 		opts.SensorDelay = lrn.delay
 		it.Delay, it.DelayConfidence = lrn.delay.Fixed, lrn.conf
 	case cfg.LearnDelay:
-		opts.LearnDelay, opts.LearnDelayOptions = true, cfg.AutoAlign
+		opts.NoLearnDelay, opts.LearnDelayOptions = false, cfg.AutoAlign
 	}
 	an, err := ve.New(opts)
 	if err != nil {
@@ -394,7 +382,7 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	if len(res.Cylinders) < 2 {
 		return it, nil, corr, covered, fmt.Errorf("tune: iteration %d: the log has %d cylinders, want 2", n, len(res.Cylinders))
 	}
-	if opts.LearnDelay {
+	if !opts.NoLearnDelay {
 		it.Delay = res.Delay.Fixed
 		if est := res.DelayEstimate; est != nil {
 			it.DelayConfidence = est.Confidence
@@ -409,7 +397,6 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	var cnt int
 	for c := range 2 {
 		cr := &res.Cylinders[c]
-		errs := cr.AFRError()
 		covered[c] = make([]bool, rows*cols)
 		for i := range rows {
 			for j := range cols {
@@ -417,7 +404,10 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 				if cell.Confidence == ve.ConfidenceNone {
 					continue
 				}
-				e := errs.Get(i, j)
+				// The AFR error the node's own estimate says the table
+				// leaves there: what the table can fix (between nodes an
+				// interpolated table cannot follow a curved VE exactly).
+				e := (cell.Multiplier - 1) * cell.MeanTarget
 				if !ve.Has(e) {
 					continue
 				}
@@ -446,9 +436,6 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 	it.Elapsed = time.Since(start)
 	for c := range 2 {
 		corr[c] = res.Cylinders[c].Correction
-		if att != nil {
-			corr[c] = att.sharpen(&res.Cylinders[c])
-		}
 	}
 	return it, res, corr, covered, nil
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"time"
+	"sort"
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
@@ -34,62 +34,24 @@ func New(opts Options) (Analyzer, error) {
 
 type analyzer struct{ opts Options }
 
-// cellAcc accumulates one cell's evidence with West's weighted incremental
-// mean and variance, which stays accurate where sum-of-squares cancels.
-type cellAcc struct {
-	hits        int
-	share       float64 // Σ share
-	w, w2       float64 // Σ weight, Σ weight²
-	mean, m2    float64 // running weighted mean and Σ w (x-mean)²
-	afrW, tgtW  float64
-	tqW, tqWsum float64
-	hpW, hpWsum float64
-	knockMax    float64
-	iatMax      float64
-}
-
-func (c *cellAcc) add(share, weight, mult, afr, target float64, s *dyno.Sample, cyl int) {
-	w := share * weight
-	if w <= 0 {
-		return
-	}
-	c.hits++
-	c.share += share
-	c.w += w
-	c.w2 += w * w
-	delta := mult - c.mean
-	c.mean += w / c.w * delta
-	c.m2 += w * delta * (mult - c.mean)
-	c.afrW += w * afr
-	c.tgtW += w * target
-	if dyno.Has(s.Torque) {
-		c.tqW += w * s.Torque
-		c.tqWsum += w
-	}
-	if dyno.Has(s.Power) {
-		c.hpW += w * s.Power
-		c.hpWsum += w
-	}
-	if k := s.Knock[cyl]; dyno.Has(k) && (math.IsNaN(c.knockMax) || k > c.knockMax) {
-		c.knockMax = k
-	}
-	if dyno.Has(s.IAT) && (math.IsNaN(c.iatMax) || s.IAT > c.iatMax) {
-		c.iatMax = s.IAT
-	}
-}
-
-type cylAcc struct {
-	cells    []cellAcc
-	accepted int
-	rejected Rejections
-	seen     bool
-}
-
-// Analyze reads src to its end and returns the corrections. It returns ctx's
+// Analyze reads src to its end and returns the corrections. Before reading
+// it refuses a source that lacks what an analysis needs (a *RefusalError:
+// no engine speed, no load, no live wideband, no target); it returns ctx's
 // error if ctx is cancelled, and the source's error if reading fails.
+//
+// The pipeline: the time base repaired (dyno.Retime), the wideband's
+// transport delay learned and undone (afr.AutoAlign), transients, decel
+// and fuel cut rejected and speed and load smoothed (the conditioner),
+// range checks, then each accepted sample accumulated on the grid (which
+// grows to the data unless the grid was given), and at the end the node
+// fit per cylinder (or the cell means).
 func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error) {
 	o := a.opts
 	layout := src.Layout()
+	var report *dyno.ChannelReport
+	if r, ok := src.(dyno.Reporter); ok {
+		report = r.ChannelReport()
+	}
 	if o.Weighting == WeightPower && layout.Channels != 0 && !layout.Channels.Has(dyno.ChanPower) {
 		return nil, fmt.Errorf("%w: weighting by power needs a power (HP) channel; %s has %s",
 			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
@@ -98,9 +60,32 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		return nil, fmt.Errorf("%w: weighting by torque needs a torque channel; %s has %s",
 			ErrMissingChannel, nameOr(layout.Name), layout.Channels)
 	}
+	if err := a.refuse(layout, report); err != nil {
+		return nil, err
+	}
+	axis, axisWhy, err := a.chooseLoad(layout, report)
+	if err != nil {
+		return nil, err
+	}
+	loadPercent := axis == LoadTPS
+	if axis == LoadECU {
+		if ci := report.Find(dyno.ChanLoad, 0); ci != nil && ci.Unit == dyno.UnitPercent {
+			loadPercent = true
+		}
+	}
+	grid, extend := o.Grid, o.ExtendGrid
+	if grid.IsZero() {
+		grid, extend = DefaultGrid(), true
+		if loadPercent {
+			grid = DefaultThrottleGrid()
+		}
+	}
+
+	retime := dyno.Retime(src)
+	src = retime
 	var auto *afr.AutoAligner
 	switch {
-	case o.LearnDelay:
+	case !o.NoLearnDelay:
 		lo := o.LearnDelayOptions
 		if lo.Fallback.IsZero() {
 			lo.Fallback = o.SensorDelay
@@ -110,17 +95,27 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	case !o.SensorDelay.IsZero():
 		src = afr.Align(src, o.SensorDelay)
 	}
-	nr, nc := len(o.Grid.RPM), len(o.Grid.MAP)
+
 	ncyl := layout.Cylinders
 	if ncyl <= 0 || ncyl > dyno.MaxCylinders {
 		ncyl = dyno.MaxCylinders // undeclared: look at every slot
 	}
-	rpmAxis, mapAxis := newAxisIndex(o.Grid.RPM), newAxisIndex(o.Grid.MAP)
-	var cyls [dyno.MaxCylinders]cylAcc
-	st := newStreamState(o.Filter, o.Grid)
+	combined := layout.CombinedAFR
+	if combined {
+		ncyl = 1
+	}
+	tpsLive := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTPS)
+	g := newGrowGrid(grid, extend, axis, loadPercent)
+	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive)
+	seen := make([]bool, ncyl)
 	pf := newPrefetcher(ctx, src)
 	defer pf.close()
 	samples, weighted := 0, 0
+	process := func(cs *condSample) {
+		if a.accumulate(g, cs, ncyl, combined, seen) {
+			weighted++
+		}
+	}
 	for {
 		if samples&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -135,78 +130,40 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			return nil, err
 		}
 		samples++
-		common := st.check(s) // reasons shared by every cylinder
-		weight := 1.0
-		switch o.Weighting {
-		case WeightTorque:
-			weight = math.Max(0, s.Torque)
-		case WeightPower:
-			weight = math.Max(0, s.Power)
+		cond.push(s)
+		for {
+			cs, ok := cond.pop(false)
+			if !ok {
+				break
+			}
+			process(cs)
 		}
-		if math.IsNaN(weight) {
-			weight = 0
-		} else if o.Weighting != WeightEqual {
-			weighted++
+	}
+	for {
+		cs, ok := cond.pop(true)
+		if !ok {
+			break
 		}
-		var cellsIdx [4]int
-		var shares [4]float64
-		n := 0
-		if common < 0 {
-			n = attribute(o.Attribution, rpmAxis, mapAxis, s.RPM, s.MAP, &cellsIdx, &shares)
-		}
-		for c := 0; c < ncyl; c++ {
-			meas := s.AFR[c]
-			if (!dyno.Has(meas) || afr.IsSentinel(meas)) && dyno.Has(s.Lambda[c]) {
-				meas = o.Fuel.AFR(s.Lambda[c])
-			}
-			if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) {
-				continue // the cylinder has no wideband in this log
-			}
-			acc := &cyls[c]
-			if !acc.seen {
-				acc.seen = true
-				acc.cells = make([]cellAcc, nr*nc)
-				for i := range acc.cells {
-					acc.cells[i].knockMax, acc.cells[i].iatMax = math.NaN(), math.NaN()
-				}
-			}
-			if common >= 0 {
-				acc.rejected[common]++
-				continue
-			}
-			target := s.AFRCommanded[c]
-			if o.Targets != nil {
-				target = o.Targets.At(s.RPM, s.MAP)
-			}
-			f := o.Filter
-			switch {
-			case !dyno.Has(meas):
-				acc.rejected[RejectNoAFR]++
-				continue
-			case !dyno.Has(target):
-				acc.rejected[RejectNoTarget]++
-				continue
-			case meas > f.FuelCutAFR && f.FuelCutAFR > 0:
-				acc.rejected[RejectDecel]++
-				continue
-			case meas < f.AFRMin || meas > f.AFRMax || target < f.AFRMin || target > f.AFRMax:
-				acc.rejected[RejectAFRRange]++
-				continue
-			case weight <= 0 || (o.Weighting != WeightEqual && weight < 5):
-				acc.rejected[RejectLowWeight]++
-				continue
-			}
-			acc.accepted++
-			mult := meas / target
-			for k := 0; k < n; k++ {
-				acc.cells[cellsIdx[k]].add(shares[k], weight, mult, meas, target, s, c)
-			}
-		}
+		process(cs)
 	}
 	if o.Weighting == WeightPower && weighted == 0 && samples > 0 {
 		return nil, fmt.Errorf("%w: weighting by power, but no sample of %s has power (HP)", ErrMissingChannel, nameOr(layout.Name))
 	}
-	res := &Result{Source: layout.Name, Format: layout.Format, Grid: o.Grid, Samples: samples, Options: o, Delay: o.SensorDelay}
+	g.trim(o.MinSamples)
+	res := &Result{Source: layout.Name, Format: layout.Format, Grid: Grid{RPM: g.rpm, MAP: g.load}, Samples: samples,
+		Options: o, Delay: o.SensorDelay, Load: axis, LoadWhy: axisWhy, Channels: report, Combined: combined}
+	if !o.NoLearnDelay {
+		res.Delay = dyno.TransportDelay{}
+	}
+	res.Options.Grid = res.Grid
+	res.Target = targetText(o.Targets, report)
+	if n := retime.Report(); n.Changed() {
+		res.Notes = append(res.Notes, n.String())
+	}
+	if g.addedR0+g.addedR1+g.addedL0+g.addedL1 > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("grid extended to the data: RPM %s..%s, load %s..%s",
+			formatAxis(g.rpm[0]), formatAxis(g.rpm[len(g.rpm)-1]), formatAxis(g.load[0]), formatAxis(g.load[len(g.load)-1])))
+	}
 	if auto != nil {
 		res.Delay = auto.Delay()
 		if est, err := auto.Estimate(); err != nil {
@@ -215,13 +172,229 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			res.DelayEstimate = &est
 		}
 	}
-	for c := range cyls {
-		if !cyls[c].seen {
+	for c := 0; c < ncyl; c++ {
+		if !seen[c] {
 			continue
 		}
-		res.Cylinders = append(res.Cylinders, a.finish(c, &cyls[c]))
+		cr, err := a.finish(c, g)
+		if err != nil {
+			return nil, err
+		}
+		cr.Combined = combined
+		res.Cylinders = append(res.Cylinders, cr)
 	}
 	return res, nil
+}
+
+// accumulate checks a conditioned sample against the ranges and every
+// cylinder's wideband and target, and adds it to the grid. It reports
+// whether the sample had a weight of its own (torque or power weighting).
+func (a *analyzer) accumulate(g *growGrid, cs *condSample, ncyl int, combined bool, seen []bool) bool {
+	o := a.opts
+	f := o.Filter
+	s := &cs.s
+	common := a.rangeCheck(s, cs)
+	if common < 0 {
+		common = cs.reason
+	}
+	if common < 0 && !g.covers(cs.rpm, cs.load) {
+		common = RejectOffGrid
+	}
+	weight := 1.0
+	switch o.Weighting {
+	case WeightTorque:
+		weight = math.Max(0, s.Torque)
+	case WeightPower:
+		weight = math.Max(0, s.Power)
+	}
+	hadWeight := false
+	if math.IsNaN(weight) {
+		weight = 0
+	} else if o.Weighting != WeightEqual {
+		hadWeight = true
+	}
+	var qi, qj int
+	var fr, fm float64
+	var phi [4]float64
+	if common < 0 {
+		qi, qj, fr, fm = g.place(cs.rpm, cs.load)
+		phi = quadPhi(fr, fm)
+	}
+	for c := 0; c < ncyl; c++ {
+		meas := s.AFR[c]
+		if (!dyno.Has(meas) || meas <= 1 || afr.IsSentinel(meas)) && dyno.Has(s.Lambda[c]) && s.Lambda[c] > 0 {
+			meas = o.Fuel.AFR(s.Lambda[c])
+		}
+		if meas <= 1 || afr.IsSentinel(meas) {
+			meas = math.NaN() // no reading
+		}
+		if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) && o.Targets == nil {
+			continue // the cylinder has no wideband in this log
+		}
+		if !dyno.Has(meas) && !seen[c] {
+			continue
+		}
+		acc := g.acc(c)
+		seen[c] = true
+		if common >= 0 {
+			acc.rejected[common]++
+			continue
+		}
+		target := s.AFRCommanded[c]
+		if o.Targets != nil {
+			target = o.Targets.At(cs.rpm, cs.load)
+		}
+		switch {
+		case !dyno.Has(meas):
+			acc.rejected[RejectNoAFR]++
+			continue
+		case !dyno.Has(target):
+			acc.rejected[RejectNoTarget]++
+			continue
+		case meas > f.FuelCutAFR && f.FuelCutAFR > 0:
+			acc.rejected[RejectDecel]++
+			continue
+		case meas < f.AFRMin || meas > f.AFRMax || target < f.AFRMin || target > f.AFRMax:
+			acc.rejected[RejectAFRRange]++
+			continue
+		case weight <= 0 || (o.Weighting != WeightEqual && weight < 5):
+			acc.rejected[RejectLowWeight]++
+			continue
+		}
+		acc.accepted++
+		mult := meas / target
+		knock := s.Knock[c]
+		if combined {
+			// One correction for every cylinder: the worst knock of any.
+			for _, k := range s.Knock {
+				if dyno.Has(k) && (!dyno.Has(knock) || k > knock) {
+					knock = k
+				}
+			}
+		}
+		if a.opts.Attribution == NearestCell {
+			idx := g.rIdx.nearest(cs.rpm)*g.cols() + g.lIdx.nearest(cs.load)
+			acc.nodes[idx].add(1, weight, mult, meas, target, s, knock)
+			acc.nodes[idx].near++
+			continue
+		}
+		nc := g.cols()
+		best := 0
+		for k := 0; k < 4; k++ {
+			if phi[k] > 0 {
+				acc.nodes[(qi+k/2)*nc+qj+k%2].add(phi[k], weight, mult, meas, target, s, knock)
+			}
+			if phi[k] > phi[best] {
+				best = k
+			}
+		}
+		acc.nodes[(qi+best/2)*nc+qj+best%2].near++
+		if len(acc.quads) > 0 {
+			q := acc.quads[qi*(nc-1)+qj]
+			if q == nil {
+				q = new(quadAcc)
+				acc.quads[qi*(nc-1)+qj] = q
+			}
+			q.add(fr, fm, weight, mult-1)
+		}
+	}
+	return hadWeight
+}
+
+// rangeCheck returns the first range check that rejects the sample for
+// every cylinder, or -1.
+func (a *analyzer) rangeCheck(s *dyno.Sample, cs *condSample) Reason {
+	f := a.opts.Filter
+	switch {
+	case !dyno.Has(cs.rpm) || !dyno.Has(cs.load):
+		return RejectNoSpeedLoad
+	case cs.rpm < f.RPMMin:
+		return RejectLowRPM
+	case dyno.Has(s.MAP) && (s.MAP < f.MAPMin || s.MAP > f.MAPMax):
+		return RejectMAPRange
+	case dyno.Has(s.TPS) && (s.TPS < f.TPSMin || s.TPS > f.TPSMax):
+		return RejectTPSRange
+	case dyno.Has(s.IAT) && (s.IAT < f.IATMin || s.IAT > f.IATMax):
+		return RejectIATRange
+	case f.MinECT > 0 && dyno.Has(s.ECT) && s.ECT < f.MinECT:
+		return RejectColdEngine
+	}
+	return -1
+}
+
+// trim drops the rows and columns the grid grew that hold too little
+// evidence to show: the grid covers where the data is, no further.
+func (g *growGrid) trim(minEvidence float64) {
+	if g.addedR0+g.addedR1+g.addedL0+g.addedL1 == 0 {
+		return
+	}
+	evidence := func(i0, i1, j0, j1 int) float64 {
+		var e float64
+		nc := g.cols()
+		for _, c := range g.cyl {
+			if c == nil {
+				continue
+			}
+			for i := i0; i <= i1; i++ {
+				for j := j0; j <= j1; j++ {
+					e = math.Max(e, c.nodes[i*nc+j].share)
+				}
+			}
+		}
+		return e
+	}
+	r0, r1, l0, l1 := 0, 0, 0, 0
+	nr, nc := g.rows(), g.cols()
+	for r0 < g.addedR0 && evidence(r0, r0, 0, nc-1) < minEvidence {
+		r0++
+	}
+	for r1 < g.addedR1 && evidence(nr-1-r1, nr-1-r1, 0, nc-1) < minEvidence {
+		r1++
+	}
+	for l0 < g.addedL0 && evidence(0, nr-1, l0, l0) < minEvidence {
+		l0++
+	}
+	for l1 < g.addedL1 && evidence(0, nr-1, nc-1-l1, nc-1-l1) < minEvidence {
+		l1++
+	}
+	if r0+r1+l0+l1 == 0 {
+		return
+	}
+	newR, newC := nr-r0-r1, nc-l0-l1
+	for _, c := range g.cyl {
+		if c == nil {
+			continue
+		}
+		nodes := make([]nodeAcc, newR*newC)
+		for i := 0; i < newR; i++ {
+			copy(nodes[i*newC:(i+1)*newC], c.nodes[(i+r0)*nc+l0:(i+r0)*nc+l0+newC])
+		}
+		var quads []*quadAcc
+		if newR > 1 && newC > 1 {
+			quads = make([]*quadAcc, (newR-1)*(newC-1))
+			for i := 0; i < newR-1; i++ {
+				copy(quads[i*(newC-1):(i+1)*(newC-1)], c.quads[(i+r0)*(nc-1)+l0:(i+r0)*(nc-1)+l0+newC-1])
+			}
+		}
+		c.nodes, c.quads = nodes, quads
+	}
+	g.rpm = append([]float64(nil), g.rpm[r0:nr-r1]...)
+	g.load = append([]float64(nil), g.load[l0:nc-l1]...)
+	g.addedR0, g.addedR1, g.addedL0, g.addedL1 = g.addedR0-r0, g.addedR1-r1, g.addedL0-l0, g.addedL1-l1
+	g.index()
+}
+
+func targetText(t dyno.Surface, rep *dyno.ChannelReport) string {
+	if t != nil {
+		if s, ok := t.(fmt.Stringer); ok {
+			return s.String()
+		}
+		return "target table"
+	}
+	if ci := rep.Find(dyno.ChanAFRCommanded, 0); ci != nil {
+		return fmt.Sprintf("the log's commanded AFR, %q", ci.Column)
+	}
+	return "the log's commanded AFR"
 }
 
 func nameOr(n string) string {
@@ -231,21 +404,37 @@ func nameOr(n string) string {
 	return n
 }
 
-// finish turns a cylinder's accumulators into its result.
-func (a *analyzer) finish(cyl int, acc *cylAcc) CylinderResult {
+// finish turns a cylinder's accumulators into its result: the node fit (or
+// the cell means), the evidence per node, smoothing and the clamp.
+func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 	o := a.opts
-	raw := MustTable(o.Grid.RPM, o.Grid.MAP, math.NaN())
-	pct := MustTable(o.Grid.RPM, o.Grid.MAP, math.NaN())
-	cells := make([]Cell, len(acc.cells))
-	for i := range acc.cells {
-		ca := &acc.cells[i]
+	acc := g.acc(cyl)
+	nr, nc := g.rows(), g.cols()
+	raw := MustTable(g.rpm, g.load, math.NaN())
+	pct := MustTable(g.rpm, g.load, math.NaN())
+	cells := make([]Cell, nr*nc)
+	evidence := make([]float64, nr*nc)
+	for i := range acc.nodes {
+		evidence[i] = acc.nodes[i].share
+	}
+	var fit *nodeFit
+	if o.Estimator == NodeFit {
+		var err error
+		fit, err = fitNodes(nr, nc, acc.quads, evidence, o.MinSamples, o.Smoothness)
+		if err != nil {
+			return CylinderResult{}, fmt.Errorf("ve: cylinder %d: %w", cyl, err)
+		}
+	}
+	for i := range acc.nodes {
+		ca := &acc.nodes[i]
 		cell := Cell{
 			Hits: ca.hits, EffectiveSamples: ca.share, Weight: ca.w,
 			Multiplier: math.NaN(), StdErr: math.NaN(), MeanAFR: math.NaN(), MeanTarget: math.NaN(),
 			Torque: math.NaN(), Power: math.NaN(), KnockMax: ca.knockMax, IATMax: ca.iatMax,
+			Resolution: math.NaN(), CellMean: math.NaN(),
 		}
 		if ca.w > 0 {
-			cell.Multiplier = ca.mean
+			cell.CellMean = ca.mean
 			cell.MeanAFR = ca.afrW / ca.w
 			cell.MeanTarget = ca.tgtW / ca.w
 			if ca.tqWsum > 0 {
@@ -254,15 +443,24 @@ func (a *analyzer) finish(cyl int, acc *cylAcc) CylinderResult {
 			if ca.hpWsum > 0 {
 				cell.Power = ca.hpW / ca.hpWsum
 			}
-			// Effective sample size for weighted data: (Σw)² / Σw².
-			nEff := ca.w * ca.w / ca.w2
-			if nEff > 1 {
-				variance := ca.m2 / ca.w * nEff / (nEff - 1)
-				cell.StdErr = math.Sqrt(math.Max(0, variance) / nEff)
+			correct := ca.share >= o.MinSamples && float64(ca.near) >= o.MinSamples
+			if fit != nil {
+				cell.Multiplier = 1 + fit.value[i]
+				cell.StdErr = fit.stdErr[i]
+				cell.Resolution = fit.resolution[i]
+				correct = correct && cell.Resolution >= o.MinResolution && Has(cell.StdErr) && cell.StdErr <= maxFitStdErr
+			} else {
+				cell.Multiplier = ca.mean
+				// Effective sample size for weighted data: (Σw)² / Σw².
+				nEff := ca.w * ca.w / ca.w2
+				if nEff > 1 {
+					variance := ca.m2 / ca.w * nEff / (nEff - 1)
+					cell.StdErr = math.Sqrt(math.Max(0, variance) / nEff)
+				}
 			}
-			raw.Values[i] = ca.mean
-			if ca.share >= o.MinSamples {
-				pct.Values[i] = (ca.mean - 1) * 100
+			raw.Values[i] = cell.Multiplier
+			if correct && Has(cell.Multiplier) {
+				pct.Values[i] = (cell.Multiplier - 1) * 100
 				cell.Confidence = grade(ca.share, cell.StdErr)
 			}
 		}
@@ -272,7 +470,7 @@ func (a *analyzer) finish(cyl int, acc *cylAcc) CylinderResult {
 		pct = SmoothK1K2(pct, o.Smoothing.Passes, o.Smoothing.GradientThreshold)
 	}
 	clamped := 0
-	corr := MustTable(o.Grid.RPM, o.Grid.MAP, 1)
+	corr := MustTable(g.rpm, g.load, 1)
 	corr.Precision = 6
 	for i, p := range pct.Values {
 		if math.IsNaN(p) {
@@ -288,7 +486,7 @@ func (a *analyzer) finish(cyl int, acc *cylAcc) CylinderResult {
 		corr.Values[i] = roundDecimal(1+p/100, corr.Precision)
 	}
 	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells,
-		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped}
+		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped}, nil
 }
 
 func grade(n, se float64) Confidence {
@@ -300,30 +498,6 @@ func grade(n, se float64) Confidence {
 	default:
 		return ConfidenceLow
 	}
-}
-
-// attribute writes the cells a sample at (rpm, mapKPa) informs and each
-// one's share, and returns how many there are (1 to 4).
-func attribute(mode Attribution, ra, ma *axisIndex, rpm, mapKPa float64, idx *[4]int, share *[4]float64) int {
-	nc := len(ma.a)
-	if mode == NearestCell {
-		idx[0] = ra.nearest(rpm)*nc + ma.nearest(mapKPa)
-		share[0] = 1
-		return 1
-	}
-	i0, i1, fr := ra.bracket(rpm)
-	j0, j1, fm := ma.bracket(mapKPa)
-	n := 0
-	for _, c := range [4]struct {
-		i, j int
-		w    float64
-	}{{i0, j0, (1 - fr) * (1 - fm)}, {i0, j1, (1 - fr) * fm}, {i1, j0, fr * (1 - fm)}, {i1, j1, fr * fm}} {
-		if c.w > 0 {
-			idx[n], share[n] = c.i*nc+c.j, c.w
-			n++
-		}
-	}
-	return n
 }
 
 // axisIndex finds a value's place on an axis, in constant time when the
@@ -371,122 +545,20 @@ func (x *axisIndex) nearest(v float64) int {
 		return i1
 	}
 	if f == 0.5 {
-		// An exact tie by the fraction may not be one by distance; decide
-		// the way Nearest does.
 		return Nearest(x.a[i0:i1+1], v) + i0
 	}
 	return i0
 }
 
-// streamState runs the checks that need the previous samples: transients
-// and decel, plus the per-sample range checks common to every cylinder.
-type streamState struct {
-	f         *Filter
-	window    time.Duration
-	hist      [64]pastSample // ring of recent samples for rate measurement
-	head, n   int
-	prevRPM   float64
-	haveRPM   bool
-	holdUntil time.Duration
-	inHold    bool
-
-	rpmLo, rpmHi, mapLo, mapHi float64
-}
-
-type pastSample struct {
-	t         time.Duration
-	tps, map_ float64
-}
-
-func newStreamState(f *Filter, g Grid) *streamState {
-	w := f.RateWindow
-	if w <= 0 {
-		w = 100 * time.Millisecond
-	}
-	st := &streamState{f: f, window: w}
-	st.rpmLo, st.rpmHi = gridReach(g.RPM)
-	st.mapLo, st.mapHi = gridReach(g.MAP)
-	return st
-}
-
-// gridReach returns how far a grid axis reaches: half a bin beyond each
-// edge. A sample further out says nothing about the edge cell.
-func gridReach(a []float64) (lo, hi float64) {
-	if len(a) < 2 {
-		return math.Inf(-1), math.Inf(1)
-	}
-	n := len(a)
-	return a[0] - (a[1]-a[0])/2, a[n-1] + (a[n-1]-a[n-2])/2
-}
-
-// reference returns the newest remembered sample at least the rate window
-// older than now, or the oldest one when none is that old.
-func (st *streamState) reference(now time.Duration) (pastSample, bool) {
-	if st.n == 0 {
-		return pastSample{}, false
-	}
-	oldest := st.hist[(st.head-st.n+len(st.hist)*2)%len(st.hist)]
-	if now-oldest.t < st.window {
-		return oldest, true // nothing old enough (or a log without time): O(1)
-	}
-	for k := 0; k < st.n; k++ {
-		p := st.hist[(st.head-1-k+len(st.hist)*2)%len(st.hist)]
-		if now-p.t >= st.window {
-			return p, true
+// sortedReasons returns the rejection reasons of r with a count, most
+// frequent first.
+func sortedReasons(r Rejections) []Reason {
+	var out []Reason
+	for i, n := range r {
+		if n > 0 {
+			out = append(out, Reason(i))
 		}
 	}
-	return oldest, true
-}
-
-// check returns the first reason that rejects the sample for every
-// cylinder, or -1.
-func (st *streamState) check(s *dyno.Sample) Reason {
-	f := st.f
-	transient := false
-	if ref, ok := st.reference(s.Time); ok && s.Time > ref.t {
-		dt := (s.Time - ref.t).Seconds()
-		if f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(ref.tps) && math.Abs(s.TPS-ref.tps)/dt > f.MaxTPSRate {
-			transient = true
-		}
-		if f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(ref.map_) && math.Abs(s.MAP-ref.map_)/dt > f.MaxMAPRate {
-			transient = true
-		}
-	} else if ok && s.Time < ref.t {
-		st.n = 0 // time went backwards (a new log section): start over
-	}
-	rpmFalling := st.haveRPM && dyno.Has(s.RPM) && s.RPM < st.prevRPM
-	if transient {
-		st.holdUntil = s.Time + f.TransientHold
-		st.inHold = true
-	}
-	inHold := st.inHold && s.Time < st.holdUntil
-	st.inHold = inHold
-	st.hist[st.head] = pastSample{t: s.Time, tps: s.TPS, map_: s.MAP}
-	st.head = (st.head + 1) % len(st.hist)
-	st.n = min(st.n+1, len(st.hist))
-	if dyno.Has(s.RPM) {
-		st.prevRPM, st.haveRPM = s.RPM, true
-	}
-
-	switch {
-	case !dyno.Has(s.RPM) || !dyno.Has(s.MAP):
-		return RejectNoSpeedLoad
-	case s.RPM < f.RPMMin:
-		return RejectLowRPM
-	case s.MAP < f.MAPMin || s.MAP > f.MAPMax:
-		return RejectMAPRange
-	case dyno.Has(s.TPS) && (s.TPS < f.TPSMin || s.TPS > f.TPSMax):
-		return RejectTPSRange
-	case dyno.Has(s.IAT) && (s.IAT < f.IATMin || s.IAT > f.IATMax):
-		return RejectIATRange
-	case s.RPM < st.rpmLo || s.RPM > st.rpmHi || s.MAP < st.mapLo || s.MAP > st.mapHi:
-		return RejectOffGrid
-	case f.MinECT > 0 && dyno.Has(s.ECT) && s.ECT < f.MinECT:
-		return RejectColdEngine
-	case f.DecelTPS > 0 && dyno.Has(s.TPS) && s.TPS <= f.DecelTPS && rpmFalling:
-		return RejectDecel
-	case transient || inHold:
-		return RejectTransient
-	}
-	return -1
+	sort.SliceStable(out, func(i, j int) bool { return r[out[i]] > r[out[j]] })
+	return out
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // A cell that reads 14.0 against a 13.0 target is lean: it needs 14/13 of
-// its fuel, a +7.7 % correction, which the default clamp limits to +7 %.
+// its fuel, a +7.7 % correction, which a 7 % clamp limits to +7 %.
 func ExampleNew() {
 	layout := dyno.Layout{Name: "hold", Cylinders: 1, Channels: dyno.NewChannelSet(dyno.ChanRPM, dyno.ChanMAP, dyno.ChanAFR, dyno.ChanAFRCommanded)}
 	var samples []dyno.Sample
@@ -23,7 +23,7 @@ func ExampleNew() {
 		s.AFR[dyno.Front], s.AFRCommanded[dyno.Front] = 14.0, 13.0
 		samples = append(samples, s)
 	}
-	a, err := ve.New(ve.Options{Attribution: ve.NearestCell})
+	a, err := ve.New(ve.Options{Attribution: ve.NearestCell, ClampPercent: 7})
 	if err != nil {
 		panic(err)
 	}

@@ -11,7 +11,17 @@ import (
 	"strings"
 
 	"github.com/dynoai/dynoai/afr"
+	"github.com/dynoai/dynoai/dyno"
 )
+
+// Name returns the name files use for the cylinder: CylinderName, or
+// "Combined" for one wideband's correction of every cylinder.
+func (c *CylinderResult) Name() string {
+	if c.Combined {
+		return "Combined"
+	}
+	return CylinderName(c.Cylinder)
+}
 
 // CylinderName returns the name files use for cylinder c: "Front" and
 // "Rear" for a V-twin's two, "Cyl3" and so on after.
@@ -105,7 +115,7 @@ func (r *Result) Anomalies() []Anomaly {
 	g := r.Grid
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
-		name := CylinderName(cr.Cylinder)
+		name := cr.Name()
 		spark := cr.SparkSuggestions()
 		for i := range g.RPM {
 			for j := range g.MAP {
@@ -122,7 +132,7 @@ func (r *Result) Anomalies() []Anomaly {
 					out = append(out, Anomaly{"noisy_cell", name, rpm, mp, cell.StdErr,
 						fmt.Sprintf("standard error %.1f %% over %.0f samples: check the wideband and for transients", cell.StdErr*100, cell.EffectiveSamples)})
 				}
-				if mp >= 85 && cell.MeanAFR-cell.MeanTarget > 0.5 {
+				if r.Load == LoadMAP && mp >= 85 && cell.MeanAFR-cell.MeanTarget > 0.5 {
 					out = append(out, Anomaly{"lean_under_load", name, rpm, mp, cell.MeanAFR - cell.MeanTarget,
 						fmt.Sprintf("%.2f AFR lean of target at high load: fix before more pulls", cell.MeanAFR-cell.MeanTarget)})
 				}
@@ -143,7 +153,7 @@ func (r *Result) Anomalies() []Anomaly {
 				}
 				if d := (ca.Multiplier - cb.Multiplier) * 100; math.Abs(d) > 3 {
 					out = append(out, Anomaly{"cylinder_imbalance", "", g.RPM[i], g.MAP[j], d,
-						fmt.Sprintf("%s and %s need corrections %.1f %% apart: check injectors and exhaust leaks", CylinderName(a.Cylinder), CylinderName(b.Cylinder), math.Abs(d))})
+						fmt.Sprintf("%s and %s need corrections %.1f %% apart: check injectors and exhaust leaks", a.Name(), b.Name(), math.Abs(d))})
 				}
 			}
 		}
@@ -179,7 +189,7 @@ func (r *Result) WriteFiles(dir string) ([]string, error) {
 	}
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
-		n := CylinderName(cr.Cylinder)
+		n := cr.Name()
 		pct := cr.Percent()
 		steps := []struct {
 			name string
@@ -222,13 +232,26 @@ func (r *Result) WriteFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-// WriteReport writes a readable summary: per cylinder the correction grid
-// with hits, what was rejected and why, and the anomalies.
+// WriteReport writes a readable summary: the channels the log gave, the
+// settings, per cylinder the correction grid with hits, what was rejected
+// and why, the anomalies, and, when nothing could be corrected, why and
+// what to try.
 func (r *Result) WriteReport(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "DynoAI %s analysis of %s (%s)\n", Version, nameOr(r.Source), r.Format)
-	fmt.Fprintf(&b, "samples read: %d; grid %d RPM x %d MAP; attribution %s, weighting %s, min samples %g, clamp ±%g %%\n",
-		r.Samples, len(r.Grid.RPM), len(r.Grid.MAP), r.Options.Attribution, r.Options.Weighting, r.Options.MinSamples, r.Options.ClampPercent)
+	if r.Channels != nil {
+		b.WriteString(r.Channels.String())
+	}
+	fmt.Fprintf(&b, "samples read: %d; grid %d RPM x %d %s; load axis %s (%s); estimator %s, weighting %s, min samples %g, clamp ±%g %%\n",
+		r.Samples, len(r.Grid.RPM), len(r.Grid.MAP), r.loadUnit(), r.Load, r.LoadWhy, r.Options.Estimator, r.Options.Weighting,
+		r.Options.MinSamples, r.Options.ClampPercent)
+	fmt.Fprintf(&b, "target: %s\n", r.Target)
+	if r.Combined {
+		b.WriteString("one wideband for all cylinders: one combined correction, to apply to every cylinder's table\n")
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
 	switch {
 	case r.DelayEstimate != nil:
 		fmt.Fprintf(&b, "wideband delay learned from the log: %v (confidence %.2f, %d pairs); undone: %v + %.0f/rpm s\n",
@@ -243,8 +266,8 @@ func (r *Result) WriteReport(w io.Writer) error {
 	}
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
-		fmt.Fprintf(&b, "\n%s cylinder: %d samples accepted, %d rejected, %d cells clamped\n",
-			CylinderName(cr.Cylinder), cr.Accepted, cr.Rejected.Total(), cr.Clamped)
+		fmt.Fprintf(&b, "\n%s: %d samples accepted, %d rejected, %d cells corrected, %d clamped\n",
+			strings.ToLower(cr.Name()), cr.Accepted, cr.Rejected.Total(), cr.Corrected(), cr.Clamped)
 		for _, reason := range Reasons() {
 			if n := cr.Rejected[reason]; n > 0 {
 				fmt.Fprintf(&b, "  rejected %-14s %d\n", reason.String()+":", n)
@@ -253,7 +276,7 @@ func (r *Result) WriteReport(w io.Writer) error {
 		b.WriteString("  VE correction % (hits); '.' = not enough evidence\n")
 		fmt.Fprintf(&b, "  %6s", "RPM")
 		for _, m := range r.Grid.MAP {
-			fmt.Fprintf(&b, " %13s", formatAxis(m)+" kPa")
+			fmt.Fprintf(&b, " %13s", formatAxis(m)+" "+r.loadUnit())
 		}
 		b.WriteByte('\n')
 		for i, rpm := range r.Grid.RPM {
@@ -279,7 +302,7 @@ func (r *Result) WriteReport(w io.Writer) error {
 		}
 		where := ""
 		if a.RPM != 0 || a.MAP != 0 {
-			where = fmt.Sprintf(" at %s RPM / %s kPa", formatAxis(a.RPM), formatAxis(a.MAP))
+			where = fmt.Sprintf(" at %s RPM / %s %s", formatAxis(a.RPM), formatAxis(a.MAP), r.loadUnit())
 		}
 		cyl := ""
 		if a.Cylinder != "" {
@@ -287,19 +310,55 @@ func (r *Result) WriteReport(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  [%s]%s%s: %s\n", a.Kind, cyl, where, a.Detail)
 	}
+	if r.Corrected() == 0 {
+		b.WriteString("\nno cell has the evidence for a correction.\n")
+		for _, adv := range r.Advice() {
+			fmt.Fprintf(&b, "  - %s\n", adv)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// loadUnit names the load axis's unit for reports.
+func (r *Result) loadUnit() string {
+	switch r.Load {
+	case LoadTPS:
+		return "%"
+	case LoadECU:
+		if ci := r.Channels.Find(dyno.ChanLoad, 0); ci != nil && ci.Unit == dyno.UnitPercent {
+			return "%"
+		}
+	}
+	return "kPa"
+}
+
 // Document is the JSON form of a Result. Empty cells are null.
 type Document struct {
-	Schema    string             `json:"schema"` // "dynoai.result@1"
-	Version   string             `json:"library_version"`
-	Source    string             `json:"source"`
-	Format    string             `json:"format"`
-	Samples   int                `json:"samples"`
-	RPM       []float64          `json:"rpm"`
-	MAP       []float64          `json:"map_kpa"`
+	Schema  string    `json:"schema"` // "dynoai.result@2"
+	Version string    `json:"library_version"`
+	Source  string    `json:"source"`
+	Format  string    `json:"format"`
+	Samples int       `json:"samples"`
+	RPM     []float64 `json:"rpm"`
+	// MAP is the load axis: kPa for MAP, percent for throttle; LoadAxis
+	// and LoadUnit say which.
+	MAP      []float64 `json:"map_kpa"`
+	LoadAxis string    `json:"load_axis"`
+	LoadUnit string    `json:"load_unit"`
+	LoadWhy  string    `json:"load_reason"`
+	Target   string    `json:"target"`
+	// Combined is set when one wideband measured every cylinder: the one
+	// "combined" cylinder's correction is for every cylinder's table.
+	Combined bool `json:"combined"`
+	// Channels is the channel report of the log: what fed each channel,
+	// in which unit and why, its health, and what was left out.
+	Channels *dyno.ChannelReport `json:"channels,omitempty"`
+	Notes    []string            `json:"notes,omitempty"`
+	// Corrected counts the cells with a correction, all cylinders; when it
+	// is zero, Advice says why and what to try.
+	Corrected int                `json:"cells_corrected"`
+	Advice    []string           `json:"advice,omitempty"`
 	Settings  DocumentSettings   `json:"settings"`
 	Cylinders []DocumentCylinder `json:"cylinders"`
 	Anomalies []Anomaly          `json:"anomalies"`
@@ -310,6 +369,7 @@ type Document struct {
 // DocumentSettings records the analyzer settings in a Document.
 type DocumentSettings struct {
 	Attribution  string  `json:"attribution"`
+	Estimator    string  `json:"estimator"`
 	Weighting    string  `json:"weighting"`
 	MinSamples   float64 `json:"min_samples"`
 	ClampPercent float64 `json:"clamp_percent"`
@@ -326,6 +386,7 @@ type DocumentSettings struct {
 // DocumentCylinder is one cylinder of a Document.
 type DocumentCylinder struct {
 	Name       string         `json:"name"`
+	Combined   bool           `json:"combined"`
 	Accepted   int            `json:"accepted"`
 	Rejected   map[string]int `json:"rejected"`
 	Clamped    int            `json:"cells_clamped"`
@@ -334,6 +395,7 @@ type DocumentCylinder struct {
 	Hits       [][]int        `json:"hits"`
 	Confidence [][]string     `json:"confidence"`
 	StdErr     [][]*float64   `json:"std_err"`
+	Resolution [][]*float64   `json:"resolution,omitempty"`
 	AFRError   [][]*float64   `json:"afr_error"`
 }
 
@@ -353,13 +415,18 @@ func jsonGrid(t *Table) [][]*float64 {
 
 // Document returns the result as a JSON-ready document.
 func (r *Result) Document() Document {
-	d := Document{Schema: "dynoai.result@1", Version: Version, Source: r.Source, Format: r.Format,
-		Samples: r.Samples, RPM: r.Grid.RPM, MAP: r.Grid.MAP, Anomalies: r.Anomalies(), DelayEstimate: r.DelayEstimate}
+	d := Document{Schema: "dynoai.result@2", Version: Version, Source: r.Source, Format: r.Format,
+		Samples: r.Samples, RPM: r.Grid.RPM, MAP: r.Grid.MAP, Anomalies: r.Anomalies(), DelayEstimate: r.DelayEstimate,
+		LoadAxis: r.Load.String(), LoadUnit: r.loadUnit(), LoadWhy: r.LoadWhy, Target: r.Target, Combined: r.Combined,
+		Channels: r.Channels, Notes: r.Notes, Corrected: r.Corrected()}
+	if d.Corrected == 0 {
+		d.Advice = r.Advice()
+	}
 	o := r.Options
-	d.Settings = DocumentSettings{Attribution: o.Attribution.String(), Weighting: o.Weighting.String(),
+	d.Settings = DocumentSettings{Attribution: o.Attribution.String(), Estimator: o.Estimator.String(), Weighting: o.Weighting.String(),
 		MinSamples: o.MinSamples, ClampPercent: o.ClampPercent, Smoothing: o.Smoothing.Kernels,
 		SmoothPasses: o.Smoothing.Passes, Fuel: o.Fuel.Name, SensorDelay: r.Delay.Fixed.String(),
-		DelayPerRPM: r.Delay.PerRPM, LearnDelay: o.LearnDelay, TargetSource: "commanded"}
+		DelayPerRPM: r.Delay.PerRPM, LearnDelay: !o.NoLearnDelay, TargetSource: "commanded"}
 	if o.Targets != nil {
 		d.Settings.TargetSource = "table"
 	}
@@ -371,10 +438,13 @@ func (r *Result) Document() Document {
 	}
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
-		dc := DocumentCylinder{Name: CylinderName(cr.Cylinder), Accepted: cr.Accepted, Rejected: cr.Rejected.Map(),
+		dc := DocumentCylinder{Name: cr.Name(), Combined: cr.Combined, Accepted: cr.Accepted, Rejected: cr.Rejected.Map(),
 			Clamped: cr.Clamped, Multiplier: jsonGrid(cr.Correction), Percent: jsonGrid(cr.Percent()),
 			AFRError: jsonGrid(cr.AFRError()),
 			StdErr:   jsonGrid(cr.grid(6, func(x Cell) float64 { return x.StdErr }))}
+		if o.Estimator == NodeFit {
+			dc.Resolution = jsonGrid(cr.grid(3, func(x Cell) float64 { return x.Resolution }))
+		}
 		rows, cols := cr.Correction.Rows(), cr.Correction.Cols()
 		dc.Hits = make([][]int, rows)
 		dc.Confidence = make([][]string, rows)

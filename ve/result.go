@@ -102,16 +102,26 @@ func (c Confidence) String() string {
 // MarshalText writes the confidence's name.
 func (c Confidence) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
-// Cell is the evidence behind one cell of one cylinder.
+// Cell is the evidence behind one node (cell) of one cylinder's table.
 type Cell struct {
-	Hits             int     // samples that touched the cell (any share)
-	EffectiveSamples float64 // sum of the samples' shares in the cell
+	Hits             int     // samples that touched the node (any share)
+	EffectiveSamples float64 // sum of the samples' bilinear shares on the node: its evidence
 	Weight           float64 // sum of share x weight
-	// Multiplier is the weighted mean of measured/target; NaN when the cell
-	// saw nothing.
+	// Multiplier is the node's estimate of measured/target: the node fit's
+	// value (NodeFit), or the weighted cell mean (CellMean); NaN when the
+	// node saw nothing. The correction applied is this, smoothed and
+	// clamped, where Confidence is not ConfidenceNone.
 	Multiplier float64
-	// StdErr is the standard error of Multiplier (NaN with under two samples).
-	StdErr     float64
+	// CellMean is the weighted mean of measured/target over the samples
+	// attributed to the node, whatever the estimator.
+	CellMean float64
+	// StdErr is the standard error of Multiplier: from the fit's
+	// covariance and the local residuals (NodeFit), or of the mean; NaN
+	// when it cannot be told.
+	StdErr float64
+	// Resolution is how much of the node's fitted value comes from its own
+	// samples rather than its neighbours', 0..1 (NodeFit; NaN otherwise).
+	Resolution float64
 	Confidence Confidence
 	MeanAFR    float64 // weighted mean measured AFR
 	MeanTarget float64 // weighted mean target AFR
@@ -124,7 +134,13 @@ type Cell struct {
 
 // CylinderResult is one cylinder's analysis.
 type CylinderResult struct {
+	// Cylinder is the slot (0 front, 1 rear, ...). With Combined it is 0
+	// and the correction is for every cylinder.
 	Cylinder int
+	// Combined is set when one wideband measured every cylinder (a
+	// collector probe): the correction is the engine's as a whole, to
+	// apply to every cylinder's table.
+	Combined bool
 	// Correction holds the multiplier to apply to each VE cell: 1.0 where
 	// the evidence is insufficient, smoothed and clamped where it counts.
 	Correction *Table
@@ -143,12 +159,27 @@ func (c *CylinderResult) Cell(i, j int) Cell { return c.Cells[i*c.Correction.Col
 
 // Result is the outcome of an analysis.
 type Result struct {
-	Source    string // the source's name
-	Format    string // the source's format
+	Source string // the source's name
+	Format string // the source's format
+	// Grid is the grid the corrections are on: the one given, or the
+	// default grid as extended to the data.
 	Grid      Grid
 	Samples   int // samples read
 	Cylinders []CylinderResult
 	Options   Options // the settings used, defaults filled in
+	// Load is the load axis (the grid's second axis) and LoadWhy why it
+	// was chosen.
+	Load    LoadAxis
+	LoadWhy string
+	// Target says where the target AFR came from.
+	Target string
+	// Combined is set when the log has one wideband for every cylinder.
+	Combined bool
+	// Channels is the source's channel report, when it has one.
+	Channels *dyno.ChannelReport
+	// Notes are remarks on what the analysis did to the log as a whole (a
+	// time base rebuilt, a grid extended).
+	Notes []string
 	// Delay is the transport delay the analysis undid: Options.SensorDelay,
 	// or with LearnDelay the one learned (or its fallback).
 	Delay dyno.TransportDelay
@@ -166,4 +197,93 @@ func (r *Result) Cylinder(c int) *CylinderResult {
 		}
 	}
 	return nil
+}
+
+// Corrected counts the cells the cylinder corrects (with evidence enough,
+// Confidence above ConfidenceNone).
+func (c *CylinderResult) Corrected() int {
+	n := 0
+	for _, cell := range c.Cells {
+		if cell.Confidence != ConfidenceNone {
+			n++
+		}
+	}
+	return n
+}
+
+// Corrected counts the corrected cells over every cylinder.
+func (r *Result) Corrected() int {
+	n := 0
+	for i := range r.Cylinders {
+		n += r.Cylinders[i].Corrected()
+	}
+	return n
+}
+
+// Advice says, for a result without a single correction, why (the most
+// frequent rejection reasons) and what to try: a flag, a unit, a channel.
+// It is empty when something was corrected.
+func (r *Result) Advice() []string {
+	if r.Corrected() > 0 {
+		return nil
+	}
+	var tot Rejections
+	accepted := 0
+	for i := range r.Cylinders {
+		cr := &r.Cylinders[i]
+		accepted += cr.Accepted
+		for k, n := range cr.Rejected {
+			tot[k] += n
+		}
+	}
+	var out []string
+	if len(r.Cylinders) == 0 || r.Samples == 0 {
+		return []string{"the log has no rows with a wideband reading: check the channel report for the AFR column"}
+	}
+	reasons := sortedReasons(tot)
+	all := tot.Total() + accepted
+	for k, reason := range reasons {
+		if k == 3 {
+			break
+		}
+		pct := 100 * float64(tot[reason]) / float64(max(1, all))
+		out = append(out, fmt.Sprintf("%.0f %% of samples rejected as %s: %s", pct, reason, reasonAdvice(reason, r)))
+	}
+	if accepted > 0 {
+		out = append(out, fmt.Sprintf("%d samples were accepted, but no cell reached %g effective samples resolved on its own: log longer steady-state pulls or holds through the cells, or lower the evidence floor (-min-samples)", accepted, r.Options.MinSamples))
+	}
+	return out
+}
+
+// reasonAdvice says what to try against a rejection reason.
+func reasonAdvice(reason Reason, r *Result) string {
+	switch reason {
+	case RejectColdEngine:
+		return "the engine was below the warm-up threshold: log it warm, or check the coolant unit (-unit ect=C or -unit ect=F)"
+	case RejectOffGrid:
+		return "the data lies outside the grid: drop -grid/-targets grid limits or let the default grid extend"
+	case RejectNoAFR:
+		return "the wideband gave no reading there: check the AFR column in the channel report (-map afr=COLUMN)"
+	case RejectNoTarget:
+		return "no target for those samples: give -targets FILE or -target-afr 13.2"
+	case RejectAFRRange:
+		return "AFR or target outside the fuel's range: check the fuel (-fuel) and the wideband's unit (-unit afr=lambda)"
+	case RejectDecel:
+		return "closed throttle, falling rpm or fuel cut: log pulls and steady holds, not coast-downs"
+	case RejectTransient:
+		return "throttle or MAP moving fast: hold the throttle steady through the cells"
+	case RejectLowRPM:
+		return "engine speed below the minimum: check the rpm unit (-unit rpm=krpm)"
+	case RejectMAPRange:
+		return "MAP outside the plausible range: check its unit (-unit map=psi, -unit map=bar)"
+	case RejectTPSRange:
+		return "throttle outside 0..100 %: check the TPS column (-map tps=COLUMN)"
+	case RejectIATRange:
+		return "intake air temperature implausible: check its unit (-unit iat=C or -unit iat=F)"
+	case RejectNoSpeedLoad:
+		return "rows without engine speed or load: check the channel report (-map rpm=COLUMN, -map map=COLUMN, -load tps)"
+	case RejectLowWeight:
+		return "torque or power too small for the weighting: use -weighting equal"
+	}
+	return "see the channel report"
 }

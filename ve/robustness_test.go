@@ -32,7 +32,7 @@ import (
 // learned from the log ("turn on by default whatever it takes"). It returns
 // each cylinder's correction table.
 func analyzeDefault(ctx context.Context, src dyno.Source, grid ve.Grid, targets dyno.Surface) (map[int]*ve.Table, error) {
-	a, err := ve.New(ve.Options{Grid: grid, Targets: targets, LearnDelay: true})
+	a, err := ve.New(ve.Options{Grid: grid, Targets: targets})
 	if err != nil {
 		return nil, err
 	}

@@ -69,14 +69,14 @@ func TestAnalyzerLearnsSensorDelay(t *testing.T) {
 		require.NoError(t, err)
 		return s
 	}
-	learned, err := New(Options{Grid: g, ClampPercent: 20, LearnDelay: true})
+	learned, err := New(Options{Grid: g, ClampPercent: 20})
 	require.NoError(t, err)
 	res, err := learned.Analyze(t.Context(), sim())
 	require.NoError(t, err)
 	require.NotNil(t, res.DelayEstimate, "no estimate: %s", res.DelayNote)
 	require.InDelta(t, delay.Seconds(), res.DelayEstimate.Overall.Seconds(), 0.05)
 
-	given, err := New(Options{Grid: g, ClampPercent: 20, SensorDelay: dyno.TransportDelay{Fixed: delay}})
+	given, err := New(Options{Grid: g, ClampPercent: 20, NoLearnDelay: true, SensorDelay: dyno.TransportDelay{Fixed: delay}})
 	require.NoError(t, err)
 	ref, err := given.Analyze(t.Context(), sim())
 	require.NoError(t, err)

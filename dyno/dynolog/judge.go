@@ -437,9 +437,17 @@ func (r *Reader) inferTemperatures(cols []*column) {
 	if len(open) == 0 {
 		return
 	}
+	// Judge each channel once, on its best-ranked column (duplicates of a
+	// channel in other modules say the same).
 	pc, pf := 1.0, 1.0
 	var ranges []string
+	judged := map[dyno.Channel]bool{}
+	slices.SortStableFunc(open, func(a, b *column) int { return a.rank - b.rank })
 	for _, c := range open {
+		if judged[c.ch] {
+			continue
+		}
+		judged[c.ch] = true
 		s := summarize(c.vals, nil)
 		pc *= tempPlausibility(c.ch, s)
 		f := s

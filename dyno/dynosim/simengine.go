@@ -229,13 +229,13 @@ func GridSurface(rpm, mapKPa, values []float64) (dyno.Surface, error) {
 }
 
 // NodeTruth returns an ECU VE table and the engine's true VE on the grid
-// rpm × mapKPa such that the correction the ECU's table needs at node k is
-// exactly mult[k]: ecu is base sampled at every node, truth the same times
-// mult[k] (row-major by rpm, as in GridSurface), both bilinear between
-// nodes and held at the grid's edges. At a node the simulated engine burns
-// exactly target × mult[k]; between nodes truth / ecu is the ratio of two
-// bilinear tables, as on an engine whose ECU table is off node by node.
-// Each multiplier must be finite and within 1/3..3.
+// rpm × mapKPa such that the correction the ECU's table needs is mult[k]
+// at node k and bilinear between nodes: ecu is base sampled at every node
+// (bilinear between them, held at the edges, as an ECU interpolates its
+// table), and truth is ecu times the bilinear interpolation of mult, so
+// that everywhere the simulated engine burns exactly target × the
+// interpolated multiplier. Each multiplier must be finite and within
+// 1/3..3.
 func NodeTruth(base dyno.Surface, rpm, mapKPa, mult []float64) (ecu, truth dyno.Surface, err error) {
 	if err := checkSimAxis("rpm", rpm); err != nil {
 		return nil, nil, err
@@ -247,7 +247,7 @@ func NodeTruth(base dyno.Surface, rpm, mapKPa, mult []float64) (ecu, truth dyno.
 	if len(mult) != n {
 		return nil, nil, simErr("mult", "%d multipliers for a %d × %d grid", len(mult), len(rpm), len(mapKPa))
 	}
-	ev, tv := make([]float64, n), make([]float64, n)
+	ev := make([]float64, n)
 	for i, r := range rpm {
 		for j, m := range mapKPa {
 			k := i*len(mapKPa) + j
@@ -255,14 +255,24 @@ func NodeTruth(base dyno.Surface, rpm, mapKPa, mult []float64) (ecu, truth dyno.
 				return nil, nil, simErr("mult", "multiplier %d (rpm %v, map %v) is %v, want 1/3..3", k, r, m, c)
 			}
 			ev[k] = base.At(r, m)
-			tv[k] = ev[k] * mult[k]
 		}
 	}
 	e, err := GridSurface(rpm, mapKPa, ev)
 	if err != nil {
 		return nil, nil, err
 	}
-	return e, &gridSurface{rpm: slices.Clone(rpm), mp: slices.Clone(mapKPa), v: tv}, nil
+	c, err := GridSurface(rpm, mapKPa, mult)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, productSurface{e, c}, nil
+}
+
+// productSurface is the product of two surfaces.
+type productSurface struct{ a, b dyno.Surface }
+
+func (p productSurface) At(rpm, mapKPa float64) float64 {
+	return p.a.At(rpm, mapKPa) * p.b.At(rpm, mapKPa)
 }
 
 func simBracket(ax []float64, x float64) (int, int, float64) {

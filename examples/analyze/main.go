@@ -1,12 +1,22 @@
-// Command analyze turns a dyno log into VE corrections: it reads a WinPEP8,
-// Power Vision or generic CSV log (format detected), analyzes it with the
-// default analyzer, writes the correction grids, paste-ready blocks, maps,
-// spark suggestions, a report and a JSON document into an output folder,
-// and prints the report.
+// Command analyze turns a dyno or ECU log into VE corrections. It reads the
+// log (WinPEP8, Power Vision, MegaLogViewer/TunerStudio .msl, .csv and .mlg,
+// HP Tuners CSV, generic CSV; the format is detected from the content),
+// prints what it found in each column and what it made of it, analyzes it
+// with the default analyzer and writes the correction grids, paste-ready
+// blocks, maps, spark suggestions, a report and a JSON document into an
+// output folder.
 //
 //	go run ./examples/analyze -out out testdata/sample_pulls.csv
+//	go run ./examples/analyze testdata/sample_pulls.csv -out out      # flags after the log work too
+//	go run ./examples/analyze -map afr="LC2 AFR2" -unit ect=C LOG     # name a column, state a unit
+//	go run ./examples/analyze -targets targets.csv LOG                # the ECU's target table and grid
 //	go run ./examples/analyze -simulate -out out
-//	go run ./examples/analyze -compat -out out old_log.csv   # the predecessor's files, byte for byte
+//	go run ./examples/analyze -compat -out out old_log.csv            # the predecessor's files, byte for byte
+//
+// Exit status: 0 when corrections were written; 3 (ve.ExitNoCorrections)
+// when the log was refused (no live wideband, no target, no load) or
+// analyzed without a single cell the data proves, after printing why and
+// what to try; 2 for a usage error; 1 for anything else.
 package main
 
 import (
@@ -17,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,60 +39,133 @@ import (
 )
 
 type config struct {
-	out         string
-	simulate    bool
-	compat      bool
-	weighting   string
-	attribution string
-	clamp       float64
-	smooth      int
-	minSamples  float64
-	delay       time.Duration
-	learnDelay  bool
-	targets     string
-	maxBadRows  int
-	fuel        string
-	quiet       bool
-	seed        uint64
+	out           string
+	simulate      bool
+	compat        bool
+	weighting     string
+	attribution   string
+	estimator     string
+	clamp         float64
+	smooth        int
+	minSamples    float64
+	delay         time.Duration
+	noLearnDelay  bool
+	targets       string
+	targetAFR     float64
+	targetDefault bool
+	base          string
+	rpmAxis       string
+	loadAxis      string
+	load          string
+	maps          listFlag
+	units         listFlag
+	format        string
+	maxBadRows    int
+	fuel          string
+	quiet         bool
+	seed          uint64
+}
+
+// listFlag collects a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// errUsage marks errors that are the command line's fault (exit status 2).
+var errUsage = errors.New("usage")
+
+func newFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
+	fs.StringVar(&c.out, "out", "out", "output folder")
+	fs.BoolVar(&c.simulate, "simulate", false, "analyze a simulated dyno session instead of a log file")
+	fs.Uint64Var(&c.seed, "seed", 1, "simulator seed (with -simulate)")
+	fs.BoolVar(&c.compat, "compat", false, "run the predecessor's toolkit (DynoAI3Compat) and write its files")
+	fs.StringVar(&c.weighting, "weighting", "equal", "sample weighting: equal, torque or power")
+	fs.StringVar(&c.attribution, "attribution", "bilinear", "how samples are shared among nodes: bilinear or nearest")
+	fs.StringVar(&c.estimator, "estimator", "fit", "node estimate: fit (least squares on the bilinear weights) or mean (cell means)")
+	fs.Float64Var(&c.clamp, "clamp", 15, "clamp corrections to +/- this percent")
+	fs.IntVar(&c.smooth, "smooth", -1, "K1/K2 smoothing passes (0..5); -1 disables smoothing")
+	fs.Float64Var(&c.minSamples, "min-samples", 5, "evidence (effective samples) a node needs before it is corrected")
+	fs.DurationVar(&c.delay, "delay", 0, "wideband transport delay: the fallback when it cannot be learned, or the delay with -no-learn-delay")
+	fs.BoolVar(&c.noLearnDelay, "no-learn-delay", false, "do not learn the wideband delay from the log; undo -delay as given")
+	fs.StringVar(&c.targets, "targets", "", "target AFR table CSV (RPM x load); its grid becomes the output grid")
+	fs.Float64Var(&c.targetAFR, "target-afr", 0, "one target AFR everywhere, for a log without a commanded AFR")
+	fs.BoolVar(&c.targetDefault, "target-default", false, "the fuel's default target table, for a log without a commanded AFR")
+	fs.StringVar(&c.base, "base", "", "the ECU's VE table CSV: its grid becomes the output grid")
+	fs.StringVar(&c.rpmAxis, "rpm-axis", "", "output grid RPM nodes, comma-separated (with -load-axis)")
+	fs.StringVar(&c.loadAxis, "load-axis", "", "output grid load nodes (kPa or %), comma-separated (with -rpm-axis)")
+	fs.StringVar(&c.load, "load", "auto", "load axis: auto, map, tps (alpha-N) or load (the ECU's own)")
+	fs.Var(&c.maps, "map", "use a column for a channel, CHANNEL=COLUMN (repeatable), e.g. afr=\"LC2 AFR2\", afr_f=\"WBO2 F\", map=#12")
+	fs.Var(&c.units, "unit", "state a channel's unit, CHANNEL=UNIT (repeatable), e.g. ect=C, map=psi, map=psig (gauge), rpm=krpm, afr=lambda")
+	fs.StringVar(&c.format, "format", "", "force the log format (winpep8, powervision, msl, mlg, hptuners, csv, proxy)")
+	fs.IntVar(&c.maxBadRows, "max-bad-rows", 0, "skip up to this many malformed rows (-1: any) instead of failing")
+	fs.StringVar(&c.fuel, "fuel", "gasoline", "fuel: gasoline, e10, e85, ethanol, methanol")
+	fs.BoolVar(&c.quiet, "q", false, "no progress or report on stdout")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: analyze [flags] LOG [flags] | analyze -simulate [flags]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nexit status: 0 corrections written, %d refused or nothing proven, 2 usage, 1 other errors\n", ve.ExitNoCorrections)
+	}
+	return fs
+}
+
+// parseArgs parses flags anywhere among args: flag stops at the first
+// argument that is not a flag, and a tuner types "analyze LOG -out DIR".
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func main() {
 	var c config
-	flag.StringVar(&c.out, "out", "out", "output folder")
-	flag.BoolVar(&c.simulate, "simulate", false, "analyze a simulated dyno session instead of a log file")
-	flag.Uint64Var(&c.seed, "seed", 1, "simulator seed (with -simulate)")
-	flag.BoolVar(&c.compat, "compat", false, "run the predecessor's toolkit (DynoAI3Compat) and write its files")
-	flag.StringVar(&c.weighting, "weighting", "equal", "sample weighting: equal, torque or power")
-	flag.StringVar(&c.attribution, "attribution", "bilinear", "cell attribution: bilinear or nearest")
-	flag.Float64Var(&c.clamp, "clamp", 7, "clamp corrections to +/- this percent")
-	flag.IntVar(&c.smooth, "smooth", -1, "K1/K2 smoothing passes (0..5); -1 disables smoothing")
-	flag.Float64Var(&c.minSamples, "min-samples", 5, "evidence a cell needs before it is corrected")
-	flag.DurationVar(&c.delay, "delay", 0, "wideband transport delay to undo, e.g. 400ms")
-	flag.BoolVar(&c.learnDelay, "learn-delay", false, "learn the wideband delay from the log (-delay is the fallback)")
-	flag.StringVar(&c.targets, "targets", "", "target AFR table CSV (RPM x MAP); default: the log's commanded AFR")
-	flag.IntVar(&c.maxBadRows, "max-bad-rows", 0, "skip up to this many malformed rows (-1: any) instead of failing")
-	flag.StringVar(&c.fuel, "fuel", "gasoline", "fuel: gasoline, e10, e85, ethanol, methanol")
-	flag.BoolVar(&c.quiet, "q", false, "no progress or report on stdout")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: analyze [flags] LOG.csv | analyze -simulate [flags]\n\n")
-		flag.PrintDefaults()
+	fs := newFlags(&c)
+	args, err := parseArgs(fs, os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
 	}
-	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, c, flag.Args(), os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "analyze:", err)
-		os.Exit(1)
+	err = run(ctx, c, args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode reports err and returns the status it calls for.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "analyze:", err)
+		return 2
+	case errors.Is(err, ve.ErrRefused), errors.Is(err, ve.ErrNoCorrections):
+		fmt.Fprintln(stderr, "analyze:", err)
+		return ve.ExitNoCorrections
 	}
+	fmt.Fprintln(stderr, "analyze:", err)
+	return 1
 }
 
 func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer) error {
 	if c.simulate == (len(args) == 1) {
-		return errors.New("give exactly one log file, or -simulate")
+		return fmt.Errorf("%w: give exactly one log file, or -simulate", errUsage)
 	}
 	if c.compat {
 		if c.simulate {
-			return errors.New("-compat reads a log file; it cannot run on -simulate")
+			return fmt.Errorf("%w: -compat reads a log file; it cannot run on -simulate", errUsage)
 		}
 		return runCompat(ctx, c, args[0], stdout)
 	}
@@ -91,10 +175,11 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 	}
 	a, err := ve.New(opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var src dyno.Source
 	var stats func() string
+	var report *dyno.ChannelReport
 	if c.simulate {
 		sim, err := newSimulation(c.seed)
 		if err != nil {
@@ -102,6 +187,10 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		}
 		src = sim
 	} else {
+		ropts, err := readOptions(c, opts)
+		if err != nil {
+			return err
+		}
 		f, err := os.Open(args[0])
 		if err != nil {
 			return err
@@ -112,12 +201,16 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		counter := &countingReader{r: f}
-		rd, err := dynolog.NewReader(counter, args[0], dynolog.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: opts.Fuel.Stoich, Parallel: true})
+		rd, err := dynolog.NewReader(counter, args[0], ropts)
 		if err != nil {
+			var me *dynolog.MissingColumnsError
+			if errors.As(err, &me) && me.Report != nil && !c.quiet {
+				fmt.Fprint(stdout, me.Report)
+			}
 			return err
 		}
 		defer rd.Close()
-		src = rd
+		src, report = rd, rd.ChannelReport()
 		stats = func() string {
 			st := rd.Stats()
 			skipped := int64(0)
@@ -135,6 +228,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 	start := time.Now()
 	res, err := a.Analyze(ctx, src)
 	if err != nil {
+		if errors.Is(err, ve.ErrRefused) && report != nil && !c.quiet {
+			fmt.Fprint(stdout, report)
+		}
 		return err
 	}
 	elapsed := time.Since(start)
@@ -142,18 +238,93 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	if c.quiet {
-		return nil
+	if !c.quiet {
+		if err := res.WriteReport(stdout); err != nil {
+			return err
+		}
+		if stats != nil {
+			fmt.Fprintf(stdout, "\n%s\n", stats())
+		}
+		fmt.Fprintf(stdout, "analyzed %d samples in %v; wrote %d files to %s/: %s\n",
+			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
 	}
-	if err := res.WriteReport(stdout); err != nil {
-		return err
+	if res.Corrected() == 0 {
+		return fmt.Errorf("%s: %w (see the advice above, and %s/Diagnostics.txt)", nameOf(res.Source), ve.ErrNoCorrections, c.out)
 	}
-	if stats != nil {
-		fmt.Fprintf(stdout, "\n%s\n", stats())
-	}
-	fmt.Fprintf(stdout, "analyzed %d samples in %v; wrote %d files to %s/: %s\n",
-		res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
 	return nil
+}
+
+func nameOf(s string) string {
+	if s == "" {
+		return "the log"
+	}
+	return s
+}
+
+// readOptions turns the channel flags into reader options.
+func readOptions(c config, o ve.Options) (dynolog.ReadOptions, error) {
+	ro := dynolog.ReadOptions{MaxBadRows: c.maxBadRows, StoichAFR: o.Fuel.Stoich, Parallel: true, Format: c.format}
+	for _, m := range c.maps {
+		spec, col, ok := strings.Cut(m, "=")
+		if !ok || col == "" {
+			return ro, fmt.Errorf("%w: -map %q: want CHANNEL=COLUMN, e.g. afr=\"LC2 AFR2\"", errUsage, m)
+		}
+		ch, cyl, err := dynolog.ParseChannelSpec(spec)
+		if err != nil {
+			return ro, fmt.Errorf("%w: -map %q: %w", errUsage, m, err)
+		}
+		ro.Map = append(ro.Map, dynolog.ColumnMapping{Channel: ch, Cyl: cyl, Column: strings.Trim(col, `"'`)})
+	}
+	for _, u := range c.units {
+		spec, name, ok := strings.Cut(u, "=")
+		if !ok {
+			return ro, fmt.Errorf("%w: -unit %q: want CHANNEL=UNIT, e.g. ect=C", errUsage, u)
+		}
+		ch, _, err := dynolog.ParseChannelSpec(spec)
+		if err != nil {
+			return ro, fmt.Errorf("%w: -unit %q: %w", errUsage, u, err)
+		}
+		unit, gauge, err := parseUnit(name)
+		if err != nil {
+			return ro, fmt.Errorf("%w: -unit %q: %w", errUsage, u, err)
+		}
+		if unit != dyno.UnitAuto && !ch.Accepts(unit) {
+			return ro, fmt.Errorf("%w: -unit %q: %v does not measure %v", errUsage, u, unit, ch)
+		}
+		if ro.ChannelUnits == nil {
+			ro.ChannelUnits = map[dyno.Channel]dyno.Unit{}
+		}
+		if unit != dyno.UnitAuto {
+			ro.ChannelUnits[ch] = unit
+		}
+		if gauge {
+			ro.Gauge = ro.Gauge.With(ch)
+		}
+	}
+	return ro, nil
+}
+
+// parseUnit reads a unit as tuners write it, with a "g" suffix (psig,
+// barg, kpag) for gauge pressure.
+func parseUnit(s string) (dyno.Unit, bool, error) {
+	l := strings.ToLower(strings.TrimSpace(s))
+	for _, g := range []string{"psig", "barg", "kpag"} {
+		if l == g {
+			u, _ := dyno.ParseUnit(strings.TrimSuffix(l, "g"))
+			return u, true, nil
+		}
+	}
+	if strings.HasSuffix(l, " gauge") || strings.HasSuffix(l, "(g)") {
+		base := strings.TrimSuffix(strings.TrimSuffix(l, " gauge"), "(g)")
+		if u, ok := dyno.ParseUnit(base); ok {
+			return u, true, nil
+		}
+	}
+	u, ok := dyno.ParseUnit(l)
+	if !ok || u == dyno.UnitAuto {
+		return dyno.UnitAuto, false, fmt.Errorf("unknown unit %q (try C, F, K, kPa, psi, psig, bar, inHg, rpm, krpm, AFR, lambda, %%)", s)
+	}
+	return u, false, nil
 }
 
 func analyzerOptions(c config) (ve.Options, error) {
@@ -166,7 +337,7 @@ func analyzerOptions(c config) (ve.Options, error) {
 	case "power", "hp":
 		o.Weighting = ve.WeightPower
 	default:
-		return o, fmt.Errorf("-weighting %q: want equal, torque or power", c.weighting)
+		return o, fmt.Errorf("%w: -weighting %q: want equal, torque or power", errUsage, c.weighting)
 	}
 	switch c.attribution {
 	case "bilinear":
@@ -174,10 +345,18 @@ func analyzerOptions(c config) (ve.Options, error) {
 	case "nearest":
 		o.Attribution = ve.NearestCell
 	default:
-		return o, fmt.Errorf("-attribution %q: want bilinear or nearest", c.attribution)
+		return o, fmt.Errorf("%w: -attribution %q: want bilinear or nearest", errUsage, c.attribution)
+	}
+	switch c.estimator {
+	case "fit", "":
+		o.Estimator = ve.NodeFit
+	case "mean":
+		o.Estimator = ve.CellMean
+	default:
+		return o, fmt.Errorf("%w: -estimator %q: want fit or mean", errUsage, c.estimator)
 	}
 	if c.clamp <= 0 {
-		return o, fmt.Errorf("-clamp %v: must be positive", c.clamp)
+		return o, fmt.Errorf("%w: -clamp %v: must be positive", errUsage, c.clamp)
 	}
 	o.ClampPercent = c.clamp
 	if c.smooth >= 0 {
@@ -185,20 +364,81 @@ func analyzerOptions(c config) (ve.Options, error) {
 	}
 	o.MinSamples = c.minSamples
 	o.SensorDelay = dyno.TransportDelay{Fixed: c.delay}
-	o.LearnDelay = c.learnDelay
+	o.NoLearnDelay = c.noLearnDelay
+	load, err := ve.ParseLoadAxis(c.load)
+	if err != nil {
+		return o, fmt.Errorf("%w: -load: %w", errUsage, err)
+	}
+	o.Load = load
 	fuel, err := afr.FuelByName(c.fuel)
 	if err != nil {
-		return o, err
+		return o, fmt.Errorf("%w: -fuel: %w", errUsage, err)
 	}
 	o.Fuel = fuel
-	if c.targets != "" {
+	n := 0
+	for _, set := range []bool{c.targets != "", c.targetAFR != 0, c.targetDefault} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return o, fmt.Errorf("%w: give one of -targets, -target-afr and -target-default", errUsage)
+	}
+	switch {
+	case c.targets != "":
 		t, err := afr.LoadTargetsCSV(c.targets, afr.TargetOptions{})
 		if err != nil {
 			return o, err
 		}
 		o.Targets = t
+		o.Grid = ve.Grid{RPM: t.RPM(), MAP: t.MAP()}
+	case c.targetAFR != 0:
+		if !(c.targetAFR >= fuel.MinAFR && c.targetAFR <= fuel.MaxAFR) {
+			return o, fmt.Errorf("%w: -target-afr %v outside %s's range %v..%v", errUsage, c.targetAFR, fuel.Name, fuel.MinAFR, fuel.MaxAFR)
+		}
+		o.Targets = ve.ConstantTarget(c.targetAFR)
+	case c.targetDefault:
+		o.Targets = afr.DefaultTargetsFor(fuel)
+	}
+	if c.base != "" {
+		f, err := os.Open(c.base)
+		if err != nil {
+			return o, err
+		}
+		t, err := ve.ReadTableCSV(f, c.base)
+		f.Close()
+		if err != nil {
+			return o, err
+		}
+		o.Grid = ve.GridOf(t)
+	}
+	if c.rpmAxis != "" || c.loadAxis != "" {
+		if c.rpmAxis == "" || c.loadAxis == "" {
+			return o, fmt.Errorf("%w: give -rpm-axis and -load-axis together", errUsage)
+		}
+		rpm, err := parseAxis(c.rpmAxis)
+		if err != nil {
+			return o, fmt.Errorf("%w: -rpm-axis: %w", errUsage, err)
+		}
+		ld, err := parseAxis(c.loadAxis)
+		if err != nil {
+			return o, fmt.Errorf("%w: -load-axis: %w", errUsage, err)
+		}
+		o.Grid = ve.Grid{RPM: rpm, MAP: ld}
 	}
 	return o, nil
+}
+
+func parseAxis(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func runCompat(ctx context.Context, c config, path string, stdout io.Writer) error {
@@ -208,7 +448,9 @@ func runCompat(ctx context.Context, c config, path string, stdout io.Writer) err
 	}
 	defer f.Close()
 	opts := ve.DefaultDynoAI3Options()
-	opts.Clamp = c.clamp
+	if c.clamp != 15 {
+		opts.Clamp = c.clamp
+	}
 	if c.smooth >= 0 {
 		opts.SmoothPasses = c.smooth
 	}

@@ -1,0 +1,364 @@
+package ve
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/dynoai/dynoai/dyno"
+)
+
+// conditioner runs the checks a sample needs its neighbours for, between
+// the source and the grid: transients (throttle and manifold rates), decel
+// and fuel cut (the smoothed slope of engine speed, a closed throttle, a
+// manifold near vacuum, the fuel-cut signature of the widebands), and the
+// centred moving average of speed and load that keeps sensor noise from
+// blurring neighbouring nodes together. It holds the samples of a short
+// window (the smoothing's half span and the decel guard ahead, the half
+// span behind), so decel can reject the samples just before it and the
+// average can look both ways; its memory depends on that window, not on
+// the log.
+type conditioner struct {
+	f        *Filter
+	axis     LoadAxis
+	targets  dyno.Surface
+	stoich   float64
+	ncyl     int
+	tpsLive  bool // the source has a throttle channel
+	halfSpan time.Duration
+	ahead    time.Duration // how long a sample waits before release
+
+	buf  []condSample // the window: released samples behind, waiting ones ahead
+	next int          // index in buf of the next sample to release
+	// the load window of the median: buf[wlo:whi], its values sorted in win
+	wlo, whi int
+	win      []float64
+
+	// rate reference for transients
+	hist    [64]pastSample
+	head, n int
+
+	// least-squares slope of raw RPM over SlopeWindow
+	slope slopeWindow
+
+	transientUntil time.Duration
+	inTransient    bool
+	decelUntil     time.Duration
+	inDecel        bool
+}
+
+// condSample is a sample with what the stream checks said of it.
+type condSample struct {
+	s      dyno.Sample
+	reason Reason // the first stream-level reason to reject it, or -1
+	rpm    float64
+	load   float64 // smoothed, on the grid's load axis
+}
+
+type pastSample struct {
+	t         time.Duration
+	tps, map_ float64
+}
+
+func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float64, ncyl int, tpsLive bool) *conditioner {
+	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive}
+	if f.Smoothing > 0 {
+		c.halfSpan = f.Smoothing / 2
+	}
+	c.ahead = max(c.halfSpan, f.PreGuard)
+	w := f.SlopeWindow
+	if w <= 0 {
+		w = 300 * time.Millisecond
+	}
+	c.slope.window = w
+	return c
+}
+
+// loadOf returns s's value on the load axis.
+func loadOf(axis LoadAxis, s *dyno.Sample) float64 {
+	switch axis {
+	case LoadTPS:
+		return s.TPS
+	case LoadECU:
+		return s.Load
+	}
+	return s.MAP
+}
+
+// push takes the next sample of the stream. Checks that look back run now;
+// decel vetoes the waiting samples it reaches back to.
+func (c *conditioner) push(s *dyno.Sample) {
+	f := c.f
+	if c.n > 0 {
+		if last := c.hist[(c.head-1+len(c.hist))%len(c.hist)]; s.Time < last.t {
+			// The clock went backwards (a new section of a log the retimer
+			// could not mend): start the look-back over.
+			c.n = 0
+			c.slope.reset()
+			c.inTransient, c.inDecel = false, false
+		}
+	}
+	// Transients: throttle and manifold rates over the rate window.
+	transient := false
+	if ref, ok := c.reference(s.Time); ok && s.Time > ref.t {
+		dt := (s.Time - ref.t).Seconds()
+		if f.MaxTPSRate > 0 && dyno.Has(s.TPS) && dyno.Has(ref.tps) && math.Abs(s.TPS-ref.tps)/dt > f.MaxTPSRate {
+			transient = true
+		}
+		if f.MaxMAPRate > 0 && dyno.Has(s.MAP) && dyno.Has(ref.map_) && math.Abs(s.MAP-ref.map_)/dt > f.MaxMAPRate {
+			transient = true
+		}
+	}
+	c.hist[c.head] = pastSample{t: s.Time, tps: s.TPS, map_: s.MAP}
+	c.head = (c.head + 1) % len(c.hist)
+	c.n = min(c.n+1, len(c.hist))
+	if transient {
+		c.transientUntil, c.inTransient = s.Time+f.TransientHold, true
+	}
+	inTransient := transient || (c.inTransient && s.Time < c.transientUntil)
+	c.inTransient = inTransient
+
+	// Decel and fuel cut.
+	if dyno.Has(s.RPM) {
+		c.slope.add(s.Time, s.RPM)
+	}
+	decel := c.isDecel(s)
+	if decel {
+		c.decelUntil, c.inDecel = s.Time+f.DecelHold, true
+		// The samples just before: a delay learned a little long moves
+		// the cut's lean readings onto them.
+		for k := len(c.buf) - 1; k >= c.next; k-- {
+			w := &c.buf[k]
+			if s.Time-w.s.Time > f.PreGuard {
+				break
+			}
+			if w.reason < 0 {
+				w.reason = RejectDecel
+			}
+		}
+	}
+	inDecel := decel || (c.inDecel && s.Time < c.decelUntil)
+	c.inDecel = inDecel
+
+	cs := condSample{s: *s, reason: -1}
+	switch {
+	case inDecel:
+		cs.reason = RejectDecel
+	case inTransient:
+		cs.reason = RejectTransient
+	}
+	c.buf = append(c.buf, cs)
+}
+
+// isDecel tells decel and fuel cut from the throttle, the smoothed slope
+// of engine speed, the manifold and the widebands.
+func (c *conditioner) isDecel(s *dyno.Sample) bool {
+	f := c.f
+	closed := dyno.Has(s.TPS) && f.DecelTPS > 0 && s.TPS <= f.DecelTPS
+	slope, ok := c.slope.value()
+	falling := ok && f.DecelRPMRate > 0 && slope < -f.DecelRPMRate
+	baro := s.Baro
+	if !dyno.Has(baro) || baro < 50 || baro > 120 {
+		baro = 101.325
+	}
+	vacuum := dyno.Has(s.MAP) && f.DecelMAPRatio > 0 && s.MAP < f.DecelMAPRatio*baro
+	switch {
+	case closed && falling:
+		return true
+	case !c.tpsLive && vacuum && falling:
+		return true
+	}
+	// The fuel-cut signature: a wideband far leaner than any target while
+	// the engine is not pulling.
+	for cyl := 0; cyl < c.ncyl; cyl++ {
+		m := s.AFR[cyl]
+		if !dyno.Has(m) && dyno.Has(s.Lambda[cyl]) {
+			m = s.Lambda[cyl] * c.stoich
+		}
+		if !dyno.Has(m) || m <= 1 {
+			continue
+		}
+		if f.FuelCutAFR > 0 && m > f.FuelCutAFR {
+			return true
+		}
+		if f.FuelCutRatio > 0 && (closed || falling || vacuum) {
+			t := s.AFRCommanded[cyl]
+			if c.targets != nil {
+				t = c.targets.At(s.RPM, loadOf(c.axis, s))
+			}
+			if dyno.Has(t) && t > 0 && m > f.FuelCutRatio*t {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reference returns the newest remembered sample at least the rate window
+// older than now, or the oldest one when none is that old.
+func (c *conditioner) reference(now time.Duration) (pastSample, bool) {
+	if c.n == 0 {
+		return pastSample{}, false
+	}
+	window := c.f.RateWindow
+	if window <= 0 {
+		window = 100 * time.Millisecond
+	}
+	size := len(c.hist)
+	oldest := c.hist[(c.head-c.n+size*2)%size]
+	if now-oldest.t < window {
+		return oldest, true
+	}
+	for k := 0; k < c.n; k++ {
+		p := c.hist[(c.head-1-k+size*2)%size]
+		if now-p.t >= window {
+			return p, true
+		}
+	}
+	return oldest, true
+}
+
+// pop releases the oldest waiting sample once the samples after it cover
+// the look-ahead (or at the end of the stream, flush), with its speed and
+// load smoothed over the window around it.
+func (c *conditioner) pop(flush bool) (*condSample, bool) {
+	if c.next >= len(c.buf) {
+		return nil, false
+	}
+	cur := &c.buf[c.next]
+	last := c.buf[len(c.buf)-1].s.Time
+	if !flush && last-cur.s.Time < c.ahead && len(c.buf)-c.next < maxWaiting {
+		return nil, false
+	}
+	// Drop what the window no longer needs, keeping cur's place.
+	drop := min(c.next, c.wlo)
+	if drop > 0 && drop*2 >= len(c.buf) {
+		n := copy(c.buf, c.buf[drop:])
+		c.buf = c.buf[:n]
+		c.next -= drop
+		c.wlo -= drop
+		c.whi -= drop
+		cur = &c.buf[c.next]
+	}
+	cur.rpm, cur.load = cur.s.RPM, loadOf(c.axis, &cur.s)
+	if c.halfSpan > 0 {
+		cur.load = c.slide()
+	}
+	c.next++
+	return cur, true
+}
+
+// maxWaiting bounds the samples held ahead, for logs sampled very fast.
+const maxWaiting = 1024
+
+// slide moves the load window to the samples within the half span of
+// buf[c.next] and returns their median. The window is a sorted slice
+// updated as samples enter and leave it, so a step costs a binary search
+// and a short copy. A median, unlike a mean, does not smear a step in
+// load over the samples either side of it.
+func (c *conditioner) slide() float64 {
+	cur := &c.buf[c.next]
+	t := cur.s.Time
+	for c.whi < len(c.buf) && c.buf[c.whi].s.Time-t <= c.halfSpan {
+		if v := loadOf(c.axis, &c.buf[c.whi].s); dyno.Has(v) {
+			i, _ := slices.BinarySearch(c.win, v)
+			c.win = slices.Insert(c.win, i, v)
+		}
+		c.whi++
+	}
+	for c.wlo < c.whi && t-c.buf[c.wlo].s.Time > c.halfSpan {
+		if v := loadOf(c.axis, &c.buf[c.wlo].s); dyno.Has(v) {
+			if i, ok := slices.BinarySearch(c.win, v); ok {
+				c.win = slices.Delete(c.win, i, i+1)
+			}
+		}
+		c.wlo++
+	}
+	x := loadOf(c.axis, &cur.s)
+	n := len(c.win)
+	if !dyno.Has(x) || n < 3 {
+		return x
+	}
+	if n%2 == 1 {
+		return c.win[n/2]
+	}
+	return (c.win[n/2-1] + c.win[n/2]) / 2
+}
+
+// slopeWindow keeps the least-squares slope of (t, y) over the last
+// window, in O(1) a sample.
+type slopeWindow struct {
+	window time.Duration
+	ts     []time.Duration
+	ys     []float64
+	start  int
+	// sums over the points held, with t relative to t0
+	t0                  time.Duration
+	n                   float64
+	st, sy, stt, sty    float64
+	haveT0              bool
+	sinceRecompute, cap int
+}
+
+func (w *slopeWindow) reset() {
+	w.ts, w.ys, w.start = w.ts[:0], w.ys[:0], 0
+	w.n, w.st, w.sy, w.stt, w.sty = 0, 0, 0, 0, 0
+	w.haveT0 = false
+}
+
+func (w *slopeWindow) add(t time.Duration, y float64) {
+	if !w.haveT0 {
+		w.t0, w.haveT0 = t, true
+	}
+	w.ts = append(w.ts, t)
+	w.ys = append(w.ys, y)
+	x := (t - w.t0).Seconds()
+	w.n++
+	w.st += x
+	w.sy += y
+	w.stt += x * x
+	w.sty += x * y
+	for w.start < len(w.ts) && t-w.ts[w.start] > w.window {
+		x := (w.ts[w.start] - w.t0).Seconds()
+		y := w.ys[w.start]
+		w.n--
+		w.st -= x
+		w.sy -= y
+		w.stt -= x * x
+		w.sty -= x * y
+		w.start++
+	}
+	// Compact, and recompute the sums exactly now and then so rounding
+	// never accumulates.
+	if w.start > 256 && w.start*2 > len(w.ts) {
+		n := copy(w.ts, w.ts[w.start:])
+		copy(w.ys, w.ys[w.start:])
+		w.ts, w.ys, w.start = w.ts[:n], w.ys[:n], 0
+		w.t0 = w.ts[0]
+		w.n, w.st, w.sy, w.stt, w.sty = 0, 0, 0, 0, 0
+		for k := range w.ts {
+			x := (w.ts[k] - w.t0).Seconds()
+			w.n++
+			w.st += x
+			w.sy += w.ys[k]
+			w.stt += x * x
+			w.sty += x * w.ys[k]
+		}
+	}
+}
+
+// value returns the slope (y per second), when the window holds at least
+// three points spread over at least a third of it.
+func (w *slopeWindow) value() (float64, bool) {
+	if w.n < 3 || len(w.ts) == 0 {
+		return 0, false
+	}
+	if w.ts[len(w.ts)-1]-w.ts[w.start] < w.window/3 {
+		return 0, false
+	}
+	den := w.n*w.stt - w.st*w.st
+	if den <= 0 {
+		return 0, false
+	}
+	return (w.n*w.sty - w.st*w.sy) / den, true
+}

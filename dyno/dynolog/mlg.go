@@ -82,7 +82,7 @@ const (
 	mlgMaxInfo        = 1 << 20  // bytes of info text kept; the rest is skipped
 	mlgMaxBitNames    = 64 << 10 // bytes of the bit-name area kept
 	mlgMaxBitNameList = 64       // names kept per bit field (a U32 has 32 bits)
-	mlgBufSize        = 64 << 10
+	mlgBufSize        = 16 << 10
 )
 
 // mlgType is a field's storage type code.

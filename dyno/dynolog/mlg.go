@@ -140,10 +140,13 @@ type mlgField struct {
 	// form, so that a scale of 0.1 is 0.1, not 0.10000000149. A bit field
 	// has Scale 1 and Transform 0.
 	Scale, Transform float64
-	Digits           int8     // decimals to display
-	Category         string   // v2 only
-	Offset, Size     int      // the field's bytes within a record
-	BitNames         []string // a bit field's names, in file order (bit positions not verified)
+	Digits           int8   // decimals to display
+	Category         string // v2 only
+	Offset, Size     int    // the field's bytes within a record
+	// BitNames are the names a bit field lists, in file order. Which bit
+	// each stands for is not stored with them: Speeduino's engine
+	// protection byte lists 2 or 3 names for its 8 bits.
+	BitNames []string
 }
 
 // mlgDecoder streams an MLG binary log: newMLGDecoder reads the header, the
@@ -337,7 +340,7 @@ func (d *mlgDecoder) readHeader() error {
 	// The info block: free text, in TunerStudio's logs two quoted lines
 	// then the whole tune as MSQ XML, NUL terminated.
 	if infoStart != 0 {
-		var info []byte
+		info := make([]byte, 0, min(dataBegin-infoStart, mlgMaxInfo))
 		var scan mlgTempScanner
 		if err := d.stream(dataBegin-infoStart, "info block", func(p []byte) {
 			if n := min(len(p), mlgMaxInfo-len(info)); n > 0 {
@@ -473,9 +476,10 @@ func (d *mlgDecoder) TemperatureUnit() (celsius, ok bool) {
 }
 
 // Value returns field i of the current record: (raw + transform) × scale
-// for a number, the raw flags as an unsigned integer for a bit field. It
+// for a number, the raw flags as an unsigned integer for a bit field (as
+// TunerStudio's CSV export shows them). It
 // returns NaN when there is no current record, i is out of range, or the
-// value is not finite (a NaN or infinite F32, or an overflow).
+// field is an F32 holding NaN or an infinity.
 func (d *mlgDecoder) Value(i int) float64 {
 	if !d.valid || uint(i) >= uint(len(d.fields)) {
 		return math.NaN()
@@ -505,18 +509,18 @@ func (d *mlgDecoder) Values(dst []float64) []float64 {
 
 // value decodes f from rec; the field table guarantees f fits in rec.
 func (d *mlgDecoder) value(f *mlgField, rec []byte) float64 {
-	b := rec[f.Offset : f.Offset+f.Size]
+	b := rec[f.Offset:]
 	var raw float64
 	switch f.Type {
-	case mlgU08, mlgBitsU08, mlgOldBitsU08:
+	case mlgU08:
 		raw = float64(b[0])
 	case mlgS08:
 		raw = float64(int8(b[0]))
-	case mlgU16, mlgBitsU16, mlgOldBitsU16:
+	case mlgU16:
 		raw = float64(binary.BigEndian.Uint16(b))
 	case mlgS16:
 		raw = float64(int16(binary.BigEndian.Uint16(b)))
-	case mlgU32, mlgBitsU32, mlgOldBitsU32:
+	case mlgU32:
 		raw = float64(binary.BigEndian.Uint32(b))
 	case mlgS32:
 		raw = float64(int32(binary.BigEndian.Uint32(b)))
@@ -524,19 +528,23 @@ func (d *mlgDecoder) value(f *mlgField, rec []byte) float64 {
 		raw = float64(int64(binary.BigEndian.Uint64(b)))
 	case mlgF32:
 		raw = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+		if math.IsInf(raw, 0) {
+			return math.NaN()
+		}
+	case mlgBitsU08, mlgOldBitsU08:
+		return float64(b[0])
+	case mlgBitsU16, mlgOldBitsU16:
+		return float64(binary.BigEndian.Uint16(b))
+	case mlgBitsU32, mlgOldBitsU32:
+		return float64(binary.BigEndian.Uint32(b))
 	}
-	if f.Type.isBits() {
-		return raw
-	}
-	v := (raw + f.Transform) * f.Scale
-	if math.IsInf(v, 0) {
-		return math.NaN()
-	}
-	return v
+	// No overflow: |raw| < 2^64 and the float32 scale and transform are
+	// below 3.5e38, so the result stays far below float64's 1.8e308.
+	return (raw + f.Transform) * f.Scale
 }
 
 // Offset returns the byte offset of the current data block (its type byte),
-// or of the block that failed.
+// of the block that failed, or, after io.EOF, the input's length.
 func (d *mlgDecoder) Offset() int64 { return d.off }
 
 // Ticks returns the current block's timestamp: 10 µs units, wrapping every

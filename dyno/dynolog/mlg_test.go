@@ -345,6 +345,28 @@ func TestMLGSyntheticValues(t *testing.T) {
 	assert.True(t, math.IsNaN(d.Value(len(mlgAllTypes))))
 }
 
+// An infinite F32 reads as NaN; the largest integers and scales stay finite.
+func TestMLGNonFinite(t *testing.T) {
+	f := &mlgTestFile{version: 2, fields: []mlgTestField{
+		{typ: mlgF32, name: "F", scale: 1},
+		{typ: mlgS64, name: "Big", scale: math.MaxFloat32, transform: math.MaxFloat32},
+		{typ: mlgU32, name: "U", scale: -math.MaxFloat32},
+	}, blocks: []mlgTestBlock{
+		{raw: []float64{math.Inf(1), math.MaxInt64, math.MaxUint32}},
+		{raw: []float64{math.Inf(-1), math.MinInt64, 0}},
+		{raw: []float64{math.NaN(), 0, 1}},
+	}}
+	d, err := newMLGDecoder(bytes.NewReader(f.bytes()), "inf.mlg")
+	require.NoError(t, err)
+	for k := range 3 {
+		require.NoError(t, d.Next())
+		assert.True(t, math.IsNaN(d.Value(0)), "record %d", k)
+		for i := 1; i < 3; i++ {
+			assert.False(t, math.IsInf(d.Value(i), 0) || math.IsNaN(d.Value(i)), "record %d field %d: %v", k, i, d.Value(i))
+		}
+	}
+}
+
 // rusEFI writes v1 files with a zero timestamp and no info block.
 func TestMLGRusEFIStyleV1(t *testing.T) {
 	f := &mlgTestFile{version: 1, fields: []mlgTestField{

@@ -721,6 +721,9 @@ func (r *Reader) judgeWideband(c *column, running, loaded []bool) {
 	}
 	modeFrac := float64(s.modeN) / float64(s.n)
 	switch {
+	case s.n >= 5 && s.max-s.min < 0.05*r.stoich/14.7 && s.max >= 1.25*r.stoich:
+		c.health, c.why = dyno.HealthDead, fmt.Sprintf("constant %s %s: pegged lean (a sensor not ready, in free air, or its top of range)", show(s.max), unit)
+		return
 	case s.n >= 5 && s.max-s.min < 0.05*r.stoich/14.7:
 		c.health, c.why = dyno.HealthDead, fmt.Sprintf("constant %s %s: an input with no sensor connected", show(s.max), unit)
 		return

@@ -37,6 +37,10 @@ const (
 	// FormatProXY is the Power Vision "Pro-XY CSV 1.0.0" long format:
 	// signal definitions, then (time ms, signal, value) rows.
 	FormatProXY = "proxy"
+	// FormatMLG is TunerStudio / MegaLogViewer's binary log (.mlg,
+	// "MLVLG" versions 1 and 2): a field table with names, units, scales
+	// and transforms, then fixed-length records.
+	FormatMLG = "mlg"
 	// FormatHPTuners is HP Tuners VCM Scanner's CSV export: an "HP Tuners
 	// CSV Log File" preamble, a [Channel Information] section with the
 	// channel-id row, the names row and the units row, then [Channel Data].
@@ -67,7 +71,12 @@ const (
 	ReasonBadNumber BadRowReason = "bad_number"
 	ReasonBadTime   BadRowReason = "bad_time"
 	ReasonShortRow  BadRowReason = "short_row"
+	// ReasonChecksum: an MLG record whose checksum does not match.
+	ReasonChecksum BadRowReason = "checksum"
 )
+
+// reasonChecksum is ReasonChecksum's index in Reader.skipped.
+const reasonChecksum = 3
 
 // ReadOptions configures a log reader. The zero value reads any known format
 // with the built-in aliases, requires RPM and MAP, converts lambda with a
@@ -239,12 +248,13 @@ type Reader struct {
 	wall0     time.Time
 	haveWall0 bool
 	bad       int
-	skipped   [3]int64
+	skipped   [4]int64
 	stats     ReadStats
 	err       error
 	derive    struct{ torque, power, afr bool }
 
 	proxy *proxyState
+	mlg   *mlgState
 	par   *parallelState
 }
 
@@ -273,7 +283,7 @@ func NewReader(r io.Reader, name string, opts ReadOptions) (*Reader, error) {
 
 func knownFormat(f string) bool {
 	switch f {
-	case "", FormatWinPEP8, FormatPowerVision, FormatMSL, FormatCSV, FormatProXY:
+	case "", FormatWinPEP8, FormatPowerVision, FormatMSL, FormatCSV, FormatProXY, FormatMLG, FormatHPTuners:
 		return true
 	}
 	return false
@@ -303,6 +313,12 @@ func newReader(src io.Reader, name string, opts ReadOptions) (*Reader, error) {
 		return nil, &ParseError{File: name, Err: err}
 	}
 	head = bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
+	if opts.Format == FormatMLG || (opts.Format == "" && looksMLG(head)) {
+		if err := r.initMLG(); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	if opts.Format == FormatProXY || (opts.Format == "" && looksProXY(head)) {
 		if err := r.initProXY(); err != nil {
 			return nil, err
@@ -397,7 +413,7 @@ func (r *Reader) Columns() []Column {
 func (r *Reader) Stats() ReadStats {
 	s := r.stats
 	s.Skipped = map[BadRowReason]int64{}
-	for i, reason := range []BadRowReason{ReasonBadNumber, ReasonBadTime, ReasonShortRow} {
+	for i, reason := range []BadRowReason{ReasonBadNumber, ReasonBadTime, ReasonShortRow, ReasonChecksum} {
 		if r.skipped[i] > 0 {
 			s.Skipped[reason] = r.skipped[i]
 		}
@@ -431,9 +447,12 @@ func (r *Reader) Next(ctx context.Context, s *dyno.Sample) error {
 		}
 	}
 	var err error
-	if r.proxy != nil {
+	switch {
+	case r.mlg != nil:
+		err = r.nextMLG(s)
+	case r.proxy != nil:
 		err = r.nextProXY(s)
-	} else {
+	default:
 		err = r.nextCSV(s)
 	}
 	if err != nil {

@@ -54,7 +54,7 @@ type parallelState struct {
 
 // parallelOK reports whether r's rows can be parsed independently.
 func (r *Reader) parallelOK() bool {
-	if r.proxy != nil || runtime.GOMAXPROCS(0) < 2 {
+	if r.proxy != nil || r.mlg != nil || runtime.GOMAXPROCS(0) < 2 {
 		return false
 	}
 	for i := range r.binds {

@@ -255,6 +255,37 @@ var realLogs = []realLog{
 		unitWhy: map[string]string{"ect": "ordinary in °C"},
 	},
 	{
+		// The binary of the TunerStudio CSV above: the same samples.
+		file: "mlg__TakumiPT__passat-b2-speeduino__2025-12-02_10.47.33.mlg", format: "mlg", cyls: 1, combined: true, rows: 2700,
+		backward: 1,
+		idx:      398, // record 398, CSV file line 401
+		check: func(t *testing.T, s dyno.Sample) {
+			assert.Equal(t, 26468*time.Millisecond, s.Time.Round(time.Millisecond))
+			near(t, 2586, s.RPM, "RPM")
+			near(t, 20, s.MAP, "MAP")
+			near(t, 12.9, s.AFR[0], "AFR")
+			near(t, 38, s.Spark[0], "advance _current")
+			near(t, 101, s.ECT, "CLT °C")
+		},
+		units: map[string]dyno.Unit{"ect": dyno.UnitCelsius},
+	},
+	{
+		// Cranking and idle: the wideband pegged lean, the target 19.7
+		// throughout; the project says °F.
+		file: "mlg__Wakamoly__Speeduino-Impreza-Project__2024-07-17_20.10.20.mlg", format: "mlg", cyls: 1, rows: 453,
+		idx: 200,
+		check: func(t *testing.T, s dyno.Sample) {
+			assert.Equal(t, 13251*time.Millisecond, s.Time.Round(time.Millisecond))
+			near(t, 484, s.RPM, "RPM")
+			near(t, 78, s.MAP, "MAP")
+			assert.InDelta(t, f2c(105.8), s.ECT, 1e-5, "CLT °F (a float32 field)")
+		},
+		units:   map[string]dyno.Unit{"ect": dyno.UnitFahrenheit, "iat": dyno.UnitFahrenheit},
+		unitWhy: map[string]string{"ect": "TunerStudio project says FAHRENHEIT"},
+		dead:    map[string]string{"AFR Target": "no AFR an ECU commands", "AFR": "pegged lean"},
+		lacks:   []dyno.Channel{dyno.ChanAFR, dyno.ChanAFRCommanded},
+	},
+	{
 		file: "hptuners-csv__allantaylor8907__tuneassist__jr42.csv", format: "hptuners", cyls: 1, rows: 749,
 		markers: 1,   // the [Channel Data] line
 		idx:     223, // file line 243, the peak rpm
@@ -306,7 +337,7 @@ func TestRealLogs(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".md") && !strings.HasSuffix(e.Name(), ".mlg") {
+		if !strings.HasSuffix(e.Name(), ".md") {
 			assert.True(t, seen[e.Name()], "no test for %s", e.Name())
 		}
 	}
@@ -355,6 +386,37 @@ func checkReport(t *testing.T, rep *dyno.ChannelReport, tc realLog) {
 		ci := rep.Find(dyno.ChanAFR, 0)
 		if assert.NotNil(t, ci) {
 			assert.True(t, ci.Combined, "the report flags the combined wideband")
+		}
+	}
+}
+
+// A TunerStudio binary log and TunerStudio's CSV export of it give the
+// same samples, to the CSV's printed precision.
+func TestReallogsMLGMatchesItsCSV(t *testing.T) {
+	dir := shareddata.Dir(t, "reallogs")
+	read := func(name string) ([]dyno.Sample, dyno.Layout) {
+		r, err := dynolog.Open(filepath.Join(dir, name), dynolog.ReadOptions{})
+		require.NoError(t, err)
+		defer r.Close()
+		return readAll(t, r), r.Layout()
+	}
+	bin, lb := read("mlg__TakumiPT__passat-b2-speeduino__2025-12-02_10.47.33.mlg")
+	csv, lc := read("tunerstudio-csv__TakumiPT__passat-b2-speeduino__2025-12-02_10.47.33.csv")
+	require.Equal(t, lc.Channels, lb.Channels)
+	require.Equal(t, lc.CombinedAFR, lb.CombinedAFR)
+	require.Len(t, bin, len(csv))
+	for i := range csv {
+		for _, c := range lc.Channels.List() {
+			for cyl := 0; cyl < max(1, lc.Cylinders); cyl++ {
+				a, b := csv[i].Value(c, cyl), bin[i].Value(c, cyl)
+				if dyno.Has(a) != dyno.Has(b) {
+					t.Fatalf("row %d %v: csv %v, mlg %v", i, c, a, b)
+				}
+				if dyno.Has(a) {
+					// The CSV prints up to 3 decimals; float32 fields.
+					require.InDelta(t, a, b, 0.051+1e-6*abs(a), "row %d %v", i, c)
+				}
+			}
 		}
 	}
 }

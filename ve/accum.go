@@ -6,16 +6,16 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 )
 
-// nodeAcc accumulates what the samples attributed to one node say, with
-// West's weighted incremental mean and variance of the multiplier (the
-// cell-mean estimate and its spread), and the maps and diagnostics each
-// node reports.
+// nodeAcc accumulates what the samples attributed to one node say: the
+// weighted sums of the multiplier (kept as multiplier − 1, which stays
+// small, so the variance from sums of squares does not cancel), the maps
+// and diagnostics each node reports.
 type nodeAcc struct {
 	hits        int
 	near        int     // samples for which this is the nearest node
 	share       float64 // Σ share: the node's evidence
 	w, w2       float64 // Σ weight, Σ weight²
-	mean, m2    float64 // running weighted mean of the multiplier and Σ w (x-mean)²
+	wy, wyy     float64 // Σ w (mult−1), Σ w (mult−1)²
 	afrW, tgtW  float64
 	tqW, tqWsum float64
 	hpW, hpWsum float64
@@ -25,7 +25,7 @@ type nodeAcc struct {
 
 func newNodeAcc() nodeAcc { return nodeAcc{knockMax: math.NaN(), iatMax: math.NaN()} }
 
-func (c *nodeAcc) add(share, weight, mult, afr, target float64, s *dyno.Sample, knock float64) {
+func (c *nodeAcc) add(share, weight, y, afr, target float64, s *dyno.Sample, knock float64) {
 	w := share * weight
 	if w <= 0 {
 		return
@@ -34,57 +34,101 @@ func (c *nodeAcc) add(share, weight, mult, afr, target float64, s *dyno.Sample, 
 	c.share += share
 	c.w += w
 	c.w2 += w * w
-	delta := mult - c.mean
-	c.mean += w / c.w * delta
-	c.m2 += w * delta * (mult - c.mean)
+	c.wy += w * y
+	c.wyy += w * y * y
 	c.afrW += w * afr
 	c.tgtW += w * target
-	if dyno.Has(s.Torque) {
-		c.tqW += w * s.Torque
+	if t := s.Torque; t == t {
+		c.tqW += w * t
 		c.tqWsum += w
 	}
-	if dyno.Has(s.Power) {
-		c.hpW += w * s.Power
+	if p := s.Power; p == p {
+		c.hpW += w * p
 		c.hpWsum += w
 	}
-	if dyno.Has(knock) && (math.IsNaN(c.knockMax) || knock > c.knockMax) {
+	if knock == knock && !(knock <= c.knockMax) {
 		c.knockMax = knock
 	}
-	if dyno.Has(s.IAT) && (math.IsNaN(c.iatMax) || s.IAT > c.iatMax) {
-		c.iatMax = s.IAT
+	if t := s.IAT; t == t && !(t <= c.iatMax) {
+		c.iatMax = t
 	}
 }
 
+// mean returns the weighted mean multiplier.
+func (c *nodeAcc) mean() float64 { return 1 + c.wy/c.w }
+
+// stdErr returns the standard error of the weighted mean, NaN with under
+// two effective samples.
+func (c *nodeAcc) stdErr() float64 {
+	nEff := c.w * c.w / c.w2 // effective sample size of weighted data
+	if !(nEff > 1) {
+		return math.NaN()
+	}
+	m := c.wy / c.w
+	variance := math.Max(0, c.wyy/c.w-m*m) * nEff / (nEff - 1)
+	return math.Sqrt(variance / nEff)
+}
+
 // quadAcc accumulates the samples that fall in one grid cell, the
-// rectangle between four nodes, for the node fit. The cell is split into
-// quadSub × quadSub sub-cells; each keeps its samples' weight, weighted
-// centroid and Σ ω y, Σ ω y² (y = multiplier − 1). The fit sees each
-// sub-cell as one observation at its centroid: a thousand samples of a
-// steady hold are one point, not a thousand, so sensor noise on speed and
-// load cannot pass for information about how the four nodes differ.
+// rectangle between four nodes. The cell is split into quadSub × quadSub
+// sub-cells; each keeps its samples' count, weight, weighted centroid and
+// the weighted sums the node fit and the node diagnostics need (y =
+// multiplier − 1). The fit sees each sub-cell as one observation at its
+// centroid: a thousand samples of a steady hold are one point, not a
+// thousand, so sensor noise on speed and load cannot pass for information
+// about how the four nodes differ. The nodes' own figures (evidence, mean
+// AFR, torque...) are shared out of the sub-cells at the end, so a sample
+// costs one sub-cell update, not four node updates.
 type quadAcc struct {
 	sub [quadSub * quadSub]subAcc
 	n   int
 }
 
-// quadSub is the number of sub-cells along each side of a grid cell.
+// quadSub is the number of sub-cells along each side of a grid cell. It is
+// even, so that every sub-cell lies wholly on one node's side of the
+// cell's middle lines (its nearest node).
 const quadSub = 4
 
 type subAcc struct {
-	w, wfr, wfm, wy, wyy float64
-	n                    int32
+	n                int32
+	w, w2, wfr, wfm  float64
+	wy, wyy          float64
+	wafr, wtgt       float64
+	tqW, tq, hpW, hp float64 // Σ w over samples with torque, Σ w torque; the same for power
+	knockMax, iatMax float64 // NaN when none
+	initialized      bool
 }
 
-func (q *quadAcc) add(fr, fm, omega, y float64) {
+func (q *quadAcc) add(fr, fm, omega, y, afr, target float64, s *dyno.Sample, knock float64) {
 	a := min(int(fr*quadSub), quadSub-1)
 	b := min(int(fm*quadSub), quadSub-1)
-	s := &q.sub[a*quadSub+b]
-	s.w += omega
-	s.wfr += omega * fr
-	s.wfm += omega * fm
-	s.wy += omega * y
-	s.wyy += omega * y * y
-	s.n++
+	sb := &q.sub[a*quadSub+b]
+	if !sb.initialized {
+		sb.initialized, sb.knockMax, sb.iatMax = true, math.NaN(), math.NaN()
+	}
+	sb.n++
+	sb.w += omega
+	sb.w2 += omega * omega
+	sb.wfr += omega * fr
+	sb.wfm += omega * fm
+	sb.wy += omega * y
+	sb.wyy += omega * y * y
+	sb.wafr += omega * afr
+	sb.wtgt += omega * target
+	if t := s.Torque; t == t {
+		sb.tqW += omega
+		sb.tq += omega * t
+	}
+	if p := s.Power; p == p {
+		sb.hpW += omega
+		sb.hp += omega * p
+	}
+	if knock == knock && !(knock <= sb.knockMax) {
+		sb.knockMax = knock
+	}
+	if t := s.IAT; t == t && !(t <= sb.iatMax) {
+		sb.iatMax = t
+	}
 	q.n++
 }
 
@@ -94,10 +138,72 @@ func quadPhi(fr, fm float64) [4]float64 {
 	return [4]float64{(1 - fr) * (1 - fm), (1 - fr) * fm, fr * (1 - fm), fr * fm}
 }
 
+// nodeStats returns the per-node figures of a cylinder: its own nodes for
+// nearest-cell attribution, otherwise shared out of the cells' sub-cells
+// by the bilinear weights of each sub-cell's centroid.
+func (c *cylAcc) nodeStats(nr, nc int) []nodeAcc {
+	if c.nearest {
+		return c.nodes
+	}
+	out := make([]nodeAcc, nr*nc)
+	for i := range out {
+		out[i] = newNodeAcc()
+	}
+	for qi := 0; qi < nr-1; qi++ {
+		for qj := 0; qj < nc-1; qj++ {
+			q := c.quads[qi*(nc-1)+qj]
+			if q == nil {
+				continue
+			}
+			for si := range q.sub {
+				sb := &q.sub[si]
+				if sb.n == 0 || sb.w <= 0 {
+					continue
+				}
+				phi := quadPhi(sb.wfr/sb.w, sb.wfm/sb.w)
+				// The sub-cell's side of the cell's middle lines: its
+				// samples' nearest node.
+				near := (si/quadSub)/(quadSub/2)*2 + (si%quadSub)/(quadSub/2)
+				for a := 0; a < 4; a++ {
+					k := (qi+a/2)*nc + qj + a%2
+					nd := &out[k]
+					if a == near {
+						nd.near += int(sb.n)
+					}
+					f := phi[a]
+					if f <= 0 {
+						continue
+					}
+					nd.hits += int(sb.n)
+					nd.share += f * float64(sb.n)
+					nd.w += f * sb.w
+					nd.w2 += f * f * sb.w2
+					nd.wy += f * sb.wy
+					nd.wyy += f * sb.wyy
+					nd.afrW += f * sb.wafr
+					nd.tgtW += f * sb.wtgt
+					nd.tqW += f * sb.tq
+					nd.tqWsum += f * sb.tqW
+					nd.hpW += f * sb.hp
+					nd.hpWsum += f * sb.hpW
+					if sb.knockMax == sb.knockMax && !(sb.knockMax <= nd.knockMax) {
+						nd.knockMax = sb.knockMax
+					}
+					if sb.iatMax == sb.iatMax && !(sb.iatMax <= nd.iatMax) {
+						nd.iatMax = sb.iatMax
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 // cylAcc is one cylinder's accumulation over the grid.
 type cylAcc struct {
-	nodes []nodeAcc  // rows × cols
-	quads []*quadAcc // (rows-1) × (cols-1), nil until a sample falls in
+	nearest bool       // nearest-cell attribution: nodes are accumulated directly
+	nodes   []nodeAcc  // rows × cols, with nearest
+	quads   []*quadAcc // (rows-1) × (cols-1), nil until a sample falls in
 
 	accepted int
 	rejected Rejections
@@ -114,7 +220,9 @@ type growGrid struct {
 	// how many nodes were added at each end
 	addedR0, addedR1, addedL0, addedL1 int
 	cyl                                []*cylAcc
+	nearest                            bool // nearest-cell attribution
 	rIdx, lIdx                         *axisIndex
+	reach                              [4]float64 // rpm lo, hi, load lo, hi
 }
 
 // maxAxisNodes bounds an axis's length however far the data reaches.
@@ -133,6 +241,8 @@ func newGrowGrid(g Grid, extend bool, axis LoadAxis, loadIsPercent bool) *growGr
 
 func (g *growGrid) index() {
 	g.rIdx, g.lIdx = newAxisIndex(g.rpm), newAxisIndex(g.load)
+	g.reach[0], g.reach[1] = reach(g.rpm)
+	g.reach[2], g.reach[3] = reach(g.load)
 }
 
 func (g *growGrid) rows() int { return len(g.rpm) }
@@ -150,9 +260,7 @@ func reach(a []float64) (lo, hi float64) {
 // covers grows the grid, when it may, until it reaches (rpm, load), and
 // reports whether it does.
 func (g *growGrid) covers(rpm, load float64) bool {
-	rlo, rhi := reach(g.rpm)
-	llo, lhi := reach(g.load)
-	if rpm >= rlo && rpm <= rhi && load >= llo && load <= lhi {
+	if rpm >= g.reach[0] && rpm <= g.reach[1] && load >= g.reach[2] && load <= g.reach[3] {
 		return true
 	}
 	if !g.extend || len(g.rpm) < 2 || len(g.load) < 2 {
@@ -164,9 +272,7 @@ func (g *growGrid) covers(rpm, load float64) bool {
 		return false
 	}
 	g.resize(r0, r1, l0, l1)
-	rlo, rhi = reach(g.rpm)
-	llo, lhi = reach(g.load)
-	return rpm >= rlo && rpm <= rhi && load >= llo && load <= lhi
+	return rpm >= g.reach[0] && rpm <= g.reach[1] && load >= g.reach[2] && load <= g.reach[3]
 }
 
 // grow returns how many nodes to add below and above axis a, at its end
@@ -196,18 +302,21 @@ func (g *growGrid) resize(r0, r1, l0, l1 int) {
 		if c == nil {
 			continue
 		}
-		nodes := make([]nodeAcc, nr*nc)
-		for i := range nodes {
-			nodes[i] = newNodeAcc()
-		}
-		for i := 0; i < oldR; i++ {
-			copy(nodes[(i+r0)*nc+l0:(i+r0)*nc+l0+oldC], c.nodes[i*oldC:(i+1)*oldC])
+		if c.nearest {
+			nodes := make([]nodeAcc, nr*nc)
+			for i := range nodes {
+				nodes[i] = newNodeAcc()
+			}
+			for i := 0; i < oldR; i++ {
+				copy(nodes[(i+r0)*nc+l0:(i+r0)*nc+l0+oldC], c.nodes[i*oldC:(i+1)*oldC])
+			}
+			c.nodes = nodes
 		}
 		quads := make([]*quadAcc, (nr-1)*(nc-1))
 		for i := 0; i < oldR-1; i++ {
 			copy(quads[(i+r0)*(nc-1)+l0:(i+r0)*(nc-1)+l0+oldC-1], c.quads[i*(oldC-1):(i+1)*(oldC-1)])
 		}
-		c.nodes, c.quads = nodes, quads
+		c.quads = quads
 	}
 }
 
@@ -235,9 +344,12 @@ func (g *growGrid) acc(c int) *cylAcc {
 	}
 	if g.cyl[c] == nil {
 		nr, nc := len(g.rpm), len(g.load)
-		a := &cylAcc{nodes: make([]nodeAcc, nr*nc)}
-		for i := range a.nodes {
-			a.nodes[i] = newNodeAcc()
+		a := &cylAcc{nearest: g.nearest}
+		if a.nearest {
+			a.nodes = make([]nodeAcc, nr*nc)
+			for i := range a.nodes {
+				a.nodes[i] = newNodeAcc()
+			}
 		}
 		if nr > 1 && nc > 1 {
 			a.quads = make([]*quadAcc, (nr-1)*(nc-1))

@@ -81,10 +81,23 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		}
 	}
 
-	retime := dyno.Retime(src)
-	src = retime
+	// A log without time (the predecessor's CSVs) has no rates to measure:
+	// no time base to repair, no delay to learn, no smoothing over time.
+	hasTime := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTime)
+	var notes []string
+	var retime *dyno.Retimer
+	if hasTime {
+		retime = dyno.Retime(src)
+		src = retime
+	} else {
+		notes = append(notes, "the log has no time column: no transient, decel-slope or delay checks, and no smoothing over time")
+	}
 	var auto *afr.AutoAligner
 	switch {
+	case !hasTime:
+		if !o.SensorDelay.IsZero() {
+			notes = append(notes, "a sensor delay cannot be undone without time")
+		}
 	case !o.NoLearnDelay:
 		lo := o.LearnDelayOptions
 		if lo.Fallback.IsZero() {
@@ -106,7 +119,8 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	}
 	tpsLive := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTPS)
 	g := newGrowGrid(grid, extend, axis, loadPercent)
-	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive)
+	g.nearest = o.Attribution == NearestCell
+	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime)
 	seen := make([]bool, ncyl)
 	pf := newPrefetcher(ctx, src)
 	defer pf.close()
@@ -130,6 +144,15 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			return nil, err
 		}
 		samples++
+		if cond.direct() {
+			// Nothing to look ahead for (a log without time): no copy.
+			reason := cond.check(s)
+			cs := condSample{reason: reason, rpm: s.RPM, load: loadOf(axis, s)}
+			if a.accumulateSample(g, s, &cs, ncyl, combined, seen) {
+				weighted++
+			}
+			continue
+		}
 		cond.push(s)
 		for {
 			cs, ok := cond.pop(false)
@@ -152,13 +175,16 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	g.trim(o.MinSamples)
 	res := &Result{Source: layout.Name, Format: layout.Format, Grid: Grid{RPM: g.rpm, MAP: g.load}, Samples: samples,
 		Options: o, Delay: o.SensorDelay, Load: axis, LoadWhy: axisWhy, Channels: report, Combined: combined}
-	if !o.NoLearnDelay {
+	if !o.NoLearnDelay || !hasTime {
 		res.Delay = dyno.TransportDelay{}
 	}
 	res.Options.Grid = res.Grid
 	res.Target = targetText(o.Targets, report)
-	if n := retime.Report(); n.Changed() {
-		res.Notes = append(res.Notes, n.String())
+	res.Notes = append(res.Notes, notes...)
+	if retime != nil {
+		if n := retime.Report(); n.Changed() {
+			res.Notes = append(res.Notes, n.String())
+		}
 	}
 	if g.addedR0+g.addedR1+g.addedL0+g.addedL1 > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("grid extended to the data: RPM %s..%s, load %s..%s",
@@ -190,9 +216,14 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 // cylinder's wideband and target, and adds it to the grid. It reports
 // whether the sample had a weight of its own (torque or power weighting).
 func (a *analyzer) accumulate(g *growGrid, cs *condSample, ncyl int, combined bool, seen []bool) bool {
-	o := a.opts
+	return a.accumulateSample(g, &cs.s, cs, ncyl, combined, seen)
+}
+
+// accumulateSample is accumulate for a sample held elsewhere than in cs
+// (cs.s is then unused).
+func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample, ncyl int, combined bool, seen []bool) bool {
+	o := &a.opts
 	f := o.Filter
-	s := &cs.s
 	common := a.rangeCheck(s, cs)
 	if common < 0 {
 		common = cs.reason
@@ -215,10 +246,8 @@ func (a *analyzer) accumulate(g *growGrid, cs *condSample, ncyl int, combined bo
 	}
 	var qi, qj int
 	var fr, fm float64
-	var phi [4]float64
 	if common < 0 {
 		qi, qj, fr, fm = g.place(cs.rpm, cs.load)
-		phi = quadPhi(fr, fm)
 	}
 	for c := 0; c < ncyl; c++ {
 		meas := s.AFR[c]
@@ -274,28 +303,18 @@ func (a *analyzer) accumulate(g *growGrid, cs *condSample, ncyl int, combined bo
 		}
 		if a.opts.Attribution == NearestCell {
 			idx := g.rIdx.nearest(cs.rpm)*g.cols() + g.lIdx.nearest(cs.load)
-			acc.nodes[idx].add(1, weight, mult, meas, target, s, knock)
+			acc.nodes[idx].add(1, weight, mult-1, meas, target, s, knock)
 			acc.nodes[idx].near++
 			continue
 		}
-		nc := g.cols()
-		best := 0
-		for k := 0; k < 4; k++ {
-			if phi[k] > 0 {
-				acc.nodes[(qi+k/2)*nc+qj+k%2].add(phi[k], weight, mult, meas, target, s, knock)
-			}
-			if phi[k] > phi[best] {
-				best = k
-			}
-		}
-		acc.nodes[(qi+best/2)*nc+qj+best%2].near++
 		if len(acc.quads) > 0 {
+			nc := g.cols()
 			q := acc.quads[qi*(nc-1)+qj]
 			if q == nil {
 				q = new(quadAcc)
 				acc.quads[qi*(nc-1)+qj] = q
 			}
-			q.add(fr, fm, weight, mult-1)
+			q.add(fr, fm, weight, mult-1, meas, target, s, knock)
 		}
 	}
 	return hadWeight
@@ -328,23 +347,25 @@ func (g *growGrid) trim(minEvidence float64) {
 	if g.addedR0+g.addedR1+g.addedL0+g.addedL1 == 0 {
 		return
 	}
+	nr, nc := g.rows(), g.cols()
+	var stats [][]nodeAcc
+	for _, c := range g.cyl {
+		if c != nil {
+			stats = append(stats, c.nodeStats(nr, nc))
+		}
+	}
 	evidence := func(i0, i1, j0, j1 int) float64 {
 		var e float64
-		nc := g.cols()
-		for _, c := range g.cyl {
-			if c == nil {
-				continue
-			}
+		for _, st := range stats {
 			for i := i0; i <= i1; i++ {
 				for j := j0; j <= j1; j++ {
-					e = math.Max(e, c.nodes[i*nc+j].share)
+					e = math.Max(e, st[i*nc+j].share)
 				}
 			}
 		}
 		return e
 	}
 	r0, r1, l0, l1 := 0, 0, 0, 0
-	nr, nc := g.rows(), g.cols()
 	for r0 < g.addedR0 && evidence(r0, r0, 0, nc-1) < minEvidence {
 		r0++
 	}
@@ -365,9 +386,12 @@ func (g *growGrid) trim(minEvidence float64) {
 		if c == nil {
 			continue
 		}
-		nodes := make([]nodeAcc, newR*newC)
-		for i := 0; i < newR; i++ {
-			copy(nodes[i*newC:(i+1)*newC], c.nodes[(i+r0)*nc+l0:(i+r0)*nc+l0+newC])
+		if c.nearest {
+			nodes := make([]nodeAcc, newR*newC)
+			for i := 0; i < newR; i++ {
+				copy(nodes[i*newC:(i+1)*newC], c.nodes[(i+r0)*nc+l0:(i+r0)*nc+l0+newC])
+			}
+			c.nodes = nodes
 		}
 		var quads []*quadAcc
 		if newR > 1 && newC > 1 {
@@ -376,7 +400,7 @@ func (g *growGrid) trim(minEvidence float64) {
 				copy(quads[i*(newC-1):(i+1)*(newC-1)], c.quads[(i+r0)*(nc-1)+l0:(i+r0)*(nc-1)+l0+newC-1])
 			}
 		}
-		c.nodes, c.quads = nodes, quads
+		c.quads = quads
 	}
 	g.rpm = append([]float64(nil), g.rpm[r0:nr-r1]...)
 	g.load = append([]float64(nil), g.load[l0:nc-l1]...)
@@ -410,12 +434,13 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 	o := a.opts
 	acc := g.acc(cyl)
 	nr, nc := g.rows(), g.cols()
+	nodes := acc.nodeStats(nr, nc)
 	raw := MustTable(g.rpm, g.load, math.NaN())
 	pct := MustTable(g.rpm, g.load, math.NaN())
 	cells := make([]Cell, nr*nc)
 	evidence := make([]float64, nr*nc)
-	for i := range acc.nodes {
-		evidence[i] = acc.nodes[i].share
+	for i := range nodes {
+		evidence[i] = nodes[i].share
 	}
 	var fit *nodeFit
 	if o.Estimator == NodeFit {
@@ -425,8 +450,8 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 			return CylinderResult{}, fmt.Errorf("ve: cylinder %d: %w", cyl, err)
 		}
 	}
-	for i := range acc.nodes {
-		ca := &acc.nodes[i]
+	for i := range nodes {
+		ca := &nodes[i]
 		cell := Cell{
 			Hits: ca.hits, EffectiveSamples: ca.share, Weight: ca.w,
 			Multiplier: math.NaN(), StdErr: math.NaN(), MeanAFR: math.NaN(), MeanTarget: math.NaN(),
@@ -434,7 +459,7 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 			Resolution: math.NaN(), CellMean: math.NaN(),
 		}
 		if ca.w > 0 {
-			cell.CellMean = ca.mean
+			cell.CellMean = ca.mean()
 			cell.MeanAFR = ca.afrW / ca.w
 			cell.MeanTarget = ca.tgtW / ca.w
 			if ca.tqWsum > 0 {
@@ -450,13 +475,8 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 				cell.Resolution = fit.resolution[i]
 				correct = correct && cell.Resolution >= o.MinResolution && Has(cell.StdErr) && cell.StdErr <= maxFitStdErr
 			} else {
-				cell.Multiplier = ca.mean
-				// Effective sample size for weighted data: (Σw)² / Σw².
-				nEff := ca.w * ca.w / ca.w2
-				if nEff > 1 {
-					variance := ca.m2 / ca.w * nEff / (nEff - 1)
-					cell.StdErr = math.Sqrt(math.Max(0, variance) / nEff)
-				}
+				cell.Multiplier = ca.mean()
+				cell.StdErr = ca.stdErr()
 			}
 			raw.Values[i] = cell.Multiplier
 			if correct && Has(cell.Multiplier) {

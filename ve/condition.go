@@ -25,6 +25,7 @@ type conditioner struct {
 	stoich   float64
 	ncyl     int
 	tpsLive  bool // the source has a throttle channel
+	hasTime  bool // the source's samples carry time
 	halfSpan time.Duration
 	ahead    time.Duration // how long a sample waits before release
 
@@ -60,12 +61,14 @@ type pastSample struct {
 	tps, map_ float64
 }
 
-func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float64, ncyl int, tpsLive bool) *conditioner {
-	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive}
-	if f.Smoothing > 0 {
+func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float64, ncyl int, tpsLive, hasTime bool) *conditioner {
+	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive, hasTime: hasTime}
+	if f.Smoothing > 0 && hasTime {
 		c.halfSpan = f.Smoothing / 2
 	}
-	c.ahead = max(c.halfSpan, f.PreGuard)
+	if hasTime {
+		c.ahead = max(c.halfSpan, f.PreGuard)
+	}
 	w := f.SlopeWindow
 	if w <= 0 {
 		w = 300 * time.Millisecond
@@ -85,9 +88,24 @@ func loadOf(axis LoadAxis, s *dyno.Sample) float64 {
 	return s.MAP
 }
 
-// push takes the next sample of the stream. Checks that look back run now;
-// decel vetoes the waiting samples it reaches back to.
+// direct reports whether samples need no look-ahead (no smoothing, no
+// decel guard: a log without time), so check can judge each in place.
+func (c *conditioner) direct() bool { return c.ahead == 0 && c.halfSpan == 0 }
+
+// check judges a sample without holding it (see direct): the reason to
+// reject it, or -1.
+func (c *conditioner) check(s *dyno.Sample) Reason { return c.judge(s) }
+
+// push takes the next sample of the stream and holds it for release.
 func (c *conditioner) push(s *dyno.Sample) {
+	reason := c.judge(s)
+	c.buf = append(c.buf, condSample{s: *s, reason: reason})
+}
+
+// judge runs the checks that look back on s (transients, decel and fuel
+// cut) and returns the reason to reject it, or -1. Decel vetoes the
+// waiting samples it reaches back to.
+func (c *conditioner) judge(s *dyno.Sample) Reason {
 	f := c.f
 	if c.n > 0 {
 		if last := c.hist[(c.head-1+len(c.hist))%len(c.hist)]; s.Time < last.t {
@@ -119,7 +137,7 @@ func (c *conditioner) push(s *dyno.Sample) {
 	c.inTransient = inTransient
 
 	// Decel and fuel cut.
-	if dyno.Has(s.RPM) {
+	if dyno.Has(s.RPM) && c.hasTime {
 		c.slope.add(s.Time, s.RPM)
 	}
 	decel := c.isDecel(s)
@@ -139,15 +157,13 @@ func (c *conditioner) push(s *dyno.Sample) {
 	}
 	inDecel := decel || (c.inDecel && s.Time < c.decelUntil)
 	c.inDecel = inDecel
-
-	cs := condSample{s: *s, reason: -1}
 	switch {
 	case inDecel:
-		cs.reason = RejectDecel
+		return RejectDecel
 	case inTransient:
-		cs.reason = RejectTransient
+		return RejectTransient
 	}
-	c.buf = append(c.buf, cs)
+	return -1
 }
 
 // isDecel tells decel and fuel cut from the throttle, the smoothed slope
@@ -231,7 +247,10 @@ func (c *conditioner) pop(flush bool) (*condSample, bool) {
 		return nil, false
 	}
 	// Drop what the window no longer needs, keeping cur's place.
-	drop := min(c.next, c.wlo)
+	drop := c.next
+	if c.halfSpan > 0 {
+		drop = min(drop, c.wlo)
+	}
 	if drop > 0 && drop*2 >= len(c.buf) {
 		n := copy(c.buf, c.buf[drop:])
 		c.buf = c.buf[:n]
@@ -318,7 +337,7 @@ func (w *slopeWindow) add(t time.Duration, y float64) {
 	w.sy += y
 	w.stt += x * x
 	w.sty += x * y
-	for w.start < len(w.ts) && t-w.ts[w.start] > w.window {
+	for w.start < len(w.ts) && (t-w.ts[w.start] > w.window || len(w.ts)-w.start > maxSlopePoints) {
 		x := (w.ts[w.start] - w.t0).Seconds()
 		y := w.ys[w.start]
 		w.n--
@@ -346,6 +365,10 @@ func (w *slopeWindow) add(t time.Duration, y float64) {
 		}
 	}
 }
+
+// maxSlopePoints bounds the points a slope window holds, for logs sampled
+// very fast (or whose clock stands still).
+const maxSlopePoints = 512
 
 // value returns the slope (y per second), when the window holds at least
 // three points spread over at least a third of it.

@@ -72,18 +72,39 @@ type column struct {
 	unusable string // why the column cannot be used at all (a voltage, text)
 	used     bool
 	notUsed  string // why a usable column was not chosen
+
+	// canonical's cache: the values converted, and their summary
+	cv     []float64
+	cvBaro float64
+	cs     *summary
 }
 
 func (c *column) slotKey() int { return int(c.ch)<<8 | (c.cyl + 1) }
 
 // canonical returns the column's prefix values converted to its channel's
-// unit (gauge pressures made absolute with baro), with Missing kept.
+// unit (gauge pressures made absolute with baro), with Missing kept. The
+// slice is cached (units are decided by the time it is asked for): callers
+// must not modify it.
 func (c *column) canonical(stoich, baro float64) []float64 {
+	if c.cv != nil && (!c.gauge || baro == c.cvBaro) {
+		return c.cv
+	}
 	out := make([]float64, len(c.vals))
 	for i, v := range c.vals {
 		out[i] = c.convert(v, stoich, baro)
 	}
+	c.cv, c.cvBaro, c.cs = out, baro, nil
 	return out
+}
+
+// canonicalSummary summarizes canonical's values, cached.
+func (c *column) canonicalSummary(stoich, baro float64) summary {
+	v := c.canonical(stoich, baro)
+	if c.cs == nil {
+		s := summarize(v, nil)
+		c.cs = &s
+	}
+	return *c.cs
 }
 
 // convert applies the column's decided unit to one raw value.

@@ -69,15 +69,23 @@ type summary struct {
 }
 
 // summarize describes the finite values of v at the rows where mask is
-// true (every row when mask is nil).
+// true (every row when mask is nil). The median and mode come from at most
+// summaryPoints of them, evenly spread, so a verdict costs the same on a
+// long prefix; min, max and the counts see every value.
 func summarize(v []float64, mask []bool) summary {
 	var s summary
-	xs := make([]float64, 0, len(v))
+	s.min, s.max = math.Inf(1), math.Inf(-1)
 	for i, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) || (mask != nil && !mask[i]) {
 			continue
 		}
-		xs = append(xs, x)
+		s.n++
+		if x < s.min {
+			s.min = x
+		}
+		if x > s.max {
+			s.max = x
+		}
 		if x < 0 {
 			s.neg++
 		}
@@ -85,25 +93,42 @@ func summarize(v []float64, mask []bool) summary {
 			s.zero++
 		}
 	}
-	s.n = len(xs)
 	if s.n == 0 {
+		s.min, s.max = 0, 0
 		return s
 	}
+	stride := max(1, s.n/summaryPoints)
+	xs := make([]float64, 0, min(s.n, summaryPoints+1))
+	k := 0
+	for i, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) || (mask != nil && !mask[i]) {
+			continue
+		}
+		if k%stride == 0 {
+			xs = append(xs, x)
+		}
+		k++
+	}
 	slices.Sort(xs)
-	s.min, s.max, s.median = xs[0], xs[len(xs)-1], xs[len(xs)/2]
-	run := 0
+	s.median = xs[len(xs)/2]
+	run, best := 0, 0
 	for i := range xs {
 		if i > 0 && xs[i] == xs[i-1] {
 			run++
 		} else {
 			run = 1
 		}
-		if run > s.modeN {
-			s.modeN, s.mode = run, xs[i]
+		if run > best {
+			best, s.mode = run, xs[i]
 		}
 	}
+	// The mode's count over every value, from its share of the sample.
+	s.modeN = best * s.n / len(xs)
 	return s
 }
+
+// summaryPoints is how many values a summary sorts at most.
+const summaryPoints = 1024
 
 // num formats a value for a report: few digits, no exponent.
 func num(v float64) string {
@@ -512,7 +537,7 @@ func (r *Reader) judgeHealth(cols []*column) {
 		switch ch {
 		case dyno.ChanBaro:
 			if c := bestLive(cols, dyno.ChanBaro); c != nil {
-				if s := summarize(c.canonical(r.stoich, 0), nil); s.n > 0 && plausibleBaro(s.median) {
+				if s := c.canonicalSummary(r.stoich, 0); s.n > 0 && plausibleBaro(s.median) {
 					r.prefixBaro = s.median
 				}
 			}
@@ -594,7 +619,7 @@ func (r *Reader) empty(c *column) {
 // values outside what the channel can read.
 func (r *Reader) judgeEngine(c *column) {
 	v := c.canonical(r.stoich, r.prefixBaro)
-	s := summarize(v, nil)
+	s := c.canonicalSummary(r.stoich, r.prefixBaro)
 	if s.n == 0 {
 		r.empty(c)
 		return
@@ -667,8 +692,11 @@ func (r *Reader) judgeWideband(c *column, running, loaded []bool) {
 		afrScale = r.stoich
 	}
 	v := c.canonical(r.stoich, 0)
-	for i := range v {
-		v[i] *= afrScale
+	if afrScale != 1 {
+		v = slices.Clone(v)
+		for i := range v {
+			v[i] *= afrScale
+		}
 	}
 	all := summarize(v, running)
 	if all.n == 0 {
@@ -755,7 +783,7 @@ func (r *Reader) judgeWideband(c *column, running, loaded []bool) {
 // would command, not a wideband's top of range.
 func (r *Reader) judgeTarget(c *column, running []bool) {
 	v := c.canonical(r.stoich, 0)
-	s := summarize(v, nil)
+	s := c.canonicalSummary(r.stoich, 0)
 	if s.n == 0 {
 		r.empty(c)
 		return
@@ -795,8 +823,7 @@ func (r *Reader) judgeTarget(c *column, running []bool) {
 // logger's virtual dyno left at zero) or that no engine makes: the dyno
 // derives torque from its own rpm pickup, which can lose the signal.
 func (r *Reader) judgeTorque(c *column) {
-	v := c.canonical(r.stoich, 0)
-	s := summarize(v, nil)
+	s := c.canonicalSummary(r.stoich, 0)
 	switch {
 	case s.n == 0:
 		r.empty(c)
@@ -826,7 +853,7 @@ func (r *Reader) buildReport(cols []*column) *dyno.ChannelReport {
 		if c == nil {
 			continue
 		}
-		s := summarize(c.canonical(r.stoich, r.prefixBaro), nil)
+		s := c.canonicalSummary(r.stoich, r.prefixBaro)
 		info := dyno.ChannelInfo{Channel: c.ch, Cylinder: b.cyl, Column: c.header, ColumnIndex: c.idx + 1,
 			Unit: c.unit, UnitSource: c.unitSrc, UnitReason: c.unitReason, Values: s.n,
 			Health: c.health, HealthReason: c.why}
@@ -881,7 +908,7 @@ func (r *Reader) buildReport(cols []*column) *dyno.ChannelReport {
 		u := dyno.UnusedColumn{Column: c.header, ColumnIndex: c.idx + 1, Channel: c.ch, Cylinder: c.cyl, Reason: why,
 			Health: c.health, Unit: dyno.CanonicalUnit(c.ch)}
 		if c.unusable == "" {
-			if s := summarize(c.canonical(r.stoich, r.prefixBaro), nil); s.n > 0 {
+			if s := c.canonicalSummary(r.stoich, r.prefixBaro); s.n > 0 {
 				u.Min, u.Max = s.min, s.max
 			}
 		} else if s := summarize(c.vals, nil); s.n > 0 {

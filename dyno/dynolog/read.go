@@ -530,11 +530,37 @@ func (r *Reader) parseRow(l []byte, s *dyno.Sample) (*ParseError, int, bool) {
 	need, n, delim := r.minField, len(l), r.delim
 	start := 0
 	for col := 0; col < need; col++ {
-		i := start
-		for i < n && l[i] != delim {
-			i++
+		bi := r.colBind[col]
+		if bi >= 0 && r.binds[bi].linear {
+			// The common case, parsed as the field is scanned: a plain
+			// number in the channel's unit, ending at the delimiter.
+			if v, end, ok := scanNumber(l, start, delim, r.decComma); ok {
+				b := &r.binds[bi]
+				if b.mul != 1 {
+					v *= b.mul
+				}
+				store(b, v, s)
+				if end >= n && col+1 < need {
+					return &ParseError{File: r.name, Line: r.line, Offset: r.lineOff, Value: shorten(l),
+						Err: fmt.Errorf("%w: %d fields, the mapped columns need %d", ErrShortRow, col+1, need)}, 2, false
+				}
+				start = end + 1
+				continue
+			}
 		}
-		if bi := r.colBind[col]; bi >= 0 {
+		i := start
+		if bi < 0 {
+			if k := bytes.IndexByte(l[start:], delim); k >= 0 {
+				i = start + k
+			} else {
+				i = n
+			}
+		} else {
+			for i < n && l[i] != delim {
+				i++
+			}
+		}
+		if bi >= 0 {
 			b := &r.binds[bi]
 			if b.linear && i > start && l[start] > ' ' && l[i-1] > ' ' {
 				// The common case inline: a plain number in the channel's unit.
@@ -564,6 +590,53 @@ func (r *Reader) parseRow(l []byte, s *dyno.Sample) (*ParseError, int, bool) {
 		start = i + 1
 	}
 	return nil, 0, timeSet
+}
+
+// scanNumber parses the plain decimal number ("-12.5", "3510") that starts
+// at l[i] and ends at delim or the end of the line, returning it and the
+// index of its end. ok is false for anything else (spaces, exponents, text,
+// an empty field, more digits than float64 holds exactly): the caller
+// then takes the general path, which parses exactly what parseNumber does.
+func scanNumber(l []byte, i int, delim byte, decimalComma bool) (float64, int, bool) {
+	n := len(l)
+	neg := false
+	if i < n && (l[i] == '-' || l[i] == '+') {
+		neg = l[i] == '-'
+		i++
+	}
+	var mant uint64
+	nd, frac := 0, 0
+	for ; i < n; i++ {
+		d := l[i] - '0'
+		if d > 9 {
+			break
+		}
+		mant = mant*10 + uint64(d)
+		nd++
+	}
+	if i < n && (l[i] == '.' || (l[i] == ',' && decimalComma && delim != ',')) {
+		i++
+		for ; i < n; i++ {
+			d := l[i] - '0'
+			if d > 9 {
+				break
+			}
+			mant = mant*10 + uint64(d)
+			nd++
+			frac++
+		}
+	}
+	if nd == 0 || nd > 19 || mant > 1<<53 || frac > 22 || (i < n && l[i] != delim) {
+		return 0, 0, false
+	}
+	f := float64(mant)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, i, true
 }
 
 func (r *Reader) parseRowQuoted(l []byte, s *dyno.Sample) (*ParseError, int, bool) {

@@ -121,6 +121,9 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	g := newGrowGrid(grid, extend, axis, loadPercent)
 	g.nearest = o.Attribution == NearestCell
 	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime)
+	if hasTime {
+		cond.lag = o.SensorLag
+	}
 	seen := make([]bool, ncyl)
 	pf := newPrefetcher(ctx, src)
 	defer pf.close()
@@ -257,6 +260,7 @@ func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample,
 		if meas <= 1 || afr.IsSentinel(meas) {
 			meas = math.NaN() // no reading
 		}
+		meas += cs.lagFix[c]
 		if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) && o.Targets == nil {
 			continue // the cylinder has no wideband in this log
 		}

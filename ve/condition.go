@@ -42,6 +42,9 @@ type conditioner struct {
 	// least-squares slope of raw RPM over SlopeWindow
 	slope slopeWindow
 
+	// the wideband's first-order time constant, undone on the readings
+	lag time.Duration
+
 	transientUntil time.Duration
 	inTransient    bool
 	decelUntil     time.Duration
@@ -54,6 +57,9 @@ type condSample struct {
 	reason Reason // the first stream-level reason to reject it, or -1
 	rpm    float64
 	load   float64 // smoothed, on the grid's load axis
+	// lagFix is what undoing the wideband's lag adds to each cylinder's
+	// measured AFR (τ times the reading's rate of change); 0 without lag.
+	lagFix [dyno.MaxCylinders]float64
 }
 
 type pastSample struct {
@@ -67,7 +73,7 @@ func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float
 		c.halfSpan = f.Smoothing / 2
 	}
 	if hasTime {
-		c.ahead = max(c.halfSpan, f.PreGuard)
+		c.ahead = max(c.halfSpan, f.PreGuard, lagWindow)
 	}
 	w := f.SlopeWindow
 	if w <= 0 {
@@ -181,6 +187,11 @@ func (c *conditioner) isDecel(s *dyno.Sample) bool {
 	switch {
 	case closed && falling:
 		return true
+	case closed && dyno.Has(s.RPM) && s.RPM > overrunRPM && dyno.Has(s.MAP) && s.MAP < 0.5*baro:
+		// The throttle shut well above idle with the manifold in vacuum:
+		// overrun (the dyno or the vehicle drives the engine), whether or
+		// not the speed has begun to fall.
+		return true
 	case !c.tpsLive && vacuum && falling:
 		return true
 	}
@@ -209,6 +220,10 @@ func (c *conditioner) isDecel(s *dyno.Sample) bool {
 	}
 	return false
 }
+
+// overrunRPM is the engine speed above which a closed throttle is
+// overrun, not idle.
+const overrunRPM = 1800
 
 // reference returns the newest remembered sample at least the rate window
 // older than now, or the oldest one when none is that old.
@@ -263,8 +278,66 @@ func (c *conditioner) pop(flush bool) (*condSample, bool) {
 	if c.halfSpan > 0 {
 		cur.load = c.slide()
 	}
+	cur.lagFix = [dyno.MaxCylinders]float64{}
+	if c.lag > 0 {
+		c.deconvolve(cur)
+	}
 	c.next++
 	return cur, true
+}
+
+// lagWindow is the half span over which a reading's rate of change is
+// measured to undo the sensor's lag.
+const lagWindow = 60 * time.Millisecond
+
+// deconvolve undoes the wideband's first-order lag: a sensor with time
+// constant τ reads m where m' = (a − m)/τ, so the exhaust it saw was
+// a = m + τ·m'. The rate m' is the least-squares slope of the readings
+// within lagWindow either side, which keeps the noise it adds to a few
+// tenths of a percent.
+func (c *conditioner) deconvolve(cur *condSample) {
+	t := cur.s.Time
+	tau := c.lag.Seconds()
+	for cyl := 0; cyl < c.ncyl; cyl++ {
+		m := measuredAFR(&cur.s, cyl, c.stoich)
+		if !dyno.Has(m) {
+			continue
+		}
+		var n, sx, sy, sxx, sxy float64
+		before, after := false, false
+		for k := c.next; k >= 0 && t-c.buf[k].s.Time <= lagWindow; k-- {
+			if y := measuredAFR(&c.buf[k].s, cyl, c.stoich); dyno.Has(y) {
+				x := (c.buf[k].s.Time - t).Seconds()
+				n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+				before = before || k < c.next
+			}
+		}
+		for k := c.next + 1; k < len(c.buf) && c.buf[k].s.Time-t <= lagWindow; k++ {
+			if y := measuredAFR(&c.buf[k].s, cyl, c.stoich); dyno.Has(y) {
+				x := (c.buf[k].s.Time - t).Seconds()
+				n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+				after = true
+			}
+		}
+		den := n*sxx - sx*sx
+		if n < 3 || !before || !after || den <= 0 {
+			continue
+		}
+		cur.lagFix[cyl] = tau * (n*sxy - sx*sy) / den
+	}
+}
+
+// measuredAFR is a sample's measured AFR for a cylinder: the AFR channel,
+// or lambda times stoich; Missing for no reading (0, a sentinel).
+func measuredAFR(s *dyno.Sample, cyl int, stoich float64) float64 {
+	m := s.AFR[cyl]
+	if !(m > 1) && s.Lambda[cyl] > 0 {
+		m = s.Lambda[cyl] * stoich
+	}
+	if !(m > 1) {
+		return dyno.Missing
+	}
+	return m
 }
 
 // maxWaiting bounds the samples held ahead, for logs sampled very fast.

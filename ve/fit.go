@@ -20,7 +20,7 @@ type nodeFit struct {
 
 // maxFitStdErr is the largest standard error (as a fraction) a node may
 // have and still be corrected.
-const maxFitStdErr = 0.05
+const maxFitStdErr = 0.01
 
 // errFit reports a fit that could not be solved (never expected: the
 // prior keeps the system positive definite).

@@ -310,6 +310,13 @@ type Options struct {
 	// learned (NoLearnDelay), or when the log holds too little signal to
 	// learn it. The zero value means none.
 	SensorDelay dyno.TransportDelay
+	// SensorLag is the wideband's first-order time constant (what is left
+	// of its response once the transport delay is undone): each reading is
+	// corrected to the exhaust the sensor saw, reading + SensorLag × its
+	// rate of change. A lag left in smears the readings along a pull, and
+	// a cell whose neighbours need different corrections comes out short.
+	// Zero means none.
+	SensorLag time.Duration
 	// NoLearnDelay stops the analysis from learning the transport delay from
 	// the log (afr.AutoAlign, on a bounded prefix) and uses SensorDelay as
 	// given. Learning is the default; Result.DelayEstimate reports it.

@@ -447,12 +447,14 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 		evidence[i] = nodes[i].share
 	}
 	var fit *nodeFit
+	var smoothness float64
 	if o.Estimator == NodeFit {
 		var err error
 		fit, err = fitNodes(nr, nc, acc.quads, evidence, o.MinSamples, o.Smoothness)
 		if err != nil {
 			return CylinderResult{}, fmt.Errorf("ve: cylinder %d: %w", cyl, err)
 		}
+		smoothness = fit.smoothness
 	}
 	for i := range nodes {
 		ca := &nodes[i]
@@ -477,7 +479,7 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 				cell.Multiplier = 1 + fit.value[i]
 				cell.StdErr = fit.stdErr[i]
 				cell.Resolution = fit.resolution[i]
-				correct = correct && cell.Resolution >= o.MinResolution && Has(cell.StdErr) && cell.StdErr <= maxFitStdErr
+				correct = correct && Has(cell.StdErr) && cell.StdErr <= o.MaxStdErr && cell.Resolution >= o.MinResolution
 			} else {
 				cell.Multiplier = ca.mean()
 				cell.StdErr = ca.stdErr()
@@ -510,7 +512,7 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 		corr.Values[i] = roundDecimal(1+p/100, corr.Precision)
 	}
 	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells,
-		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped}, nil
+		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped, Smoothness: smoothness}, nil
 }
 
 func grade(n, se float64) Confidence {

@@ -2,7 +2,6 @@ package ve
 
 import (
 	"math"
-	"slices"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -31,9 +30,9 @@ type conditioner struct {
 
 	buf  []condSample // the window: released samples behind, waiting ones ahead
 	next int          // index in buf of the next sample to release
-	// the load window of the median: buf[wlo:whi], its values sorted in win
-	wlo, whi int
-	win      []float64
+	// the smoothers of load and speed (nil without smoothing)
+	loadS, rpmS *trackSmoother
+	section     int // incremented each time the clock goes backwards
 
 	// rate reference for transients
 	hist    [64]pastSample
@@ -55,8 +54,11 @@ type conditioner struct {
 type condSample struct {
 	s      dyno.Sample
 	reason Reason // the first stream-level reason to reject it, or -1
-	rpm    float64
-	load   float64 // smoothed, on the grid's load axis
+	// section counts the times the clock went backwards before the
+	// sample: smoothing windows never span two sections.
+	section int
+	rpm     float64
+	load    float64 // smoothed, on the grid's load axis
 	// lagFix is what undoing the wideband's lag adds to each cylinder's
 	// measured AFR (τ times the reading's rate of change); 0 without lag.
 	lagFix [dyno.MaxCylinders]float64
@@ -71,6 +73,8 @@ func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float
 	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive, hasTime: hasTime}
 	if f.Smoothing > 0 && hasTime {
 		c.halfSpan = f.Smoothing / 2
+		c.loadS = newTrackSmoother(c.halfSpan, func(s *dyno.Sample) float64 { return loadOf(axis, s) })
+		c.rpmS = newTrackSmoother(c.halfSpan, func(s *dyno.Sample) float64 { return s.RPM })
 	}
 	if hasTime {
 		c.ahead = max(c.halfSpan, f.PreGuard, lagWindow)
@@ -105,7 +109,10 @@ func (c *conditioner) check(s *dyno.Sample) Reason { return c.judge(s) }
 // push takes the next sample of the stream and holds it for release.
 func (c *conditioner) push(s *dyno.Sample) {
 	reason := c.judge(s)
-	c.buf = append(c.buf, condSample{s: *s, reason: reason})
+	if n := len(c.buf); n > 0 && s.Time < c.buf[n-1].s.Time {
+		c.section++
+	}
+	c.buf = append(c.buf, condSample{s: *s, reason: reason, section: c.section})
 }
 
 // judge runs the checks that look back on s (transients, decel and fuel
@@ -263,20 +270,30 @@ func (c *conditioner) pop(flush bool) (*condSample, bool) {
 	}
 	// Drop what the window no longer needs, keeping cur's place.
 	drop := c.next
-	if c.halfSpan > 0 {
-		drop = min(drop, c.wlo)
+	if c.loadS != nil {
+		drop = min(drop, c.loadS.oldest(), c.rpmS.oldest())
 	}
 	if drop > 0 && drop*2 >= len(c.buf) {
 		n := copy(c.buf, c.buf[drop:])
 		c.buf = c.buf[:n]
 		c.next -= drop
-		c.wlo -= drop
-		c.whi -= drop
+		if c.loadS != nil {
+			c.loadS.shift(drop)
+			c.rpmS.shift(drop)
+		}
 		cur = &c.buf[c.next]
 	}
 	cur.rpm, cur.load = cur.s.RPM, loadOf(c.axis, &cur.s)
-	if c.halfSpan > 0 {
-		cur.load = c.slide()
+	if c.loadS != nil {
+		var loadSteady, rpmSteady bool
+		cur.load, loadSteady = c.loadS.smooth(c.buf, c.next, c.f.SteadySpan)
+		cur.rpm, rpmSteady = c.rpmS.smooth(c.buf, c.next, c.f.SteadySpan)
+		if c.f.SteadySpan > 0 && cur.reason < 0 && !(loadSteady && rpmSteady) {
+			// Load or speed bends within the span: where the sample
+			// belongs is uncertain, and so is which exhaust the
+			// wideband read.
+			cur.reason = RejectTransient
+		}
 	}
 	cur.lagFix = [dyno.MaxCylinders]float64{}
 	if c.lag > 0 {
@@ -342,40 +359,6 @@ func measuredAFR(s *dyno.Sample, cyl int, stoich float64) float64 {
 
 // maxWaiting bounds the samples held ahead, for logs sampled very fast.
 const maxWaiting = 1024
-
-// slide moves the load window to the samples within the half span of
-// buf[c.next] and returns their median. The window is a sorted slice
-// updated as samples enter and leave it, so a step costs a binary search
-// and a short copy. A median, unlike a mean, does not smear a step in
-// load over the samples either side of it.
-func (c *conditioner) slide() float64 {
-	cur := &c.buf[c.next]
-	t := cur.s.Time
-	for c.whi < len(c.buf) && c.buf[c.whi].s.Time-t <= c.halfSpan {
-		if v := loadOf(c.axis, &c.buf[c.whi].s); dyno.Has(v) {
-			i, _ := slices.BinarySearch(c.win, v)
-			c.win = slices.Insert(c.win, i, v)
-		}
-		c.whi++
-	}
-	for c.wlo < c.whi && t-c.buf[c.wlo].s.Time > c.halfSpan {
-		if v := loadOf(c.axis, &c.buf[c.wlo].s); dyno.Has(v) {
-			if i, ok := slices.BinarySearch(c.win, v); ok {
-				c.win = slices.Delete(c.win, i, i+1)
-			}
-		}
-		c.wlo++
-	}
-	x := loadOf(c.axis, &cur.s)
-	n := len(c.win)
-	if !dyno.Has(x) || n < 3 {
-		return x
-	}
-	if n%2 == 1 {
-		return c.win[n/2]
-	}
-	return (c.win[n/2-1] + c.win[n/2]) / 2
-}
 
 // slopeWindow keeps the least-squares slope of (t, y) over the last
 // window, in O(1) a sample.

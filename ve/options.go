@@ -42,10 +42,10 @@ type Estimator int
 const (
 	// NodeFit fits the node values (what the VE table stores) to the
 	// samples by weighted least squares on their bilinear weights, with a
-	// weak smoothness prior between neighbouring nodes: the correction
-	// that, interpolated the way the ECU interpolates, best explains every
-	// sample. A node is corrected only where the samples resolve it. The
-	// default.
+	// smoothness prior between neighbouring nodes whose weight the data
+	// choose: the correction that, interpolated the way the ECU
+	// interpolates, best explains every sample. A node is corrected only
+	// where its standard error is small (Options.MaxStdErr). The default.
 	NodeFit Estimator = iota
 	// CellMean takes each node's weighted mean of measured/target over the
 	// samples attributed to it, the predecessor's method. Near a node whose
@@ -212,12 +212,21 @@ type Filter struct {
 	PreGuard      time.Duration
 	SlopeWindow   time.Duration
 
-	// Smoothing is the span of the centred running median applied to the
-	// load (MAP, TPS or ECU load) before a sample is placed on the grid:
-	// noise on the load axis would otherwise pass for differences between
-	// neighbouring nodes. A median keeps a step in load a step. Negative
-	// disables it.
+	// Smoothing is the widest span over which speed and load (MAP, TPS or
+	// ECU load) are smoothed before a sample is placed on the grid: noise
+	// on the axes would otherwise pass for differences between
+	// neighbouring nodes. Each sample gets a local straight-line fit over
+	// the widest window, up to this span, whose estimate agrees with the
+	// narrower ones' (the intersection of confidence intervals rule), so
+	// a sweep is averaged over the whole span and a throttle step stays a
+	// step. Negative disables it.
 	Smoothing time.Duration
+	// SteadySpan rejects a sample as a transient when its speed or load
+	// bends within this span either side of it (the smoothing could not
+	// widen to it): its place on the grid, and which exhaust the wideband
+	// read, are uncertain there. Zero means 100 ms; negative disables it.
+	// It needs Smoothing.
+	SteadySpan time.Duration
 
 	// MinECT rejects samples of a cold engine (warm-up enrichment), when the
 	// sample has ECT.
@@ -247,6 +256,7 @@ func DefaultFilter() Filter {
 		PreGuard:      150 * time.Millisecond,
 		SlopeWindow:   300 * time.Millisecond,
 		Smoothing:     time.Second,
+		SteadySpan:    100 * time.Millisecond,
 		MinECT:        60,
 	}
 }
@@ -291,16 +301,24 @@ type Options struct {
 	// samples' bilinear weights on a node) a node needs before it is
 	// corrected. Zero means 5.
 	MinSamples float64
-	// MinResolution is how much of a node's fitted value must come from its
-	// own samples rather than from its neighbours (the diagonal of the
-	// fit's resolution matrix, 0..1, judged under a prior ten times the
-	// fit's) before it is corrected: samples that only ever fall between
-	// two nodes tell their blend, not each. Zero means 0.75; NodeFit only.
+	// MaxStdErr is the largest standard error (a fraction: 0.01 is 1 %) a
+	// fitted node may have and still be corrected. The standard error is
+	// the node's posterior standard deviation: it is small where the
+	// node's own samples pin it down, and grows where the prior has to
+	// fill in between paths through the table. Zero means 0.01; NodeFit
+	// only (CellMean nodes are judged by MinSamples alone).
+	MaxStdErr float64
+	// MinResolution, when set, also requires this much of a node's fitted
+	// value to come from its own samples rather than from its neighbours
+	// (the diagonal of the fit's resolution matrix, 0..1). Zero means no
+	// such requirement; NodeFit only.
 	MinResolution float64
 	// Smoothness is the weight of the prior that ties neighbouring nodes
-	// together, relative to the data's median weight on a node. It keeps
-	// the fit solvable where the data is thin; nodes it decides are not
-	// corrected. Zero means 0.0003.
+	// together, relative to the data's median weight on a node. Zero (the
+	// default) chooses it from the log, as the most likely given the data
+	// (restricted maximum likelihood): weak for a table whose error
+	// changes from node to node, strong for a smooth one.
+	// Result cylinders report the weight used.
 	Smoothness float64
 	// ClampPercent limits every correction to +/- this percent. Zero means
 	// 15; negative disables the clamp.
@@ -352,23 +370,26 @@ func (o Options) resolved() (Options, error) {
 		f := *o.Filter // never alias the caller's struct
 		o.Filter = &f
 	}
+	if o.Filter.SteadySpan == 0 {
+		o.Filter.SteadySpan = 100 * time.Millisecond
+	}
 	if o.MinSamples == 0 {
 		o.MinSamples = 5
 	}
 	if o.MinSamples < 0 || math.IsNaN(o.MinSamples) {
 		return o, fmt.Errorf("ve: MinSamples %v is negative", o.MinSamples)
 	}
-	if o.MinResolution == 0 {
-		o.MinResolution = 0.75
+	if o.MaxStdErr == 0 {
+		o.MaxStdErr = 0.01
 	}
-	if !(o.MinResolution > 0 && o.MinResolution <= 1) {
-		return o, fmt.Errorf("ve: MinResolution %v outside (0, 1]", o.MinResolution)
+	if !(o.MaxStdErr > 0 && o.MaxStdErr <= 1) {
+		return o, fmt.Errorf("ve: MaxStdErr %v outside (0, 1]", o.MaxStdErr)
 	}
-	if o.Smoothness == 0 {
-		o.Smoothness = 0.0003
+	if !(o.MinResolution >= 0 && o.MinResolution <= 1) {
+		return o, fmt.Errorf("ve: MinResolution %v outside [0, 1]", o.MinResolution)
 	}
-	if !(o.Smoothness > 0 && o.Smoothness < 1e6) {
-		return o, fmt.Errorf("ve: Smoothness %v must be positive", o.Smoothness)
+	if !(o.Smoothness >= 0 && o.Smoothness < 1e6) {
+		return o, fmt.Errorf("ve: Smoothness %v is negative", o.Smoothness)
 	}
 	if o.ClampPercent == 0 {
 		o.ClampPercent = 15

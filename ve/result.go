@@ -115,9 +115,9 @@ type Cell struct {
 	// CellMean is the weighted mean of measured/target over the samples
 	// attributed to the node, whatever the estimator.
 	CellMean float64
-	// StdErr is the standard error of Multiplier: from the fit's
-	// covariance and the local residuals (NodeFit), or of the mean; NaN
-	// when it cannot be told.
+	// StdErr is the standard error of Multiplier: the fit's posterior
+	// standard deviation (NodeFit), or the mean's standard error
+	// (CellMean); NaN when it cannot be told.
 	StdErr float64
 	// Resolution is how much of the node's fitted value comes from its own
 	// samples rather than its neighbours', 0..1 (NodeFit; NaN otherwise).
@@ -152,6 +152,10 @@ type CylinderResult struct {
 	Accepted int        // samples accepted for this cylinder
 	Rejected Rejections // samples rejected for this cylinder, by reason
 	Clamped  int        // cells whose correction the clamp limited
+	// Smoothness is the weight of the node fit's prior, relative to the
+	// data's (the one Options gave, or the one chosen from the log); zero
+	// for CellMean.
+	Smoothness float64
 }
 
 // Cell returns the evidence at row i (RPM) and column j (MAP).

@@ -30,10 +30,10 @@ const (
 	DefaultCellMAP      = 5.0
 )
 
-// DefaultDelayBands are the RPM band edges a DelayEstimator reports
+// DefaultDelayBands returns the RPM band edges a DelayEstimator reports
 // separately when EstimateOptions.BandEdges is nil: below 2500, 2500–3500,
-// 3500–4500 and from 4500 rev/min.
-var DefaultDelayBands = []float64{2500, 3500, 4500}
+// 3500–4500 and from 4500 rev/min. Each call returns a new slice.
+func DefaultDelayBands() []float64 { return []float64{2500, 3500, 4500} }
 
 // Bounds of the estimator's memory: cells of the speed × load plane and
 // lags it tracks.
@@ -235,7 +235,7 @@ func NewDelayEstimator(opt EstimateOptions) (*DelayEstimator, error) {
 	}
 	edges := opt.BandEdges
 	if edges == nil {
-		edges = DefaultDelayBands
+		edges = DefaultDelayBands()
 	}
 	for i, e := range edges {
 		if math.IsNaN(e) || math.IsInf(e, 0) || (i > 0 && e <= edges[i-1]) {

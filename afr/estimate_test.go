@@ -64,7 +64,7 @@ func TestEstimateDelaySimulated(t *testing.T) {
 			assert.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
 			assert.Equal(t, est.Overall, est.Delay.Fixed)
 			assert.True(t, est.Commanded)
-			assert.Len(t, est.Bands, len(afr.DefaultDelayBands)+1)
+			assert.Len(t, est.Bands, len(afr.DefaultDelayBands())+1)
 			assert.Zero(t, est.Bands[0].MinRPM)
 			assert.Zero(t, est.Bands[len(est.Bands)-1].MaxRPM)
 			b, err := json.Marshal(est)
@@ -274,4 +274,12 @@ func FuzzDelayEstimator(f *testing.F) {
 			t.Fatalf("estimate is not JSON: %v: %+v", err, est)
 		}
 	})
+}
+
+// DefaultDelayBands returns a fresh slice: changing it changes no default.
+func TestDefaultDelayBands(t *testing.T) {
+	b := afr.DefaultDelayBands()
+	require.Equal(t, []float64{2500, 3500, 4500}, b)
+	b[0] = 0
+	assert.Equal(t, 2500.0, afr.DefaultDelayBands()[0])
 }

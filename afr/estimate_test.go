@@ -357,3 +357,25 @@ func TestEstimateDelayDecelSession(t *testing.T) {
 	assert.InDelta(t, s.trueDelayAt(3000).Seconds(), est.Overall.Seconds(), delayTolerance.Seconds())
 	assert.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
 }
+
+// An AutoAligner whose prefix stops inside a chunk of its buffer (at
+// MaxSamples) streams the rest from its source: the output is still what
+// Align with its delay gives, sample for sample.
+func TestAutoAlignPrefixBound(t *testing.T) {
+	delay := dyno.TransportDelay{Fixed: 250 * time.Millisecond}
+	fb := dyno.TransportDelay{Fixed: 200 * time.Millisecond}
+	a := afr.AutoAlign(simLog(t, delay, 3, 0), afr.AutoAlignOptions{MaxSamples: 1500, Fallback: fb})
+	got, err := dyno.Collect(t.Context(), a)
+	require.NoError(t, err)
+	want, err := dyno.Collect(t.Context(), afr.Align(simLog(t, delay, 3, 0), a.Delay()))
+	require.NoError(t, err)
+	require.Greater(t, len(want), 1500)
+	require.Equal(t, len(want), len(got))
+	for i := range want {
+		require.Equal(t, want[i].Time, got[i].Time, "sample %d", i)
+		require.Equal(t, dyno.Has(want[i].AFR[0]), dyno.Has(got[i].AFR[0]), "sample %d", i)
+		if dyno.Has(want[i].AFR[0]) {
+			require.Equal(t, want[i].AFR[0], got[i].AFR[0], "sample %d", i)
+		}
+	}
+}

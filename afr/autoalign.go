@@ -10,9 +10,14 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 )
 
-// Defaults of AutoAlignOptions.
+// Defaults of AutoAlignOptions. The prefix is long because the delay
+// shows where the log passes through the same cells in different ways (a
+// sweep down a row an up sweep went through, a hold), which a dyno session
+// does minutes apart: the first two minutes of one, a pull and the first
+// sweeps up, say nothing about the delay. MaxSamples bounds the memory,
+// at 416 bytes a sample about 14 MB.
 const (
-	DefaultAutoPrefix        = 120 * time.Second
+	DefaultAutoPrefix        = 10 * time.Minute
 	DefaultAutoMaxSamples    = 1 << 15
 	DefaultAutoMinConfidence = 0.3
 )
@@ -41,17 +46,20 @@ type AutoAlignOptions struct {
 	Align AlignOptions
 }
 
-// AutoAligner is a dyno.Source that learns the wideband transport delay
-// from the log itself and undoes it: on the first Next it reads a bounded
-// prefix of its source into memory, estimates the delay from it with a
-// DelayEstimator, then streams the prefix and the rest of the source through
-// Align with that delay. Memory is the prefix (at most MaxSamples samples)
-// plus the Aligner's window.
+// AutoAligner is a dyno.Source that learns the wideband delay from the log
+// itself and undoes it: on the first Next it reads a bounded prefix of its
+// source into memory, estimates the delay from it with a DelayEstimator,
+// then streams the prefix and the rest of the source through Align with
+// that delay. Memory is the prefix (at most MaxSamples samples, 416
+// bytes each) plus the estimator's cells and the Aligner's window.
 type AutoAligner struct {
-	src    dyno.Source
-	opt    AutoAlignOptions
-	buf    []dyno.Sample
-	pos    int
+	src dyno.Source
+	opt AutoAlignOptions
+	// buf holds the prefix in chunks of prefixChunk samples, so that it
+	// grows without copying and is released chunk by chunk as it is
+	// replayed; n is the samples in it, pos the next one to replay.
+	buf    [][]dyno.Sample
+	n, pos int
 	srcEOF bool
 
 	started bool
@@ -119,7 +127,7 @@ func (a *AutoAligner) start(ctx context.Context) error {
 	}
 	s := dyno.NewSample()
 	var t0 time.Duration
-	for len(a.buf) < a.opt.MaxSamples {
+	for a.n < a.opt.MaxSamples {
 		err := a.src.Next(ctx, &s)
 		if errors.Is(err, io.EOF) {
 			a.srcEOF = true
@@ -128,13 +136,17 @@ func (a *AutoAligner) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(a.buf) == 0 {
+		if a.n == 0 {
 			t0 = s.Time
 		}
 		if err := est.Add(&s); err != nil {
 			return err
 		}
-		a.buf = append(a.buf, s)
+		if a.n%prefixChunk == 0 {
+			a.buf = append(a.buf, make([]dyno.Sample, 0, min(prefixChunk, a.opt.MaxSamples-a.n)))
+		}
+		a.buf[len(a.buf)-1] = append(a.buf[len(a.buf)-1], s)
+		a.n++
 		if s.Time-t0 >= a.opt.Prefix {
 			break
 		}
@@ -148,6 +160,10 @@ func (a *AutoAligner) start(ctx context.Context) error {
 	return nil
 }
 
+// prefixChunk is the number of prefix samples an AutoAligner allocates at
+// once (416 KB).
+const prefixChunk = 1024
+
 // replay serves the buffered prefix, then the rest of the source.
 type replay struct{ a *AutoAligner }
 
@@ -155,11 +171,15 @@ func (r replay) Layout() dyno.Layout { return r.a.src.Layout() }
 
 func (r replay) Next(ctx context.Context, s *dyno.Sample) error {
 	a := r.a
-	if a.pos < len(a.buf) {
-		*s = a.buf[a.pos]
+	if a.pos < a.n {
+		c := a.pos / prefixChunk
+		*s = a.buf[c][a.pos%prefixChunk]
 		a.pos++
-		if a.pos == len(a.buf) {
-			a.buf, a.pos = nil, 0 // release the prefix
+		if a.pos%prefixChunk == 0 || a.pos == a.n {
+			a.buf[c] = nil // release the chunk replayed
+		}
+		if a.pos == a.n {
+			a.buf, a.n, a.pos = nil, 0, 0
 		}
 		return nil
 	}

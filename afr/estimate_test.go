@@ -64,7 +64,7 @@ func TestEstimateDelaySimulated(t *testing.T) {
 			assert.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
 			assert.Equal(t, est.Overall, est.Delay.Fixed)
 			assert.True(t, est.Commanded)
-			assert.Len(t, est.Bands, len(afr.DefaultDelayBands)+1)
+			assert.Len(t, est.Bands, len(afr.DefaultDelayBands())+1)
 			assert.Zero(t, est.Bands[0].MinRPM)
 			assert.Zero(t, est.Bands[len(est.Bands)-1].MaxRPM)
 			b, err := json.Marshal(est)
@@ -107,6 +107,9 @@ func TestEstimateErrors(t *testing.T) {
 		{"cell map", afr.EstimateOptions{CellMAP: 1000}},
 		{"band order", afr.EstimateOptions{BandEdges: []float64{3000, 2000}}},
 		{"band confidence", afr.EstimateOptions{MinBandConfidence: 2}},
+		{"closed throttle", afr.EstimateOptions{ClosedTPS: 60}},
+		{"closed throttle NaN", afr.EstimateOptions{ClosedTPS: math.NaN()}},
+		{"settle", afr.EstimateOptions{Settle: time.Minute}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := afr.NewDelayEstimator(tt.opt)
@@ -274,4 +277,105 @@ func FuzzDelayEstimator(f *testing.F) {
 			t.Fatalf("estimate is not JSON: %v: %+v", err, est)
 		}
 	})
+}
+
+// DefaultDelayBands returns a fresh slice: changing it changes no default.
+func TestDefaultDelayBands(t *testing.T) {
+	b := afr.DefaultDelayBands()
+	require.Equal(t, []float64{2500, 3500, 4500}, b)
+	b[0] = 0
+	assert.Equal(t, 2500.0, afr.DefaultDelayBands()[0])
+}
+
+// With FitRPM the estimate follows a delay that shrinks with engine speed
+// when the bands support it, and does not extrapolate it above its value
+// at the slowest band.
+func TestEstimateDelayFitRPM(t *testing.T) {
+	delay := dyno.TransportDelay{Fixed: 100 * time.Millisecond, PerRPM: 300} // 250 ms at 2000, 175 at 4000
+	for seed := range uint64(2) {
+		truth := dynosim.DefaultTrueVE(dynosim.M8114(), 0)
+		rpm := []float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000}
+		mp := []float64{20, 30, 40, 50, 60, 70, 80, 90, 100}
+		var ecu [2]dyno.Surface
+		for c := range 2 {
+			s, err := dynosim.PerturbSurface(truth[c], rpm, mp, 0, 6, seed*31+uint64(c))
+			require.NoError(t, err)
+			ecu[c] = s
+		}
+		var plan []dynosim.Step
+		for _, m := range []float64{40, 55, 70, 85} {
+			plan = append(plan, dynosim.SweepStep(1500, 5500, m, 200), dynosim.SweepStep(5500, 1500, m, 200))
+		}
+		sim, err := dynosim.New(dynosim.Config{Seed: seed, DT: 20 * time.Millisecond, ECUVE: ecu, Delay: delay,
+			Noise: dynosim.TypicalNoise(), Plan: plan})
+		require.NoError(t, err)
+		est, err := afr.EstimateDelay(t.Context(), sim, afr.EstimateOptions{FitRPM: true})
+		require.NoError(t, err)
+		t.Logf("seed %d: %+v, confidence %.2f", seed, est.Delay, est.Confidence)
+		require.Positive(t, est.PerRPM, "the fit was not used")
+		for _, r := range []float64{2000, 3000, 4000} {
+			assert.InDelta(t, delay.At(r).Seconds(), est.Delay.At(r).Seconds(), 0.030, "at %v rev/min", r)
+		}
+		slowest := est.Bands[0].MeanRPM
+		assert.Equal(t, est.Delay.At(slowest), est.Delay.Max)
+		assert.Equal(t, est.Delay.Max, est.Max)
+		assert.Equal(t, est.Delay.Max, est.Delay.At(1000), "no extrapolation below the slowest band")
+		b, err := json.Marshal(est)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"max_ns":`)
+	}
+}
+
+// A log of one pull (what many dyno exports hold) passes each cell once the
+// same way: it says nothing about the delay, and the estimate is not
+// confident.
+func TestEstimateDelayOnePull(t *testing.T) {
+	sim, err := dynosim.New(dynosim.Config{Seed: 1, DT: 50 * time.Millisecond, Noise: dynosim.TypicalNoise(),
+		Delay: dyno.TransportDelay{Fixed: 300 * time.Millisecond}, SensorLag: 100 * time.Millisecond,
+		Plan: []dynosim.Step{dynosim.PullStep(2000, 5500)}})
+	require.NoError(t, err)
+	est, err := afr.EstimateDelay(t.Context(), sim, afr.EstimateOptions{})
+	if err == nil {
+		assert.Less(t, est.Confidence, afr.DefaultAutoMinConfidence, "%+v", est)
+	} else {
+		assert.ErrorIs(t, err, afr.ErrNoDelaySignal)
+	}
+}
+
+// Fuel cut on closed-throttle decels reads as air; the states of closed
+// throttle are left out, so the estimate stays on the delay of steady
+// running (transport + sensor lag) on a decel-heavy session.
+func TestEstimateDelayDecelSession(t *testing.T) {
+	c := robustCase{truth: roughTruth, rpmStep: 500, seed: 11, decel: true}
+	s, err := newRobustSession(c)
+	require.NoError(t, err)
+	src, err := s.source()
+	require.NoError(t, err)
+	est, err := afr.EstimateDelay(t.Context(), src, afr.EstimateOptions{})
+	require.NoError(t, err)
+	t.Logf("%v: %v, confidence %.2f; truth %v at 3000 rev/min", c, est.Overall, est.Confidence, s.trueDelayAt(3000))
+	assert.InDelta(t, s.trueDelayAt(3000).Seconds(), est.Overall.Seconds(), delayTolerance.Seconds())
+	assert.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
+}
+
+// An AutoAligner whose prefix stops inside a chunk of its buffer (at
+// MaxSamples) streams the rest from its source: the output is still what
+// Align with its delay gives, sample for sample.
+func TestAutoAlignPrefixBound(t *testing.T) {
+	delay := dyno.TransportDelay{Fixed: 250 * time.Millisecond}
+	fb := dyno.TransportDelay{Fixed: 200 * time.Millisecond}
+	a := afr.AutoAlign(simLog(t, delay, 3, 0), afr.AutoAlignOptions{MaxSamples: 1500, Fallback: fb})
+	got, err := dyno.Collect(t.Context(), a)
+	require.NoError(t, err)
+	want, err := dyno.Collect(t.Context(), afr.Align(simLog(t, delay, 3, 0), a.Delay()))
+	require.NoError(t, err)
+	require.Greater(t, len(want), 1500)
+	require.Equal(t, len(want), len(got))
+	for i := range want {
+		require.Equal(t, want[i].Time, got[i].Time, "sample %d", i)
+		require.Equal(t, dyno.Has(want[i].AFR[0]), dyno.Has(got[i].AFR[0]), "sample %d", i)
+		if dyno.Has(want[i].AFR[0]) {
+			require.Equal(t, want[i].AFR[0], got[i].AFR[0], "sample %d", i)
+		}
+	}
 }

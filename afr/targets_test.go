@@ -137,7 +137,11 @@ func TestLoadTargetsCSV(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, buf.Bytes(), 0o600))
 	tb, err := LoadTargetsCSV(p, TargetOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, DefaultTargets(), tb)
+	want := DefaultTargets()
+	assert.Equal(t, want.v, tb.v)
+	assert.Equal(t, want.rpm, tb.rpm)
+	assert.Equal(t, want.mapKPa, tb.mapKPa)
+	assert.Equal(t, "target table "+p, tb.String(), "a loaded table is named by its file")
 	_, err = LoadTargetsCSV(filepath.Join(t.TempDir(), "nope.csv"), TargetOptions{})
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

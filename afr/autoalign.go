@@ -44,6 +44,11 @@ type AutoAlignOptions struct {
 	Fallback Delay
 	// Align configures the Aligner that undoes the delay.
 	Align AlignOptions
+	// Lag is the part of a learned delay that is the sensor's first-order
+	// lag, undone elsewhere (a lag delays a ramp by its time constant, so
+	// the estimate includes it): the Aligner undoes the estimate minus
+	// Lag. It does not apply to Fallback. Zero means none.
+	Lag time.Duration
 }
 
 // AutoAligner is a dyno.Source that learns the wideband delay from the log
@@ -155,6 +160,12 @@ func (a *AutoAligner) start(ctx context.Context) error {
 	a.est, a.estErr = est.Estimate()
 	if a.estErr == nil && a.est.Confidence >= a.opt.MinConfidence {
 		a.used = a.est.Delay
+		if a.opt.Lag > 0 {
+			a.used.Fixed = max(0, a.used.Fixed-a.opt.Lag)
+			if a.used.Max > 0 {
+				a.used.Max = max(a.used.Fixed, a.used.Max-a.opt.Lag)
+			}
+		}
 	}
 	a.inner = AlignWith(replay{a}, a.used, a.opt.Align)
 	return nil

@@ -34,7 +34,8 @@ func ExampleRun() {
 	// Output:
 	// iteration 1: max AFR error within 0.1: false, VE error within 1 %: false
 	// iteration 2: max AFR error within 0.1: false, VE error within 1 %: true
-	// iteration 3: max AFR error within 0.1: true, VE error within 1 %: true
+	// iteration 3: max AFR error within 0.1: false, VE error within 1 %: false
+	// iteration 4: max AFR error within 0.1: true, VE error within 1 %: true
 	// converged delay learned within 50 ms: true
 }
 

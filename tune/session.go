@@ -24,7 +24,7 @@ type Status string
 // The statuses of a finished session.
 const (
 	Converged     Status = "converged"      // max AFR error over covered cells within ConvergedAFR
-	Oscillating   Status = "oscillating"    // the error grew by more than OscillationAFR
+	Oscillating   Status = "oscillating"    // the error on cells already covered grew by more than OscillationAFR
 	MaxIterations Status = "max_iterations" // out of iterations without converging
 )
 
@@ -88,9 +88,9 @@ type Config struct {
 	// ConvergedAFR is the max |AFR error| over covered cells that counts as
 	// converged; zero means 0.1.
 	ConvergedAFR float64
-	// OscillationAFR: when the max error grows by more than this from one
-	// iteration to the next the session stops as Oscillating; zero means
-	// 0.1.
+	// OscillationAFR: when the max error on the cells the previous
+	// iteration covered grows by more than this from one iteration to the
+	// next the session stops as Oscillating; zero means 0.1.
 	OscillationAFR float64
 	// Truth is the engine's true VE per cylinder, in the tables' unit. It
 	// is read only to score each iteration (VE error); nil skips that.
@@ -134,6 +134,16 @@ type Iteration struct {
 	MaxAFRError  float64 `json:"max_afr_error"`
 	MeanAFRError float64 `json:"mean_afr_error"`
 	RMSAFRError  float64 `json:"rms_afr_error"`
+	// MaxAFRErrorKept is MaxAFRError over the cells the previous iteration
+	// covered too: what its corrections were meant to fix. A cell the
+	// plan reaches for the first time (its evidence was short of the
+	// analyzer's threshold before) carries the table's original error,
+	// which is no sign of oscillation. It equals MaxAFRError on the first
+	// iteration.
+	MaxAFRErrorKept float64 `json:"max_afr_error_kept"`
+	// CellsNew counts the covered cells the previous iteration did not
+	// cover.
+	CellsNew int `json:"cells_new"`
 	// VE error of the tables this iteration ran with against Truth, in
 	// percent, over the covered cells; NaN without Truth (null in JSON).
 	RMSVEErrorPct float64 `json:"rms_ve_error_pct"`
@@ -225,7 +235,7 @@ func (cfg *Config) run(ctx context.Context) (*Report, error) {
 		rep.Final.RMSVEErrorPct, rep.Final.MaxVEErrorPct = cfg.veError(best, covered)
 	}
 	for n := 1; n <= cfg.MaxIterations; n++ {
-		it, res, corr, cov, err := cfg.iterate(ctx, n, tables, &lrn)
+		it, res, corr, cov, err := cfg.iterate(ctx, n, tables, &lrn, covered)
 		if err != nil {
 			finish()
 			return rep, err
@@ -241,7 +251,7 @@ func (cfg *Config) run(ctx context.Context) (*Report, error) {
 			rep.Status = Converged
 			break
 		}
-		if it.MaxAFRError > prevMax+cfg.OscillationAFR {
+		if it.MaxAFRErrorKept > prevMax+cfg.OscillationAFR {
 			rep.Status = Oscillating
 			break
 		}
@@ -350,7 +360,7 @@ func (p *peakSource) Next(ctx context.Context, s *dyno.Sample) error {
 	return nil
 }
 
-func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn *learned) (Iteration, *ve.Result, [2]*ve.Table, [2][]bool, error) {
+func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn *learned, before [2][]bool) (Iteration, *ve.Result, [2]*ve.Table, [2][]bool, error) {
 	var covered [2][]bool
 	var corr [2]*ve.Table
 	start := time.Now()
@@ -415,6 +425,11 @@ func (cfg *Config) iterate(ctx context.Context, n int, tables [2]*ve.Table, lrn 
 				cnt++
 				a := math.Abs(e)
 				it.MaxAFRError = max(it.MaxAFRError, a)
+				if before[c] == nil || before[c][i*cols+j] {
+					it.MaxAFRErrorKept = max(it.MaxAFRErrorKept, a)
+				} else {
+					it.CellsNew++
+				}
 				sum += a
 				sq += e * e
 				if m := cr.Correction.Get(i, j); math.Abs(m-1) > 0.005 {

@@ -103,6 +103,9 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		if lo.Fallback.IsZero() {
 			lo.Fallback = o.SensorDelay
 		}
+		if lo.Lag == 0 {
+			lo.Lag = o.SensorLag
+		}
 		auto = afr.AutoAlign(src, lo)
 		src = auto
 	case !o.SensorDelay.IsZero():

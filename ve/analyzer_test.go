@@ -174,7 +174,8 @@ func TestAnalyzerTransientAndDecel(t *testing.T) {
 		tm += step
 	}
 	f := DefaultFilter()
-	f.MaxMAPRate = 0 // isolate the TPS check (the decel MAP drop is a MAP transient)
+	f.MaxMAPRate = 0  // isolate the TPS check (the decel MAP drop is a MAP transient)
+	f.SteadySpan = -1 // and from the bend of load and speed into the decel
 	a, err := New(Options{Filter: &f})
 	require.NoError(t, err)
 	res, err := a.Analyze(t.Context(), dyno.NewSliceSource(twinLayout, samples))

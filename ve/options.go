@@ -224,7 +224,7 @@ type Filter struct {
 	// SteadySpan rejects a sample as a transient when its speed or load
 	// bends within this span either side of it (the smoothing could not
 	// widen to it): its place on the grid, and which exhaust the wideband
-	// read, are uncertain there. Zero means 100 ms; negative disables it.
+	// read, are uncertain there. Zero means 200 ms; negative disables it.
 	// It needs Smoothing.
 	SteadySpan time.Duration
 
@@ -256,7 +256,7 @@ func DefaultFilter() Filter {
 		PreGuard:      150 * time.Millisecond,
 		SlopeWindow:   300 * time.Millisecond,
 		Smoothing:     time.Second,
-		SteadySpan:    100 * time.Millisecond,
+		SteadySpan:    200 * time.Millisecond,
 		MinECT:        60,
 	}
 }
@@ -305,7 +305,7 @@ type Options struct {
 	// fitted node may have and still be corrected. The standard error is
 	// the node's posterior standard deviation: it is small where the
 	// node's own samples pin it down, and grows where the prior has to
-	// fill in between paths through the table. Zero means 0.01; NodeFit
+	// fill in between paths through the table. Zero means 0.012; NodeFit
 	// only (CellMean nodes are judged by MinSamples alone).
 	MaxStdErr float64
 	// MinResolution, when set, also requires this much of a node's fitted
@@ -371,7 +371,7 @@ func (o Options) resolved() (Options, error) {
 		o.Filter = &f
 	}
 	if o.Filter.SteadySpan == 0 {
-		o.Filter.SteadySpan = 100 * time.Millisecond
+		o.Filter.SteadySpan = 200 * time.Millisecond
 	}
 	if o.MinSamples == 0 {
 		o.MinSamples = 5
@@ -380,7 +380,7 @@ func (o Options) resolved() (Options, error) {
 		return o, fmt.Errorf("ve: MinSamples %v is negative", o.MinSamples)
 	}
 	if o.MaxStdErr == 0 {
-		o.MaxStdErr = 0.01
+		o.MaxStdErr = 0.012
 	}
 	if !(o.MaxStdErr > 0 && o.MaxStdErr <= 1) {
 		return o, fmt.Errorf("ve: MaxStdErr %v outside (0, 1]", o.MaxStdErr)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,7 +50,7 @@ func TestLoad(t *testing.T) {
 		t.Run("auth="+strconv.FormatBool(auth), func(t *testing.T) {
 			dir := t.TempDir()
 			ctx := context.Background()
-			rs, err := runstore.OpenSQLite(ctx, filepath.Join(dir, "dynoai.db"), runstore.Options{})
+			rs, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 			require.NoError(t, err)
 			defer rs.Close()
 			fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))

@@ -243,7 +243,7 @@ func (s *MemFileStore) Corrupt(key string) bool {
 // in rs. If recording fails the stored contents are removed again.
 func Attach(ctx context.Context, rs RunStore, fs FileStore, runID, name, contentType string, r io.Reader) (File, error) {
 	// Refuse bad input before storing anything.
-	if err := checkID("run_id", runID); err != nil {
+	if err := CheckID("run_id", runID); err != nil {
 		return File{}, err
 	}
 	if err := checkName("file.name", name, true); err != nil {

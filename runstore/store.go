@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -59,26 +58,11 @@ type RunStore interface {
 	Close() error
 }
 
-// Options configure a store. The zero value is ready to use.
+// Options configure NewMemory. The zero value is ready to use.
 type Options struct {
-	// Now is the clock; nil means time.Now. Times are stored in UTC with
+	// Now is the clock; nil means time.Now. Times are kept in UTC with
 	// microsecond precision whatever the clock's location.
 	Now func() time.Time
-	// Logger receives debug and info messages; nil discards them.
-	Logger *slog.Logger
-	// SkipMigrate opens a SQL store without applying pending migrations
-	// (for tools that inspect or migrate explicitly).
-	SkipMigrate bool
-	// BusyTimeout is how long a SQLite writer waits for another process's
-	// lock; zero means 10 s.
-	BusyTimeout time.Duration
-	// SQLiteSynchronous is SQLite's synchronous pragma: "" or "FULL" (a
-	// committed run survives a power loss), or "NORMAL" (survives a process
-	// crash, faster).
-	SQLiteSynchronous string
-	// MaxOpenConns bounds the PostgreSQL pool (and SQLite's reader pool);
-	// zero means 15 (4 for SQLite readers).
-	MaxOpenConns int
 }
 
 func (o Options) clock() func() time.Time {
@@ -86,13 +70,6 @@ func (o Options) clock() func() time.Time {
 		return o.Now
 	}
 	return time.Now
-}
-
-func (o Options) logger() *slog.Logger {
-	if o.Logger != nil {
-		return o.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // toMicros converts a time to UTC microseconds since the epoch.
@@ -105,16 +82,19 @@ func stamp(clock func() time.Time) time.Time {
 	return clock().UTC().Truncate(time.Microsecond)
 }
 
-// idGen generates run ids: 48 bits of milliseconds, then 80 random bits.
-// Within one generator ids are strictly increasing: an id made in the same
-// millisecond as the previous one increments its random part.
-type idGen struct {
+// IDGenerator generates run ids: 48 bits of milliseconds, then 80 random
+// bits. Within one generator ids are strictly increasing: an id made in the
+// same millisecond as the previous one increments its random part. The zero
+// value is ready to use; implementations of RunStore share it so every
+// store makes ids of the same form.
+type IDGenerator struct {
 	mu   sync.Mutex
 	ms   uint64
 	last [10]byte
 }
 
-func (g *idGen) next(t time.Time) (string, error) {
+// Next returns a new id for a run created at t.
+func (g *IDGenerator) Next(t time.Time) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ms := uint64(t.UnixMilli())
@@ -139,74 +119,78 @@ func (g *idGen) next(t time.Time) (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// cursor is the keyset position after which List continues. For
-// SortPeakHP it includes the peak power of the last run.
-type cursor struct {
-	sort Sort
-	peak float64
-	us   int64
-	id   string
+// Cursor is the keyset position after which List continues: the creation
+// time in microseconds and the id of the last run of a page and, for
+// SortPeakHP, its peak power.
+type Cursor struct {
+	Sort   Sort
+	Peak   float64
+	Micros int64
+	ID     string
 }
 
-func (c cursor) String() string {
-	s := strconv.FormatInt(c.us, 10) + "." + c.id
-	if c.sort == SortPeakHP {
-		s = "p" + strconv.FormatFloat(c.peak, 'g', -1, 64) + "." + s
+// String encodes c as the opaque Page.Next.
+func (c Cursor) String() string {
+	s := strconv.FormatInt(c.Micros, 10) + "." + c.ID
+	if c.Sort == SortPeakHP {
+		s = "p" + strconv.FormatFloat(c.Peak, 'g', -1, 64) + "." + s
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-func parseCursor(s string) (cursor, bool, error) {
+func parseCursor(s string) (Cursor, bool, error) {
 	if s == "" {
-		return cursor{}, false, nil
+		return Cursor{}, false, nil
 	}
 	bad := invalid("cursor", "not a cursor returned by List")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, false, bad
+		return Cursor{}, false, bad
 	}
-	var c cursor
+	var c Cursor
 	rest := string(b)
 	if strings.HasPrefix(rest, "p") {
 		i := strings.LastIndex(rest, ".")
 		j := strings.LastIndex(rest[:max(i, 0)], ".")
 		if j < 1 {
-			return cursor{}, false, bad
+			return Cursor{}, false, bad
 		}
-		c.sort = SortPeakHP
-		if c.peak, err = strconv.ParseFloat(rest[1:j], 64); err != nil || math.IsNaN(c.peak) || math.IsInf(c.peak, 0) {
-			return cursor{}, false, bad
+		c.Sort = SortPeakHP
+		if c.Peak, err = strconv.ParseFloat(rest[1:j], 64); err != nil || math.IsNaN(c.Peak) || math.IsInf(c.Peak, 0) {
+			return Cursor{}, false, bad
 		}
 		rest = rest[j+1:]
 	}
 	us, id, ok := strings.Cut(rest, ".")
 	n, err := strconv.ParseInt(us, 10, 64)
 	if !ok || err != nil || !ValidID(id) {
-		return cursor{}, false, bad
+		return Cursor{}, false, bad
 	}
-	c.us, c.id = n, id
+	c.Micros, c.ID = n, id
 	return c, true, nil
 }
 
-func (q query) next(last Run) string {
-	c := cursor{sort: q.Sort, us: toMicros(last.CreatedAt), id: last.ID}
+// Next returns the Page.Next that continues a list after last.
+func (q Query) Next(last Run) string {
+	c := Cursor{Sort: q.Sort, Micros: toMicros(last.CreatedAt), ID: last.ID}
 	if q.Sort == SortPeakHP && last.Stats.PeakHP != nil {
-		c.peak = *last.Stats.PeakHP
+		c.Peak = *last.Stats.PeakHP
 	}
 	return c.String()
 }
 
-// query is a validated Filter.
-type query struct {
+// Query is a validated Filter, as implementations of List use it.
+type Query struct {
 	Filter
-	after    cursor
-	hasAfter bool
-	text     string // lower-cased
-	limit    int
+	After     Cursor // where the page starts, when HasAfter
+	HasAfter  bool
+	TextLower string // Filter.Text lower-cased, matched against SearchText
+	N         int    // the page size: Filter.Limit or DefaultLimit
 }
 
-func (f Filter) compile() (query, error) {
-	q := query{Filter: f, limit: f.Limit}
+// Compile validates f: every field, the limit and the cursor.
+func (f Filter) Compile() (Query, error) {
+	q := Query{Filter: f, N: f.Limit}
 	for _, s := range f.Statuses {
 		if !s.Valid() {
 			return q, invalid("filter.statuses", "unknown status %q", s)
@@ -224,9 +208,9 @@ func (f Filter) compile() (query, error) {
 		return q, err
 	}
 	switch {
-	case q.limit == 0:
-		q.limit = DefaultLimit
-	case q.limit < 0 || q.limit > MaxLimit:
+	case q.N == 0:
+		q.N = DefaultLimit
+	case q.N < 0 || q.N > MaxLimit:
 		return q, invalid("filter.limit", "%d is outside 1..%d", f.Limit, MaxLimit)
 	}
 	switch f.Sort {
@@ -235,24 +219,25 @@ func (f Filter) compile() (query, error) {
 		return q, invalid("filter.sort", "unknown sort %q", f.Sort)
 	}
 	var err error
-	if q.after, q.hasAfter, err = parseCursor(f.Cursor); err != nil {
+	if q.After, q.HasAfter, err = parseCursor(f.Cursor); err != nil {
 		return q, err
 	}
-	if q.hasAfter && q.after.sort != f.Sort {
+	if q.HasAfter && q.After.Sort != f.Sort {
 		return q, invalid("cursor", "the cursor belongs to a list with another sort order")
 	}
-	q.text = strings.ToLower(f.Text)
+	q.TextLower = strings.ToLower(f.Text)
 	return q, nil
 }
 
-// searchText is what Filter.Text matches: the lower-cased filename and
-// vehicle, which cannot contain a newline.
-func searchText(filename, vehicle string) string {
+// SearchText is what Filter.Text matches: the lower-cased filename and
+// vehicle, which cannot contain a newline. SQL stores keep it in a column.
+func SearchText(filename, vehicle string) string {
 	return strings.ToLower(filename) + "\n" + strings.ToLower(vehicle)
 }
 
-// newRun builds the stored form of n.
-func newRun(id string, n NewRun, now time.Time) Run {
+// Build returns the run Create stores for n: id, version 1, status queued,
+// created and updated at now.
+func (n NewRun) Build(id string, now time.Time) Run {
 	return Run{
 		ID: id, Version: 1, Status: StatusQueued, Source: n.Source,
 		Filename: n.Filename, InputSize: n.InputSize, Vehicle: n.Vehicle, JetstreamID: n.JetstreamID,
@@ -267,9 +252,10 @@ func clone(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// mutation changes a run in memory; every implementation applies the same
-// ones, so the rules live here once.
-type mutation func(r *Run, now time.Time) (*StatusChange, error)
+// Mutation changes a run in memory and returns the status change it made,
+// if any. Every implementation applies the same mutations (through
+// ApplyMutation), so the rules live here once.
+type Mutation func(r *Run, now time.Time) (*StatusChange, error)
 
 func transition(r *Run, to Status, reason string, now time.Time) (*StatusChange, error) {
 	if to == r.Status {
@@ -293,7 +279,9 @@ func checkVersion(r *Run, version int64) error {
 	return nil
 }
 
-func (u Update) mutation() mutation {
+// Mutation returns the change u makes: the version check, the status
+// transition, stage, progress and message.
+func (u Update) Mutation() Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if err := checkVersion(r, u.Version); err != nil {
 			return nil, err
@@ -324,7 +312,8 @@ func (u Update) mutation() mutation {
 	}
 }
 
-func completeMutation(version int64, res Result) mutation {
+// CompleteMutation is the change Complete makes.
+func CompleteMutation(version int64, res Result) Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if err := checkVersion(r, version); err != nil {
 			return nil, err
@@ -346,7 +335,9 @@ func completeMutation(version int64, res Result) mutation {
 	}
 }
 
-func failMutation(version int64, e RunError) mutation {
+// FailMutation is the change Fail makes; version 0 skips the version check
+// (Recover).
+func FailMutation(version int64, e RunError) Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if version != 0 {
 			if err := checkVersion(r, version); err != nil {
@@ -373,8 +364,9 @@ func failMutation(version int64, e RunError) mutation {
 	}
 }
 
-// apply runs m on a copy of r, bumping the version and update time.
-func apply(r Run, m mutation, now time.Time) (Run, *StatusChange, error) {
+// ApplyMutation runs m on a copy of r, bumping the version and update time.
+// It returns the new run and the status change to record in the history.
+func ApplyMutation(r Run, m Mutation, now time.Time) (Run, *StatusChange, error) {
 	ch, err := m(&r, now)
 	if err != nil {
 		return Run{}, nil, err
@@ -384,7 +376,9 @@ func apply(r Run, m mutation, now time.Time) (Run, *StatusChange, error) {
 	return r, ch, nil
 }
 
-func checkID(field, id string) error {
+// CheckID returns an *InvalidError naming field unless id has the form of a
+// run id.
+func CheckID(field, id string) error {
 	if !ValidID(id) {
 		return invalid(field, "%q is not a run id", truncate(id, 80))
 	}
@@ -400,7 +394,8 @@ func truncate(s string, n int) string {
 
 var errClosed = errors.New("runstore: store is closed")
 
-func checkVersionArg(v int64) error {
+// CheckVersion returns an *InvalidError unless v can be a run's version.
+func CheckVersion(v int64) error {
 	if v < 1 {
 		return invalid("version", "must be the run's current version (>= 1), got %d", v)
 	}

@@ -368,7 +368,8 @@ func (s Stats) validate() error {
 	return nil
 }
 
-func (n NewRun) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of n.
+func (n NewRun) Validate() error {
 	if !n.Source.Valid() {
 		return invalid("source", "unknown source %q", n.Source)
 	}
@@ -387,7 +388,8 @@ func (n NewRun) validate() error {
 	return checkJSON("settings", n.Settings)
 }
 
-func (u Update) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of u.
+func (u Update) Validate() error {
 	if u.Version < 1 {
 		return invalid("version", "must be the run's current version (>= 1), got %d", u.Version)
 	}
@@ -413,7 +415,8 @@ func (u Update) validate() error {
 	return checkText("reason", u.Reason, maxMessage, false)
 }
 
-func (r Result) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of r.
+func (r Result) Validate() error {
 	if err := checkJSON("results", r.Results); err != nil {
 		return err
 	}
@@ -423,7 +426,8 @@ func (r Result) validate() error {
 	return r.Stats.validate()
 }
 
-func (e RunError) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of e.
+func (e RunError) Validate() error {
 	if e.Message == "" && e.Code == "" {
 		return invalid("error", "needs a message or a code")
 	}
@@ -439,7 +443,8 @@ func (e RunError) validate() error {
 	return checkText("error.detail", e.Detail, maxDetail, false)
 }
 
-func (m FileMeta) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of m.
+func (m FileMeta) Validate() error {
 	if err := checkName("file.name", m.Name, true); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/runstoretest"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -41,7 +42,7 @@ func exercise(t *testing.T, url string) {
 
 	// Put a run stuck in processing, as a crashed server leaves it.
 	ctx := context.Background()
-	s, err := runstore.Open(ctx, url, runstore.Options{})
+	s, err := sqlstore.Open(ctx, url, sqlstore.Options{})
 	require.NoError(t, err)
 	r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
 	require.NoError(t, err)

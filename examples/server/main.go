@@ -38,6 +38,7 @@ import (
 	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/metrics/jetdrivemetrics"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/ve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -107,7 +108,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		return err
 	}
-	rs, err := runstore.Open(ctx, s.DatabaseURL, runstore.Options{Logger: log})
+	rs, err := sqlstore.Open(ctx, s.DatabaseURL, sqlstore.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -224,7 +225,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	return err
 }
 
-func redactedDB(rs *runstore.SQLStore) string { return string(rs.Dialect()) + " " + rs.DSN() }
+func redactedDB(rs *sqlstore.Store) string { return string(rs.Dialect()) + " " + rs.DSN() }
 
 func splitKV(kv string) (string, string, bool) {
 	for i := 0; i < len(kv); i++ {

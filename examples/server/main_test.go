@@ -17,6 +17,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,7 +240,7 @@ func TestRunServesAndPersists(t *testing.T) {
 
 	// A restart finds the run, and fails a run a "crashed" process left
 	// processing.
-	rs, err := runstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "dynoai.db"), runstore.Options{})
+	rs, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 	require.NoError(t, err)
 	left, err := rs.Create(context.Background(), runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv"})
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package runstore_test
+package sqlstore_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/runstoretest"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,26 +23,26 @@ import (
 func TestParseURL(t *testing.T) {
 	cases := []struct {
 		in      string
-		dialect runstore.Dialect
+		dialect sqlstore.Dialect
 		target  string
 		bad     bool
 	}{
-		{"postgres://u:p@127.0.0.1/db", runstore.Postgres, "postgres://u:p@127.0.0.1/db", false},
-		{"postgresql://127.0.0.1/db?sslmode=disable", runstore.Postgres, "postgresql://127.0.0.1/db?sslmode=disable", false},
-		{"host=127.0.0.1 dbname=x", runstore.Postgres, "host=127.0.0.1 dbname=x", false},
-		{"host=/run/postgresql dbname=x", runstore.Postgres, "host=/run/postgresql dbname=x", false},
-		{"dbname=x password='a b'", runstore.Postgres, "dbname=x password='a b'", false},
-		{"./data/runs=old.db", runstore.SQLite, "./data/runs=old.db", false},
-		{"sqlite:///./dynoai.db", runstore.SQLite, "./dynoai.db", false},
-		{"sqlite:////var/lib/dynoai.db", runstore.SQLite, "/var/lib/dynoai.db", false},
-		{"sqlite:runs.db", runstore.SQLite, "runs.db", false},
-		{"/tmp/runs.db", runstore.SQLite, "/tmp/runs.db", false},
+		{"postgres://u:p@127.0.0.1/db", sqlstore.Postgres, "postgres://u:p@127.0.0.1/db", false},
+		{"postgresql://127.0.0.1/db?sslmode=disable", sqlstore.Postgres, "postgresql://127.0.0.1/db?sslmode=disable", false},
+		{"host=127.0.0.1 dbname=x", sqlstore.Postgres, "host=127.0.0.1 dbname=x", false},
+		{"host=/run/postgresql dbname=x", sqlstore.Postgres, "host=/run/postgresql dbname=x", false},
+		{"dbname=x password='a b'", sqlstore.Postgres, "dbname=x password='a b'", false},
+		{"./data/runs=old.db", sqlstore.SQLite, "./data/runs=old.db", false},
+		{"sqlite:///./dynoai.db", sqlstore.SQLite, "./dynoai.db", false},
+		{"sqlite:////var/lib/dynoai.db", sqlstore.SQLite, "/var/lib/dynoai.db", false},
+		{"sqlite:runs.db", sqlstore.SQLite, "runs.db", false},
+		{"/tmp/runs.db", sqlstore.SQLite, "/tmp/runs.db", false},
 		{"", "", "", true},
 		{"mysql://u:secret@h/db", "", "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
-			d, target, err := runstore.ParseURL(tc.in)
+			d, target, err := sqlstore.ParseURL(tc.in)
 			if tc.bad {
 				require.ErrorIs(t, err, runstore.ErrInvalid)
 				assert.NotContains(t, err.Error(), "secret")
@@ -68,7 +69,7 @@ func TestRedactDSN(t *testing.T) {
 		{"host=İİ password=s3cret", "host=İİ password=xxxxx"},
 	}
 	for _, tc := range cases {
-		got := runstore.RedactDSN(tc.in)
+		got := sqlstore.RedactDSN(tc.in)
 		assert.Equal(t, tc.want, got, tc.in)
 		assert.NotContains(t, got, "s3")
 	}
@@ -82,7 +83,7 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 		"postgres://postgres:hunter2secret@127.0.0.1:notaport/db",
 		"host=127.0.0.1 port=1 user=u password=hunter2secret sslmode=disable connect_timeout=2",
 	} {
-		_, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+		_, err := sqlstore.OpenPostgres(ctx, dsn, sqlstore.Options{})
 		require.Error(t, err, dsn)
 		assert.NotContains(t, err.Error(), "hunter2secret")
 	}
@@ -91,17 +92,17 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 func TestSQLiteOpenErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, p := range []string{"", ":memory:", "file:x.db", "a?b.db"} {
-		_, err := runstore.OpenSQLite(ctx, p, runstore.Options{})
+		_, err := sqlstore.OpenSQLite(ctx, p, sqlstore.Options{})
 		assert.ErrorIs(t, err, runstore.ErrInvalid, p)
 	}
-	_, err := runstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), runstore.Options{SQLiteSynchronous: "sometimes"})
+	_, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "x.db"), sqlstore.Options{SQLiteSynchronous: "sometimes"})
 	assert.ErrorIs(t, err, runstore.ErrInvalid)
-	_, err = runstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), runstore.Options{})
+	_, err = sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), sqlstore.Options{})
 	assert.Error(t, err)
 }
 
 func TestMigrations(t *testing.T) {
-	ms, err := runstore.Migrations()
+	ms, err := sqlstore.Migrations()
 	require.NoError(t, err)
 	require.NotEmpty(t, ms)
 	for i, m := range ms {
@@ -109,7 +110,7 @@ func TestMigrations(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
-	s, err := runstore.OpenSQLite(ctx, path, runstore.Options{SkipMigrate: true})
+	s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{SkipMigrate: true})
 	require.NoError(t, err)
 	v, err := s.SchemaVersion(ctx)
 	require.NoError(t, err)
@@ -132,7 +133,7 @@ func TestMigrations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+			s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
 			if err == nil {
 				err = s.Close()
 			}
@@ -154,7 +155,7 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+			s, err := sqlstore.OpenPostgres(ctx, dsn, sqlstore.Options{})
 			if err == nil {
 				err = s.Close()
 			}
@@ -165,14 +166,14 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	s, err := runstore.OpenPostgres(ctx, dsn, runstore.Options{})
+	s, err := sqlstore.OpenPostgres(ctx, dsn, sqlstore.Options{})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Check(ctx))
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, info.LatestVersion, info.SchemaVersion)
-	assert.Equal(t, runstore.Postgres, info.Dialect)
+	assert.Equal(t, sqlstore.Postgres, info.Dialect)
 }
 
 // Two stores on one SQLite file behave like two processes: both write at
@@ -180,15 +181,15 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 func TestSQLiteTwoWriters(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "two.db")
-	a, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	a, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
 	require.NoError(t, err)
 	defer a.Close()
-	b, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	b, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
 	require.NoError(t, err)
 	defer b.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
-	for _, s := range []*runstore.SQLStore{a, b} {
+	for _, s := range []*sqlstore.Store{a, b} {
 		for w := 0; w < 3; w++ {
 			wg.Add(1)
 			go func() {
@@ -232,7 +233,7 @@ func TestInfoAndDrop(t *testing.T) {
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, runstore.Info{Dialect: runstore.SQLite, DSN: s.DSN(), SchemaVersion: info.LatestVersion, LatestVersion: info.LatestVersion,
+	assert.Equal(t, sqlstore.Info{Dialect: sqlstore.SQLite, DSN: s.DSN(), SchemaVersion: info.LatestVersion, LatestVersion: info.LatestVersion,
 		Runs: 1, ByStatus: map[runstore.Status]int64{runstore.StatusQueued: 1}, Files: 1, FileBytes: 9}, info)
 	require.NoError(t, s.Drop(ctx))
 	v, err := s.SchemaVersion(ctx)
@@ -245,7 +246,7 @@ func TestInfoAndDrop(t *testing.T) {
 func TestSQLiteCheckFindsCorruption(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "corrupt.db")
-	s, err := runstore.OpenSQLite(ctx, path, runstore.Options{})
+	s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
 	require.NoError(t, err)
 	for i := 0; i < 300; i++ {
 		_, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Vehicle: strings.Repeat(fmt.Sprint(i), 50)})
@@ -260,7 +261,7 @@ func TestSQLiteCheckFindsCorruption(t *testing.T) {
 		data[i] ^= 0x5a
 	}
 	require.NoError(t, os.WriteFile(path, data, 0o600))
-	s, err = runstore.OpenSQLite(ctx, path, runstore.Options{SkipMigrate: true})
+	s, err = sqlstore.OpenSQLite(ctx, path, sqlstore.Options{SkipMigrate: true})
 	if err == nil {
 		err = s.Check(ctx)
 		s.Close()
@@ -281,7 +282,7 @@ func TestPostgresLogsHidePassword(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := runstore.OpenPostgres(context.Background(), u.String(), runstore.Options{Logger: log})
+	s, err := sqlstore.OpenPostgres(context.Background(), u.String(), sqlstore.Options{Logger: log})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Drop(context.Background()))
@@ -289,4 +290,46 @@ func TestPostgresLogsHidePassword(t *testing.T) {
 	assert.Contains(t, buf.String(), "xxxxx")
 	assert.NotContains(t, buf.String(), pw)
 	assert.NotContains(t, s.DSN(), pw)
+}
+func openSQLite(t testing.TB, now func() time.Time) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"), sqlstore.Options{Now: now})
+	require.NoError(t, err)
+	return s
+}
+
+func openPostgres(t testing.TB, now func() time.Time) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.OpenPostgres(context.Background(), runstoretest.PostgresDSN(t), sqlstore.Options{Now: now})
+	require.NoError(t, err)
+	return s
+}
+
+func TestSQLiteConformance(t *testing.T) {
+	runstoretest.Run(t, func(t *testing.T, now func() time.Time) runstore.RunStore {
+		s := openSQLite(t, now)
+		t.Cleanup(func() {
+			// Every test leaves a database that passes the integrity check.
+			if err := reopenCheck(s); err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	})
+}
+
+func reopenCheck(s *sqlstore.Store) error {
+	path := s.DSN()
+	s2, err := sqlstore.OpenSQLite(context.Background(), path, sqlstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer s2.Close()
+	return s2.Check(context.Background())
+}
+
+func TestPostgresConformance(t *testing.T) {
+	runstoretest.Run(t, func(t *testing.T, now func() time.Time) runstore.RunStore {
+		return openPostgres(t, now)
+	})
 }

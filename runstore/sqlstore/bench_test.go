@@ -1,4 +1,4 @@
-package runstore_test
+package sqlstore_test
 
 import (
 	"bytes"
@@ -9,26 +9,27 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/require"
 )
 
 type backend struct {
 	name string
-	open func(b *testing.B) *runstore.SQLStore
+	open func(b *testing.B) *sqlstore.Store
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(b *testing.B) *runstore.SQLStore { return openSQLite(b, nil) }},
-		{"postgres", func(b *testing.B) *runstore.SQLStore { return openPostgres(b, nil) }},
+		{"sqlite", func(b *testing.B) *sqlstore.Store { return openSQLite(b, nil) }},
+		{"postgres", func(b *testing.B) *sqlstore.Store { return openPostgres(b, nil) }},
 	}
 }
 
 // writeBackends adds SQLite with synchronous=NORMAL (durable across a
 // process crash, not a power loss) to show what FULL costs.
 func writeBackends() []backend {
-	return append(backends(), backend{"sqlite-sync-normal", func(b *testing.B) *runstore.SQLStore {
-		s, err := runstore.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "runs.db"), runstore.Options{SQLiteSynchronous: "NORMAL"})
+	return append(backends(), backend{"sqlite-sync-normal", func(b *testing.B) *sqlstore.Store {
+		s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "runs.db"), sqlstore.Options{SQLiteSynchronous: "NORMAL"})
 		require.NoError(b, err)
 		return s
 	}})
@@ -81,7 +82,7 @@ func BenchmarkList50Of100k(b *testing.B) {
 			defer s.Close()
 			ctx := context.Background()
 			start := time.Now()
-			require.NoError(b, runstore.SeedRuns(ctx, s, 100_000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+			require.NoError(b, sqlstore.SeedRuns(ctx, s, 100_000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 			b.Logf("%s: seeded 100000 runs in %v", be.name, time.Since(start).Round(time.Millisecond))
 			mid, err := s.List(ctx, runstore.Filter{Limit: runstore.MaxLimit})
 			require.NoError(b, err)

@@ -1,6 +1,8 @@
-package runstore
+package sqlstore
 
 import (
+	"github.com/dynoai/dynoai/runstore"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -26,18 +28,18 @@ const (
 	Postgres Dialect = "postgres"
 )
 
-// SQLStore is the RunStore on SQLite or PostgreSQL.
-type SQLStore struct {
+// Store is the RunStore on SQLite or PostgreSQL.
+type Store struct {
 	dialect  Dialect
 	w        *sqlx.DB // writes; SQLite: a single connection
 	r        *sqlx.DB // reads; PostgreSQL: the same pool as w
 	clock    func() time.Time
 	log      *slog.Logger
-	ids      idGen
+	ids      runstore.IDGenerator
 	redacted string
 }
 
-var _ RunStore = (*SQLStore)(nil)
+var _ runstore.RunStore = (*Store)(nil)
 
 type txn = sqlx.Tx
 
@@ -47,7 +49,7 @@ type txn = sqlx.Tx
 // sqlite:///relative/path, sqlite:////absolute/path, sqlite:path or a plain
 // file path for SQLite. Pending migrations are applied unless
 // opts.SkipMigrate.
-func Open(ctx context.Context, dbURL string, opts Options) (*SQLStore, error) {
+func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 	d, target, err := ParseURL(dbURL)
 	if err != nil {
 		return nil, err
@@ -98,7 +100,7 @@ func isKeyValueDSN(s string) bool {
 // OpenSQLite opens (creating if needed) the SQLite database file at path in
 // WAL mode with foreign keys, a busy timeout and one writer connection; reads
 // use a separate small pool, which WAL lets run beside the writer.
-func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLStore, error) {
+func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, invalid("sqlite path", "%q: want a file path (use NewMemory for an in-memory store)", path)
 	}
@@ -129,7 +131,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLStore, erro
 	wq.Set("_txlock", "immediate")
 	w, err := sqlx.Open("sqlite3", path+"?"+wq.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+		return nil, fmt.Errorf("sqlstore: opening sqlite %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1) // the single writer
 	w.SetMaxIdleConns(1)
@@ -137,13 +139,13 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLStore, erro
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+		return nil, fmt.Errorf("sqlstore: opening sqlite %s: %w", path, err)
 	}
 	q.Set("_query_only", "true")
 	r, err := sqlx.Open("sqlite3", path+"?"+q.Encode())
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("runstore: opening sqlite %s: %w", path, err)
+		return nil, fmt.Errorf("sqlstore: opening sqlite %s: %w", path, err)
 	}
 	n := opts.MaxOpenConns
 	if n <= 0 {
@@ -151,18 +153,18 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLStore, erro
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &SQLStore{dialect: SQLite, w: w, r: r, clock: opts.clock(), log: opts.logger(), redacted: path}
+	s := &Store{dialect: SQLite, w: w, r: r, clock: opts.clock(), log: opts.logger(), redacted: path}
 	return s.init(ctx, opts)
 }
 
 // OpenPostgres opens a PostgreSQL store through a lib/pq pool (at most
 // opts.MaxOpenConns connections, default 15; 5 idle; recycled after 30
 // minutes). Errors and logs show the DSN with its password redacted.
-func OpenPostgres(ctx context.Context, dsn string, opts Options) (*SQLStore, error) {
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	red := RedactDSN(dsn)
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
-		return nil, scrub(fmt.Errorf("runstore: opening postgres %s: %w", red, err), dsn)
+		return nil, scrub(fmt.Errorf("sqlstore: opening postgres %s: %w", red, err), dsn)
 	}
 	n := opts.MaxOpenConns
 	if n <= 0 {
@@ -173,14 +175,14 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*SQLStore, err
 	db.SetConnMaxLifetime(30 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, scrub(fmt.Errorf("runstore: connecting to postgres %s: %w", red, err), dsn)
+		return nil, scrub(fmt.Errorf("sqlstore: connecting to postgres %s: %w", red, err), dsn)
 	}
-	s := &SQLStore{dialect: Postgres, w: db, r: db, clock: opts.clock(), log: opts.logger(), redacted: red}
+	s := &Store{dialect: Postgres, w: db, r: db, clock: opts.clock(), log: opts.logger(), redacted: red}
 	return s.init(ctx, opts)
 }
 
-func (s *SQLStore) init(ctx context.Context, opts Options) (*SQLStore, error) {
-	s.log.Info("runstore: opened", "dialect", s.dialect, "dsn", s.redacted)
+func (s *Store) init(ctx context.Context, opts Options) (*Store, error) {
+	s.log.Info("sqlstore: opened", "dialect", s.dialect, "dsn", s.redacted)
 	if !opts.SkipMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			s.Close()
@@ -298,14 +300,14 @@ func dsnPassword(dsn string) string {
 }
 
 // Dialect returns the store's engine.
-func (s *SQLStore) Dialect() Dialect { return s.dialect }
+func (s *Store) Dialect() Dialect { return s.dialect }
 
 // DSN returns the store's DSN with the password redacted (a path for
 // SQLite).
-func (s *SQLStore) DSN() string { return s.redacted }
+func (s *Store) DSN() string { return s.redacted }
 
 // Close implements RunStore.
-func (s *SQLStore) Close() error {
+func (s *Store) Close() error {
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -314,26 +316,26 @@ func (s *SQLStore) Close() error {
 }
 
 // Ping implements RunStore.
-func (s *SQLStore) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("runstore: ping %s: %w", s.redacted, err)
+		return fmt.Errorf("sqlstore: ping %s: %w", s.redacted, err)
 	}
 	return nil
 }
 
 // tx runs f in a write transaction (BEGIN IMMEDIATE on SQLite), committing
 // if f returns nil.
-func (s *SQLStore) tx(ctx context.Context, f func(tx *txn) error) error {
+func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("runstore: begin: %w", err)
+		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
 	if err := f(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("runstore: commit: %w", err)
+		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
 	return nil
 }
@@ -389,12 +391,12 @@ func js(raw json.RawMessage) sql.NullString {
 	return sql.NullString{String: string(raw), Valid: true}
 }
 
-func (row *runRow) run() (Run, error) {
-	r := Run{
-		ID: row.ID, Version: row.Version, Status: Status(row.Status), Source: Source(row.Source),
+func (row *runRow) run() (runstore.Run, error) {
+	r := runstore.Run{
+		ID: row.ID, Version: row.Version, Status: runstore.Status(row.Status), Source: runstore.Source(row.Source),
 		Stage: row.Stage, Progress: row.Progress, Message: row.Message, Filename: row.Filename,
 		InputSize: row.InputSize, Vehicle: row.Vehicle, JetstreamID: row.JetstreamID,
-		Stats: Stats{PeakHP: nf(row.PeakHP), PeakTorque: nf(row.PeakTorque), AFRMean: nf(row.AFRMean),
+		Stats: runstore.Stats{PeakHP: nf(row.PeakHP), PeakTorque: nf(row.PeakTorque), AFRMean: nf(row.AFRMean),
 			AFRStd: nf(row.AFRStd), MaxCorrectionPct: nf(row.MaxCorrectionPct)},
 		CreatedAt: fromMicros(row.CreatedUS), UpdatedAt: fromMicros(row.UpdatedUS),
 	}
@@ -405,9 +407,9 @@ func (row *runRow) run() (Run, error) {
 		r.Results = json.RawMessage(row.Results.String)
 	}
 	if row.Error.Valid {
-		var e RunError
+		var e runstore.RunError
 		if err := json.Unmarshal([]byte(row.Error.String), &e); err != nil {
-			return Run{}, fmt.Errorf("runstore: run %s: stored error is not valid: %w", row.ID, err)
+			return runstore.Run{}, fmt.Errorf("sqlstore: run %s: stored error is not valid: %w", row.ID, err)
 		}
 		r.Error = &e
 	}
@@ -421,7 +423,7 @@ func (row *runRow) run() (Run, error) {
 	return r, nil
 }
 
-func errJSON(e *RunError) sql.NullString {
+func errJSON(e *runstore.RunError) sql.NullString {
 	if e == nil {
 		return sql.NullString{}
 	}
@@ -443,35 +445,35 @@ func nullInt(p *int64) sql.NullInt64 {
 	return sql.NullInt64{Int64: *p, Valid: true}
 }
 
-func (s *SQLStore) insertHistory(ctx context.Context, tx *txn, runID string, ch StatusChange) error {
+func (s *Store) insertHistory(ctx context.Context, tx *txn, runID string, ch runstore.StatusChange) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_status_history (run_id, from_status, to_status, at_us, reason) VALUES (?, ?, ?, ?, ?)`),
 		runID, string(ch.From), string(ch.To), toMicros(ch.At), ch.Reason)
 	return err
 }
 
 // Create implements RunStore.
-func (s *SQLStore) Create(ctx context.Context, n NewRun) (Run, error) {
-	if err := n.validate(); err != nil {
-		return Run{}, err
+func (s *Store) Create(ctx context.Context, n runstore.NewRun) (runstore.Run, error) {
+	if err := n.Validate(); err != nil {
+		return runstore.Run{}, err
 	}
 	now := stamp(s.clock)
-	id, err := s.ids.next(now)
+	id, err := s.ids.Next(now)
 	if err != nil {
-		return Run{}, err
+		return runstore.Run{}, err
 	}
-	r := newRun(id, n, now)
+	r := n.Build(id, now)
 	err = s.tx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			r.ID, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
-			searchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
+			runstore.SearchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
 		if err != nil {
 			return err
 		}
-		return s.insertHistory(ctx, tx, r.ID, StatusChange{To: StatusQueued, At: now, Reason: "created"})
+		return s.insertHistory(ctx, tx, r.ID, runstore.StatusChange{To: runstore.StatusQueued, At: now, Reason: "created"})
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("runstore: create: %w", err)
+		return runstore.Run{}, fmt.Errorf("sqlstore: create: %w", err)
 	}
 	return r, nil
 }
@@ -482,31 +484,31 @@ type querier interface {
 	Rebind(string) string
 }
 
-func (s *SQLStore) get(ctx context.Context, q querier, id string) (Run, error) {
+func (s *Store) get(ctx context.Context, q querier, id string) (runstore.Run, error) {
 	var row runRow
 	err := q.GetContext(ctx, &row, q.Rebind(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, notFound("run", id)
+		return runstore.Run{}, notFound("run", id)
 	}
 	if err != nil {
-		return Run{}, fmt.Errorf("runstore: get run %s: %w", id, err)
+		return runstore.Run{}, fmt.Errorf("sqlstore: get run %s: %w", id, err)
 	}
 	return row.run()
 }
 
 // Get implements RunStore.
-func (s *SQLStore) Get(ctx context.Context, id string) (Run, error) {
-	if err := checkID("id", id); err != nil {
-		return Run{}, err
+func (s *Store) Get(ctx context.Context, id string) (runstore.Run, error) {
+	if err := runstore.CheckID("id", id); err != nil {
+		return runstore.Run{}, err
 	}
 	return s.get(ctx, s.r, id)
 }
 
 // List implements RunStore.
-func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
-	q, err := f.compile()
+func (s *Store) List(ctx context.Context, f runstore.Filter) (runstore.Page, error) {
+	q, err := f.Compile()
 	if err != nil {
-		return Page{}, err
+		return runstore.Page{}, err
 	}
 	var where []string
 	var args []any
@@ -538,9 +540,9 @@ func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
 		where = append(where, "created_us < ?")
 		args = append(args, toMicros(q.CreatedBefore))
 	}
-	if q.text != "" {
+	if q.TextLower != "" {
 		where = append(where, `search LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+escapeLike(q.text)+"%")
+		args = append(args, "%"+escapeLike(q.TextLower)+"%")
 	}
 	if q.JetstreamID != "" {
 		where = append(where, "jetstream_id = ?")
@@ -551,44 +553,44 @@ func (s *SQLStore) List(ctx context.Context, f Filter) (Page, error) {
 		args = append(args, *q.MinPeakHP)
 	}
 	order := "created_us DESC, id DESC"
-	if q.Sort == SortPeakHP {
+	if q.Sort == runstore.SortPeakHP {
 		where = append(where, "peak_hp IS NOT NULL")
 		order = "peak_hp DESC, " + order
 	}
-	if q.hasAfter {
+	if q.HasAfter {
 		// A row-value comparison lets both engines seek the index.
-		if q.Sort == SortPeakHP {
+		if q.Sort == runstore.SortPeakHP {
 			where = append(where, "(peak_hp, created_us, id) < (?, ?, ?)")
-			args = append(args, q.after.peak, q.after.us, q.after.id)
+			args = append(args, q.After.Peak, q.After.Micros, q.After.ID)
 		} else {
 			where = append(where, "(created_us, id) < (?, ?)")
-			args = append(args, q.after.us, q.after.id)
+			args = append(args, q.After.Micros, q.After.ID)
 		}
 	}
 	stmt := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {
 		stmt += " WHERE " + strings.Join(where, " AND ")
 	}
-	stmt += fmt.Sprintf(" ORDER BY %s LIMIT %d", order, q.limit+1)
+	stmt += fmt.Sprintf(" ORDER BY %s LIMIT %d", order, q.N+1)
 	var rows []runRow
 	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(stmt), args...); err != nil {
-		return Page{}, fmt.Errorf("runstore: list: %w", err)
+		return runstore.Page{}, fmt.Errorf("sqlstore: list: %w", err)
 	}
-	var p Page
-	more := len(rows) > q.limit
+	var p runstore.Page
+	more := len(rows) > q.N
 	if more {
-		rows = rows[:q.limit]
+		rows = rows[:q.N]
 	}
-	p.Runs = make([]Run, 0, len(rows))
+	p.Runs = make([]runstore.Run, 0, len(rows))
 	for i := range rows {
 		r, err := rows[i].run()
 		if err != nil {
-			return Page{}, err
+			return runstore.Page{}, err
 		}
 		p.Runs = append(p.Runs, r)
 	}
 	if more {
-		p.Next = q.next(p.Runs[len(p.Runs)-1])
+		p.Next = q.Next(p.Runs[len(p.Runs)-1])
 	}
 	return p, nil
 }
@@ -597,14 +599,14 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-func (s *SQLStore) mutateTx(ctx context.Context, tx *txn, id string, m mutation, now time.Time) (Run, error) {
+func (s *Store) mutateTx(ctx context.Context, tx *txn, id string, m runstore.Mutation, now time.Time) (runstore.Run, error) {
 	cur, err := s.get(ctx, tx, id)
 	if err != nil {
-		return Run{}, err
+		return runstore.Run{}, err
 	}
-	r, ch, err := apply(cur, m, now)
+	r, ch, err := runstore.ApplyMutation(cur, m, now)
 	if err != nil {
-		return Run{}, err
+		return runstore.Run{}, err
 	}
 	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs SET version = ?, status = ?, stage = ?, progress = ?, message = ?,
 		results = ?, error = ?, peak_hp = ?, peak_torque = ?, afr_mean = ?, afr_std = ?, corrected_cells = ?,
@@ -614,27 +616,27 @@ func (s *SQLStore) mutateTx(ctx context.Context, tx *txn, id string, m mutation,
 		nullInt(r.Stats.CorrectedCells), fn(r.Stats.MaxCorrectionPct), toMicros(r.UpdatedAt),
 		completed(r.CompletedAt), id, cur.Version)
 	if err != nil {
-		return Run{}, fmt.Errorf("runstore: update run %s: %w", id, err)
+		return runstore.Run{}, fmt.Errorf("sqlstore: update run %s: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return Run{}, fmt.Errorf("runstore: update run %s: %w", id, err)
+		return runstore.Run{}, fmt.Errorf("sqlstore: update run %s: %w", id, err)
 	} else if n == 0 {
-		return Run{}, conflict("run %s changed concurrently", id)
+		return runstore.Run{}, conflict("run %s changed concurrently", id)
 	}
 	if ch != nil {
 		if err := s.insertHistory(ctx, tx, id, *ch); err != nil {
-			return Run{}, fmt.Errorf("runstore: update run %s: history: %w", id, err)
+			return runstore.Run{}, fmt.Errorf("sqlstore: update run %s: history: %w", id, err)
 		}
 	}
 	return r, nil
 }
 
-func (s *SQLStore) mutate(ctx context.Context, id string, m mutation) (Run, error) {
-	if err := checkID("id", id); err != nil {
-		return Run{}, err
+func (s *Store) mutate(ctx context.Context, id string, m runstore.Mutation) (runstore.Run, error) {
+	if err := runstore.CheckID("id", id); err != nil {
+		return runstore.Run{}, err
 	}
 	now := stamp(s.clock)
-	var out Run
+	var out runstore.Run
 	err := s.tx(ctx, func(tx *txn) error {
 		var err error
 		out, err = s.mutateTx(ctx, tx, id, m, now)
@@ -644,49 +646,49 @@ func (s *SQLStore) mutate(ctx context.Context, id string, m mutation) (Run, erro
 }
 
 // Update implements RunStore.
-func (s *SQLStore) Update(ctx context.Context, id string, u Update) (Run, error) {
-	if err := u.validate(); err != nil {
-		return Run{}, err
+func (s *Store) Update(ctx context.Context, id string, u runstore.Update) (runstore.Run, error) {
+	if err := u.Validate(); err != nil {
+		return runstore.Run{}, err
 	}
-	return s.mutate(ctx, id, u.mutation())
+	return s.mutate(ctx, id, u.Mutation())
 }
 
 // Complete implements RunStore.
-func (s *SQLStore) Complete(ctx context.Context, id string, version int64, r Result) (Run, error) {
-	if err := checkVersionArg(version); err != nil {
-		return Run{}, err
+func (s *Store) Complete(ctx context.Context, id string, version int64, r runstore.Result) (runstore.Run, error) {
+	if err := runstore.CheckVersion(version); err != nil {
+		return runstore.Run{}, err
 	}
-	if err := r.validate(); err != nil {
-		return Run{}, err
+	if err := r.Validate(); err != nil {
+		return runstore.Run{}, err
 	}
-	return s.mutate(ctx, id, completeMutation(version, r))
+	return s.mutate(ctx, id, runstore.CompleteMutation(version, r))
 }
 
 // Fail implements RunStore.
-func (s *SQLStore) Fail(ctx context.Context, id string, version int64, e RunError) (Run, error) {
-	if err := checkVersionArg(version); err != nil {
-		return Run{}, err
+func (s *Store) Fail(ctx context.Context, id string, version int64, e runstore.RunError) (runstore.Run, error) {
+	if err := runstore.CheckVersion(version); err != nil {
+		return runstore.Run{}, err
 	}
-	if err := e.validate(); err != nil {
-		return Run{}, err
+	if err := e.Validate(); err != nil {
+		return runstore.Run{}, err
 	}
-	return s.mutate(ctx, id, failMutation(version, e))
+	return s.mutate(ctx, id, runstore.FailMutation(version, e))
 }
 
 // Recover implements RunStore.
-func (s *SQLStore) Recover(ctx context.Context, e RunError) ([]string, error) {
-	if err := e.validate(); err != nil {
+func (s *Store) Recover(ctx context.Context, e runstore.RunError) ([]string, error) {
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
 	now := stamp(s.clock)
 	var ids []string
 	err := s.tx(ctx, func(tx *txn) error {
 		ids = nil
-		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM runs WHERE status = ? ORDER BY id`), string(StatusProcessing)); err != nil {
-			return fmt.Errorf("runstore: recover: %w", err)
+		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM runs WHERE status = ? ORDER BY id`), string(runstore.StatusProcessing)); err != nil {
+			return fmt.Errorf("sqlstore: recover: %w", err)
 		}
 		for _, id := range ids {
-			if _, err := s.mutateTx(ctx, tx, id, failMutation(0, e), now); err != nil {
+			if _, err := s.mutateTx(ctx, tx, id, runstore.FailMutation(0, e), now); err != nil {
 				return err
 			}
 		}
@@ -696,23 +698,23 @@ func (s *SQLStore) Recover(ctx context.Context, e RunError) ([]string, error) {
 		return nil, err
 	}
 	if len(ids) > 0 {
-		s.log.Info("runstore: marked interrupted runs failed", "count", len(ids))
+		s.log.Info("sqlstore: marked interrupted runs failed", "count", len(ids))
 	}
 	return ids, nil
 }
 
 // Delete implements RunStore.
-func (s *SQLStore) Delete(ctx context.Context, id string) error {
-	if err := checkID("id", id); err != nil {
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := runstore.CheckID("id", id); err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM runs WHERE id = ?`), id)
 		if err != nil {
-			return fmt.Errorf("runstore: delete run %s: %w", id, err)
+			return fmt.Errorf("sqlstore: delete run %s: %w", id, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("runstore: delete run %s: %w", id, err)
+			return fmt.Errorf("sqlstore: delete run %s: %w", id, err)
 		} else if n == 0 {
 			return notFound("run", id)
 		}
@@ -720,10 +722,10 @@ func (s *SQLStore) Delete(ctx context.Context, id string) error {
 	})
 }
 
-func (s *SQLStore) exists(ctx context.Context, q querier, id string) error {
+func (s *Store) exists(ctx context.Context, q querier, id string) error {
 	var n int
 	if err := q.GetContext(ctx, &n, q.Rebind(`SELECT COUNT(*) FROM runs WHERE id = ?`), id); err != nil {
-		return fmt.Errorf("runstore: run %s: %w", id, err)
+		return fmt.Errorf("sqlstore: run %s: %w", id, err)
 	}
 	if n == 0 {
 		return notFound("run", id)
@@ -732,8 +734,8 @@ func (s *SQLStore) exists(ctx context.Context, q querier, id string) error {
 }
 
 // History implements RunStore.
-func (s *SQLStore) History(ctx context.Context, id string) ([]StatusChange, error) {
-	if err := checkID("id", id); err != nil {
+func (s *Store) History(ctx context.Context, id string) ([]runstore.StatusChange, error) {
+	if err := runstore.CheckID("id", id); err != nil {
 		return nil, err
 	}
 	var rows []struct {
@@ -743,14 +745,14 @@ func (s *SQLStore) History(ctx context.Context, id string) ([]StatusChange, erro
 		Reason string `db:"reason"`
 	}
 	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT from_status, to_status, at_us, reason FROM run_status_history WHERE run_id = ? ORDER BY id`), id); err != nil {
-		return nil, fmt.Errorf("runstore: history of %s: %w", id, err)
+		return nil, fmt.Errorf("sqlstore: history of %s: %w", id, err)
 	}
 	if len(rows) == 0 {
 		return nil, s.exists(ctx, s.r, id)
 	}
-	out := make([]StatusChange, len(rows))
+	out := make([]runstore.StatusChange, len(rows))
 	for i, r := range rows {
-		out[i] = StatusChange{From: Status(r.From), To: Status(r.To), At: fromMicros(r.AtUS), Reason: r.Reason}
+		out[i] = runstore.StatusChange{From: runstore.Status(r.From), To: runstore.Status(r.To), At: fromMicros(r.AtUS), Reason: r.Reason}
 	}
 	return out, nil
 }
@@ -766,23 +768,23 @@ type fileRow struct {
 	CreatedUS   int64  `db:"created_us"`
 }
 
-func (r fileRow) file() File {
-	return File{ID: r.ID, RunID: r.RunID, CreatedAt: fromMicros(r.CreatedUS),
-		FileMeta: FileMeta{Name: r.Name, ContentType: r.ContentType, Size: r.Size, SHA256: r.SHA256, StorageKey: r.StorageKey}}
+func (r fileRow) file() runstore.File {
+	return runstore.File{ID: r.ID, RunID: r.RunID, CreatedAt: fromMicros(r.CreatedUS),
+		FileMeta: runstore.FileMeta{Name: r.Name, ContentType: r.ContentType, Size: r.Size, SHA256: r.SHA256, StorageKey: r.StorageKey}}
 }
 
 const fileColumns = `id, run_id, name, content_type, size_bytes, sha256, storage_key, created_us`
 
 // AddFile implements RunStore.
-func (s *SQLStore) AddFile(ctx context.Context, runID string, m FileMeta) (File, error) {
-	if err := checkID("run_id", runID); err != nil {
-		return File{}, err
+func (s *Store) AddFile(ctx context.Context, runID string, m runstore.FileMeta) (runstore.File, error) {
+	if err := runstore.CheckID("run_id", runID); err != nil {
+		return runstore.File{}, err
 	}
-	if err := m.validate(); err != nil {
-		return File{}, err
+	if err := m.Validate(); err != nil {
+		return runstore.File{}, err
 	}
 	now := stamp(s.clock)
-	f := File{RunID: runID, FileMeta: m, CreatedAt: now}
+	f := runstore.File{RunID: runID, FileMeta: m, CreatedAt: now}
 	err := s.tx(ctx, func(tx *txn) error {
 		if err := s.exists(ctx, tx, runID); err != nil {
 			return err
@@ -793,12 +795,12 @@ func (s *SQLStore) AddFile(ctx context.Context, runID string, m FileMeta) (File,
 			return notFound("run", runID)
 		}
 		if err != nil {
-			return fmt.Errorf("runstore: add file to run %s: %w", runID, err)
+			return fmt.Errorf("sqlstore: add file to run %s: %w", runID, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return File{}, err
+		return runstore.File{}, err
 	}
 	return f, nil
 }
@@ -816,21 +818,21 @@ func isForeignKey(err error) bool {
 }
 
 // Files implements RunStore.
-func (s *SQLStore) Files(ctx context.Context, runID string) ([]File, error) {
-	if err := checkID("run_id", runID); err != nil {
+func (s *Store) Files(ctx context.Context, runID string) ([]runstore.File, error) {
+	if err := runstore.CheckID("run_id", runID); err != nil {
 		return nil, err
 	}
 	var rows []fileRow
 	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT `+fileColumns+` FROM run_files WHERE run_id = ? ORDER BY id`), runID); err != nil {
-		return nil, fmt.Errorf("runstore: files of %s: %w", runID, err)
+		return nil, fmt.Errorf("sqlstore: files of %s: %w", runID, err)
 	}
 	if len(rows) == 0 {
 		if err := s.exists(ctx, s.r, runID); err != nil {
 			return nil, err
 		}
-		return []File{}, nil
+		return []runstore.File{}, nil
 	}
-	out := make([]File, len(rows))
+	out := make([]runstore.File, len(rows))
 	for i, r := range rows {
 		out[i] = r.file()
 	}
@@ -838,17 +840,17 @@ func (s *SQLStore) Files(ctx context.Context, runID string) ([]File, error) {
 }
 
 // File implements RunStore.
-func (s *SQLStore) File(ctx context.Context, runID string, fileID int64) (File, error) {
-	if err := checkID("run_id", runID); err != nil {
-		return File{}, err
+func (s *Store) File(ctx context.Context, runID string, fileID int64) (runstore.File, error) {
+	if err := runstore.CheckID("run_id", runID); err != nil {
+		return runstore.File{}, err
 	}
 	var row fileRow
 	err := s.r.GetContext(ctx, &row, s.r.Rebind(`SELECT `+fileColumns+` FROM run_files WHERE run_id = ? AND id = ?`), runID, fileID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return File{}, notFound("file", itoa64(fileID))
+		return runstore.File{}, notFound("file", itoa64(fileID))
 	}
 	if err != nil {
-		return File{}, fmt.Errorf("runstore: file %d of %s: %w", fileID, runID, err)
+		return runstore.File{}, fmt.Errorf("sqlstore: file %d of %s: %w", fileID, runID, err)
 	}
 	return row.file(), nil
 }

@@ -2,6 +2,7 @@ package runstore
 
 import (
 	"encoding/json"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,41 @@ func TestIDs(t *testing.T) {
 		require.Greater(t, id, prev)
 		seen[id], prev = true, id
 	}
+}
+
+// TestIDNeighboursUnguessable: ids made in the same millisecond differ by
+// a random step of at least 2^32 in their random part, never by a fixed
+// amount, so knowing one id does not give its neighbours.
+func TestIDNeighboursUnguessable(t *testing.T) {
+	var g IDGenerator
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	low := func(id string) *big.Int {
+		n, ok := new(big.Int).SetString(id[12:], 16) // the 80 random bits
+		require.True(t, ok, id)
+		return n
+	}
+	prev, err := g.Next(t0)
+	require.NoError(t, err)
+	min32 := new(big.Int).Lsh(big.NewInt(1), 32)
+	steps := map[string]bool{}
+	for i := 0; i < 2000; i++ {
+		id, err := g.Next(t0)
+		require.NoError(t, err)
+		require.Equal(t, prev[:12], id[:12], "same millisecond")
+		d := new(big.Int).Sub(low(id), low(prev))
+		require.True(t, d.Cmp(min32) >= 0, "neighbours %s and %s differ by only %v", prev, id, d)
+		steps[d.String()] = true
+		prev = id
+	}
+	assert.Greater(t, len(steps), 1990, "steps repeat: not random")
+
+	// Overflow of the random part borrows the next millisecond and stays
+	// increasing.
+	g.hi, g.lo = 1<<16-1, ^uint64(0)-5
+	id, err := g.Next(t0)
+	require.NoError(t, err)
+	assert.Greater(t, id, prev)
+	assert.Equal(t, hex12(t0.UnixMilli()+1), id[:12])
 }
 
 func hex12(ms int64) string {

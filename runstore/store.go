@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,40 +83,58 @@ func stamp(clock func() time.Time) time.Time {
 	return clock().UTC().Truncate(time.Microsecond)
 }
 
-// IDGenerator generates run ids: 48 bits of milliseconds, then 80 random
-// bits. Within one generator ids are strictly increasing: an id made in the
-// same millisecond as the previous one increments its random part. The zero
-// value is ready to use; implementations of RunStore share it so every
-// store makes ids of the same form.
+// IDGenerator generates run ids: 48 bits of milliseconds, then 80 bits
+// drawn from crypto/rand. Within one generator ids are strictly increasing:
+// an id made in the same millisecond as the previous one (or after the clock
+// went back) adds a random step of 2^32 to 2^63 to the previous id's random
+// part, so ids stay sortable by time and a neighbour's id cannot be guessed
+// from one's own (a step has 63 bits of entropy). The zero value is ready to
+// use; implementations of RunStore share it so every store makes ids of the
+// same form.
 type IDGenerator struct {
-	mu   sync.Mutex
-	ms   uint64
-	last [10]byte
+	mu sync.Mutex
+	ms uint64 // the millisecond of the last id
+	hi uint64 // the top 16 of the 80 random bits
+	lo uint64 // the low 64 of the 80 random bits
 }
+
+// maxMillis is the first millisecond a 48-bit timestamp cannot hold.
+const maxMillis = 1 << 48
 
 // Next returns a new id for a run created at t.
 func (g *IDGenerator) Next(t time.Time) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ms := uint64(t.UnixMilli())
-	if ms < 0x1_0000_0000_0000 && ms > g.ms {
-		g.ms = ms
-		if _, err := rand.Read(g.last[:]); err != nil {
-			return "", fmt.Errorf("runstore: generating id: %w", err)
-		}
-		g.last[0] &= 0x7f // leave room to increment
-	} else {
-		// Same millisecond, or the clock went back: stay monotonic.
-		for i := len(g.last) - 1; i >= 0; i-- {
-			g.last[i]++
-			if g.last[i] != 0 {
-				break
-			}
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("runstore: generating id: %w", err)
+	}
+	ms := uint64(max(t.UnixMilli(), 0))
+	fresh := ms < maxMillis && ms > g.ms
+	if !fresh {
+		// Same millisecond, or the clock went back: stay monotonic with a
+		// random step.
+		step := binary.BigEndian.Uint64(r[:8])>>1 + 1<<32
+		lo, carry := bits.Add64(g.lo, step, 0)
+		if hi := g.hi + carry; hi < 1<<16 {
+			g.lo, g.hi = lo, hi
+		} else {
+			// The random part would overflow (some 2^16 ids in one
+			// millisecond): borrow the next millisecond.
+			ms, fresh = g.ms+1, true
 		}
 	}
+	if fresh {
+		if ms >= maxMillis {
+			return "", fmt.Errorf("runstore: generating id: time %v is beyond the year 10889", t)
+		}
+		g.ms = ms
+		g.hi = uint64(binary.BigEndian.Uint16(r[8:10])) & 0x7fff // leave room to step
+		g.lo = binary.BigEndian.Uint64(r[:8])
+	}
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], g.ms<<16)
-	copy(b[6:], g.last[:])
+	binary.BigEndian.PutUint64(b[:8], g.ms<<16|g.hi)
+	binary.BigEndian.PutUint64(b[8:], g.lo)
 	return hex.EncodeToString(b[:]), nil
 }
 

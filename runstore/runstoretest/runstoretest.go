@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -158,6 +159,13 @@ func testCreateGet(t *testing.T, open Opener) {
 		assert.Greater(t, r.ID, prev)
 		prev = r.ID
 	}
+	// Ids made at the same instant are not neighbours: their random parts
+	// differ by far more than one, so one id does not give away the next.
+	a, b := e.create(runstore.NewRun{}), e.create(runstore.NewRun{})
+	assert.Equal(t, a.ID[:12], b.ID[:12], "same millisecond")
+	da, _ := new(big.Int).SetString(a.ID[12:], 16)
+	db, _ := new(big.Int).SetString(b.ID[12:], 16)
+	assert.True(t, new(big.Int).Sub(db, da).Cmp(big.NewInt(1<<32)) >= 0, "ids %s and %s are neighbours", a.ID, b.ID)
 	files, err := e.s.Files(e.ctx, r.ID)
 	require.NoError(t, err)
 	assert.Empty(t, files)

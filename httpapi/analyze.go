@@ -112,18 +112,12 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 		haveFile bool
 		filename string
 	)
-	cleanup := func() {
-		if haveFile {
-			_ = s.cfg.Files.Delete(context.WithoutCancel(r.Context()), blob.Key)
-		}
-	}
 	for n := 0; ; n++ {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			cleanup()
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return err
@@ -131,13 +125,11 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("malformed multipart body: " + err.Error())
 		}
 		if n >= maxFormFields {
-			cleanup()
 			return badRequest(fmt.Sprintf("too many form parts (at most %d)", maxFormFields))
 		}
 		field := part.FormName()
 		if field == "file" {
 			if haveFile {
-				cleanup()
 				return badRequest("more than one file part")
 			}
 			name, herr := uploadName(part.FileName())
@@ -152,20 +144,16 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if field == "" {
-			cleanup()
 			return badRequest("form part without a name")
 		}
 		v, err := io.ReadAll(io.LimitReader(part, maxFormValue+1))
 		if err != nil {
-			cleanup()
 			return err
 		}
 		if len(v) > maxFormValue {
-			cleanup()
 			return invalid(field, fmt.Sprintf("field %q is longer than %d bytes", field, maxFormValue))
 		}
 		if _, dup := form[field]; dup {
-			cleanup()
 			return invalid(field, fmt.Sprintf("field %q given twice", field))
 		}
 		form[field] = string(v)
@@ -175,7 +163,6 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	}
 	opts, err := ParseAnalysisOptions(form)
 	if err != nil {
-		cleanup()
 		var oe *OptionError
 		if errors.As(err, &oe) {
 			return invalid(oe.Field, err.Error())
@@ -183,20 +170,17 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.checkLog(r.Context(), blob, filename, opts); err != nil {
-		cleanup()
 		return err
 	}
 	settings, _ := json.Marshal(opts)
 	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Source: runstore.SourceUpload, Filename: filename,
 		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings})
 	if err != nil {
-		cleanup()
 		return err
 	}
 	input, err := s.cfg.Runs.AddFile(r.Context(), run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
 		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key})
 	if err != nil {
-		cleanup()
 		s.failRun(run, "upload", "STORE_ERROR", "the upload could not be recorded", err)
 		return err
 	}

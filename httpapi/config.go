@@ -64,6 +64,11 @@ type Config struct {
 	Queue int
 	// MaxStreams bounds concurrent Server-Sent Events streams; 0 means 64.
 	MaxStreams int
+	// SweepInterval is how often file contents no run refers to any more
+	// (refused uploads, deleted runs, leftovers of a crash) are removed
+	// from Files, once they are runstore.MinUnreferencedAge old; 0 means
+	// every hour, negative never.
+	SweepInterval time.Duration
 
 	// JetDrive serves the live JetDrive routes when set.
 	JetDrive JetDrive
@@ -185,6 +190,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Hour
 	}
 	if c.CORS.MaxAge == 0 {
 		c.CORS.MaxAge = 10 * time.Minute

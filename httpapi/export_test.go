@@ -6,22 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"sync"
-
-	"github.com/dynoai/dynoai/runstore"
 )
-
-// memFileStoreLen counts a MemFileStore's blobs (it has no listing API).
-func memFileStoreLen(fs *runstore.MemFileStore) int {
-	v := reflect.ValueOf(fs).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		if v.Field(i).Kind() == reflect.Map {
-			return v.Field(i).Len()
-		}
-	}
-	panic("MemFileStore has no map field")
-}
 
 type recResp struct {
 	code   int

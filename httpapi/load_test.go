@@ -53,7 +53,7 @@ func TestLoad(t *testing.T) {
 			rs, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 			require.NoError(t, err)
 			defer rs.Close()
-			fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+			fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 			require.NoError(t, err)
 			key := authkeys.Generate()
 			cfg := Config{Runs: rs, Files: fs, Workers: 2, Queue: 64,

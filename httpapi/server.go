@@ -53,6 +53,7 @@ type Server struct {
 
 	mu       sync.Mutex // guards jobs, draining and started
 	jobs     chan *job
+	drained  chan struct{} // closed when shutdown begins
 	draining bool
 	started  bool
 	workers  sync.WaitGroup
@@ -81,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		mux:     http.NewServeMux(),
 		jobs:    make(chan *job, cfg.Queue),
+		drained: make(chan struct{}),
 		streams: make(chan struct{}, cfg.MaxStreams),
 		begun:   cfg.Now(),
 	}
@@ -158,6 +160,10 @@ func (s *Server) Start(ctx context.Context) ([]string, error) {
 	if s.live != nil {
 		s.live.start(s.workCtx)
 	}
+	if s.cfg.SweepInterval > 0 {
+		s.workers.Add(1)
+		go s.sweeper()
+	}
 	if len(recovered) > 0 {
 		s.log.Warn("failed runs left behind by a previous process", "count", len(recovered))
 	}
@@ -193,6 +199,31 @@ func (s *Server) recoverRuns(ctx context.Context) ([]string, error) {
 	}
 }
 
+// sweeper removes unreferenced file contents now and then every
+// SweepInterval until shutdown.
+func (s *Server) sweeper() {
+	defer s.workers.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.workCtx.Done():
+			return
+		case <-s.drained:
+			return
+		case <-t.C:
+		}
+		st, err := runstore.SweepFiles(s.workCtx, s.cfg.Runs, s.cfg.Files, s.cfg.Now())
+		switch {
+		case err != nil && s.workCtx.Err() == nil:
+			s.log.Warn("sweeping unreferenced file contents failed", "err", err)
+		case st.Removed > 0:
+			s.log.Info("swept unreferenced file contents", "removed", st.Removed, "bytes", st.Bytes)
+		}
+		t.Reset(s.cfg.SweepInterval)
+	}
+}
+
 // Shutdown stops accepting analyses and waits for the accepted ones to
 // finish. When ctx ends first, it cancels them: each is recorded as failed
 // (never left processing) and Shutdown returns ctx's error once all are.
@@ -202,6 +233,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining {
 		s.draining = true
 		close(s.jobs)
+		close(s.drained)
 	}
 	s.mu.Unlock()
 	s.stopStreams()

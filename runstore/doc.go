@@ -26,11 +26,30 @@
 // others are inserted. Recover, called at startup, marks runs a previous
 // process left in status processing as failed.
 //
-// File contents live in a FileStore (LocalFileStore keeps them in a directory
-// under names it generates itself, so a key can never escape the directory);
-// the run store keeps each file's name, type, size, SHA-256 and storage key.
-// Attach, OpenFile and DeleteRun tie the two together, and OpenFile verifies
-// the checksum while the caller reads, failing with ErrChecksum on mismatch.
+// A run has an owner, its Tenant: the tenant of the API key that made it,
+// or "" for runs made without a key, which belong to the server's default
+// tenant. Filter.Tenants lists only the runs of some owners.
+//
+// File contents live in a FileStore, content-addressed: the key of stored
+// contents is their SHA-256, so a key always names the same bytes, and
+// LocalFileStore writes them durably (temporary file, fsync, rename, fsync
+// of the directory) under names made of hex digits only, which cannot
+// escape its directory. The run store keeps each file's name, type, size,
+// SHA-256 and storage key. Attach, OpenFile and DeleteRun tie the two
+// together; OpenFile verifies the checksum while the caller reads, failing
+// with ErrChecksum on mismatch. Contents may be shared by several files, so
+// they are removed only when no file refers to them any more and they were
+// stored at least MinUnreferencedAge ago (DeleteRun, SweepFiles).
+//
+// An apply of VE corrections (or its rollback) is one unit: CommitApply
+// stores its files' contents durably, then RecordApply commits the apply
+// record and its files in one transaction, so a crash leaves the previous
+// state or the new one, never a mixture. A cylinder's records form a chain
+// (NewApply.Parent); a writer building on a stale state gets ErrConflict.
+//
+// Probe proves a store works now (a durable write and a read back; SQLite
+// also checks its database file was not deleted or replaced); failures
+// match ErrUnavailable, as does any write to such a store.
 //
 // Errors are testable with errors.Is: ErrNotFound, ErrConflict, ErrInvalid
 // (an *InvalidError names the offending field) and ErrChecksum.

@@ -3,6 +3,7 @@ package runstore
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -15,16 +16,19 @@ type Memory struct {
 	clock func() time.Time
 	ids   IDGenerator
 
-	mu       sync.RWMutex
-	runs     map[string]*memRun
-	nextFile int64
-	closed   bool
+	mu        sync.RWMutex
+	runs      map[string]*memRun
+	nextFile  int64
+	nextApply int64
+	closed    bool
+	down      error
 }
 
 type memRun struct {
 	run     Run
 	history []StatusChange
 	files   []File
+	applies []Apply
 }
 
 var _ RunStore = (*Memory)(nil)
@@ -41,7 +45,19 @@ func (m *Memory) check(ctx context.Context) error {
 	if m.closed {
 		return errClosed
 	}
+	if m.down != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, m.down)
+	}
 	return nil
+}
+
+// SetUnavailable makes every call fail with err (wrapped in ErrUnavailable)
+// until it is called with nil, standing in for a database that refuses
+// writes or whose file was deleted.
+func (m *Memory) SetUnavailable(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = err
 }
 
 // Create implements RunStore.
@@ -110,6 +126,9 @@ func (m *Memory) Get(ctx context.Context, id string) (Run, error) {
 }
 
 func (q Query) match(r *Run) bool {
+	if len(q.Tenants) > 0 && !slices.Contains(q.Tenants, r.Tenant) {
+		return false
+	}
 	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, r.Status) {
 		return false
 	}
@@ -358,6 +377,100 @@ func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// RecordApply implements RunStore.
+func (m *Memory) RecordApply(ctx context.Context, runID string, a NewApply) (Apply, error) {
+	if err := CheckID("run_id", runID); err != nil {
+		return Apply{}, err
+	}
+	if err := a.Validate(); err != nil {
+		return Apply{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return Apply{}, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return Apply{}, notFound("run", runID)
+	}
+	var latest *Apply
+	for i := range mr.applies {
+		if mr.applies[i].Cylinder == a.Cylinder {
+			latest = &mr.applies[i]
+		}
+	}
+	if err := CheckApplyParent(runID, a, latest); err != nil {
+		return Apply{}, err
+	}
+	now := stamp(m.clock)
+	m.nextApply++
+	rec := Apply{ID: m.nextApply, RunID: runID, Cylinder: a.Cylinder, Kind: a.Kind, Parent: a.Parent, CreatedAt: now}
+	for _, fm := range a.Files {
+		m.nextFile++
+		f := File{ID: m.nextFile, RunID: runID, FileMeta: fm, CreatedAt: now}
+		mr.files = append(mr.files, f)
+		rec.Files = append(rec.Files, f)
+	}
+	mr.applies = append(mr.applies, rec)
+	return copyApply(rec), nil
+}
+
+func copyApply(a Apply) Apply {
+	a.Files = slices.Clone(a.Files)
+	return a
+}
+
+// Applies implements RunStore.
+func (m *Memory) Applies(ctx context.Context, runID string) ([]Apply, error) {
+	if err := CheckID("run_id", runID); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return nil, notFound("run", runID)
+	}
+	out := make([]Apply, len(mr.applies))
+	for i, a := range mr.applies {
+		out[i] = copyApply(a)
+	}
+	return out, nil
+}
+
+// Unreferenced implements RunStore.
+func (m *Memory) Unreferenced(ctx context.Context, keys []string) ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, mr := range m.runs {
+		for _, f := range mr.files {
+			used[f.StorageKey] = true
+		}
+	}
+	out := []string{}
+	for _, k := range keys {
+		if !used[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Probe implements RunStore.
+func (m *Memory) Probe(ctx context.Context) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.check(ctx)
 }
 
 // Ping implements RunStore.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -53,8 +52,23 @@ type RunStore interface {
 	// returning their ids. A server calls it at startup: no worker of a
 	// previous process is still running them.
 	Recover(ctx context.Context, e RunError) ([]string, error)
+	// RecordApply records an apply or rollback of a run's cylinder together
+	// with its files, in one transaction: after a crash either all of it
+	// is stored or none. The contents must already be durable in the file
+	// store (see CommitApply). a.Parent must be the cylinder's latest
+	// record (else ErrConflict; see NewApply).
+	RecordApply(ctx context.Context, runID string, a NewApply) (Apply, error)
+	// Applies returns a run's apply records, oldest first.
+	Applies(ctx context.Context, runID string) ([]Apply, error)
+	// Unreferenced returns those of the storage keys that no file of any
+	// run refers to, in the order given.
+	Unreferenced(ctx context.Context, keys []string) ([]string, error)
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
+	// Probe proves the store works now: a durable write and a read back.
+	// A SQLite store also checks that its database file is still the one
+	// it opened (not deleted or replaced). Failures match ErrUnavailable.
+	Probe(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
 }
@@ -210,6 +224,11 @@ type Query struct {
 // Compile validates f: every field, the limit and the cursor.
 func (f Filter) Compile() (Query, error) {
 	q := Query{Filter: f, N: f.Limit}
+	for _, t := range f.Tenants {
+		if t != "" && !ValidTenant(t) {
+			return q, invalid("filter.tenants", "%q is not a tenant name", truncate(t, 80))
+		}
+	}
 	for _, s := range f.Statuses {
 		if !s.Valid() {
 			return q, invalid("filter.statuses", "unknown status %q", s)
@@ -258,7 +277,7 @@ func SearchText(filename, vehicle string) string {
 // created and updated at now.
 func (n NewRun) Build(id string, now time.Time) Run {
 	return Run{
-		ID: id, Version: 1, Status: StatusQueued, Source: n.Source,
+		ID: id, Tenant: n.Tenant, Version: 1, Status: StatusQueued, Source: n.Source,
 		Filename: n.Filename, InputSize: n.InputSize, Vehicle: n.Vehicle, JetstreamID: n.JetstreamID,
 		Settings: clone(n.Settings), CreatedAt: now, UpdatedAt: now,
 	}
@@ -411,7 +430,7 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-var errClosed = errors.New("runstore: store is closed")
+var errClosed = fmt.Errorf("%w: store is closed", ErrUnavailable)
 
 // CheckVersion returns an *InvalidError unless v can be a run's version.
 func CheckVersion(v int64) error {

@@ -113,7 +113,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		return err
 	}
 	defer rs.Close()
-	files, err := runstore.NewLocalFileStore(s.FilesDir)
+	files, err := runstore.NewLocalFileStore(s.FilesDir, runstore.LocalFileStoreOptions{})
 	if err != nil {
 		return err
 	}

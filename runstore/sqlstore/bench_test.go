@@ -124,7 +124,7 @@ func BenchmarkAttach1MiB(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			s := be.open(b)
 			defer s.Close()
-			fs, err := runstore.NewLocalFileStore(b.TempDir())
+			fs, err := runstore.NewLocalFileStore(b.TempDir(), runstore.LocalFileStoreOptions{})
 			require.NoError(b, err)
 			ctx := context.Background()
 			r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})

@@ -53,7 +53,7 @@ func crashChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+	fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func TestCrashSafety(t *testing.T) {
 		s, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "runs.db"), sqlstore.Options{})
 		require.NoError(t, err, "iteration %d", it)
 		require.NoError(t, s.Check(ctx), "iteration %d", it)
-		fstore, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+		fstore, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 		require.NoError(t, err)
 		for id, state := range acked {
 			r, err := s.Get(ctx, id)

@@ -1,9 +1,15 @@
 package sqlstore
 
 import (
+	"context"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dynoai/dynoai/runstore"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func FuzzRedactDSN(f *testing.F) {
@@ -50,4 +56,49 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("ParseURL(%q) = %q, %q", s, d, target)
 		}
 	})
+}
+
+// TestMigrationKeepsRuns: a database made by migration 1 with runs and
+// files in it is migrated to the latest schema without losing anything;
+// its runs belong to the default tenant ("") and have no apply records.
+func TestMigrationKeepsRuns(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "old.db"), Options{SkipMigrate: true})
+	require.NoError(t, err)
+	defer s.Close()
+	ms, err := Migrations()
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, createMigrationsTable)
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, s.dialect.expand(ms[0].SQL))
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_us) VALUES (1, ?, 0)`, ms[0].Name)
+	require.NoError(t, err)
+	id := strings.Repeat("0a", 16)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO runs (id, version, status, source, filename, created_us, updated_us)
+		VALUES (?, 3, 'completed', 'upload', 'old.csv', 1000, 2000)`, id)
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
+		VALUES (?, 'VE_Applied_Front.csv', 'text/csv', 3, ?, ?, 1500)`, id, strings.Repeat("ab", 32), strings.Repeat("cd", 16))
+	require.NoError(t, err)
+
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []int{2}, applied)
+	r, err := s.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "", r.Tenant)
+	assert.Equal(t, "old.csv", r.Filename)
+	assert.Equal(t, int64(3), r.Version)
+	files, err := s.Files(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Equal(t, strings.Repeat("cd", 16), files[0].StorageKey)
+	aps, err := s.Applies(ctx, id)
+	require.NoError(t, err)
+	assert.Empty(t, aps)
+	p, err := s.List(ctx, runstore.Filter{Tenants: []string{""}})
+	require.NoError(t, err)
+	assert.Len(t, p.Runs, 1)
+	require.NoError(t, s.Check(ctx))
 }

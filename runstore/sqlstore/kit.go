@@ -28,6 +28,10 @@ type Options struct {
 	// MaxOpenConns bounds the PostgreSQL pool (and SQLite's reader pool);
 	// zero means 15 (4 for SQLite readers).
 	MaxOpenConns int
+	// Failpoint is called at the steps of every write transaction (see
+	// FailpointBeforeCommit); crash tests kill the process there. Nil in
+	// production.
+	Failpoint runstore.Failpoint
 }
 
 func (o Options) clock() func() time.Time {

@@ -1,19 +1,21 @@
 package sqlstore
 
 import (
-	"github.com/dynoai/dynoai/runstore"
-
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/dynoai/dynoai/runstore"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/mattn/go-sqlite3"
@@ -37,6 +39,13 @@ type Store struct {
 	log      *slog.Logger
 	ids      runstore.IDGenerator
 	redacted string
+	fail     runstore.Failpoint
+	// SQLite: the database file as opened; every write transaction and
+	// Probe check that the path still names it (not deleted or replaced).
+	path  string
+	ident os.FileInfo
+	// probeID names this store's row in store_probes.
+	probeID string
 }
 
 var _ runstore.RunStore = (*Store)(nil)
@@ -153,7 +162,14 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{dialect: SQLite, w: w, r: r, clock: opts.clock(), log: opts.logger(), redacted: path}
+	ident, err := os.Stat(path)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlstore: opening sqlite %s: %w", path, err)
+	}
+	s := &Store{dialect: SQLite, w: w, r: r, clock: opts.clock(), log: opts.logger(), redacted: path,
+		path: path, ident: ident}
 	return s.init(ctx, opts)
 }
 
@@ -182,6 +198,13 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 }
 
 func (s *Store) init(ctx context.Context, opts Options) (*Store, error) {
+	s.fail = opts.Failpoint
+	if s.fail == nil {
+		s.fail = func(string) {}
+	}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	s.probeID = hex.EncodeToString(id[:])
 	s.log.Info("sqlstore: opened", "dialect", s.dialect, "dsn", s.redacted)
 	if !opts.SkipMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
@@ -323,9 +346,36 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// The failpoints of a write transaction, in order.
+const (
+	FailpointBeforeCommit = "sql.before_commit" // the transaction's writes are done, COMMIT not yet sent
+	FailpointAfterCommit  = "sql.after_commit"  // COMMIT returned; the caller has not been told
+)
+
+// checkFile fails with runstore.ErrUnavailable when a SQLite store's path
+// no longer names the database file it opened: a write would go to a file
+// nobody will find again (deleted) or to one another process replaced.
+func (s *Store) checkFile() error {
+	if s.dialect != SQLite {
+		return nil
+	}
+	st, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("%w: sqlite database %s: %v", runstore.ErrUnavailable, s.path, err)
+	}
+	if !os.SameFile(st, s.ident) {
+		return fmt.Errorf("%w: sqlite database %s was replaced by another file", runstore.ErrUnavailable, s.path)
+	}
+	return nil
+}
+
 // tx runs f in a write transaction (BEGIN IMMEDIATE on SQLite), committing
-// if f returns nil.
+// if f returns nil. A SQLite store refuses to commit into a database file
+// that was deleted or replaced under it.
 func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
+	if err := s.checkFile(); err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
@@ -334,18 +384,63 @@ func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
 		tx.Rollback()
 		return err
 	}
+	if err := s.checkFile(); err != nil {
+		tx.Rollback()
+		return err
+	}
+	s.fail(FailpointBeforeCommit)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
+	s.fail(FailpointAfterCommit)
 	return nil
 }
 
-const runColumns = `id, version, status, source, stage, progress, message, filename, input_size, vehicle,
+// Probe implements runstore.RunStore: it writes this store's row of
+// store_probes with a fresh nonce in a committed (durable) transaction,
+// reads it back through the read pool, and, on SQLite, checks the database
+// file is still the one opened.
+func (s *Store) Probe(ctx context.Context) error {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	nonce := hex.EncodeToString(b[:])
+	now := toMicros(stamp(s.clock))
+	err := s.tx(ctx, func(tx *txn) error {
+		q := `INSERT INTO store_probes (id, nonce, at_us) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET nonce = excluded.nonce, at_us = excluded.at_us`
+		if _, err := tx.ExecContext(ctx, tx.Rebind(q), s.probeID, nonce, now); err != nil {
+			return err
+		}
+		// Rows of processes long gone.
+		_, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM store_probes WHERE at_us < ?`), now-int64(24*time.Hour/time.Microsecond))
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, runstore.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: probe write to %s: %v", runstore.ErrUnavailable, s.redacted, err)
+	}
+	var got string
+	if err := s.r.GetContext(ctx, &got, s.r.Rebind(`SELECT nonce FROM store_probes WHERE id = ?`), s.probeID); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: probe read from %s: %v", runstore.ErrUnavailable, s.redacted, err)
+	}
+	if got != nonce {
+		return fmt.Errorf("%w: probe read from %s returned another value than written", runstore.ErrUnavailable, s.redacted)
+	}
+	return s.checkFile()
+}
+
+const runColumns = `id, tenant, version, status, source, stage, progress, message, filename, input_size, vehicle,
 	jetstream_id, settings, results, error, peak_hp, peak_torque, afr_mean, afr_std, corrected_cells,
 	max_correction_pct, created_us, updated_us, completed_us`
 
 type runRow struct {
 	ID               string          `db:"id"`
+	Tenant           string          `db:"tenant"`
 	Version          int64           `db:"version"`
 	Status           string          `db:"status"`
 	Source           string          `db:"source"`
@@ -393,7 +488,7 @@ func js(raw json.RawMessage) sql.NullString {
 
 func (row *runRow) run() (runstore.Run, error) {
 	r := runstore.Run{
-		ID: row.ID, Version: row.Version, Status: runstore.Status(row.Status), Source: runstore.Source(row.Source),
+		ID: row.ID, Tenant: row.Tenant, Version: row.Version, Status: runstore.Status(row.Status), Source: runstore.Source(row.Source),
 		Stage: row.Stage, Progress: row.Progress, Message: row.Message, Filename: row.Filename,
 		InputSize: row.InputSize, Vehicle: row.Vehicle, JetstreamID: row.JetstreamID,
 		Stats: runstore.Stats{PeakHP: nf(row.PeakHP), PeakTorque: nf(row.PeakTorque), AFRMean: nf(row.AFRMean),
@@ -463,9 +558,9 @@ func (s *Store) Create(ctx context.Context, n runstore.NewRun) (runstore.Run, er
 	}
 	r := n.Build(id, now)
 	err = s.tx(ctx, func(tx *txn) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, tenant, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, r.Tenant, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
 			runstore.SearchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
 		if err != nil {
 			return err
@@ -517,6 +612,9 @@ func (s *Store) List(ctx context.Context, f runstore.Filter) (runstore.Page, err
 		for _, v := range vals {
 			args = append(args, v)
 		}
+	}
+	if len(q.Tenants) > 0 {
+		in("tenant", q.Tenants)
 	}
 	if len(q.Statuses) > 0 {
 		vals := make([]string, len(q.Statuses))
@@ -853,4 +951,150 @@ func (s *Store) File(ctx context.Context, runID string, fileID int64) (runstore.
 		return runstore.File{}, fmt.Errorf("sqlstore: file %d of %s: %w", fileID, runID, err)
 	}
 	return row.file(), nil
+}
+
+// RecordApply implements runstore.RunStore: the files and the record are
+// inserted in one transaction, after checking that a.Parent is still the
+// cylinder's latest record. Two writers racing on one parent are also kept
+// apart by the unique index on (run, cylinder, parent): the second fails
+// with runstore.ErrConflict.
+func (s *Store) RecordApply(ctx context.Context, runID string, a runstore.NewApply) (runstore.Apply, error) {
+	if err := runstore.CheckID("run_id", runID); err != nil {
+		return runstore.Apply{}, err
+	}
+	if err := a.Validate(); err != nil {
+		return runstore.Apply{}, err
+	}
+	now := stamp(s.clock)
+	rec := runstore.Apply{RunID: runID, Cylinder: a.Cylinder, Kind: a.Kind, Parent: a.Parent, CreatedAt: now}
+	err := s.tx(ctx, func(tx *txn) error {
+		rec.Files = rec.Files[:0]
+		if err := s.exists(ctx, tx, runID); err != nil {
+			return err
+		}
+		var latest []struct {
+			ID   int64  `db:"id"`
+			Kind string `db:"kind"`
+		}
+		if err := tx.SelectContext(ctx, &latest, tx.Rebind(`SELECT id, kind FROM run_applies WHERE run_id = ? AND cylinder = ? ORDER BY id DESC LIMIT 1`),
+			runID, a.Cylinder); err != nil {
+			return fmt.Errorf("sqlstore: apply record of %s: %w", runID, err)
+		}
+		var head *runstore.Apply
+		if len(latest) == 1 {
+			head = &runstore.Apply{ID: latest[0].ID, Kind: runstore.ApplyKind(latest[0].Kind)}
+		}
+		if err := runstore.CheckApplyParent(runID, a, head); err != nil {
+			return err
+		}
+		err := tx.GetContext(ctx, &rec.ID, tx.Rebind(`INSERT INTO run_applies (run_id, cylinder, kind, parent_id, created_us)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`), runID, a.Cylinder, string(a.Kind), a.Parent, toMicros(now))
+		if isUnique(err) {
+			return conflict("run %s cylinder %s changed concurrently", runID, a.Cylinder)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: apply record of %s: %w", runID, err)
+		}
+		for i, m := range a.Files {
+			f := runstore.File{RunID: runID, FileMeta: m, CreatedAt: now}
+			if err := tx.GetContext(ctx, &f.ID, tx.Rebind(`INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
+				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), runID, m.Name, m.ContentType, m.Size, m.SHA256, m.StorageKey, toMicros(now)); err != nil {
+				return fmt.Errorf("sqlstore: apply record of %s: file %s: %w", runID, m.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_apply_files (apply_id, position, file_id) VALUES (?, ?, ?)`),
+				rec.ID, i, f.ID); err != nil {
+				return fmt.Errorf("sqlstore: apply record of %s: %w", runID, err)
+			}
+			rec.Files = append(rec.Files, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return runstore.Apply{}, err
+	}
+	return rec, nil
+}
+
+// Applies implements runstore.RunStore.
+func (s *Store) Applies(ctx context.Context, runID string) ([]runstore.Apply, error) {
+	if err := runstore.CheckID("run_id", runID); err != nil {
+		return nil, err
+	}
+	// One row per file; a record's files come in position order.
+	q := `SELECT a.id, a.cylinder, a.kind, a.parent_id, a.created_us, f.id, f.run_id, f.name, f.content_type,
+			f.size_bytes, f.sha256, f.storage_key, f.created_us
+		FROM run_applies a JOIN run_apply_files af ON af.apply_id = a.id JOIN run_files f ON f.id = af.file_id
+		WHERE a.run_id = ? ORDER BY a.id, af.position`
+	rs, err := s.r.QueryContext(ctx, s.r.Rebind(q), runID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: apply records of %s: %w", runID, err)
+	}
+	defer rs.Close()
+	var out []runstore.Apply
+	for rs.Next() {
+		var a struct {
+			ID, Parent, At int64
+			Cylinder, Kind string
+		}
+		var f fileRow
+		if err := rs.Scan(&a.ID, &a.Cylinder, &a.Kind, &a.Parent, &a.At, &f.ID, &f.RunID, &f.Name, &f.ContentType,
+			&f.Size, &f.SHA256, &f.StorageKey, &f.CreatedUS); err != nil {
+			return nil, fmt.Errorf("sqlstore: apply records of %s: %w", runID, err)
+		}
+		if len(out) == 0 || out[len(out)-1].ID != a.ID {
+			out = append(out, runstore.Apply{ID: a.ID, RunID: runID, Cylinder: a.Cylinder, Kind: runstore.ApplyKind(a.Kind),
+				Parent: a.Parent, CreatedAt: fromMicros(a.At)})
+		}
+		last := &out[len(out)-1]
+		last.Files = append(last.Files, f.file())
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: apply records of %s: %w", runID, err)
+	}
+	if len(out) == 0 {
+		if err := s.exists(ctx, s.r, runID); err != nil {
+			return nil, err
+		}
+		return []runstore.Apply{}, nil
+	}
+	return out, nil
+}
+
+// Unreferenced implements runstore.RunStore.
+func (s *Store) Unreferenced(ctx context.Context, keys []string) ([]string, error) {
+	out := []string{}
+	for start := 0; start < len(keys); start += 500 {
+		batch := keys[start:min(start+500, len(keys))]
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		var used []string
+		q := `SELECT DISTINCT storage_key FROM run_files WHERE storage_key IN (?` + strings.Repeat(", ?", len(batch)-1) + `)`
+		if err := s.r.SelectContext(ctx, &used, s.r.Rebind(q), args...); err != nil {
+			return nil, fmt.Errorf("sqlstore: unreferenced contents: %w", err)
+		}
+		in := make(map[string]bool, len(used))
+		for _, k := range used {
+			in[k] = true
+		}
+		for _, k := range batch {
+			if !in[k] {
+				out = append(out, k)
+			}
+		}
+	}
+	return out, nil
+}
+
+func isUnique(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
 }

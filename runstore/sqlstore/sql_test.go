@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -225,7 +226,7 @@ func TestInfoAndDrop(t *testing.T) {
 	ctx := context.Background()
 	s := openSQLite(t, nil)
 	defer s.Close()
-	fs, err := runstore.NewLocalFileStore(t.TempDir())
+	fs, err := runstore.NewLocalFileStore(t.TempDir(), runstore.LocalFileStoreOptions{})
 	require.NoError(t, err)
 	r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
 	require.NoError(t, err)
@@ -332,4 +333,80 @@ func TestPostgresConformance(t *testing.T) {
 	runstoretest.Run(t, func(t *testing.T, now func() time.Time) runstore.RunStore {
 		return openPostgres(t, now)
 	})
+}
+
+// TestSQLiteDatabaseFileGone: a database file deleted or replaced under a
+// running store is noticed by Probe and by every write, which fail with
+// runstore.ErrUnavailable instead of writing into a file nobody will open
+// again.
+func TestSQLiteDatabaseFileGone(t *testing.T) {
+	ctx := context.Background()
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "runs.db")
+			s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
+			require.NoError(t, err)
+			defer s.Close()
+			r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+			require.NoError(t, err)
+			require.NoError(t, s.Probe(ctx))
+			switch how {
+			case "deleted":
+				for _, suffix := range []string{"", "-wal", "-shm"} {
+					require.NoError(t, os.Remove(path+suffix))
+				}
+			case "replaced":
+				other, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "other.db"), sqlstore.Options{})
+				require.NoError(t, err)
+				require.NoError(t, other.Close())
+				require.NoError(t, os.Rename(filepath.Join(dir, "other.db"), path))
+			}
+			assert.ErrorIs(t, s.Probe(ctx), runstore.ErrUnavailable)
+			_, err = s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
+			assert.ErrorIs(t, err, runstore.ErrUnavailable)
+			_, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing})
+			assert.ErrorIs(t, err, runstore.ErrUnavailable)
+		})
+	}
+}
+
+// TestSQLiteProbeLockedDatabase: a database another process keeps locked
+// (as good as read-only for this one) fails the probe within the busy
+// timeout, with runstore.ErrUnavailable.
+func TestSQLiteProbeLockedDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "runs.db")
+	s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{BusyTimeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Probe(ctx))
+	locker, err := sql.Open("sqlite3", path)
+	require.NoError(t, err)
+	defer locker.Close()
+	conn, err := locker.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
+	require.NoError(t, err)
+	start := time.Now()
+	err = s.Probe(ctx)
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	_, err = conn.ExecContext(ctx, "ROLLBACK")
+	require.NoError(t, err)
+	require.NoError(t, s.Probe(ctx))
+}
+
+// TestTransactionFailpoints: a write passes its failpoints in order.
+func TestTransactionFailpoints(t *testing.T) {
+	var steps []string
+	s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"),
+		sqlstore.Options{Failpoint: func(n string) { steps = append(steps, n) }})
+	require.NoError(t, err)
+	defer s.Close()
+	steps = nil
+	_, err = s.Create(context.Background(), runstore.NewRun{Source: runstore.SourceAPI})
+	require.NoError(t, err)
+	assert.Equal(t, []string{sqlstore.FailpointBeforeCommit, sqlstore.FailpointAfterCommit}, steps)
 }

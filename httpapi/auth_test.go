@@ -16,11 +16,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const testKey = "dynoai_test_key_12345"
+const (
+	testKey = "dynoai_test_key_1234567890"
+	key2    = "dynoai_second_key_12345678"
+)
+
+// memKeys is a key store of bare keys (each its own tenant, with read,
+// analyze and apply).
+func memKeys(t testing.TB, keys ...string) *authkeys.Memory {
+	t.Helper()
+	entries := make([]authkeys.Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = authkeys.Entry{Key: k}
+	}
+	m, err := authkeys.NewMemory(entries...)
+	require.NoError(t, err)
+	return m
+}
 
 func TestAuth(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		c.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(testKey, "key2")}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey, key2)}
 	})
 	run := e.analyze(t, map[string]string{"X-API-Key": testKey})
 	require.Equal(t, runstore.StatusCompleted, run.Status)
@@ -49,7 +65,7 @@ func TestAuth(t *testing.T) {
 			r = e.do(t, m.method, m.path, nil, map[string]string{"X-API-Key": "invalid_key"})
 			assert.Equal(t, 403, r.code)
 			assert.Equal(t, authkeys.CodeInvalidAPIKey, r.errCode(t))
-			for _, k := range []string{testKey, "key2"} {
+			for _, k := range []string{testKey, key2} {
 				r = e.do(t, m.method, m.path, nil, map[string]string{"X-API-Key": k})
 				assert.NotContains(t, []int{401, 403}, r.code, "valid key %s: %s", k, r.body)
 			}
@@ -58,7 +74,7 @@ func TestAuth(t *testing.T) {
 		})
 	}
 	t.Run("analyze with a valid key is accepted", func(t *testing.T) {
-		r := e.upload(t, "a.csv", testLog(t), nil, map[string]string{"X-API-Key": "key2"})
+		r := e.upload(t, "a.csv", testLog(t), nil, map[string]string{"X-API-Key": key2})
 		assert.Equal(t, 202, r.code)
 		e.wait(t, r.json(t)["runId"].(string))
 	})
@@ -66,7 +82,7 @@ func TestAuth(t *testing.T) {
 
 func TestAuthReadsAndMetricsProtected(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		c.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(testKey), RequireReads: true, ProtectMetrics: true}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey), RequireReads: true, ProtectMetrics: true}
 		c.Gatherer = noGatherer{}
 	})
 	for _, p := range []string{"/api/runs", "/metrics", "/api/jetstream/config"} {
@@ -77,7 +93,7 @@ func TestAuthReadsAndMetricsProtected(t *testing.T) {
 }
 
 func TestAuthZeroKeysFailsClosed(t *testing.T) {
-	for _, keys := range []authkeys.KeyStore{nil, authkeys.NewMemory()} {
+	for _, keys := range []authkeys.KeyStore{nil, memKeys(t)} {
 		e := newEnv(t, func(c *Config) { c.Auth = AuthConfig{Enabled: true, Keys: keys} })
 		assert.Equal(t, 401, e.do(t, "POST", "/api/analyze", nil, nil).code)
 		assert.Equal(t, 403, e.do(t, "POST", "/api/analyze", nil, map[string]string{"X-API-Key": "anything"}).code)
@@ -86,7 +102,7 @@ func TestAuthZeroKeysFailsClosed(t *testing.T) {
 }
 
 func TestAuthDisabledIgnoresKeys(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Auth = AuthConfig{Enabled: false, Keys: authkeys.NewMemory(testKey)} })
+	e := newEnv(t, func(c *Config) { c.Auth = AuthConfig{Enabled: false, Keys: memKeys(t, testKey)} })
 	for _, h := range []map[string]string{nil, {"X-API-Key": "wrong"}} {
 		r := e.upload(t, "a.csv", testLog(t), nil, h)
 		assert.Equal(t, 202, r.code)

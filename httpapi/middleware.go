@@ -195,7 +195,7 @@ func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 		if s.cfg.Auth.Enabled && s.cfg.Auth.Keys != nil {
 			if k, ok := authkeys.PresentedKey(r); ok && k != "" {
 				if id, err := s.cfg.Auth.Keys.Verify(r.Context(), k); err == nil {
-					key = "key:" + string(id)
+					key = "key:" + string(id.ID)
 				}
 			}
 		}

@@ -265,7 +265,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"open bind":               {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_HOST": "0.0.0.0", "DYNOAI_PORT": "0"},
 		"bad auth flag":           {"DYNOAI_DATA_DIR": t.TempDir(), "API_AUTH_ENABLED": "sure"},
 		"missing keys file":       {"DYNOAI_DATA_DIR": t.TempDir(), "API_AUTH_ENABLED": "true", "API_KEYS_FILE": "/nonexistent/keys"},
-		"wildcard cors with auth": {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0", "API_AUTH_ENABLED": "true", "API_KEYS": "k1", "DYNOAI_CORS_ORIGINS": "*"},
+		"wildcard cors with auth": {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0", "API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1_0123456789abcdefghij", "DYNOAI_CORS_ORIGINS": "*"},
 	} {
 		environ, _ := lookupOf(env)
 		err := run(context.Background(), environ, "", io.Discard, nil)

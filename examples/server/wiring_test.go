@@ -37,7 +37,7 @@ func TestJetstreamWiring(t *testing.T) {
 	defer fake.Close()
 	url, stop := start(t, map[string]string{
 		"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0",
-		"API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1",
+		"API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1_0123456789abcdefghij",
 		"JETSTREAM_ENABLED": "true", "JETSTREAM_API_URL": fake.URL, "JETSTREAM_API_KEY": "js-secret-key-123",
 		"JETSTREAM_POLL_INTERVAL": "3600",
 	})
@@ -52,7 +52,7 @@ func TestJetstreamWiring(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, 401, res.StatusCode, "sync needs a key")
-	req.Header.Set("X-API-Key", "dynoai_k1")
+	req.Header.Set("X-API-Key", "dynoai_k1_0123456789abcdefghij")
 	res, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)

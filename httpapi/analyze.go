@@ -173,7 +173,7 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	settings, _ := json.Marshal(opts)
-	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Source: runstore.SourceUpload, Filename: filename,
+	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Tenant: s.viewerOf(r).owner, Source: runstore.SourceUpload, Filename: filename,
 		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings})
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ func benchServer(b *testing.B, auth bool, mutate ...func(*Config)) (*Server, run
 	cfg := Config{Runs: runs, Files: runstore.NewMemFileStore(),
 		RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}}}
 	if auth {
-		cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(b, testKey), RequireReads: true}
+		cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(b, testKey)}
 	}
 	for _, m := range mutate {
 		m(&cfg)

@@ -87,17 +87,37 @@ type Config struct {
 	Now func() time.Time
 }
 
-// AuthConfig says which routes need an API key.
+// AuthConfig says who may call which route and see which runs.
+//
+// With authentication enabled, every route but liveness, readiness and the
+// API document needs a valid key with the route's scope: read for reads
+// (runs, files, results, health details, live data, Jetstream status),
+// analyze for uploads of logs, Jetstream syncs and deleting runs, apply for
+// base tables, apply and rollback, and admin for /metrics. A key sees only
+// the runs of its tenant (the default tenant's key also sees runs made
+// without a key); an admin key sees every run. Without authentication
+// every route is open and every run visible.
 type AuthConfig struct {
-	// Enabled enforces keys on every mutating route and every upload.
+	// Enabled enforces keys as described above.
 	Enabled bool
 	// Keys verifies presented keys. Enabled with no keys fails closed.
 	Keys authkeys.KeyStore
-	// RequireReads also enforces keys on reads (runs, files, live data).
-	RequireReads bool
-	// ProtectMetrics also enforces keys on /metrics.
-	ProtectMetrics bool
+	// OpenReads serves the read routes without a key. A reader without a
+	// key sees the default tenant's runs only; a key presented on a read
+	// is still checked and counts.
+	OpenReads bool
+	// OpenMetrics serves /metrics without a key; otherwise it needs an
+	// admin key.
+	OpenMetrics bool
+	// DefaultTenant owns the runs made without a key (authentication off,
+	// Jetstream, JetDrive captures, imports, and runs stored before
+	// tenants existed): keys of this tenant, and readers without a key when
+	// OpenReads, see them. Empty means "default".
+	DefaultTenant string
 }
+
+// DefaultTenant is AuthConfig.DefaultTenant when left empty.
+const DefaultTenant = "default"
 
 // RateLimitConfig configures the token buckets, kept per verified API key
 // or, without one, per client address.
@@ -137,6 +157,9 @@ func (c *Config) validate() error {
 	if c.Files == nil {
 		bad("Files is required")
 	}
+	if c.Auth.DefaultTenant != "" && !authkeys.ValidTenant(c.Auth.DefaultTenant) {
+		bad("Auth.DefaultTenant %q is not a tenant name (1 to 64 of [A-Za-z0-9._:-])", c.Auth.DefaultTenant)
+	}
 	for name, v := range map[string]int64{"MaxUploadBytes": c.MaxUploadBytes, "MaxBodyBytes": c.MaxBodyBytes,
 		"Workers": int64(c.Workers), "Queue": int64(c.Queue), "MaxStreams": int64(c.MaxStreams),
 		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout)} {
@@ -169,6 +192,9 @@ func (c *Config) validate() error {
 func (c *Config) fill() {
 	if c.NewAnalyzer == nil {
 		c.NewAnalyzer = ve.New
+	}
+	if c.Auth.DefaultTenant == "" {
+		c.Auth.DefaultTenant = DefaultTenant
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = DefaultMaxUploadBytes

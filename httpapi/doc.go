@@ -8,7 +8,10 @@
 // is read from the environment (examples/server does that). The routes, all
 // documented in the OpenAPI document served at /api/openapi.json, are:
 //
-//   - health: GET /api/health, /api/health/live, /api/health/ready
+//   - health: GET /api/health (details; a read), /api/health/live and
+//     /api/health/ready (open, no details; readiness does a durable write
+//     and read back on the run store and the file store and names the
+//     failing component)
 //   - analysis: POST /api/analyze (multipart upload, asynchronous; progress
 //     is stored in the run store), GET /api/status/{id}
 //   - runs: GET /api/runs, GET and DELETE /api/runs/{id}, the run's files
@@ -29,12 +32,20 @@
 //
 //	{"error":{"code":"...","message":"...","request_id":"...","details":{...}}}
 //
-// When authentication is enabled every mutating route and every upload needs
-// an API key; reads and /metrics need one when configured so. Requests are
-// rate limited per API key (a verified one) or per client address, with
-// token buckets and a separate budget for expensive routes; X-Forwarded-For
-// is believed only from configured proxy networks. CORS allows an explicit
-// list of origins. Panics are answered with 500 and the request id.
+// When authentication is enabled (AuthConfig) every route needs a key with
+// the route's scope except liveness, readiness and the API document, which
+// stay open and say nothing about the server; reads open without a key only
+// with AuthConfig.OpenReads, /metrics only with AuthConfig.OpenMetrics (or
+// when served on a port of its own by the caller). A run belongs to the
+// tenant of the key that made it; runs made without a key belong to the
+// default tenant. A key sees, downloads, deletes, applies and rolls back
+// only its tenant's runs (another tenant's run is 404, as if it did not
+// exist); an admin key sees all, and only admin sees upstream error text.
+// Requests are rate limited per API key (a verified one) or per client
+// address, with token buckets and a separate budget for expensive routes;
+// X-Forwarded-For is believed only from configured proxy networks. CORS
+// allows an explicit list of origins. Panics are answered with 500 and the
+// request id.
 //
 // Analyses run on a bounded worker pool. Shutdown lets running analyses
 // finish until its context ends and then fails them, so no run is left

@@ -59,7 +59,7 @@ func TestLoad(t *testing.T) {
 			cfg := Config{Runs: rs, Files: fs, Workers: 2, Queue: 64,
 				RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}, Expensive: Rates{{1000, time.Second}}}}
 			if auth {
-				cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, key), RequireReads: true}
+				cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, key)}
 			}
 			srv, err := New(cfg)
 			require.NoError(t, err)

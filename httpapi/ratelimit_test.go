@@ -120,7 +120,7 @@ func TestClientIP(t *testing.T) {
 func TestRateLimitHTTP(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.RateLimit = RateLimitConfig{Enabled: true, Default: Rates{{3, time.Minute}}, Expensive: Rates{{1, time.Minute}}}
-		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey)}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey), OpenReads: true}
 	})
 	for i := range 3 {
 		r := e.get(t, "/api/runs")

@@ -17,14 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// access says who may call a route.
+// access says who may call a route (see AuthConfig).
 type access int
 
 const (
-	accessPublic  access = iota // health, the API document: never a key
-	accessRead                  // a key when AuthConfig.RequireReads
-	accessMutate                // a key whenever authentication is enabled
-	accessMetrics               // a key when AuthConfig.ProtectMetrics
+	accessPublic  access = iota // liveness, readiness, the API document: never a key
+	accessRead                  // the read scope, unless AuthConfig.OpenReads
+	accessAnalyze               // the analyze scope
+	accessApply                 // the apply scope
+	accessMetrics               // the admin scope, unless AuthConfig.OpenMetrics
 )
 
 // route is one entry of the route table, which also drives the OpenAPI test.
@@ -36,6 +37,21 @@ type route struct {
 	upload       bool // body bounded by MaxUploadBytes instead of MaxBodyBytes
 	long         bool // no RequestTimeout (streams, downloads, uploads)
 	unlimited    bool // no rate limit (health probes, /metrics)
+}
+
+// needs returns whether a route needs a key and the scope it needs.
+func (a access) needs(c AuthConfig) (bool, authkeys.Scopes) {
+	switch a {
+	case accessRead:
+		return !c.OpenReads, authkeys.ScopeRead
+	case accessAnalyze:
+		return true, authkeys.ScopeAnalyze
+	case accessApply:
+		return true, authkeys.ScopeApply
+	case accessMetrics:
+		return !c.OpenMetrics, authkeys.ScopeAdmin
+	}
+	return false, 0
 }
 
 func (rt *route) pattern() string { return rt.method + " " + rt.path }
@@ -65,6 +81,8 @@ type Server struct {
 	stopStreams context.CancelFunc
 	inFlight    atomic.Int64 // analyses accepted and not yet finished
 
+	dbProbe, fileProbe *prober
+
 	runLocks keyedMutex
 	streams  chan struct{}
 	live     *liveHub
@@ -86,6 +104,8 @@ func New(cfg Config) (*Server, error) {
 		streams: make(chan struct{}, cfg.MaxStreams),
 		begun:   cfg.Now(),
 	}
+	s.dbProbe = &prober{every: probeEvery, name: componentDatabase, check: cfg.Runs.Probe, m: cfg.Metrics, log: s.log}
+	s.fileProbe = &prober{every: probeEvery, name: componentFileStore, check: cfg.Files.Probe, m: cfg.Metrics, log: s.log}
 	s.workCtx, s.stopWork = context.WithCancel(context.Background())
 	s.streamCtx, s.stopStreams = context.WithCancel(context.Background())
 	if cfg.RateLimit.Enabled {
@@ -108,19 +128,14 @@ func New(cfg Config) (*Server, error) {
 		WriteError: writeAuthError,
 	}
 	for _, rt := range s.routes {
-		need := false
-		switch rt.access {
-		case accessMutate:
-			need = true
-		case accessRead:
-			need = cfg.Auth.RequireReads
-		case accessMetrics:
-			need = cfg.Auth.ProtectMetrics
-		}
-		o := authOpts
-		o.Require = func(*http.Request) bool { return need }
 		var h http.Handler = s.core(rt)
-		if need {
+		if rt.access != accessPublic {
+			need, scope := rt.access.needs(cfg.Auth)
+			o := authOpts
+			o.Require = func(*http.Request) bool { return need }
+			if need {
+				o.Scope = scope
+			}
 			h = authkeys.Middleware(cfg.Auth.Keys, o)(h)
 		}
 		h = s.rateLimit(rt, h)
@@ -428,28 +443,28 @@ func (s *Server) core(rt *route) http.Handler {
 // routeTable lists every route. The OpenAPI document must match it.
 func (s *Server) routeTable() []*route {
 	rs := []*route{
-		{method: "GET", path: "/api/health", h: s.handleHealth, access: accessPublic, unlimited: true},
+		{method: "GET", path: "/api/health", h: s.handleHealth, access: accessRead, unlimited: true},
 		{method: "GET", path: "/api/health/live", h: s.handleLive, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/health/ready", h: s.handleReady, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/openapi.json", h: s.handleOpenAPI, access: accessPublic},
 
-		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessMutate, expensive: true, upload: true, long: true},
+		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessAnalyze, expensive: true, upload: true, long: true},
 		{method: "GET", path: "/api/status/{id}", h: s.handleStatus, access: accessRead},
 		{method: "GET", path: "/api/runs", h: s.handleListRuns, access: accessRead},
 		{method: "GET", path: "/api/runs/{id}", h: s.handleGetRun, access: accessRead},
-		{method: "DELETE", path: "/api/runs/{id}", h: s.handleDeleteRun, access: accessMutate},
+		{method: "DELETE", path: "/api/runs/{id}", h: s.handleDeleteRun, access: accessAnalyze},
 		{method: "GET", path: "/api/runs/{id}/files", h: s.handleListFiles, access: accessRead},
 		{method: "GET", path: "/api/runs/{id}/files/{file}", h: s.handleFile, access: accessRead, long: true},
 		{method: "GET", path: "/api/download/{id}/{name}", h: s.handleDownload, access: accessRead, long: true},
 		{method: "GET", path: "/api/ve-data/{id}", h: s.handleVEData, access: accessRead},
 		{method: "GET", path: "/api/diagnostics/{id}", h: s.handleDiagnostics, access: accessRead},
 
-		{method: "POST", path: "/api/runs/{id}/tables", h: s.handleUploadTable, access: accessMutate, expensive: true, upload: true},
-		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessMutate},
-		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessMutate},
-		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessMutate},
-		{method: "POST", path: "/api/apply", h: s.handleLegacyApply, access: accessMutate},
-		{method: "POST", path: "/api/rollback", h: s.handleLegacyRollback, access: accessMutate},
+		{method: "POST", path: "/api/runs/{id}/tables", h: s.handleUploadTable, access: accessApply, expensive: true, upload: true},
+		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessApply},
+		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessApply},
+		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessApply},
+		{method: "POST", path: "/api/apply", h: s.handleLegacyApply, access: accessApply},
+		{method: "POST", path: "/api/rollback", h: s.handleLegacyRollback, access: accessApply},
 
 		{method: "GET", path: "/api/jetdrive/providers", h: s.handleJDProviders, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},
@@ -458,7 +473,7 @@ func (s *Server) routeTable() []*route {
 
 		{method: "GET", path: "/api/jetstream/status", h: s.handleJSStatus, access: accessRead},
 		{method: "GET", path: "/api/jetstream/config", h: s.handleJSConfig, access: accessRead},
-		{method: "POST", path: "/api/jetstream/sync", h: s.handleJSSync, access: accessMutate, expensive: true, long: true},
+		{method: "POST", path: "/api/jetstream/sync", h: s.handleJSSync, access: accessAnalyze, expensive: true, long: true},
 		{method: "GET", path: "/api/jetstream/events", h: s.handleJSEvents, access: accessRead, long: true},
 	}
 	if s.cfg.Gatherer != nil {

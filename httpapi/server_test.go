@@ -25,7 +25,7 @@ func TestHealth(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.code)
 	m := r.json(t)
 	assert.Equal(t, "healthy", m["status"])
-	assert.Len(t, m["components"], 2)
+	assert.Len(t, m["components"], 3)
 	for _, p := range []string{"/api/health/live", "/api/health/ready"} {
 		r := e.get(t, p)
 		assert.Equal(t, http.StatusOK, r.code, p)

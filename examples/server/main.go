@@ -98,7 +98,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	} else {
 		log = slog.New(slog.NewTextHandler(logOut, hopts))
 	}
-	auth, err := authkeys.LoadEnv(lookup, authkeys.FileOptions{Logger: log})
+	auth, err := authkeys.LoadEnv(lookup, authkeys.FileOptions{Logger: log, PollInterval: s.KeysPoll})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -120,8 +120,8 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 
 	cfg := httpapi.Config{
 		Runs: rs, Files: files,
-		Auth: httpapi.AuthConfig{Enabled: auth.Enabled, Keys: auth.Store, RequireReads: s.AuthReads,
-			ProtectMetrics: s.MetricsProtect},
+		Auth: httpapi.AuthConfig{Enabled: auth.Enabled, Keys: auth.Store, OpenReads: s.OpenReads,
+			OpenMetrics: s.MetricsOpen, DefaultTenant: s.DefaultTenant},
 		RateLimit:       httpapi.RateLimitConfig{Enabled: s.RateEnabled, Default: s.RateDefault, Expensive: s.RateExpensive},
 		CORS:            httpapi.CORSConfig{Origins: s.CORSOrigins},
 		TrustedProxies:  s.TrustedProxies,
@@ -207,7 +207,8 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		}
 		var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 		if s.MetricsProtect {
-			h = authkeys.Middleware(auth.Store, authkeys.Options{Disabled: !auth.Enabled, Logger: log})(h)
+			h = authkeys.Middleware(auth.Store, authkeys.Options{Disabled: !auth.Enabled, Logger: log,
+				Scope: authkeys.ScopeAdmin})(h)
 		}
 		ms := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		bg.Add(1)

@@ -274,3 +274,43 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	err := run(context.Background(), nil, "/nonexistent/.env", io.Discard, nil)
 	assert.Error(t, err)
 }
+
+// TestStagingExampleClosesReads: staging.env.example binds 0.0.0.0 with
+// authentication on, and reads (logs, results, /metrics, Jetstream status)
+// used to stay open that way. Run with the example's settings (only the
+// database, key file and bind address replaced so that it runs here), a
+// read without a key is refused and /metrics needs an admin key.
+func TestStagingExampleClosesReads(t *testing.T) {
+	data, err := os.ReadFile("env/staging.env.example")
+	require.NoError(t, err)
+	env, err := parseEnvFile("staging", data)
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0", env["DYNOAI_HOST"])
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.txt")
+	const reader = "dynoai_staging_reader_0123456789"
+	const admin = "dynoai_staging_admin_01234567890"
+	require.NoError(t, os.WriteFile(keys, []byte(reader+" scopes=read\n"+admin+" scopes=admin\n"), 0o600))
+	env["DYNOAI_HOST"], env["DYNOAI_PORT"] = "127.0.0.1", "0"
+	env["DYNOAI_DATA_DIR"], env["DATABASE_URL"], env["API_KEYS_FILE"] = dir, "sqlite:"+filepath.Join(dir, "s.db"), keys
+	url, stop := start(t, env)
+	defer func() { require.NoError(t, stop()) }()
+	for _, p := range []string{"/api/runs", "/metrics", "/api/health", "/api/status/" + strings.Repeat("0", 32)} {
+		res, err := http.Get(url + p)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, 401, res.StatusCode, p)
+	}
+	for key, want := range map[string]int{reader: 403, admin: 200} {
+		req, _ := http.NewRequest("GET", url+"/metrics", nil)
+		req.Header.Set("X-API-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, want, res.StatusCode)
+	}
+	res, err := http.Get(url + "/api/health/ready")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, "readiness stays open")
+}

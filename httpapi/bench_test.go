@@ -7,6 +7,7 @@ import (
 	"github.com/dynoai/dynoai/ve"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -91,9 +92,9 @@ func BenchmarkAnalyzeAccept(b *testing.B) {
 
 func BenchmarkLimiterAllow(b *testing.B) {
 	l := newLimiter(Rates{{100, time.Second}, {1000, time.Hour}}, 0)
-	keys := make([]string, 1024)
+	keys := make([]clientKey, 1024)
 	for i := range keys {
-		keys[i] = "ip:10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+		keys[i] = clientKey{net: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}), 32)}
 	}
 	now := time.Now()
 	b.ReportAllocs()
@@ -101,5 +102,25 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	for b.Loop() {
 		l.allow(keys[i&1023], now)
 		i++
+	}
+}
+
+// BenchmarkLimiterNewClients measures a request from a client never seen
+// before against a full table: the least recently used bucket is recycled
+// (no allocation once full).
+func BenchmarkLimiterNewClients(b *testing.B) {
+	l := newLimiter(Rates{{100, time.Second}, {1000, time.Hour}}, 100_000)
+	now := time.Now()
+	var i uint32
+	key := func() clientKey {
+		i++
+		return clientKey{net: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}), 32)}
+	}
+	for range 100_000 {
+		l.allow(key(), now)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.allow(key(), now)
 	}
 }

@@ -128,8 +128,19 @@ type RateLimitConfig struct {
 	Default Rates
 	// Expensive applies instead of Default to analyses and uploads.
 	Expensive Rates
-	// MaxClients bounds the clients tracked per budget; 0 means 100000.
+	// AnonymousTotal, when not empty, is one budget that all requests
+	// without a verified key share, on top of their own buckets: a flood
+	// from many addresses is capped as a whole. Keys never draw on it.
+	AnonymousTotal Rates
+	// MaxClients bounds the buckets kept per budget for keys and,
+	// separately, for clients without one; the least recently used bucket
+	// is recycled beyond it. 0 means 100000 (about 20 MiB each at most).
 	MaxClients int
+	// IPv4Prefix and IPv6Prefix group client addresses without a key into
+	// one bucket per network: 0 means 32 (each IPv4 address) and 64 (each
+	// IPv6 /64, as one customer gets a /64 or more and can use any address
+	// in it).
+	IPv4Prefix, IPv6Prefix int
 }
 
 // CORSConfig lists the browser origins allowed to call the API.
@@ -179,7 +190,16 @@ func (c *Config) validate() error {
 			bad("CORS origin %d %q is not scheme://host[:port]", i+1, o)
 		}
 	}
-	for _, r := range []Rates{c.RateLimit.Default, c.RateLimit.Expensive} {
+	if p := c.RateLimit.IPv4Prefix; p != 0 && (p < 8 || p > 32) {
+		bad("RateLimit.IPv4Prefix %d is outside 8..32", p)
+	}
+	if p := c.RateLimit.IPv6Prefix; p != 0 && (p < 16 || p > 128) {
+		bad("RateLimit.IPv6Prefix %d is outside 16..128", p)
+	}
+	if c.RateLimit.MaxClients < 0 {
+		bad("RateLimit.MaxClients is negative")
+	}
+	for _, r := range []Rates{c.RateLimit.Default, c.RateLimit.Expensive, c.RateLimit.AnonymousTotal} {
 		for _, l := range r {
 			if l.N < 1 || l.Per <= 0 {
 				bad("rate limit %v is not positive", l)
@@ -216,6 +236,12 @@ func (c *Config) fill() {
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.RateLimit.IPv4Prefix == 0 {
+		c.RateLimit.IPv4Prefix = 32
+	}
+	if c.RateLimit.IPv6Prefix == 0 {
+		c.RateLimit.IPv6Prefix = 64
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Hour

@@ -65,7 +65,7 @@ type Server struct {
 	handler http.Handler
 	routes  []*route
 
-	limDefault, limExpensive *limiter
+	limDefault, limExpensive *budget
 
 	mu       sync.Mutex // guards jobs, draining and started
 	jobs     chan *job
@@ -109,12 +109,12 @@ func New(cfg Config) (*Server, error) {
 	s.workCtx, s.stopWork = context.WithCancel(context.Background())
 	s.streamCtx, s.stopStreams = context.WithCancel(context.Background())
 	if cfg.RateLimit.Enabled {
-		s.limDefault = newLimiter(cfg.RateLimit.Default, cfg.RateLimit.MaxClients)
+		s.limDefault = newBudget(cfg.RateLimit.Default, cfg.RateLimit)
 		exp := cfg.RateLimit.Expensive
 		if len(exp) == 0 {
 			exp = cfg.RateLimit.Default
 		}
-		s.limExpensive = newLimiter(exp, cfg.RateLimit.MaxClients)
+		s.limExpensive = newBudget(exp, cfg.RateLimit)
 	}
 	if cfg.JetDrive != nil {
 		s.live = newLiveHub(cfg.JetDrive, s.log)

@@ -39,9 +39,13 @@ type settings struct {
 	MetricsProtect  bool // /metrics on PROMETHEUS_METRICS_PORT needs an admin key
 	AllowOpen       bool // serve beyond loopback without authentication
 
-	RateEnabled   bool
-	RateDefault   httpapi.Rates
-	RateExpensive httpapi.Rates
+	RateEnabled    bool
+	RateDefault    httpapi.Rates
+	RateExpensive  httpapi.Rates
+	RateAnonymous  httpapi.Rates
+	RateMaxClients int
+	RateIPv4Prefix int
+	RateIPv6Prefix int
 
 	MetricsEnabled bool
 	MetricsPort    int
@@ -92,6 +96,10 @@ var knownVars = map[string]string{
 	"RATE_LIMIT_DEFAULT":           "default limit (default 600/minute)",
 	"RATE_LIMIT_EXPENSIVE":         "limit for analyses and uploads (default 5/minute;20/hour)",
 	"RATE_LIMIT_STORAGE":           "limiter storage: memory:// only",
+	"RATE_LIMIT_ANONYMOUS_TOTAL":   "one budget all requests without a valid key share (default: none)",
+	"RATE_LIMIT_MAX_CLIENTS":       "buckets kept per budget, for keys and for addresses each; least recently used recycled (default 100000)",
+	"RATE_LIMIT_IPV4_PREFIX":       "IPv4 addresses grouped per network of this many bits (default 32)",
+	"RATE_LIMIT_IPV6_PREFIX":       "IPv6 addresses grouped per network of this many bits (default 64)",
 	"PROMETHEUS_METRICS_ENABLED":   "record metrics and serve /metrics",
 	"PROMETHEUS_METRICS_PORT":      "serve /metrics on this port instead of the main one",
 	"PROMETHEUS_METRICS_OPEN":      "serve /metrics on the main port without a key (default: an admin key)",
@@ -253,6 +261,10 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.RateEnabled = boolean("RATE_LIMIT_ENABLED", true)
 	s.RateDefault = rates("RATE_LIMIT_DEFAULT", "600/minute")
 	s.RateExpensive = rates("RATE_LIMIT_EXPENSIVE", "5/minute;20/hour")
+	s.RateAnonymous = rates("RATE_LIMIT_ANONYMOUS_TOTAL", "")
+	s.RateMaxClients = integer("RATE_LIMIT_MAX_CLIENTS", httpapi.DefaultMaxClients, 32, 10_000_000)
+	s.RateIPv4Prefix = integer("RATE_LIMIT_IPV4_PREFIX", 32, 8, 32)
+	s.RateIPv6Prefix = integer("RATE_LIMIT_IPV6_PREFIX", 64, 16, 128)
 	if v := str("RATE_LIMIT_STORAGE", "memory://"); v != "memory://" {
 		bad("RATE_LIMIT_STORAGE", "%q: only memory:// is supported (limits are per process)", v)
 	}

@@ -112,6 +112,8 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia,
 			Message: "send multipart/form-data with the table in a field named file"}
 	}
+	body := s.newUploadBody(w, r)
+	r.Body = body
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return badRequest("malformed multipart body: " + err.Error())
@@ -120,13 +122,12 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 	var name string
 	for {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
+			if uerr := uploadError(err, body); uerr != err || isMultipartEOF(err) {
+				return uerr
 			}
 			return badRequest("malformed multipart body: " + err.Error())
 		}
@@ -142,7 +143,7 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 		}
 		data, err = io.ReadAll(io.LimitReader(part, ve.MaxTableBytes+1))
 		if err != nil {
-			return err
+			return uploadError(err, body)
 		}
 		if len(data) > ve.MaxTableBytes {
 			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,

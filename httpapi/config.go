@@ -53,6 +53,21 @@ type Config struct {
 	MaxUploadBytes int64
 	// MaxBodyBytes bounds a JSON request body; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's header block (header lines and the
+	// request target) and MaxURIBytes its request target: larger requests
+	// are answered 431 HEADERS_TOO_LARGE or 414 URI_TOO_LONG in the error
+	// envelope. 0 means 64 KiB and 8 KiB. Serve's http.Server refuses
+	// header blocks over 1 MiB (or MaxHeaderBytes, if larger) itself, in
+	// plain text, before any handler runs.
+	MaxHeaderBytes, MaxURIBytes int
+	// MinUploadRate is the slowest an upload body may arrive, in bytes per
+	// second, once UploadGrace has passed: a slower client is answered 408
+	// UPLOAD_TOO_SLOW and cut off. 0 means 1024; negative means no minimum
+	// (uploads still end after 10 minutes).
+	MinUploadRate int64
+	// UploadGrace is how long an upload may take before MinUploadRate
+	// counts; 0 means 10 s.
+	UploadGrace time.Duration
 	// RequestTimeout bounds a non-streaming request's handler; 0 means 30 s.
 	RequestTimeout time.Duration
 	// AnalysisTimeout bounds one analysis; 0 means 10 min.
@@ -173,7 +188,8 @@ func (c *Config) validate() error {
 	}
 	for name, v := range map[string]int64{"MaxUploadBytes": c.MaxUploadBytes, "MaxBodyBytes": c.MaxBodyBytes,
 		"Workers": int64(c.Workers), "Queue": int64(c.Queue), "MaxStreams": int64(c.MaxStreams),
-		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout)} {
+		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout),
+		"UploadGrace": int64(c.UploadGrace), "MaxHeaderBytes": int64(c.MaxHeaderBytes), "MaxURIBytes": int64(c.MaxURIBytes)} {
 		if v < 0 {
 			bad("%s is negative", name)
 		}
@@ -221,6 +237,18 @@ func (c *Config) fill() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxURIBytes == 0 {
+		c.MaxURIBytes = 8 << 10
+	}
+	if c.MinUploadRate == 0 {
+		c.MinUploadRate = DefaultMinUploadRate
+	}
+	if c.UploadGrace == 0 {
+		c.UploadGrace = DefaultUploadGrace
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout

@@ -47,6 +47,24 @@
 // allows an explicit list of origins. Panics are answered with 500 and the
 // request id.
 //
+// A few errors are answered by net/http itself, before any handler or
+// wrapper sees the request, in plain text and without a request id: a
+// malformed request line (a bad method, a request target with an invalid
+// percent escape such as /api/%zz, an unsupported HTTP version: 400 or 505),
+// malformed header lines (400), a header block over the http.Server's hard
+// limit (431; Serve sets 1 MiB), a Transfer-Encoding it does not support
+// (501) and an Expect header other than 100-continue (417). Everything that
+// reaches the server is answered in the envelope, including header blocks
+// over Config.MaxHeaderBytes (431 HEADERS_TOO_LARGE), request targets over
+// Config.MaxURIBytes (414 URI_TOO_LONG) and paths that clean to something
+// else (400).
+//
+// Uploads are read before an analysis slot is taken, at no less than
+// Config.MinUploadRate after Config.UploadGrace (else 408
+// UPLOAD_TOO_SLOW); a body cut off or dropped by the client is 400
+// UPLOAD_INCOMPLETE; storage that cannot be written is 503
+// STORAGE_UNAVAILABLE.
+//
 // Analyses run on a bounded worker pool. Shutdown lets running analyses
 // finish until its context ends and then fails them, so no run is left
 // processing; Start fails the runs a previous process left behind.

@@ -30,6 +30,8 @@ const (
 	CodeUpstream         = "UPSTREAM_ERROR"
 	CodeStorage          = "STORAGE_UNAVAILABLE"
 	CodeForbidden        = "FORBIDDEN"
+	CodeURITooLong       = "URI_TOO_LONG"
+	CodeHeadersTooLarge  = "HEADERS_TOO_LARGE"
 )
 
 // Error is an error a handler returns to have it answered with status and

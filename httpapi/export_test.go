@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -44,3 +46,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // probeAlways makes every health request run the storage checks afresh.
 func probeAlways(s *Server) { s.dbProbe.every, s.fileProbe.every = 0, 0 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// syncBuffer is a bytes.Buffer safe to write from the server while a test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -65,8 +66,38 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, holderKey{}, &routeHolder{})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		// What net/http lets through up to its own hard limit, answered here
+		// in the envelope.
+		if n := len(r.RequestURI); n > s.cfg.MaxURIBytes {
+			writeEnvelope(w, r, http.StatusRequestURITooLong, CodeURITooLong,
+				fmt.Sprintf("the request target is %d bytes; at most %d are accepted", n, s.cfg.MaxURIBytes),
+				map[string]any{"limit_bytes": s.cfg.MaxURIBytes})
+			return
+		}
+		if n := headerBytes(r); n > s.cfg.MaxHeaderBytes {
+			writeEnvelope(w, r, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge,
+				fmt.Sprintf("the request's headers are %d bytes; at most %d are accepted", n, s.cfg.MaxHeaderBytes),
+				map[string]any{"limit_bytes": s.cfg.MaxHeaderBytes})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// headerBytes is the size of r's header block as sent: the request line
+// and every "Name: value\r\n".
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if r.Host != "" && r.Header.Get("Host") == "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	return n
 }
 
 // recoverer turns a handler panic into 500 with the request id (if nothing

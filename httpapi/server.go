@@ -281,7 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    max(1<<20, s.cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -416,15 +416,13 @@ func (s *Server) core(rt *route) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		// Bound how long a client may take to send a body (a slow upload
-		// must not pin a connection forever). Only for routes whose work is
-		// bounded by the same time: a read deadline that passes later would
-		// cancel the request. Recorders in tests do not support deadlines.
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && (rt.upload || !rt.long) {
-			readFor := s.cfg.RequestTimeout
-			if rt.upload {
-				readFor = max(readFor, 10*time.Minute)
-			}
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readFor))
+		// must not pin a connection forever). Uploads are held to a minimum
+		// rate by their handlers (uploadBody); other routes whose work is
+		// bounded by the same time get a read deadline (one that passed
+		// later would cancel a stream). Recorders in tests do not support
+		// deadlines.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !rt.upload && !rt.long {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		}
 		if !rt.long {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

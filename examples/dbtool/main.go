@@ -47,7 +47,7 @@ commands:
 
 The URL comes from -db, $DYNOAI_DATABASE_URL, $DATABASE_URL, or sqlite:///./dynoai.db:
   postgres://user:pass@127.0.0.1:5432/dynoai?sslmode=disable
-  sqlite:///relative/path.db   sqlite:////absolute/path.db   /plain/path.db
+  sqlite:///relative/path.db   sqlite:////absolute/path.db   (the scheme is required)
 `
 
 // run is main without the process: it returns the exit code (0 ok, 1

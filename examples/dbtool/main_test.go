@@ -106,7 +106,7 @@ func TestURLFromEnvironment(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, path)
 	other := filepath.Join(t.TempDir(), "dynoai.db")
-	code, out, errOut = dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path, "DYNOAI_DATABASE_URL": other}, "init")
+	code, out, errOut = dbtool(t, map[string]string{"DATABASE_URL": "sqlite:///" + path, "DYNOAI_DATABASE_URL": "sqlite:" + other}, "init")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, other, "DYNOAI_DATABASE_URL wins")
 }

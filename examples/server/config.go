@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/httpapi"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
 // settings is the server's configuration, parsed once at startup.
@@ -25,6 +26,8 @@ type settings struct {
 	FilesDir        string
 	DatabaseURL     string
 	MaxUploadBytes  int64
+	MinUploadRate   int64
+	UploadGrace     time.Duration
 	CORSOrigins     []string
 	TrustedProxies  []netip.Prefix
 	Workers         int
@@ -87,8 +90,10 @@ var knownVars = map[string]string{
 	"DYNOAI_DEFAULT_TENANT":        "tenant owning runs made without a key (default: default)",
 	"API_KEYS_FILE_POLL_INTERVAL":  "how often the keys file is checked, and how long it may be missing before its keys are revoked (default 2s)",
 	"DYNOAI_ALLOW_UNAUTHENTICATED": "allow a non-loopback bind with authentication off",
-	"DATABASE_URL":                 "sqlite:///path or postgres://... (default sqlite in the data dir)",
+	"DATABASE_URL":                 "sqlite:path, sqlite:////absolute/path or postgres://user:pass@host:5432/db; the scheme is required (default sqlite in the data dir)",
 	"MAX_CONTENT_LENGTH":           "upload limit in bytes (overrides DYNOAI_MAX_UPLOAD_MB)",
+	"DYNOAI_MIN_UPLOAD_RATE":       "slowest accepted upload, bytes/s after the grace period; 0: no minimum (default 1024)",
+	"DYNOAI_UPLOAD_GRACE":          "time an upload may take before the minimum rate counts (default 10s)",
 	"API_AUTH_ENABLED":             "require API keys (every route but liveness, readiness and the API document)",
 	"API_KEYS":                     "comma-separated entries: <key> [tenant=<t>] [scopes=read+analyze+apply+admin]",
 	"API_KEYS_FILE":                "file of API keys, one entry per line, hot-reloaded (see examples/keygen)",
@@ -225,10 +230,18 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.DataDir = str("DYNOAI_DATA_DIR", "data")
 	s.FilesDir = str("DYNOAI_FILES_DIR", filepath.Join(s.DataDir, "files"))
 	s.DatabaseURL = str("DATABASE_URL", "sqlite:"+filepath.Join(s.DataDir, "dynoai.db"))
+	if _, _, err := sqlstore.ParseURL(s.DatabaseURL); err != nil {
+		bad("DATABASE_URL", "%v", err) // the URL appears only redacted
+	}
 	s.MaxUploadBytes = int64(integer("DYNOAI_MAX_UPLOAD_MB", 50, 1, 4096)) << 20
 	if _, ok := get("MAX_CONTENT_LENGTH"); ok {
 		s.MaxUploadBytes = int64(integer("MAX_CONTENT_LENGTH", 0, 1024, 4<<30))
 	}
+	s.MinUploadRate = int64(integer("DYNOAI_MIN_UPLOAD_RATE", httpapi.DefaultMinUploadRate, 0, 1<<30))
+	if s.MinUploadRate == 0 {
+		s.MinUploadRate = -1 // no minimum
+	}
+	s.UploadGrace = duration("DYNOAI_UPLOAD_GRACE", httpapi.DefaultUploadGrace)
 	s.CORSOrigins = list("DYNOAI_CORS_ORIGINS")
 	for _, p := range list("DYNOAI_TRUSTED_PROXIES") {
 		pfx, err := netip.ParsePrefix(p)

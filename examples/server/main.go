@@ -127,6 +127,8 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		CORS:            httpapi.CORSConfig{Origins: s.CORSOrigins},
 		TrustedProxies:  s.TrustedProxies,
 		MaxUploadBytes:  s.MaxUploadBytes,
+		MinUploadRate:   s.MinUploadRate,
+		UploadGrace:     s.UploadGrace,
 		RequestTimeout:  s.RequestTimeout,
 		AnalysisTimeout: s.AnalysisTimeout,
 		Workers:         s.Workers,

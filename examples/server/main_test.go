@@ -275,6 +275,30 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// TestDatabaseURLTypoRefused: DATABASE_URL='postgres//user:secret@host/db'
+// opened a SQLite file of that name and printed the password, and
+// '::::not a url' silently started on a SQLite file in the working
+// directory. Both stop the server at startup now, with the URL redacted,
+// and create nothing.
+func TestDatabaseURLTypoRefused(t *testing.T) {
+	dir := t.TempDir()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.NoError(t, os.Chdir(dir))
+	defer os.Chdir(wd)
+	for _, u := range []string{"postgres//user:secret@host/db", "::::not a url", "/tmp/plain/path.db"} {
+		var logs bytes.Buffer
+		environ, _ := lookupOf(map[string]string{"DYNOAI_DATA_DIR": filepath.Join(dir, "data"), "DYNOAI_PORT": "0", "DATABASE_URL": u})
+		err := run(context.Background(), environ, "", &logs, nil)
+		require.Error(t, err, u)
+		assert.Contains(t, err.Error(), "DATABASE_URL")
+		assert.NotContains(t, err.Error()+logs.String(), "secret")
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing was created")
+}
+
 // TestStagingExampleClosesReads: staging.env.example binds 0.0.0.0 with
 // authentication on, and reads (logs, results, /metrics, Jetstream status)
 // used to stay open that way. Run with the example's settings (only the

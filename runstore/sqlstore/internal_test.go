@@ -41,7 +41,8 @@ func FuzzRedactDSN(f *testing.F) {
 }
 
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{"postgres://u:topsecret@h/db", "sqlite:///x.db", "mysql://u:topsecret@h/db", "host=h password=topsecret", "x.db"} {
+	for _, s := range []string{"postgres://u:topsecret@h/db", "sqlite:///x.db", "mysql://u:topsecret@h/db", "host=h password=topsecret", "x.db",
+		"postgres//user:topsecret@host/db", "::::not a url", "postgres:u:topsecret@h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -49,6 +50,16 @@ func FuzzParseURL(f *testing.F) {
 		if err != nil {
 			if pw := dsnPassword(s); len(pw) >= 6 && strings.Count(s, pw) == 1 && strings.Contains(err.Error(), pw) {
 				t.Fatalf("ParseURL(%q) error %q shows the password", s, err)
+			}
+			// Whatever sits between a ':' and the last '@' may be a
+			// password, however mangled the rest.
+			if at := strings.LastIndex(s, "@"); at > 0 {
+				if c := strings.LastIndex(s[:at], ":"); c >= 0 {
+					pw := s[c+1 : at]
+					if len(pw) >= 6 && !strings.HasPrefix(pw, "//") && strings.Count(s, pw) == 1 && !strings.ContainsAny(pw, " ") && strings.Contains(err.Error(), pw) {
+						t.Fatalf("ParseURL(%q) error %q shows %q", s, err, pw)
+					}
+				}
 			}
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -52,12 +53,8 @@ var _ runstore.RunStore = (*Store)(nil)
 
 type txn = sqlx.Tx
 
-// Open opens a SQL store named by a URL: postgres://... or postgresql://...
-// (or a lib/pq key=value string such as "host=/run/postgresql dbname=x") for
-// PostgreSQL;
-// sqlite:///relative/path, sqlite:////absolute/path, sqlite:path or a plain
-// file path for SQLite. Pending migrations are applied unless
-// opts.SkipMigrate.
+// Open opens a SQL store named by a URL with a scheme (see ParseURL).
+// Pending migrations are applied unless opts.SkipMigrate.
 func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 	d, target, err := ParseURL(dbURL)
 	if err != nil {
@@ -70,40 +67,77 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 }
 
 // ParseURL tells which engine a database URL names and returns what that
-// engine's opener takes (a lib/pq DSN or a SQLite file path).
+// engine's opener takes (a lib/pq DSN or a SQLite file path). The scheme is
+// required:
+//
+//	sqlite:path             a path relative to the working directory
+//	sqlite:///path          the same (three slashes, as SQLAlchemy writes it)
+//	sqlite:////abs/path     an absolute path
+//	postgres://user:password@host:port/db?sslmode=...   (or postgresql://;
+//	                        a Unix socket directory goes in ?host=/run/postgresql)
+//
+// Anything else is an *runstore.InvalidError, never a guess: a typo such as
+// "postgres//user:secret@host/db" must not become a SQLite file of that name,
+// nor "::::not a url" a database in the working directory. Errors show the
+// URL only through RedactDSN.
 func ParseURL(dbURL string) (Dialect, string, error) {
 	u := strings.TrimSpace(dbURL)
-	switch {
-	case u == "":
+	if u == "" {
 		return "", "", invalid("database url", "empty")
-	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		return Postgres, u, nil
-	case isKeyValueDSN(u):
-		return Postgres, u, nil
-	case strings.HasPrefix(u, "sqlite:///"):
-		return SQLite, strings.TrimPrefix(u, "sqlite:///"), nil
-	case strings.HasPrefix(u, "sqlite:"):
-		return SQLite, strings.TrimPrefix(u, "sqlite:"), nil
-	case strings.Contains(u, "://"):
-		return "", "", invalid("database url", "unsupported scheme in %q (want postgres:// or sqlite:)", RedactDSN(u))
 	}
-	return SQLite, u, nil
+	scheme, rest, ok := strings.Cut(u, ":")
+	if !ok || !validScheme(scheme) {
+		return "", "", invalid("database url", "%s has no scheme: write sqlite:<path> (sqlite:////absolute/path) or postgres://user:password@host:5432/db",
+			RedactDSN(u))
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		pu, err := url.Parse(u)
+		switch {
+		case strings.Contains(u, "#"):
+			return "", "", invalid("database url", "%s has a '#' (percent-encode it as %%23 in a password)", RedactDSN(u))
+		case err != nil || !strings.HasPrefix(rest, "//"):
+			// url.Parse's message quotes the URL, password included.
+			return "", "", invalid("database url", "%s is not a postgres://user:password@host:port/db URL", RedactDSN(u))
+		case pu.Host == "" && pu.Query().Get("host") == "":
+			return "", "", invalid("database url", "%s names no host (for a Unix socket add ?host=/run/postgresql)", RedactDSN(u))
+		}
+		if p := pu.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return "", "", invalid("database url", "%s: port %q is not 1..65535", RedactDSN(u), p)
+			}
+		}
+		return Postgres, u, nil
+	case "sqlite":
+		path := rest
+		switch {
+		case strings.HasPrefix(path, "///"):
+			path = path[3:]
+		case strings.HasPrefix(path, "//"):
+			return "", "", invalid("database url", "%s: sqlite URLs have no host (sqlite:///relative or sqlite:////absolute)", RedactDSN(u))
+		}
+		if path == "" {
+			return "", "", invalid("database url", "%s names no file", RedactDSN(u))
+		}
+		return SQLite, path, nil
+	}
+	return "", "", invalid("database url", "unsupported scheme %q in %s (want sqlite: or postgres://)", strings.ToLower(scheme), RedactDSN(u))
 }
 
-// isKeyValueDSN reports whether s looks like a lib/pq key=value DSN
-// ("host=/run/postgresql dbname=dynoai"): its first field is key=value with
-// a connection key.
-func isKeyValueDSN(s string) bool {
-	fields := strings.Fields(s)
-	if len(fields) == 0 || strings.Contains(s, "://") {
+// validScheme reports whether s is a URL scheme (RFC 3986): a letter, then
+// letters, digits, '+', '-' or '.'.
+func validScheme(s string) bool {
+	if s == "" {
 		return false
 	}
-	k, _, ok := strings.Cut(fields[0], "=")
-	switch k {
-	case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "connect_timeout", "application_name":
-		return ok
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
 	}
-	return false
+	return true
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database file at path in
@@ -224,17 +258,46 @@ func RedactDSN(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme != "" || u.User != nil) && u.Opaque == "" && u.Fragment == "" &&
 		(u.User != nil || !strings.Contains(dsn, "@")) {
 		qv := u.Query()
-		if qv.Has("password") {
-			qv.Set("password", "xxxxx")
+		changed := false
+		for k := range qv {
+			if strings.Contains(asciiLower(k), "password") {
+				qv[k] = []string{"xxxxx"}
+				changed = true
+			}
+		}
+		if changed {
 			u.RawQuery = qv.Encode()
 		}
-		return u.Redacted()
+		out := u.Redacted()
+		// A password=... outside the query (in the path, say) goes too.
+		if i := strings.IndexByte(out, '?'); i >= 0 {
+			return redactSpans(out[:i]) + out[i:]
+		}
+		return redactSpans(out)
 	}
-	// key=value form (or an unparsable URL): redact every password=value,
-	// a value running to the next white space or, quoted, to its closing
-	// quote. Over-redacting an odd DSN is fine; leaking is not.
+	// key=value form (or an unparsable URL): redact every password=value.
+	// Over-redacting an odd DSN is fine; leaking is not.
+	out := redactSpans(dsn)
+	if scheme, after, ok := strings.Cut(out, "://"); ok {
+		// An unparsable URL: drop any userinfo entirely.
+		if j := strings.LastIndex(after, "@"); j >= 0 {
+			return scheme + "://xxxxx@" + after[j+1:]
+		}
+	}
+	if j := strings.LastIndex(out, "@"); j >= 0 {
+		// Something like a URL with a typo in its scheme
+		// ("postgres//user:secret@host/db"): whatever precedes the '@' may
+		// be a password.
+		return "xxxxx@" + out[j+1:]
+	}
+	return out
+}
+
+// redactSpans replaces the value of every password= in s, a value running
+// to the next white space or, quoted, to its closing quote.
+func redactSpans(s string) string {
 	var b strings.Builder
-	rest := dsn
+	rest := s
 	for {
 		start, end, ok := passwordSpan(rest)
 		if !ok {
@@ -245,14 +308,7 @@ func RedactDSN(dsn string) string {
 		b.WriteString("xxxxx")
 		rest = rest[end:]
 	}
-	out := b.String()
-	if scheme, after, ok := strings.Cut(out, "://"); ok {
-		// An unparsable URL: drop any userinfo entirely.
-		if j := strings.LastIndex(after, "@"); j >= 0 {
-			return scheme + "://xxxxx@" + after[j+1:]
-		}
-	}
-	return out
+	return b.String()
 }
 
 // asciiLower lower-cases ASCII letters only, so byte offsets stay valid

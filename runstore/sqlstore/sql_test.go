@@ -26,27 +26,37 @@ func TestParseURL(t *testing.T) {
 		in      string
 		dialect sqlstore.Dialect
 		target  string
-		bad     bool
+		bad     string
 	}{
-		{"postgres://u:p@127.0.0.1/db", sqlstore.Postgres, "postgres://u:p@127.0.0.1/db", false},
-		{"postgresql://127.0.0.1/db?sslmode=disable", sqlstore.Postgres, "postgresql://127.0.0.1/db?sslmode=disable", false},
-		{"host=127.0.0.1 dbname=x", sqlstore.Postgres, "host=127.0.0.1 dbname=x", false},
-		{"host=/run/postgresql dbname=x", sqlstore.Postgres, "host=/run/postgresql dbname=x", false},
-		{"dbname=x password='a b'", sqlstore.Postgres, "dbname=x password='a b'", false},
-		{"./data/runs=old.db", sqlstore.SQLite, "./data/runs=old.db", false},
-		{"sqlite:///./dynoai.db", sqlstore.SQLite, "./dynoai.db", false},
-		{"sqlite:////var/lib/dynoai.db", sqlstore.SQLite, "/var/lib/dynoai.db", false},
-		{"sqlite:runs.db", sqlstore.SQLite, "runs.db", false},
-		{"/tmp/runs.db", sqlstore.SQLite, "/tmp/runs.db", false},
-		{"", "", "", true},
-		{"mysql://u:secret@h/db", "", "", true},
+		{"postgres://u:p@127.0.0.1/db", sqlstore.Postgres, "postgres://u:p@127.0.0.1/db", ""},
+		{"postgresql://127.0.0.1/db?sslmode=disable", sqlstore.Postgres, "postgresql://127.0.0.1/db?sslmode=disable", ""},
+		{"postgres:///dynoai?host=/run/postgresql", sqlstore.Postgres, "postgres:///dynoai?host=/run/postgresql", ""},
+		{"sqlite:///./dynoai.db", sqlstore.SQLite, "./dynoai.db", ""},
+		{"sqlite:////var/lib/dynoai.db", sqlstore.SQLite, "/var/lib/dynoai.db", ""},
+		{"sqlite:runs.db", sqlstore.SQLite, "runs.db", ""},
+		{"SQLite:data/runs=old.db", sqlstore.SQLite, "data/runs=old.db", ""},
+		{"", "", "", "empty"},
+		{"mysql://u:secret@h/db", "", "", `unsupported scheme "mysql"`},
+		// Scheme required: no more guessing a SQLite file.
+		{"/tmp/runs.db", "", "", "has no scheme"},
+		{"./data/runs.db", "", "", "has no scheme"},
+		{"host=127.0.0.1 dbname=x password=secret", "", "", "has no scheme"},
+		{"postgres//user:secret@host/db", "", "", "has no scheme"},
+		{"::::not a url", "", "", "has no scheme"},
+		{"postgres:user:secret@host/db", "", "", "is not a postgres://"},
+		{"postgres://user:secret@host:99999/db", "", "", "port"},
+		{"postgres://user:se#cret@host/db", "", "", "'#'"},
+		{"postgres:///db", "", "", "names no host"},
+		{"sqlite://host/x.db", "", "", "no host"},
+		{"sqlite:", "", "", "names no file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
 			d, target, err := sqlstore.ParseURL(tc.in)
-			if tc.bad {
+			if tc.bad != "" {
 				require.ErrorIs(t, err, runstore.ErrInvalid)
-				assert.NotContains(t, err.Error(), "secret")
+				assert.Contains(t, err.Error(), tc.bad)
+				assert.NotContains(t, err.Error(), "secret", "the password is never echoed")
 				return
 			}
 			require.NoError(t, err)
@@ -54,6 +64,26 @@ func TestParseURL(t *testing.T) {
 			assert.Equal(t, tc.target, target)
 		})
 	}
+}
+
+// TestDatabaseURLTypos: DATABASE_URL='postgres//user:secret@host/db' (a
+// typo) opened a SQLite file of that name and printed the password, and
+// '::::not a url' silently started on a SQLite file in the working
+// directory. Both are errors now, naming no password, creating nothing.
+func TestDatabaseURLTypos(t *testing.T) {
+	dir := t.TempDir()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.NoError(t, os.Chdir(dir))
+	defer os.Chdir(wd)
+	for _, u := range []string{"postgres//user:secret@host/db", "::::not a url"} {
+		_, err := sqlstore.Open(context.Background(), u, sqlstore.Options{})
+		require.ErrorIs(t, err, runstore.ErrInvalid, u)
+		assert.NotContains(t, err.Error(), "secret")
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no database file was created")
 }
 
 func TestRedactDSN(t *testing.T) {
@@ -68,6 +98,8 @@ func TestRedactDSN(t *testing.T) {
 		{"postgres://u:12#s3cret@h/db", "postgres://xxxxx@h/db"},
 		{"host=h password=s3cret&x", "host=h password=xxxxx"},
 		{"host=İİ password=s3cret", "host=İİ password=xxxxx"},
+		{"postgres//user:s3cret@host/db", "xxxxx@host/db"},
+		{"postgres:user:s3cret@host/db", "xxxxx@host/db"},
 	}
 	for _, tc := range cases {
 		got := sqlstore.RedactDSN(tc.in)

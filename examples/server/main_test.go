@@ -338,3 +338,80 @@ func TestStagingExampleClosesReads(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, 200, res.StatusCode, "readiness stays open")
 }
+
+// TestDataDirDeletedWhileRunning: with the data directory deleted under a
+// running server, health stayed 200 and uploads answered 202 and completed
+// into the deleted SQLite file, so those runs were gone after a restart.
+// Now readiness and health answer 503 naming the component, uploads answer
+// 503 STORAGE_UNAVAILABLE, and nothing the server acknowledged is missing
+// after a restart.
+func TestDataDirDeletedWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	env := map[string]string{"DYNOAI_DATA_DIR": data, "DYNOAI_PORT": "0"}
+	url, stop := start(t, env)
+	upload := func() (int, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, err := mw.CreateFormFile("file", "pulls.csv")
+		require.NoError(t, err)
+		_, _ = fw.Write(testLog(t))
+		require.NoError(t, mw.Close())
+		res, err := http.Post(url+"/api/analyze", mw.FormDataContentType(), &body)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := upload()
+	require.Equal(t, 202, code, body)
+	var acc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &acc))
+	kept := acc["runId"].(string)
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/api/status/" + kept)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var st map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&st)
+		return st["status"] == "completed"
+	}, 30*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, os.RemoveAll(data))
+	var ready map[string]any
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/api/health/ready")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		ready = nil
+		_ = json.NewDecoder(res.Body).Decode(&ready)
+		return res.StatusCode == 503
+	}, 5*time.Second, 50*time.Millisecond, "readiness notices the deleted data directory")
+	assert.Contains(t, []any{"database", "file_store"}, ready["component"])
+	res, err := http.Get(url + "/api/health")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 503, res.StatusCode)
+	for range 3 {
+		code, body := upload()
+		assert.Equal(t, 503, code, body)
+		assert.Contains(t, body, "STORAGE_UNAVAILABLE")
+	}
+	require.NoError(t, stop())
+
+	// A restart on the (recreated, empty) data directory: nothing the
+	// server acknowledged after the deletion is missing, because it
+	// acknowledged nothing.
+	url, stop = start(t, env)
+	defer func() { require.NoError(t, stop()) }()
+	res, err = http.Get(url + "/api/runs")
+	require.NoError(t, err)
+	var list map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&list))
+	res.Body.Close()
+	assert.Empty(t, list["runs"])
+}

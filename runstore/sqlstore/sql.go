@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -434,11 +436,11 @@ func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
 	}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlstore: begin: %w", err)
+		return unavailable(fmt.Errorf("sqlstore: begin: %w", err))
 	}
 	if err := f(tx); err != nil {
 		tx.Rollback()
-		return err
+		return unavailable(err)
 	}
 	if err := s.checkFile(); err != nil {
 		tx.Rollback()
@@ -446,10 +448,50 @@ func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
 	}
 	s.fail(FailpointBeforeCommit)
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: commit: %w", err)
+		return unavailable(fmt.Errorf("sqlstore: commit: %w", err))
 	}
 	s.fail(FailpointAfterCommit)
 	return nil
+}
+
+// unavailable marks err as runstore.ErrUnavailable (keeping it in the
+// chain) when it says the database cannot take writes now rather than that
+// the write was wrong: SQLite busy, locked, read-only, full, I/O or
+// permission errors; PostgreSQL connection failures, a read-only
+// transaction, too many connections, a server starting or shutting down, a
+// full disk.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, runstore.ErrUnavailable) {
+		return err
+	}
+	down := errors.Is(err, driver.ErrBadConn)
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrReadonly, sqlite3.ErrIoErr, sqlite3.ErrFull,
+			sqlite3.ErrCantOpen, sqlite3.ErrPerm, sqlite3.ErrCorrupt, sqlite3.ErrNotADB:
+			down = true
+		}
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		code := string(pe.Code)
+		switch {
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "53"), // insufficient resources (disk full, too many connections)
+			strings.HasPrefix(code, "57"), // operator intervention (shutdown, cannot connect now)
+			code == "25006":               // read_only_sql_transaction
+			down = true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		down = true
+	}
+	if !down {
+		return err
+	}
+	return fmt.Errorf("%w: %w", runstore.ErrUnavailable, err)
 }
 
 // Probe implements runstore.RunStore: it writes this store's row of

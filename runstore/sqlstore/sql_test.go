@@ -425,6 +425,10 @@ func TestSQLiteProbeLockedDatabase(t *testing.T) {
 	err = s.Probe(ctx)
 	assert.ErrorIs(t, err, runstore.ErrUnavailable)
 	assert.Less(t, time.Since(start), 5*time.Second)
+	// A write meanwhile says the store is unavailable (503 in httpapi),
+	// not that something went wrong (500).
+	_, err = s.Create(ctx, runstore.NewRun{Source: runstore.SourceAPI})
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	require.NoError(t, err)
 	require.NoError(t, s.Probe(ctx))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +22,10 @@ func benchServer(b *testing.B, auth bool, mutate ...func(*Config)) (*Server, run
 	cfg := Config{Runs: runs, Files: runstore.NewMemFileStore(),
 		RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}}}
 	if auth {
-		cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(b, testKey)}
+		// A key of the default tenant, which owns the runs made below.
+		keys, err := authkeys.NewMemory(authkeys.Entry{Key: testKey, Tenant: DefaultTenant})
+		require.NoError(b, err)
+		cfg.Auth = AuthConfig{Enabled: true, Keys: keys}
 	}
 	for _, m := range mutate {
 		m(&cfg)

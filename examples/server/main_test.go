@@ -282,10 +282,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 // and create nothing.
 func TestDatabaseURLTypoRefused(t *testing.T) {
 	dir := t.TempDir()
-	wd, err := os.Getwd()
-	require.NoError(t, err)
-	require.NoError(t, os.Chdir(dir))
-	defer os.Chdir(wd)
+	t.Chdir(dir)
 	for _, u := range []string{"postgres//user:secret@host/db", "::::not a url", "/tmp/plain/path.db"} {
 		var logs bytes.Buffer
 		environ, _ := lookupOf(map[string]string{"DYNOAI_DATA_DIR": filepath.Join(dir, "data"), "DYNOAI_PORT": "0", "DATABASE_URL": u})

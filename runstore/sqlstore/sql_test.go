@@ -72,10 +72,7 @@ func TestParseURL(t *testing.T) {
 // directory. Both are errors now, naming no password, creating nothing.
 func TestDatabaseURLTypos(t *testing.T) {
 	dir := t.TempDir()
-	wd, err := os.Getwd()
-	require.NoError(t, err)
-	require.NoError(t, os.Chdir(dir))
-	defer os.Chdir(wd)
+	t.Chdir(dir)
 	for _, u := range []string{"postgres//user:secret@host/db", "::::not a url"} {
 		_, err := sqlstore.Open(context.Background(), u, sqlstore.Options{})
 		require.ErrorIs(t, err, runstore.ErrInvalid, u)

@@ -21,6 +21,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// Test keys of MinKeyLen characters and more.
+var (
+	ka = K("alpha")
+	kb = K("bravo")
+	kc = K("charlie")
+)
+
+func keysOf(entries []Entry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Key)
+	}
+	return out
+}
+
 func TestParseFile(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -28,19 +43,53 @@ func TestParseFile(t *testing.T) {
 		want []string
 	}{
 		{"empty", "", nil},
-		{"no trailing newline", "a1\nb2", []string{"a1", "b2"}},
-		{"BOM", "\uFEFFk1\nk2\n", []string{"k1", "k2"}},
-		{"CRLF", "k1\r\nk2\r\n", []string{"k1", "k2"}},
-		{"indented comment is a comment", "  # x\n\tk1  \n", []string{"k1"}},
-		{"blank lines of spaces", "\n   \n\t\nk1\n\n", []string{"k1"}},
-		{"duplicates kept by the parser", "k1\nk1\n", []string{"k1", "k1"}},
-		{"hash inside a key", "ab#cd\n", []string{"ab#cd"}},
+		{"BOM", "\uFEFF" + ka + "\n" + kb + "\n", []string{ka, kb}},
+		{"CRLF", ka + "\r\n" + kb + "\r\n", []string{ka, kb}},
+		{"indented comment is a comment", "  # x\n\t" + ka + "  \n", []string{ka}},
+		{"blank lines of spaces", "\n   \n\t\n" + ka + "\n\n", []string{ka}},
+		{"identical repeats are harmless", ka + "\n" + ka + "\n", []string{ka, ka}},
+		{"hash inside a key", "abcd#efgh-ijkl-mnop-qrstu\n", []string{"abcd#efgh-ijkl-mnop-qrstu"}},
+		{"framed", FileHeader + "\n" + ka + "\n\n" + FileTrailer + "\n\n", []string{ka}},
+		{"framed, trailer without newline", FileHeader + "\n" + ka + "\n" + FileTrailer, []string{ka}},
+		{"an end line in an unframed file is a comment", ka + "\n" + FileTrailer + "\n" + kb + "\n", []string{ka, kb}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseFile([]byte(tc.in))
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.want, keysOf(got))
 		})
+	}
+}
+
+func TestParseEntryAttributes(t *testing.T) {
+	e, err := ParseEntry(ka + "  tenant=shop-7\tscopes=read+Analyze")
+	require.NoError(t, err)
+	assert.Equal(t, Entry{Key: ka, Tenant: "shop-7", Scopes: ScopeRead | ScopeAnalyze}, e)
+	assert.Equal(t, ka+" tenant=shop-7 scopes=read+analyze", e.String())
+	e, err = ParseEntry(ka + " scopes=admin")
+	require.NoError(t, err)
+	assert.Equal(t, ScopeAdmin, e.Scopes)
+	assert.Empty(t, e.Tenant)
+	ident := e.identity(IDOf(ka))
+	assert.Equal(t, OwnTenant(IDOf(ka)), ident.Tenant)
+	assert.True(t, ident.Can(ScopeApply|ScopeRead), "admin has every scope")
+	assert.Equal(t, DefaultScopes, Entry{Key: ka}.identity(IDOf(ka)).Scopes)
+
+	for _, tc := range []struct{ in, want string }{
+		{ka + " tenant=", "tenant \"\""},
+		{ka + " tenant=-x", "tenant \"-x\""},
+		{ka + " tenant=a tenant=b", "tenant given twice"},
+		{ka + " scopes=read+write", `unknown scope "write"`},
+		{ka + " scopes=read+read", "given twice"},
+		{ka + " scopes=", "empty scope list"},
+		{ka + " owner=me", "want tenant=<name> or scopes="},
+		{ka + " # comment", "want tenant=<name> or scopes="},
+	} {
+		_, err := ParseEntry(tc.in)
+		var pe *ParseError
+		require.ErrorAs(t, err, &pe, tc.in)
+		assert.Contains(t, err.Error(), tc.want, tc.in)
+		assert.NotContains(t, err.Error(), ka, "the key is never in an error")
 	}
 }
 
@@ -52,12 +101,11 @@ func TestParseFileErrors(t *testing.T) {
 		char               rune
 		secretNotInMessage string
 	}{
-		{"inner space", "ok\n  key secret1\n", 2, 6, 8, ' ', "secret1"},
-		{"inline comment", "k1 # primary\n", 1, 3, 2, ' ', "k1"},
-		{"control char", "k1\nab\x01cd\n", 2, 3, 5, 1, "abcd"},
-		{"non-ASCII", "k1\nclé9\n", 2, 3, 5, 'é', "clé9"},
+		{"inner space", ka + "\n  key-secret-1-" + strings.Repeat("z", 20) + " secret1\n", 2, 37, 61, 0, "secret1"},
+		{"control char", ka + "\nab\x01cd\n", 2, 3, 27, 1, "abcd"},
+		{"non-ASCII", ka + "\nclé9" + strings.Repeat("z", 20) + "\n", 2, 3, 27, 'é', "clé9"},
 		{"invalid UTF-8", "\xff\xfe\n", 1, 1, 0, 0xFFFD, ""},
-		{"BOM in the middle", "k1\n\uFEFFk2\n", 2, 1, 3, '\uFEFF', ""},
+		{"BOM in the middle", ka + "\n\uFEFF" + kb + "\n", 2, 1, 25, '\uFEFF', ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseFile([]byte(tc.in))
@@ -79,19 +127,80 @@ func TestParseFileErrors(t *testing.T) {
 	assert.Contains(t, pe.Reason, "larger than")
 }
 
-func TestParseList(t *testing.T) {
-	got, err := ParseList(" a1 ,, b2,\tc3\t,")
+// TestKeysFileShortKeyRefused: a keys file holding "x" made "x" a valid
+// key. Keys shorter than MinKeyLen are refused at load, with the line.
+func TestKeysFileShortKeyRefused(t *testing.T) {
+	for _, in := range []string{"x\n", ka + "\n" + "short-key-of-23-chars--\n"} {
+		_, err := ParseFile([]byte(in))
+		var pe *ParseError
+		require.ErrorAs(t, err, &pe, "%q", in)
+		assert.Contains(t, err.Error(), "too short")
+		assert.Equal(t, strings.Count(in, "\n"), pe.Line)
+	}
+	p := writeFile(t, t.TempDir(), "keys.txt", "x\n")
+	_, err := OpenFile(p, FileOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p+": line 1, column 1")
+	_, err = LoadEnv(envMap{EnvEnabled: "true", EnvKeys: ka + ",x"}.lookup, FileOptions{})
+	require.ErrorContains(t, err, "entry 2")
+	_, err = NewMemory(Entry{Key: "x"})
+	require.ErrorContains(t, err, "too short")
+	_, err = ParseFile([]byte(strings.Repeat("k", MinKeyLen) + "\n"))
+	require.NoError(t, err, "exactly MinKeyLen is enough")
+}
+
+// TestKeysFileCutOff: a keys file cut off mid-key was applied, making a
+// prefix of a key valid. A file is applied only when it parses whole: its
+// last line ends with a newline, and a framed file ends with its trailer.
+func TestKeysFileCutOff(t *testing.T) {
+	whole := FileHeader + "\n" + ka + " tenant=shop-1\n" + kb + "\n" + FileTrailer + "\n"
+	got, err := ParseFile([]byte(whole))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"a1", "b2", "c3"}, got)
+	require.Len(t, got, 2)
+	for cut := 1; cut < len(whole)-1; cut++ {
+		prefix := whole[:cut]
+		if strings.TrimSpace(prefix) == "" {
+			continue
+		}
+		_, err := ParseFile([]byte(prefix))
+		require.Error(t, err, "cut at %d: %q was accepted", cut, prefix)
+	}
+	// Unframed (a bare list as before): cut inside a line is refused.
+	bare := ka + "\n" + kb + "\n"
+	for cut := len(ka) + 1 + MinKeyLen; cut < len(bare)-1; cut++ {
+		_, err := ParseFile([]byte(bare[:cut]))
+		require.ErrorContains(t, err, "cut off", "cut at %d", cut)
+	}
+	// And a store never applies a cut-off rewrite.
+	dir := t.TempDir()
+	p := writeFile(t, dir, "keys.txt", whole)
+	f, err := OpenFile(p, FileOptions{})
+	require.NoError(t, err)
+	writeFile(t, dir, "keys.txt", whole[:len(whole)-8])
+	_, err = f.Reload(context.Background())
+	require.Error(t, err)
+	assert.True(t, valid(t, f, kb), "the previous keys stay in force")
+}
+
+func TestParseFileRepeatsWithOtherScopes(t *testing.T) {
+	_, err := ParseFile([]byte(ka + " scopes=read\n" + kb + "\n" + ka + " scopes=admin\n"))
+	require.ErrorContains(t, err, "line 3 repeats the key of line 1")
+	assert.NotContains(t, err.Error(), ka)
+}
+
+func TestParseList(t *testing.T) {
+	got, err := ParseList(" " + ka + " ,, " + kb + " tenant=t2 scopes=read,\t" + kc + "\t,")
+	require.NoError(t, err)
+	assert.Equal(t, []Entry{{Key: ka}, {Key: kb, Tenant: "t2", Scopes: ScopeRead}, {Key: kc}}, got)
 	got, err = ParseList("")
 	require.NoError(t, err)
 	assert.Empty(t, got)
 
-	_, err = ParseList("a1, b 2")
+	_, err = ParseList(ka + ", b\x012")
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 2, pe.Entry)
-	assert.Equal(t, 5, pe.Offset)
+	assert.Equal(t, len(ka)+3, pe.Offset)
 	assert.Contains(t, err.Error(), "entry 2")
 }
 
@@ -111,29 +220,33 @@ func TestKeyID(t *testing.T) {
 
 func TestMemoryAddRemove(t *testing.T) {
 	m := &Memory{}
-	m.Add("a1", "b2", "a1", "")
+	require.NoError(t, m.Add(Entry{Key: ka}, Entry{Key: kb, Tenant: "t"}, Entry{Key: ka}))
 	assert.Equal(t, 2, m.Len())
-	assert.True(t, m.Remove(IDOf("a1")))
-	assert.False(t, m.Remove(IDOf("a1")))
-	assert.False(t, valid(t, m, "a1"))
-	assert.True(t, valid(t, m, "b2"))
+	require.Error(t, m.Add(Entry{Key: kc}, Entry{Key: "short"}))
+	assert.Equal(t, 2, m.Len(), "a refused Add changes nothing")
+	assert.True(t, m.Remove(IDOf(ka)))
+	assert.False(t, m.Remove(IDOf(ka)))
+	assert.False(t, valid(t, m, ka))
+	id, err := m.Verify(context.Background(), kb)
+	require.NoError(t, err)
+	assert.Equal(t, "t", id.Tenant)
 }
 
 type failingStore struct{ err error }
 
-func (f failingStore) Verify(context.Context, string) (KeyID, error) { return "", f.err }
-func (failingStore) Len() int                                        { return 1 }
+func (f failingStore) Verify(context.Context, string) (Identity, error) { return Identity{}, f.err }
+func (failingStore) Len() int                                           { return 1 }
 
 func TestMulti(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("backend down")
-	m := NewMulti(NewMemory("a1"), nil, failingStore{boom}, NewMemory())
-	id, err := m.Verify(ctx, "a1")
+	m := NewMulti(mem(t, ka), nil, failingStore{boom}, mem(t))
+	id, err := m.Verify(ctx, ka)
 	require.NoError(t, err, "a match wins over another store's failure")
-	assert.Equal(t, IDOf("a1"), id)
-	_, err = m.Verify(ctx, "zz")
+	assert.Equal(t, IDOf(ka), id.ID)
+	_, err = m.Verify(ctx, kc)
 	assert.ErrorIs(t, err, boom)
-	_, err = NewMulti(NewMemory("a1"), failingStore{ErrInvalid}).Verify(ctx, "zz")
+	_, err = NewMulti(mem(t, ka), failingStore{ErrInvalid}).Verify(ctx, kc)
 	assert.ErrorIs(t, err, ErrInvalid)
 	assert.NotErrorIs(t, err, ErrNoKeys)
 	assert.Len(t, m.Stores(), 3)
@@ -141,7 +254,7 @@ func TestMulti(t *testing.T) {
 
 func TestFileCheckAndWatch(t *testing.T) {
 	dir := t.TempDir()
-	p := writeFile(t, dir, "keys.txt", "aaaa\n")
+	p := writeFile(t, dir, "keys.txt", K("aaaa")+"\n")
 	now := time.Now()
 	clock := func() time.Time { return now }
 	var logs bytes.Buffer
@@ -159,17 +272,17 @@ func TestFileCheckAndWatch(t *testing.T) {
 	// because the mtime is still too recent to trust.
 	st, err := os.Stat(p)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(p, []byte("bbbb\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, []byte(K("bbbb")+"\n"), 0o600))
 	require.NoError(t, os.Chtimes(p, st.ModTime(), st.ModTime()))
 	changed, err = f.Check(ctx)
 	require.NoError(t, err)
 	assert.False(t, changed, "new contents apply only once they read the same twice")
-	assert.True(t, valid(t, f, "aaaa"))
+	assert.True(t, valid(t, f, K("aaaa")))
 	changed, err = f.Check(ctx)
 	require.NoError(t, err)
 	assert.True(t, changed)
-	assert.True(t, valid(t, f, "bbbb"))
-	assert.False(t, valid(t, f, "aaaa"))
+	assert.True(t, valid(t, f, K("bbbb")))
+	assert.False(t, valid(t, f, K("aaaa")))
 
 	// Once the mtime has aged, an unchanged stat means no read at all.
 	now = now.Add(time.Hour)
@@ -178,7 +291,7 @@ func TestFileCheckAndWatch(t *testing.T) {
 	assert.False(t, changed)
 
 	// A malformed rewrite keeps the old keys and reports where.
-	require.NoError(t, os.WriteFile(p, []byte("cccc\nbad key\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, []byte(K("cccc")+"\nbad key\n"), 0o600))
 	_, err = f.Check(ctx)
 	require.NoError(t, err)
 	_, err = f.Check(ctx)
@@ -186,27 +299,27 @@ func TestFileCheckAndWatch(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, p, pe.Path)
 	assert.Equal(t, 2, pe.Line)
-	assert.True(t, valid(t, f, "bbbb"))
-	assert.False(t, valid(t, f, "cccc"))
+	assert.True(t, valid(t, f, K("bbbb")))
+	assert.False(t, valid(t, f, K("cccc")))
 
 	// A deleted file keeps the old keys too.
 	require.NoError(t, os.Remove(p))
 	_, err = f.Check(ctx)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	assert.True(t, valid(t, f, "bbbb"))
+	assert.True(t, valid(t, f, K("bbbb")))
 
 	// Replacing the file by rename is picked up by Watch.
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- f.Watch(wctx) }()
-	tmp := writeFile(t, dir, "keys.tmp", "dddd\neeee\n")
+	tmp := writeFile(t, dir, "keys.tmp", K("dddd")+"\n"+K("eeee")+"\n")
 	require.NoError(t, os.Rename(tmp, p))
-	require.Eventually(t, func() bool { return valid(t, f, "eeee") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return valid(t, f, K("eeee")) }, 5*time.Second, 5*time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 	assert.Equal(t, 2, f.Len())
 	assert.Contains(t, logs.String(), `"event":"keys_reloaded"`)
-	assert.NotContains(t, logs.String(), "eeee")
+	assert.NotContains(t, logs.String(), K("eeee"))
 }
 
 func TestOpenFileErrors(t *testing.T) {
@@ -216,24 +329,24 @@ func TestOpenFileErrors(t *testing.T) {
 	_, err = OpenFile(dir, FileOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a regular file")
-	p := writeFile(t, dir, "k", "ok\nnot ok\n")
+	p := writeFile(t, dir, "k", ka+"\n"+kb+" ok\n")
 	_, err = OpenFile(p, FileOptions{})
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
-	assert.Contains(t, err.Error(), p+": line 2, column 4")
+	assert.Contains(t, err.Error(), p+": line 2, column 26")
 }
 
 func TestMiddlewareDetails(t *testing.T) {
-	store := NewMemory("key1")
+	store := mem(t, K("key1"))
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	type ridKey struct{}
-	var gotID KeyID
+	var gotID Identity
 	h := Middleware(store, Options{
 		Logger:    logger,
 		RequestID: func(ctx context.Context) string { s, _ := ctx.Value(ridKey{}).(string); return s },
 	})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotID, _ = KeyIDFromContext(r.Context())
+		gotID, _ = IdentityFromContext(r.Context())
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	serve := func(hdr http.Header) *httptest.ResponseRecorder {
@@ -253,18 +366,18 @@ func TestMiddlewareDetails(t *testing.T) {
 		event  string
 	}{
 		{"missing", http.Header{}, 401, CodeAuthRequired, "auth_missing"},
-		{"bearer ok", http.Header{"Authorization": {"Bearer key1"}}, 204, "", "auth_ok"},
-		{"bearer lower-case scheme", http.Header{"Authorization": {"bearer key1"}}, 204, "", "auth_ok"},
-		{"bearer wrong", http.Header{"Authorization": {"Bearer key1x"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"bearer ok", http.Header{"Authorization": {"Bearer " + K("key1")}}, 204, "", "auth_ok"},
+		{"bearer lower-case scheme", http.Header{"Authorization": {"bearer " + K("key1")}}, 204, "", "auth_ok"},
+		{"bearer wrong", http.Header{"Authorization": {"Bearer " + K("key1") + "x"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
 		{"bearer empty", http.Header{"Authorization": {"Bearer "}}, 401, CodeAuthRequired, "auth_missing"},
 		{"basic is not a key", http.Header{"Authorization": {"Basic a2V5MTo="}}, 401, CodeAuthRequired, "auth_missing"},
-		{"X-API-Key wins over bearer", http.Header{"X-Api-Key": {"nope99"}, "Authorization": {"Bearer key1"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
-		{"two X-API-Key headers", http.Header{"X-Api-Key": {"key1", "key1"}}, 403, CodeInvalidAPIKey, "auth_invalid"},
-		{"untrimmed key", http.Header{"X-Api-Key": {" key1 "}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"X-API-Key wins over bearer", http.Header{"X-Api-Key": {"nope99"}, "Authorization": {"Bearer " + K("key1")}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"two X-API-Key headers", http.Header{"X-Api-Key": {K("key1"), K("key1")}}, 403, CodeInvalidAPIKey, "auth_invalid"},
+		{"untrimmed key", http.Header{"X-Api-Key": {" " + K("key1") + " "}}, 403, CodeInvalidAPIKey, "auth_invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs.Reset()
-			gotID = ""
+			gotID = Identity{}
 			rec := serve(tc.hdr)
 			require.Equal(t, tc.status, rec.Code, rec.Body.String())
 			var entry map[string]any
@@ -275,11 +388,12 @@ func TestMiddlewareDetails(t *testing.T) {
 			assert.Equal(t, "/api/apply", entry["path"])
 			assert.Equal(t, "192.0.2.1", entry["remote_ip"])
 			assert.Equal(t, "tester/1", entry["user_agent"])
-			assert.NotContains(t, logs.String(), "key1", "raw key characters logged")
+			assert.NotContains(t, logs.String(), K("key1"), "raw key characters logged")
 			assert.NotContains(t, logs.String(), "nope99")
 			if tc.code == "" {
-				assert.Equal(t, IDOf("key1"), gotID)
-				assert.Equal(t, string(IDOf("key1")), entry["key_id"])
+				assert.Equal(t, IDOf(K("key1")), gotID.ID)
+				assert.Equal(t, string(IDOf(K("key1"))), entry["key_id"])
+				assert.Equal(t, OwnTenant(gotID.ID), entry["tenant"])
 				return
 			}
 			assert.Empty(t, gotID)
@@ -291,10 +405,10 @@ func TestMiddlewareDetails(t *testing.T) {
 	}
 
 	t.Run("nil store and empty store fail closed", func(t *testing.T) {
-		for _, s := range []KeyStore{nil, NewMemory()} {
+		for _, s := range []KeyStore{nil, mem(t)} {
 			logs.Reset()
 			h := Middleware(s, Options{Logger: logger})(successHandler)
-			rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: "anything"})
+			rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: K("anything")})
 			assert.Equal(t, http.StatusForbidden, rec.Code)
 			assert.Contains(t, logs.String(), `"event":"auth_no_keys"`)
 			assert.Contains(t, logs.String(), `"level":"ERROR"`)
@@ -313,7 +427,7 @@ func TestMiddlewareDetails(t *testing.T) {
 			},
 		})(successHandler)
 		logs.Reset()
-		rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: "bad"})
+		rec := do(t, h, http.MethodGet, map[string]string{HeaderAPIKey: K("bad")})
 		assert.Equal(t, http.StatusForbidden, rec.Code)
 		assert.Equal(t, []any{403, CodeInvalidAPIKey}, got)
 		assert.Contains(t, logs.String(), `"remote_ip":"203.0.113.9"`)
@@ -394,18 +508,18 @@ func TestRotationInFlight(t *testing.T) {
 func TestCheckNeverAppliesHalfWrittenFile(t *testing.T) {
 	dir := t.TempDir()
 	full := Generate()
-	p := writeFile(t, dir, "keys.txt", "first1\n")
+	p := writeFile(t, dir, "keys.txt", K("first1")+"\n")
 	f, err := OpenFile(p, FileOptions{PollInterval: time.Hour})
 	require.NoError(t, err)
 	ctx := context.Background()
 	for i := 8; i < len(full); i += 9 { // the writer appends piece by piece
-		writeFile(t, dir, "keys.txt", "first1\n"+full[:i])
+		writeFile(t, dir, "keys.txt", K("first1")+"\n"+full[:i])
 		changed, err := f.Check(ctx)
 		require.NoError(t, err)
 		assert.False(t, changed)
 		assert.False(t, valid(t, f, full[:i]), "a cut-short key became valid")
 	}
-	writeFile(t, dir, "keys.txt", "first1\n"+full+"\n")
+	writeFile(t, dir, "keys.txt", K("first1")+"\n"+full+"\n")
 	for _, want := range []bool{false, true, false} {
 		changed, err := f.Check(ctx)
 		require.NoError(t, err)
@@ -420,7 +534,11 @@ func TestCheckNeverAppliesHalfWrittenFile(t *testing.T) {
 func TestMatchEveryPosition(t *testing.T) {
 	keys, err := GenerateN(40)
 	require.NoError(t, err)
-	s := newKeySet(keys)
+	entries := make([]Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = Entry{Key: k}
+	}
+	s := newKeySet(entries)
 	for i, k := range keys {
 		d := DigestOf(k)
 		idx, ok := s.match(&d)
@@ -442,19 +560,19 @@ func TestMatchEveryPosition(t *testing.T) {
 
 func TestMaxKeyLen(t *testing.T) {
 	long := strings.Repeat("k", MaxKeyLen+1)
-	_, err := ParseFile([]byte("ok\n  " + long + "\n"))
+	_, err := ParseFile([]byte(ka + "\n  " + long + "\n"))
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 2, pe.Line)
 	assert.Equal(t, 3, pe.Column)
-	assert.Equal(t, 5, pe.Offset)
+	assert.Equal(t, len(ka)+3, pe.Offset)
 	assert.Contains(t, err.Error(), "longer than 512 bytes")
-	_, err = ParseList("a1," + long)
+	_, err = ParseList(ka + "," + long)
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 2, pe.Entry)
 
 	ok := strings.Repeat("k", MaxKeyLen)
-	for _, s := range []KeyStore{NewMemory(ok), NewMulti(NewMemory(ok))} {
+	for _, s := range []KeyStore{mem(t, ok), NewMulti(mem(t, ok))} {
 		assert.True(t, valid(t, s, ok))
 		_, err = s.Verify(context.Background(), long)
 		assert.ErrorIs(t, err, ErrInvalid)
@@ -480,8 +598,8 @@ func TestLoadEnvLogsFailClosed(t *testing.T) {
 
 func TestSetupWatch(t *testing.T) {
 	dir := t.TempDir()
-	p := writeFile(t, dir, "keys.txt", "file1\n")
-	s, err := LoadEnv(envMap{EnvEnabled: "true", EnvKeys: "env1", EnvKeysFile: p}.lookup,
+	p := writeFile(t, dir, "keys.txt", K("file1")+"\n")
+	s, err := LoadEnv(envMap{EnvEnabled: "true", EnvKeys: K("env1"), EnvKeysFile: p}.lookup,
 		FileOptions{PollInterval: 2 * time.Millisecond})
 	require.NoError(t, err)
 	require.NotNil(t, s.File)
@@ -489,9 +607,9 @@ func TestSetupWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Store.Watch(ctx) }()
-	writeFile(t, dir, "keys.txt", "file1\nfile2\n")
-	require.Eventually(t, func() bool { return valid(t, s.Store, "file2") }, 5*time.Second, time.Millisecond)
-	assert.True(t, valid(t, s.Store, "env1"))
+	writeFile(t, dir, "keys.txt", K("file1")+"\n"+K("file2")+"\n")
+	require.Eventually(t, func() bool { return valid(t, s.Store, K("file2")) }, 5*time.Second, time.Millisecond)
+	assert.True(t, valid(t, s.Store, K("env1")))
 	n, err := s.Store.Reload(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
@@ -504,7 +622,7 @@ func TestSetupWatch(t *testing.T) {
 // comments does.
 func TestCheckIgnoresTruncatedFile(t *testing.T) {
 	dir := t.TempDir()
-	p := writeFile(t, dir, "keys.txt", "key1\n")
+	p := writeFile(t, dir, "keys.txt", K("key1")+"\n")
 	f, err := OpenFile(p, FileOptions{PollInterval: time.Hour})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -513,7 +631,7 @@ func TestCheckIgnoresTruncatedFile(t *testing.T) {
 		changed, err := f.Check(ctx)
 		require.ErrorIs(t, err, ErrEmptyFile)
 		assert.False(t, changed)
-		assert.True(t, valid(t, f, "key1"))
+		assert.True(t, valid(t, f, K("key1")))
 	}
 	writeFile(t, dir, "keys.txt", "# all keys revoked\n")
 	for _, want := range []bool{false, true} {
@@ -522,11 +640,64 @@ func TestCheckIgnoresTruncatedFile(t *testing.T) {
 		assert.Equal(t, want, changed)
 	}
 	assert.Equal(t, 0, f.Len())
-	writeFile(t, dir, "keys.txt", "key2\n")
+	writeFile(t, dir, "keys.txt", K("key2")+"\n")
 	_, err = f.Reload(ctx)
 	require.NoError(t, err)
 	writeFile(t, dir, "keys.txt", "")
 	n, err := f.Reload(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "an explicit Reload applies an empty file")
+}
+
+// TestDeletedKeysFileRevokes: deleting the keys file left the old keys
+// valid. Now a file missing for one poll interval (measured with the
+// injected clock) revokes its keys; a file back in place restores them
+// through the usual settle rule, and a brief absence (delete and recreate)
+// revokes nothing.
+func TestDeletedKeysFileRevokes(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "keys.txt", ka+"\n")
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var logs bytes.Buffer
+	f, err := OpenFile(p, FileOptions{PollInterval: 10 * time.Second, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	// A brief absence: deleted, then back within the interval.
+	require.NoError(t, os.Remove(p))
+	_, err = f.Check(ctx)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	now = now.Add(5 * time.Second)
+	writeFile(t, dir, "keys.txt", ka+"\n")
+	_, err = f.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, valid(t, f, ka))
+
+	// Deleted for good: still valid within the interval, revoked after it.
+	require.NoError(t, os.Remove(p))
+	for _, step := range []time.Duration{0, 4 * time.Second, 5 * time.Second} {
+		now = now.Add(step)
+		_, err = f.Check(ctx)
+		require.ErrorIs(t, err, os.ErrNotExist)
+		assert.True(t, valid(t, f, ka), "revoked too early")
+	}
+	now = now.Add(time.Second)
+	changed, err := f.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.False(t, valid(t, f, ka), "a deleted keys file's keys are revoked")
+	assert.Zero(t, f.Len())
+	assert.Contains(t, logs.String(), `"event":"keys_revoked"`)
+	_, err = f.Verify(ctx, ka)
+	assert.ErrorIs(t, err, ErrNoKeys)
+
+	// The file comes back: applied once it reads the same twice.
+	writeFile(t, dir, "keys.txt", kb+"\n")
+	for _, want := range []bool{false, true} {
+		changed, err := f.Check(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, want, changed)
+	}
+	assert.True(t, valid(t, f, kb))
 }

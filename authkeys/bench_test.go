@@ -10,7 +10,12 @@ import (
 
 func benchStore(n int) (*Memory, string) {
 	keys, _ := GenerateN(n)
-	return NewMemory(keys...), keys[n-1]
+	entries := make([]Entry, n)
+	for i, k := range keys {
+		entries[i] = Entry{Key: k}
+	}
+	m, _ := NewMemory(entries...)
+	return m, keys[n-1]
 }
 
 // BenchmarkVerify measures one verification against n keys; the cost is the

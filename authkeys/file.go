@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -20,7 +21,10 @@ var ErrEmptyFile = errors.New("keys file is empty (being rewritten?); previous k
 
 // FileOptions configures a [File] store. The zero value is usable.
 type FileOptions struct {
-	// PollInterval is how often Watch checks the file. Zero means 2 s.
+	// PollInterval is how often Watch checks the file. Zero means 2 s. It
+	// is also how long a deleted keys file may stay missing before its keys
+	// are revoked (long enough for a writer that deletes and recreates the
+	// file, short enough that deleting the file is a way to revoke).
 	PollInterval time.Duration
 	// Logger receives reload events (keys_reloaded at Info, reload failures
 	// at Error). Nil discards them.
@@ -41,7 +45,11 @@ const DefaultPollInterval = 2 * time.Second
 // empty (zero-byte) file is not applied by the watcher, so a half-written
 // file is not used; writers should still prefer replacing the file by
 // rename. A file that fails to read or parse never replaces the keys in
-// force.
+// force (see [ParseFile] for what makes a file whole).
+//
+// Deleting the keys file revokes its keys: once Check has seen the file
+// missing for at least PollInterval (as measured by FileOptions.Now), the
+// store holds no keys until the file is back.
 type File struct {
 	holder
 	path string
@@ -53,6 +61,7 @@ type File struct {
 	lastSum    [sha256.Size]byte // contents in force
 	pending    bool              // new contents seen once, not yet applied
 	pendingSum [sha256.Size]byte
+	missing    time.Time // when Check first saw the file missing; zero if present
 }
 
 // OpenFile reads the keys file at path. A missing, unreadable or malformed
@@ -80,7 +89,7 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 func (f *File) Path() string { return f.path }
 
 // Verify implements KeyStore.
-func (f *File) Verify(_ context.Context, presented string) (KeyID, error) {
+func (f *File) Verify(_ context.Context, presented string) (Identity, error) {
 	return f.load().verify(presented)
 }
 
@@ -124,15 +133,17 @@ func (f *File) readLocked() ([]byte, [sha256.Size]byte, error) {
 
 // applyLocked parses data and swaps it in.
 func (f *File) applyLocked(data []byte, sum [sha256.Size]byte) (int, error) {
-	keys, err := ParseFile(data)
+	entries, err := ParseFile(data)
 	if err != nil {
 		var pe *ParseError
 		if errors.As(err, &pe) {
 			pe.Path = f.path
+		} else {
+			err = fmt.Errorf("authkeys: keys file %s: %w", f.path, err)
 		}
 		return f.Len(), err
 	}
-	s := newKeySet(keys)
+	s := newKeySet(entries)
 	f.p.Store(s)
 	f.lastSum = sum
 	return len(s.digests), nil
@@ -152,6 +163,21 @@ func (f *File) Check(ctx context.Context) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, err := os.Stat(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.pending = false
+		now := f.opts.Now()
+		if f.missing.IsZero() {
+			f.missing = now
+		}
+		if now.Sub(f.missing) >= f.opts.PollInterval && f.Len() > 0 {
+			f.p.Store(emptySet)
+			f.lastSum, f.lastStat = [sha256.Size]byte{}, nil
+			f.log.Warn("api keys file deleted; its keys are revoked", "event", "keys_revoked", "path", f.path)
+			return true, nil
+		}
+		return false, fmt.Errorf("authkeys: keys file: %w", err)
+	}
+	f.missing = time.Time{}
 	if err != nil {
 		f.pending = false
 		return false, fmt.Errorf("authkeys: keys file: %w", err)

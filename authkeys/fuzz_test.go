@@ -9,8 +9,10 @@ import (
 )
 
 func FuzzParseFile(f *testing.F) {
+	long := strings.Repeat("k", MinKeyLen)
 	for _, s := range []string{
 		"", "k1\n", "\uFEFFk1\r\nk2", "  # c\n\n k3 \n", "a b\n", "\xff", "k1\n\x00", "#\n#\n", strings.Repeat("k\n", 50),
+		long + "\n", long + " tenant=a scopes=read+apply\n", FileHeader + "\n" + long + "\n" + FileTrailer + "\n", long,
 	} {
 		f.Add([]byte(s))
 	}
@@ -29,32 +31,34 @@ func FuzzParseFile(f *testing.F) {
 			}
 			return
 		}
-		for _, k := range keys {
-			if k == "" || k[0] == '#' {
-				t.Fatalf("bad key %q", k)
-			}
-			if _, _, bad := badKeyChar(k); bad {
-				t.Fatalf("key with a forbidden character %q", k)
-			}
-			if len(k) > MaxKeyLen {
-				t.Fatalf("key of %d bytes accepted", len(k))
-			}
-			if !strings.Contains(string(data), k) {
-				t.Fatalf("key %q not in the input", k)
-			}
+		checkEntriesFuzz(t, string(data), keys)
+		// Whole files only: every entry line ended with a newline.
+		if len(keys) > 0 && !strings.Contains(string(data), keys[len(keys)-1].Key+"\n") &&
+			!strings.Contains(string(data), keys[len(keys)-1].Key+" ") && !strings.Contains(string(data), keys[len(keys)-1].Key+"\t") &&
+			!strings.Contains(string(data), keys[len(keys)-1].Key+"\r") {
+			t.Fatalf("last key %q not followed by a newline or its attributes", keys[len(keys)-1].Key)
 		}
-		// Every parsed key verifies against a store built from them.
-		m := NewMemory(keys...)
+		// Every parsed key verifies against a store built from them, with
+		// its tenant and scopes.
+		m, err := NewMemory(keys...)
+		if err != nil {
+			t.Fatalf("parsed entries refused by NewMemory: %v", err)
+		}
 		for _, k := range keys {
-			if _, err := m.Verify(t.Context(), k); err != nil {
-				t.Fatalf("parsed key %q does not verify: %v", k, err)
+			id, err := m.Verify(t.Context(), k.Key)
+			if err != nil {
+				t.Fatalf("parsed key %q does not verify: %v", k.Key, err)
+			}
+			if k.Tenant != "" && id.Tenant != k.Tenant || k.Scopes != 0 && id.Scopes != k.Scopes {
+				t.Fatalf("entry %+v verified as %+v", k, id)
 			}
 		}
 	})
 }
 
 func FuzzParseList(f *testing.F) {
-	for _, s := range []string{"", "a,b", " a , b ,", "a b", ",,,", "\x01", "é"} {
+	long := strings.Repeat("k", MinKeyLen)
+	for _, s := range []string{"", "a,b", " a , b ,", "a b", ",,,", "\x01", "é", long + "," + long + "x tenant=t scopes=admin"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -66,15 +70,30 @@ func FuzzParseList(f *testing.F) {
 			}
 			return
 		}
+		checkEntriesFuzz(t, s, keys)
 		for _, k := range keys {
-			if k == "" || strings.Contains(k, ",") {
-				t.Fatalf("bad key %q", k)
-			}
-			if _, _, bad := badKeyChar(k); bad {
-				t.Fatalf("key with a forbidden character %q", k)
+			if strings.Contains(k.Key, ",") {
+				t.Fatalf("bad key %q", k.Key)
 			}
 		}
 	})
+}
+
+func checkEntriesFuzz(t *testing.T, input string, entries []Entry) {
+	for _, k := range entries {
+		if len(k.Key) < MinKeyLen || len(k.Key) > MaxKeyLen || k.Key[0] == '#' {
+			t.Fatalf("bad key %q", k.Key)
+		}
+		if _, _, bad := badKeyChar(k.Key); bad {
+			t.Fatalf("key with a forbidden character %q", k.Key)
+		}
+		if !strings.Contains(input, k.Key) {
+			t.Fatalf("key %q not in the input", k.Key)
+		}
+		if k.Tenant != "" && !ValidTenant(k.Tenant) {
+			t.Fatalf("bad tenant %q", k.Tenant)
+		}
+	}
 }
 
 func FuzzPresentedKey(f *testing.F) {
@@ -105,7 +124,11 @@ func FuzzPresentedKey(f *testing.F) {
 		}
 		// The middleware never panics and answers 200, 401 or 403.
 		rec := httptest.NewRecorder()
-		Middleware(NewMemory("key1"), Options{})(successHandler).ServeHTTP(rec, r)
+		m, err := NewMemory(Entry{Key: K("key1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		Middleware(m, Options{})(successHandler).ServeHTTP(rec, r)
 		if rec.Code != 200 && rec.Code != 401 && rec.Code != 403 {
 			t.Fatalf("status %d", rec.Code)
 		}

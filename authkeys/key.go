@@ -9,7 +9,7 @@ import (
 )
 
 // Prefix starts every key made by [Generate]. Stores do not require it: any
-// non-empty key of printable ASCII is accepted, as the predecessor did.
+// key of [MinKeyLen] to [MaxKeyLen] printable ASCII characters is accepted.
 const Prefix = "dynoai_"
 
 // KeyBytes is the number of random bytes in a generated key.
@@ -74,8 +74,9 @@ func (d Digest) ID() KeyID {
 	return KeyID(hex.EncodeToString(h.Sum(sum[:0])[:6]))
 }
 
-// IDOf returns the key id of key. It is what [KeyStore.Verify] returns for a
-// valid key and what the keygen command prints next to a new key.
+// IDOf returns the key id of key. It is the ID of the [Identity]
+// [KeyStore.Verify] returns for a valid key, and what the keygen command
+// prints next to a new key.
 func IDOf(key string) KeyID { return DigestOf(key).ID() }
 
 // Errors returned by [KeyStore.Verify]. Test them with errors.Is.

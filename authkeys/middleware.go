@@ -12,8 +12,9 @@ import (
 
 // Error codes and messages of the responses [Middleware] writes.
 const (
-	CodeAuthRequired  = "AUTH_REQUIRED"
-	CodeInvalidAPIKey = "INVALID_API_KEY"
+	CodeAuthRequired      = "AUTH_REQUIRED"
+	CodeInvalidAPIKey     = "INVALID_API_KEY"
+	CodeInsufficientScope = "INSUFFICIENT_SCOPE"
 
 	MessageAuthRequired  = "API key required. Provide X-API-Key header or Authorization: Bearer."
 	MessageInvalidAPIKey = "Invalid or expired API key."
@@ -32,8 +33,15 @@ type Options struct {
 	// Require reports whether a request needs a key. Nil means every
 	// request does. [RequireMutating] requires keys on every method other
 	// than GET, HEAD and OPTIONS. Put CORS handling outside this middleware
-	// (or exempt OPTIONS here): browsers send preflights without keys.
+	// (or exempt OPTIONS here): browsers send preflights without keys. A
+	// request that needs no key is still checked if it presents one (a
+	// wrong key is refused, a valid one's identity is put in the context),
+	// so an open route can serve a key holder according to their key.
 	Require func(*http.Request) bool
+	// Scope is what a key needs to pass: a valid key without every scope
+	// of Scope is refused with 403 INSUFFICIENT_SCOPE. Zero means any
+	// valid key (admin has every scope).
+	Scope Scopes
 	// RequestID returns the request id assigned by an outer middleware, for
 	// the error body and the audit log. Nil means none.
 	RequestID func(context.Context) string
@@ -63,17 +71,24 @@ func RequireMutating(r *http.Request) bool {
 
 type ctxKey struct{}
 
-// WithKeyID returns a copy of ctx carrying the id of the key that
+// WithIdentity returns a copy of ctx carrying the identity of the key that
 // authenticated the request.
-func WithKeyID(ctx context.Context, id KeyID) context.Context {
+func WithIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// IdentityFromContext returns the identity of the key that authenticated
+// the request, if [Middleware] verified one.
+func IdentityFromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok && id.ID != ""
 }
 
 // KeyIDFromContext returns the id of the key that authenticated the request,
 // if [Middleware] verified one.
 func KeyIDFromContext(ctx context.Context) (KeyID, bool) {
-	id, ok := ctx.Value(ctxKey{}).(KeyID)
-	return id, ok && id != ""
+	id, ok := IdentityFromContext(ctx)
+	return id.ID, ok
 }
 
 // PresentedKey returns the key a request presents: the X-API-Key header if
@@ -99,10 +114,12 @@ func PresentedKey(r *http.Request) (key string, ok bool) {
 //
 // For a request that needs a key (see Options.Require): no key -> 401
 // AUTH_REQUIRED with a WWW-Authenticate challenge; a key the store rejects,
-// or several X-API-Key headers -> 403 INVALID_API_KEY; a nil or empty store
-// rejects every key (fail closed). A valid key's [KeyID] is put in the
-// request context ([KeyIDFromContext]). Requests that do not need a key pass
-// through untouched, even with a wrong key.
+// or several X-API-Key headers -> 403 INVALID_API_KEY; a valid key without
+// the scopes of Options.Scope -> 403 INSUFFICIENT_SCOPE; a nil or empty
+// store rejects every key (fail closed). A valid key's [Identity] is put in
+// the request context ([IdentityFromContext]). A request that does not need
+// a key passes without one; if it presents one, the key is checked all the
+// same.
 func Middleware(store KeyStore, opts Options) func(http.Handler) http.Handler {
 	log := opts.Logger
 	if log == nil {
@@ -119,10 +136,7 @@ func Middleware(store KeyStore, opts Options) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if opts.Require != nil && !opts.Require(r) {
-				next.ServeHTTP(w, r)
-				return
-			}
+			optional := opts.Require != nil && !opts.Require(r)
 			audit := func(level slog.Level, event string, extra ...any) {
 				if !log.Enabled(r.Context(), level) {
 					return
@@ -144,13 +158,17 @@ func Middleware(store KeyStore, opts Options) func(http.Handler) http.Handler {
 				return
 			}
 			if key == "" {
+				if optional {
+					next.ServeHTTP(w, r)
+					return
+				}
 				audit(slog.LevelWarn, "auth_missing")
 				w.Header().Set("WWW-Authenticate", `Bearer realm="dynoai"`)
 				writeErr(w, r, http.StatusUnauthorized, CodeAuthRequired, MessageAuthRequired)
 				return
 			}
 			var (
-				id  KeyID
+				id  Identity
 				err error = ErrNoKeys
 			)
 			if store != nil {
@@ -168,8 +186,15 @@ func Middleware(store KeyStore, opts Options) func(http.Handler) http.Handler {
 				writeErr(w, r, http.StatusForbidden, CodeInvalidAPIKey, MessageInvalidAPIKey)
 				return
 			}
-			audit(slog.LevelDebug, "auth_ok", "key_id", string(id))
-			next.ServeHTTP(w, r.WithContext(WithKeyID(r.Context(), id)))
+			if !id.Can(opts.Scope) {
+				audit(slog.LevelWarn, "auth_scope", "key_id", string(id.ID), "tenant", id.Tenant,
+					"scopes", id.Scopes.String(), "needs", opts.Scope.String())
+				writeErr(w, r, http.StatusForbidden, CodeInsufficientScope,
+					"This API key may not do this: it needs the "+opts.Scope.String()+" scope.")
+				return
+			}
+			audit(slog.LevelDebug, "auth_ok", "key_id", string(id.ID), "tenant", id.Tenant)
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 		})
 	}
 }

@@ -8,27 +8,28 @@ import (
 	"unicode/utf8"
 )
 
-// keySet is an immutable set of key digests. Stores swap whole sets
-// atomically; nothing mutates a set once it is published.
+// keySet is an immutable set of key digests with their identities. Stores
+// swap whole sets atomically; nothing mutates a set once it is published.
 type keySet struct {
 	digests []Digest
-	ids     []KeyID
+	idents  []Identity
 }
 
 var emptySet = &keySet{}
 
-// newKeySet builds a set from keys, dropping duplicates.
-func newKeySet(keys []string) *keySet {
-	s := &keySet{digests: make([]Digest, 0, len(keys)), ids: make([]KeyID, 0, len(keys))}
-	seen := make(map[Digest]bool, len(keys))
-	for _, k := range keys {
-		d := DigestOf(k)
+// newKeySet builds a set from entries, dropping repeated keys (the first
+// entry of a key wins; parsers refuse conflicting repeats before this).
+func newKeySet(entries []Entry) *keySet {
+	s := &keySet{digests: make([]Digest, 0, len(entries)), idents: make([]Identity, 0, len(entries))}
+	seen := make(map[Digest]bool, len(entries))
+	for _, e := range entries {
+		d := DigestOf(e.Key)
 		if seen[d] {
 			continue
 		}
 		seen[d] = true
 		s.digests = append(s.digests, d)
-		s.ids = append(s.ids, d.ID())
+		s.idents = append(s.idents, e.identity(d.ID()))
 	}
 	return s
 }
@@ -56,66 +57,200 @@ func words(d *Digest) (uint64, uint64, uint64, uint64) {
 }
 
 // verify is the common body of every store's Verify.
-func (s *keySet) verify(presented string) (KeyID, error) {
+func (s *keySet) verify(presented string) (Identity, error) {
 	if presented == "" {
-		return "", ErrMissing
+		return Identity{}, ErrMissing
 	}
 	if len(presented) > MaxKeyLen {
 		if len(s.digests) == 0 {
-			return "", ErrNoKeys
+			return Identity{}, ErrNoKeys
 		}
-		return "", ErrInvalid
+		return Identity{}, ErrInvalid
 	}
 	d := DigestOf(presented)
 	return s.verifyDigest(&d)
 }
 
-func (s *keySet) verifyDigest(d *Digest) (KeyID, error) {
+func (s *keySet) verifyDigest(d *Digest) (Identity, error) {
 	if len(s.digests) == 0 {
-		return "", ErrNoKeys
+		return Identity{}, ErrNoKeys
 	}
 	i, ok := s.match(d)
 	if !ok {
-		return "", ErrInvalid
+		return Identity{}, ErrInvalid
 	}
-	return s.ids[i], nil
+	return s.idents[i], nil
 }
 
-// ParseList splits a comma-separated key list (the API_KEYS format): each
-// piece is trimmed of spaces and tabs, empty pieces are dropped. A piece with
-// an inner space or a character outside printable ASCII is an error naming
-// its 1-based position in the list and its byte offset in s.
-func ParseList(s string) ([]string, error) {
-	var keys []string
+// MinKeyLen is the shortest key accepted, in bytes. Generated keys have 50.
+const MinKeyLen = 24
+
+// entryProblem locates a problem in one entry: a byte offset in the entry
+// and either a character that may not appear or a reason.
+type entryProblem struct {
+	off    int
+	char   rune
+	reason string
+}
+
+// parseEntry reads "<key> [tenant=<tenant>] [scopes=<scope>+...]": fields
+// separated by spaces or tabs, the key first. It never puts the key or any
+// part of it in a problem's reason.
+func parseEntry(text string) (Entry, *entryProblem) {
+	var e Entry
+	type field struct {
+		off int
+		s   string
+	}
+	var fields []field
+	for i := 0; i < len(text); {
+		if text[i] == ' ' || text[i] == '\t' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && text[j] != ' ' && text[j] != '\t' {
+			j++
+		}
+		fields = append(fields, field{i, text[i:j]})
+		i = j
+	}
+	if len(fields) == 0 {
+		return e, &entryProblem{reason: "no key"}
+	}
+	key := fields[0]
+	if i, r, bad := badKeyChar(key.s); bad {
+		return e, &entryProblem{off: key.off + i, char: r}
+	}
+	switch {
+	case len(key.s) > MaxKeyLen:
+		return e, &entryProblem{off: key.off, reason: tooLong}
+	case len(key.s) < MinKeyLen:
+		return e, &entryProblem{off: key.off, reason: fmt.Sprintf(
+			"key of %d characters is too short: keys need at least %d (make them with examples/keygen)", len(key.s), MinKeyLen)}
+	}
+	e.Key = key.s
+	seen := map[string]bool{}
+	for _, f := range fields[1:] {
+		name, val, ok := strings.Cut(f.s, "=")
+		if i, r, bad := badKeyChar(f.s); bad {
+			return e, &entryProblem{off: f.off + i, char: r}
+		}
+		if !ok || (name != "tenant" && name != "scopes") {
+			return e, &entryProblem{off: f.off, reason: "want tenant=<name> or scopes=<scope>+... after the key (one key per line; comments on lines of their own)"}
+		}
+		if seen[name] {
+			return e, &entryProblem{off: f.off, reason: name + " given twice"}
+		}
+		seen[name] = true
+		switch name {
+		case "tenant":
+			if !ValidTenant(val) {
+				return e, &entryProblem{off: f.off, reason: fmt.Sprintf("tenant %q: want 1 to 64 of [A-Za-z0-9._:-], starting with a letter or digit", val)}
+			}
+			e.Tenant = val
+		case "scopes":
+			sc, err := ParseScopes(val)
+			if err != nil {
+				return e, &entryProblem{off: f.off, reason: err.Error()}
+			}
+			e.Scopes = sc
+		}
+	}
+	return e, nil
+}
+
+// ParseEntry reads one entry of the line format: the key, then optionally
+// tenant=<tenant> and scopes=<scope>[+<scope>...], separated by spaces:
+//
+//	dynoai_0Tq...Zw tenant=shop-7 scopes=read+analyze
+//
+// A key is at least MinKeyLen and at most MaxKeyLen printable ASCII
+// characters without spaces. Without a tenant the key is its own tenant
+// (OwnTenant); without scopes it has DefaultScopes. Problems are a
+// *ParseError giving the byte offset; it never contains the key.
+func ParseEntry(s string) (Entry, error) {
+	e, p := parseEntry(s)
+	if p != nil {
+		return Entry{}, &ParseError{Offset: p.off, Char: p.char, Reason: p.reason}
+	}
+	return e, nil
+}
+
+// checkRepeats refuses a key given twice with different tenants or scopes
+// (which one would apply?). Identical repeats are harmless.
+func checkRepeats(entries []Entry, where func(i int) string) error {
+	first := make(map[string]int, len(entries))
+	for i, e := range entries {
+		j, ok := first[e.Key]
+		if !ok {
+			first[e.Key] = i
+			continue
+		}
+		if entries[j].Tenant != e.Tenant || entries[j].Scopes != e.Scopes {
+			return fmt.Errorf("authkeys: %s repeats the key of %s with another tenant or scopes", where(i), where(j))
+		}
+	}
+	return nil
+}
+
+// ParseList splits a comma-separated list of entries (the API_KEYS
+// format): each entry is a key, optionally followed by tenant= and scopes=
+// as in a keys file line (see ParseEntry), for example
+//
+//	API_KEYS=dynoai_aaa...,dynoai_bbb... tenant=shop-2 scopes=read
+//
+// Entries are trimmed of spaces and tabs; empty entries are dropped. A
+// malformed entry is a *ParseError naming its 1-based position in the list
+// and the byte offset in s; it never contains the key.
+func ParseList(s string) ([]Entry, error) {
+	var entries []Entry
 	off := 0
 	for n, piece := range strings.Split(s, ",") {
 		start := off
 		off += len(piece) + 1
-		trimmed := strings.Trim(piece, " \t\r\n")
-		if trimmed == "" {
+		if strings.Trim(piece, " \t\r\n") == "" {
 			continue
 		}
-		lead := len(piece) - len(strings.TrimLeft(piece, " \t\r\n"))
-		if i, r, bad := badKeyChar(trimmed); bad {
-			return nil, &ParseError{Entry: n + 1, Offset: start + lead + i, Char: r}
+		e, p := parseEntry(strings.TrimRight(piece, "\r\n"))
+		if p != nil {
+			return nil, &ParseError{Entry: n + 1, Offset: start + p.off, Char: p.char, Reason: p.reason}
 		}
-		if len(trimmed) > MaxKeyLen {
-			return nil, &ParseError{Entry: n + 1, Offset: start + lead, Reason: tooLong}
-		}
-		keys = append(keys, trimmed)
+		entries = append(entries, e)
 	}
-	return keys, nil
+	if err := checkRepeats(entries, func(i int) string { return fmt.Sprintf("entry %d", i+1) }); err != nil {
+		return nil, err
+	}
+	return entries, nil
 }
 
 // MaxFileBytes bounds the size of a keys file.
 const MaxFileBytes = 1 << 20
 
+// The lines that frame a keys file written whole (see ParseFile).
+const (
+	FileHeader  = "# dynoai-keys v1"
+	FileTrailer = "# end"
+)
+
 // ParseFile parses the contents of a keys file: an optional UTF-8 byte-order
-// mark, then one key per line (LF or CRLF). Each line is trimmed; blank lines
-// and lines starting with '#' after trimming are skipped. Any other line must
-// be a single key of printable ASCII without spaces; anything else is a
-// *ParseError with the line, column and byte offset of the offending byte.
-func ParseFile(data []byte) ([]string, error) {
+// mark, then one entry per line (LF or CRLF; see ParseEntry for the entry
+// format). Each line is trimmed; blank lines and lines starting with '#'
+// after trimming are comments.
+//
+// A file is applied only when it parses whole:
+//
+//   - every entry line ends with a newline, so a file cut off in the middle
+//     of its last line is refused;
+//   - a file whose first line is FileHeader ("# dynoai-keys v1", as
+//     examples/keygen writes it) must have FileTrailer ("# end") as its last
+//     non-blank line, so a file cut off at any point is refused;
+//   - a key shorter than MinKeyLen, or given twice with different tenants
+//     or scopes, is refused.
+//
+// Problems are a *ParseError with the line, column and byte offset; they
+// never contain a key.
+func ParseFile(data []byte) ([]Entry, error) {
 	if len(data) > MaxFileBytes {
 		return nil, &ParseError{Offset: MaxFileBytes, Reason: fmt.Sprintf("keys file larger than %d bytes", MaxFileBytes)}
 	}
@@ -123,7 +258,13 @@ func ParseFile(data []byte) ([]string, error) {
 	if len(data) >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
 		off = 3
 	}
-	var keys []string
+	var (
+		entries   []Entry
+		lines     []int // line of each entry
+		framed    bool  // the header was seen
+		ended     int   // line of the trailer, 0 before it
+		firstText = true
+	)
 	line := 0
 	for off <= len(data) {
 		line++
@@ -133,24 +274,48 @@ func ParseFile(data []byte) ([]string, error) {
 		}
 		raw := string(data[off:end])
 		trimmed := strings.Trim(raw, " \t\r\v\f")
-		if trimmed != "" && trimmed[0] != '#' {
-			lead := len(raw) - len(strings.TrimLeft(raw, " \t\r\v\f"))
-			if i, r, bad := badKeyChar(trimmed); bad {
-				col := utf8.RuneCountInString(raw[:lead+i]) + 1
-				return nil, &ParseError{Line: line, Column: col, Offset: off + lead + i, Char: r}
+		lead := len(raw) - len(strings.TrimLeft(raw, " \t\r\v\f"))
+		col := func(i int) int { return utf8.RuneCountInString(raw[:i]) + 1 }
+		fail := func(at int, char rune, reason string) error {
+			return &ParseError{Line: line, Column: col(at), Offset: off + at, Char: char, Reason: reason}
+		}
+		switch {
+		case trimmed == "":
+		case end == len(data) && trimmed != FileTrailer:
+			// Whatever this last line is (an entry, a comment, the header), a
+			// writer that finished would have ended it with a newline.
+			return nil, fail(lead, 0, "the last line has no newline: the file looks cut off (end every line with a newline)")
+		case ended > 0:
+			return nil, fail(lead, 0, fmt.Sprintf("text after the %q line (line %d)", FileTrailer, ended))
+		case trimmed == FileHeader && firstText:
+			framed = true
+		case trimmed == FileTrailer && framed:
+			ended = line
+		case trimmed[0] == '#':
+		default:
+			e, p := parseEntry(trimmed)
+			if p != nil {
+				return nil, fail(lead+p.off, p.char, p.reason)
 			}
-			if len(trimmed) > MaxKeyLen {
-				col := utf8.RuneCountInString(raw[:lead]) + 1
-				return nil, &ParseError{Line: line, Column: col, Offset: off + lead, Reason: tooLong}
-			}
-			keys = append(keys, trimmed)
+			entries = append(entries, e)
+			lines = append(lines, line)
+		}
+		if trimmed != "" {
+			firstText = false
 		}
 		if end == len(data) {
 			break
 		}
 		off = end + 1
 	}
-	return keys, nil
+	if framed && ended == 0 {
+		return nil, &ParseError{Offset: len(data), Reason: fmt.Sprintf(
+			"the file starts with %q but has no %q line: it was cut off or not written whole", FileHeader, FileTrailer)}
+	}
+	if err := checkRepeats(entries, func(i int) string { return fmt.Sprintf("line %d", lines[i]) }); err != nil {
+		return nil, err
+	}
+	return entries, nil
 }
 
 // MaxKeyLen is the longest key accepted, in bytes. Longer keys are refused

@@ -18,6 +18,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// K pads a readable test key name to MinKeyLen characters: keys shorter
+// than that are refused (the predecessor's tests used "key1").
+func K(name string) string {
+	if len(name) >= MinKeyLen {
+		return name
+	}
+	return name + "-" + strings.Repeat("x", MinKeyLen-len(name)-1)
+}
+
+// mem builds a Memory of bare keys (own tenant, default scopes).
+func mem(t testing.TB, keys ...string) *Memory {
+	t.Helper()
+	entries := make([]Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = Entry{Key: k}
+	}
+	m, err := NewMemory(entries...)
+	require.NoError(t, err)
+	return m
+}
+
 // envMap is a lookup function over a map, standing in for the environment.
 type envMap map[string]string
 
@@ -83,38 +104,38 @@ func TestSpecConfig(t *testing.T) {
 		assert.Contains(t, err.Error(), EnvEnabled)
 	})
 	t.Run("3/19 API_KEYS=key1,key2,key3", func(t *testing.T) {
-		s, err := LoadEnv(envMap{EnvEnabled: "true", EnvKeys: "key1,key2,key3"}.lookup, FileOptions{})
+		s, err := LoadEnv(envMap{EnvEnabled: "true", EnvKeys: K("key1") + "," + K("key2") + "," + K("key3")}.lookup, FileOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, 3, s.Store.Len())
-		for _, k := range []string{"key1", "key2", "key3"} {
+		for _, k := range []string{K("key1"), K("key2"), K("key3")} {
 			assert.True(t, valid(t, s.Store, k), k)
 		}
-		assert.False(t, valid(t, s.Store, "invalid"))
+		assert.False(t, valid(t, s.Store, K("invalid")))
 	})
 	t.Run("4/21 keys file with comment and blank line", func(t *testing.T) {
-		p := writeFile(t, t.TempDir(), "keys.txt", "file_key1\nfile_key2\n# Comment line\n\nfile_key3\n")
+		p := writeFile(t, t.TempDir(), "keys.txt", K("file_key1")+"\n"+K("file_key2")+"\n# Comment line\n\n"+K("file_key3")+"\n")
 		s, err := LoadEnv(envMap{EnvKeysFile: p}.lookup, FileOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, 3, s.Store.Len())
-		for _, k := range []string{"file_key1", "file_key2", "file_key3"} {
+		for _, k := range []string{K("file_key1"), K("file_key2"), K("file_key3")} {
 			assert.True(t, valid(t, s.Store, k), k)
 		}
 		assert.False(t, valid(t, s.Store, "# Comment line"))
 		assert.False(t, valid(t, s.Store, "# comment line"))
 	})
 	t.Run("5/22 env and file union", func(t *testing.T) {
-		p := writeFile(t, t.TempDir(), "keys.txt", "file_key\n")
-		s, err := LoadEnv(envMap{EnvKeys: "env_key", EnvKeysFile: p}.lookup, FileOptions{})
+		p := writeFile(t, t.TempDir(), "keys.txt", K("file_key")+"\n")
+		s, err := LoadEnv(envMap{EnvKeys: K("env_key"), EnvKeysFile: p}.lookup, FileOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, 2, s.Store.Len())
-		assert.True(t, valid(t, s.Store, "env_key"))
-		assert.True(t, valid(t, s.Store, "file_key"))
+		assert.True(t, valid(t, s.Store, K("env_key")))
+		assert.True(t, valid(t, s.Store, K("file_key")))
 	})
 	t.Run("20 stored keys trimmed, presented key not", func(t *testing.T) {
-		s, err := LoadEnv(envMap{EnvKeys: " key1 , key2 , key3 "}.lookup, FileOptions{})
+		s, err := LoadEnv(envMap{EnvKeys: " " + K("key1") + " , " + K("key2") + " , " + K("key3") + " "}.lookup, FileOptions{})
 		require.NoError(t, err)
-		assert.True(t, valid(t, s.Store, "key1"))
-		assert.False(t, valid(t, s.Store, " key1 "))
+		assert.True(t, valid(t, s.Store, K("key1")))
+		assert.False(t, valid(t, s.Store, " "+K("key1")+" "))
 	})
 	t.Run("keys file set but missing is a startup error", func(t *testing.T) {
 		_, err := LoadEnv(envMap{EnvKeysFile: filepath.Join(t.TempDir(), "nope")}.lookup, FileOptions{})
@@ -126,20 +147,22 @@ func TestSpecConfig(t *testing.T) {
 func TestSpecValidate(t *testing.T) {
 	ctx := context.Background()
 	t.Run("7 enabled + valid_key", func(t *testing.T) {
-		id, err := NewMemory("valid_key").Verify(ctx, "valid_key")
+		id, err := mem(t, K("valid_key")).Verify(ctx, K("valid_key"))
 		require.NoError(t, err)
-		assert.Equal(t, IDOf("valid_key"), id)
+		assert.Equal(t, IDOf(K("valid_key")), id.ID)
+		assert.Equal(t, OwnTenant(id.ID), id.Tenant, "a bare key is its own tenant")
+		assert.Equal(t, DefaultScopes, id.Scopes, "with read, analyze and apply")
 	})
 	t.Run("8 invalid and empty rejected", func(t *testing.T) {
-		m := NewMemory("valid_key")
-		_, err := m.Verify(ctx, "invalid_key")
+		m := mem(t, K("valid_key"))
+		_, err := m.Verify(ctx, K("invalid_key"))
 		assert.ErrorIs(t, err, ErrInvalid)
 		_, err = m.Verify(ctx, "")
 		assert.ErrorIs(t, err, ErrMissing)
 	})
 	t.Run("zero keys fail closed", func(t *testing.T) {
-		for _, s := range []KeyStore{NewMemory(), &Memory{}, NewMulti(), NewMulti(NewMemory())} {
-			_, err := s.Verify(ctx, "anything")
+		for _, s := range []KeyStore{mem(t), &Memory{}, NewMulti(), NewMulti(mem(t))} {
+			_, err := s.Verify(ctx, K("anything"))
 			assert.ErrorIs(t, err, ErrNoKeys)
 			assert.ErrorIs(t, err, ErrInvalid)
 		}
@@ -147,33 +170,33 @@ func TestSpecValidate(t *testing.T) {
 	t.Run("16/30 no global: stores are independent", func(t *testing.T) {
 		// The predecessor had a singleton with a reset hook; here each
 		// store is a value and "reset" is building a new one.
-		a, b := NewMemory("k1"), NewMemory("k1")
-		a.Set("k2")
-		assert.True(t, valid(t, b, "k1"))
-		assert.False(t, valid(t, a, "k1"))
+		a, b := mem(t, K("k1")), mem(t, K("k1"))
+		require.NoError(t, a.Set(Entry{Key: K("k2")}))
+		assert.True(t, valid(t, b, K("k1")))
+		assert.False(t, valid(t, a, K("k1")))
 	})
 	t.Run("25 reload after env change", func(t *testing.T) {
-		env := envMap{EnvKeys: "key1"}
+		env := envMap{EnvKeys: K("key1")}
 		e, err := NewEnv("", env.lookup)
 		require.NoError(t, err)
-		assert.False(t, valid(t, e, "key2"))
-		env[EnvKeys] = "key1,key2"
+		assert.False(t, valid(t, e, K("key2")))
+		env[EnvKeys] = K("key1") + "," + K("key2")
 		n, err := e.Reload(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 2, n)
-		assert.True(t, valid(t, e, "key2"))
+		assert.True(t, valid(t, e, K("key2")))
 	})
 	t.Run("10 reload of a rewritten file", func(t *testing.T) {
 		dir := t.TempDir()
-		p := writeFile(t, dir, "keys.txt", "initial_key\n")
+		p := writeFile(t, dir, "keys.txt", K("initial_key")+"\n")
 		f, err := OpenFile(p, FileOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, 1, f.Len())
-		writeFile(t, dir, "keys.txt", "initial_key\nnew_key")
+		writeFile(t, dir, "keys.txt", K("initial_key")+"\n"+K("new_key")+"\n")
 		n, err := f.Reload(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 2, n)
-		assert.True(t, valid(t, f, "new_key"))
+		assert.True(t, valid(t, f, K("new_key")))
 	})
 }
 
@@ -201,12 +224,12 @@ func TestSpecGenerate(t *testing.T) {
 }
 
 func TestSpecMiddleware(t *testing.T) {
-	store := NewMemory("key1", "key2", "key3")
+	store := mem(t, K("key1"), K("key2"), K("key3"))
 	protected := Middleware(store, Options{})(successHandler)
 
 	t.Run("6/11/23/26 disabled passes everything", func(t *testing.T) {
 		h := Middleware(store, Options{Disabled: true})(successHandler)
-		for _, hdr := range []map[string]string{nil, {HeaderAPIKey: "any_key"}, {HeaderAPIKey: ""}} {
+		for _, hdr := range []map[string]string{nil, {HeaderAPIKey: K("any_key")}, {HeaderAPIKey: ""}} {
 			rec := do(t, h, http.MethodPost, hdr)
 			assert.Equal(t, http.StatusOK, rec.Code)
 			assert.JSONEq(t, `{"message":"success"}`, rec.Body.String())
@@ -225,23 +248,23 @@ func TestSpecMiddleware(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, rec.Code)
 	})
 	t.Run("13 invalid key -> 403 INVALID_API_KEY", func(t *testing.T) {
-		rec := do(t, protected, http.MethodGet, map[string]string{HeaderAPIKey: "invalid_key"})
+		rec := do(t, protected, http.MethodGet, map[string]string{HeaderAPIKey: K("invalid_key")})
 		assert.Equal(t, http.StatusForbidden, rec.Code)
 		assert.Equal(t, CodeInvalidAPIKey, envelope(t, rec).Code)
 	})
 	t.Run("14/17/26 each valid key, GET and POST -> 200", func(t *testing.T) {
-		for _, k := range []string{"key1", "key2", "key3"} {
+		for _, k := range []string{K("key1"), K("key2"), K("key3")} {
 			for _, m := range []string{http.MethodGet, http.MethodPost} {
 				rec := do(t, protected, m, map[string]string{HeaderAPIKey: k})
 				assert.Equal(t, http.StatusOK, rec.Code, k)
 				assert.JSONEq(t, `{"message":"success"}`, rec.Body.String())
 			}
 		}
-		rec := do(t, protected, http.MethodGet, map[string]string{HeaderAPIKey: "invalid"})
+		rec := do(t, protected, http.MethodGet, map[string]string{HeaderAPIKey: K("invalid")})
 		assert.Equal(t, http.StatusForbidden, rec.Code)
 	})
 	t.Run("26 undecorated route unaffected", func(t *testing.T) {
-		rec := do(t, successHandler, http.MethodPost, map[string]string{HeaderAPIKey: "invalid"})
+		rec := do(t, successHandler, http.MethodPost, map[string]string{HeaderAPIKey: K("invalid")})
 		assert.Equal(t, http.StatusOK, rec.Code)
 	})
 	t.Run("27/28 which routes need a key", func(t *testing.T) {
@@ -256,9 +279,9 @@ func TestSpecMiddleware(t *testing.T) {
 			{http.MethodOptions, "", http.StatusOK},
 			{http.MethodPost, "", http.StatusUnauthorized},
 			{http.MethodPost, "wrong", http.StatusForbidden},
-			{http.MethodPost, "key2", http.StatusOK},
+			{http.MethodPost, K("key2"), http.StatusOK},
 			{http.MethodDelete, "", http.StatusUnauthorized},
-			{http.MethodPut, "key1", http.StatusOK},
+			{http.MethodPut, K("key1"), http.StatusOK},
 		} {
 			rec := do(t, h, tc.method, map[string]string{HeaderAPIKey: tc.key})
 			assert.Equal(t, tc.want, rec.Code, "%s key=%q", tc.method, tc.key)

@@ -5,19 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
 
 // KeyStore verifies presented API keys.
 //
-// Verify returns the [KeyID] of a valid key; otherwise an error that
+// Verify returns the [Identity] of a valid key (its id, tenant and scopes);
+// otherwise an error that
 // errors.Is [ErrMissing] (empty key), [ErrNoKeys] (the store is empty, which
 // also matches ErrInvalid) or [ErrInvalid]. The presented key is compared
 // exactly as given: it is not trimmed. Implementations are safe for
 // concurrent use.
 type KeyStore interface {
-	Verify(ctx context.Context, presented string) (KeyID, error)
+	Verify(ctx context.Context, presented string) (Identity, error)
 	// Len returns the number of distinct keys currently held.
 	Len() int
 }
@@ -37,7 +39,7 @@ type Watcher interface {
 
 // digestVerifier lets Multi hash a presented key once for all its stores.
 type digestVerifier interface {
-	verifyDigest(d *Digest) (KeyID, error)
+	verifyDigest(d *Digest) (Identity, error)
 }
 
 // holder is the atomically swapped key set shared by the stores.
@@ -52,7 +54,7 @@ func (h *holder) load() *keySet {
 
 func (h *holder) Len() int { return len(h.load().digests) }
 
-func (h *holder) verifyDigest(d *Digest) (KeyID, error) { return h.load().verifyDigest(d) }
+func (h *holder) verifyDigest(d *Digest) (Identity, error) { return h.load().verifyDigest(d) }
 
 // Memory is a KeyStore whose keys are set in code. The zero value holds no
 // keys and is ready to use.
@@ -61,36 +63,72 @@ type Memory struct {
 	mu sync.Mutex // serialises Set, Add and Remove
 }
 
-// NewMemory returns a Memory holding keys (empty strings are ignored; keys
-// longer than MaxKeyLen are kept but can never verify).
-func NewMemory(keys ...string) *Memory {
+// NewMemory returns a Memory holding entries. A key outside
+// MinKeyLen..MaxKeyLen, with a character that may not appear in a key, an
+// invalid tenant, or given twice with different tenants or scopes is an
+// error naming the entry's position (never the key).
+func NewMemory(entries ...Entry) (*Memory, error) {
 	m := &Memory{}
-	m.Set(keys...)
-	return m
+	if err := m.Set(entries...); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
-// Set replaces every key of m atomically.
-func (m *Memory) Set(keys ...string) {
+// checkEntries validates entries given in code as ParseEntry would.
+func checkEntries(entries []Entry) error {
+	for i, e := range entries {
+		if _, p := parseEntry(e.Key); p != nil || strings.ContainsAny(e.Key, " \t") {
+			reason := "not a single key"
+			if p != nil {
+				reason = p.reason
+				if reason == "" {
+					reason = fmt.Sprintf("character %U is not allowed in a key", p.char)
+				}
+			}
+			return fmt.Errorf("authkeys: entry %d: %s", i+1, reason)
+		}
+		if e.Tenant != "" && !ValidTenant(e.Tenant) {
+			return fmt.Errorf("authkeys: entry %d: tenant %q: want 1 to 64 of [A-Za-z0-9._:-], starting with a letter or digit", i+1, e.Tenant)
+		}
+		if e.Scopes&^(ScopeRead|ScopeAnalyze|ScopeApply|ScopeAdmin) != 0 {
+			return fmt.Errorf("authkeys: entry %d: unknown scope bits %#x", i+1, uint8(e.Scopes))
+		}
+	}
+	return checkRepeats(entries, func(i int) string { return fmt.Sprintf("entry %d", i+1) })
+}
+
+// Set replaces every key of m atomically. On error m is unchanged.
+func (m *Memory) Set(entries ...Entry) error {
+	if err := checkEntries(entries); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.p.Store(newKeySet(nonEmpty(keys)))
+	m.p.Store(newKeySet(entries))
+	return nil
 }
 
-// Add adds keys to m atomically.
-func (m *Memory) Add(keys ...string) {
+// Add adds entries to m atomically (a key m already holds keeps its
+// identity). On error m is unchanged.
+func (m *Memory) Add(entries ...Entry) error {
+	if err := checkEntries(entries); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.load()
-	next := &keySet{digests: append([]Digest(nil), old.digests...), ids: append([]KeyID(nil), old.ids...)}
-	for _, k := range nonEmpty(keys) {
-		d := DigestOf(k)
+	next := &keySet{digests: append([]Digest(nil), old.digests...), idents: append([]Identity(nil), old.idents...)}
+	for _, e := range entries {
+		d := DigestOf(e.Key)
 		if _, ok := next.match(&d); ok {
 			continue
 		}
 		next.digests = append(next.digests, d)
-		next.ids = append(next.ids, d.ID())
+		next.idents = append(next.idents, e.identity(d.ID()))
 	}
 	m.p.Store(next)
+	return nil
 }
 
 // Remove removes the key with the given id, reporting whether it was there.
@@ -100,38 +138,29 @@ func (m *Memory) Remove(id KeyID) bool {
 	old := m.load()
 	next := &keySet{}
 	found := false
-	for i, kid := range old.ids {
-		if kid == id {
+	for i, ident := range old.idents {
+		if ident.ID == id {
 			found = true
 			continue
 		}
 		next.digests = append(next.digests, old.digests[i])
-		next.ids = append(next.ids, kid)
+		next.idents = append(next.idents, ident)
 	}
 	m.p.Store(next)
 	return found
 }
 
 // Verify implements KeyStore.
-func (m *Memory) Verify(_ context.Context, presented string) (KeyID, error) {
+func (m *Memory) Verify(_ context.Context, presented string) (Identity, error) {
 	return m.load().verify(presented)
-}
-
-func nonEmpty(keys []string) []string {
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if k != "" {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // EnvVar is the environment variable [Env] reads by default.
 const EnvVar = "API_KEYS"
 
-// Env is a KeyStore reading a comma-separated key list from an environment
-// variable (see [ParseList]) when created and on every Reload.
+// Env is a KeyStore reading a comma-separated list of entries (keys with
+// optional tenant and scopes) from an environment variable (see
+// [ParseList]) when created and on every Reload.
 type Env struct {
 	holder
 	name   string
@@ -163,17 +192,17 @@ func (e *Env) Reload(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v, _ := e.lookup(e.name)
-	keys, err := ParseList(v)
+	entries, err := ParseList(v)
 	if err != nil {
 		return e.Len(), fmt.Errorf("authkeys: environment variable %s: %w", e.name, err)
 	}
-	s := newKeySet(keys)
+	s := newKeySet(entries)
 	e.p.Store(s)
 	return len(s.digests), nil
 }
 
 // Verify implements KeyStore.
-func (e *Env) Verify(_ context.Context, presented string) (KeyID, error) {
+func (e *Env) Verify(_ context.Context, presented string) (Identity, error) {
 	return e.load().verify(presented)
 }
 
@@ -209,26 +238,26 @@ func (m *Multi) Len() int {
 }
 
 // Verify implements KeyStore.
-func (m *Multi) Verify(ctx context.Context, presented string) (KeyID, error) {
+func (m *Multi) Verify(ctx context.Context, presented string) (Identity, error) {
 	if presented == "" {
-		return "", ErrMissing
+		return Identity{}, ErrMissing
 	}
 	if len(presented) > MaxKeyLen {
 		if m.Len() == 0 {
-			return "", ErrNoKeys
+			return Identity{}, ErrNoKeys
 		}
-		return "", ErrInvalid
+		return Identity{}, ErrInvalid
 	}
 	d := DigestOf(presented)
 	var (
-		id       KeyID
+		id       Identity
 		ok       bool
 		failure  error // a store failure other than "not this key"
 		haveKeys bool
 	)
 	for _, s := range m.stores {
 		var (
-			kid KeyID
+			kid Identity
 			err error
 		)
 		if dv, isDV := s.(digestVerifier); isDV {
@@ -254,11 +283,11 @@ func (m *Multi) Verify(ctx context.Context, presented string) (KeyID, error) {
 	case ok:
 		return id, nil
 	case failure != nil:
-		return "", failure
+		return Identity{}, failure
 	case !haveKeys:
-		return "", ErrNoKeys
+		return Identity{}, ErrNoKeys
 	}
-	return "", ErrInvalid
+	return Identity{}, ErrInvalid
 }
 
 // Reload reloads every store that is a [Reloader] and returns the new total

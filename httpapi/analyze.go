@@ -87,21 +87,33 @@ func (s *Server) reserve() *Error {
 	return nil
 }
 
+// accepting explains, without taking anything, why no analysis can be
+// accepted now (starting or shutting down); nil when they can.
+func (s *Server) accepting() *Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.draining {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the server is not accepting analyses (starting or shutting down)",
+			Details: map[string]any{"retry_after_seconds": 5}}
+	}
+	return nil
+}
+
+// handleAnalyze stores an uploaded log and queues its analysis. The upload
+// is read (at a minimum rate, see uploadBody), stored and checked before an
+// analysis slot is taken: a slow or broken upload never holds a slot.
 func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
-	if herr := s.reserve(); herr != nil {
+	if herr := s.accepting(); herr != nil {
 		return herr
 	}
-	queued := false
-	defer func() {
-		if !queued {
-			s.inFlight.Add(-1)
-		}
-	}()
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "multipart/form-data" {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia,
 			Message: "send multipart/form-data with the log in a field named file"}
 	}
+	body := s.newUploadBody(w, r)
+	r.Body = body
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return badRequest("malformed multipart body: " + err.Error())
@@ -109,35 +121,27 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	form := map[string]string{}
 	var (
 		blob     runstore.Blob
+		storedAt time.Time
 		haveFile bool
 		filename string
 	)
-	cleanup := func() {
-		if haveFile {
-			_ = s.cfg.Files.Delete(context.WithoutCancel(r.Context()), blob.Key)
-		}
-	}
 	for n := 0; ; n++ {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			cleanup()
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
+			if uerr := uploadError(err, body); uerr != err || isMultipartEOF(err) {
+				return uerr
 			}
 			return badRequest("malformed multipart body: " + err.Error())
 		}
 		if n >= maxFormFields {
-			cleanup()
 			return badRequest(fmt.Sprintf("too many form parts (at most %d)", maxFormFields))
 		}
 		field := part.FormName()
 		if field == "file" {
 			if haveFile {
-				cleanup()
 				return badRequest("more than one file part")
 			}
 			name, herr := uploadName(part.FileName())
@@ -146,26 +150,22 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 			}
 			b, err := s.storeUpload(r.Context(), part)
 			if err != nil {
-				return err
+				return uploadError(err, body)
 			}
-			blob, haveFile, filename = b, true, name
+			blob, storedAt, haveFile, filename = b, time.Now(), true, name
 			continue
 		}
 		if field == "" {
-			cleanup()
 			return badRequest("form part without a name")
 		}
 		v, err := io.ReadAll(io.LimitReader(part, maxFormValue+1))
 		if err != nil {
-			cleanup()
-			return err
+			return uploadError(err, body)
 		}
 		if len(v) > maxFormValue {
-			cleanup()
 			return invalid(field, fmt.Sprintf("field %q is longer than %d bytes", field, maxFormValue))
 		}
 		if _, dup := form[field]; dup {
-			cleanup()
 			return invalid(field, fmt.Sprintf("field %q given twice", field))
 		}
 		form[field] = string(v)
@@ -175,7 +175,6 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	}
 	opts, err := ParseAnalysisOptions(form)
 	if err != nil {
-		cleanup()
 		var oe *OptionError
 		if errors.As(err, &oe) {
 			return invalid(oe.Field, err.Error())
@@ -183,20 +182,27 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.checkLog(r.Context(), blob, filename, opts); err != nil {
-		cleanup()
 		return err
 	}
+	// Only now, with the log stored and readable, take an analysis slot.
+	if herr := s.reserve(); herr != nil {
+		return herr
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			s.inFlight.Add(-1)
+		}
+	}()
 	settings, _ := json.Marshal(opts)
-	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Source: runstore.SourceUpload, Filename: filename,
+	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Tenant: s.viewerOf(r).owner, Source: runstore.SourceUpload, Filename: filename,
 		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings})
 	if err != nil {
-		cleanup()
 		return err
 	}
-	input, err := s.cfg.Runs.AddFile(r.Context(), run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
-		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key})
+	input, err := runstore.Record(r.Context(), s.cfg.Runs, run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
+		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}, storedAt)
 	if err != nil {
-		cleanup()
 		s.failRun(run, "upload", "STORE_ERROR", "the upload could not be recorded", err)
 		return err
 	}

@@ -112,6 +112,8 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia,
 			Message: "send multipart/form-data with the table in a field named file"}
 	}
+	body := s.newUploadBody(w, r)
+	r.Body = body
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return badRequest("malformed multipart body: " + err.Error())
@@ -120,13 +122,12 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 	var name string
 	for {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
+			if uerr := uploadError(err, body); uerr != err || isMultipartEOF(err) {
+				return uerr
 			}
 			return badRequest("malformed multipart body: " + err.Error())
 		}
@@ -142,7 +143,7 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 		}
 		data, err = io.ReadAll(io.LimitReader(part, ve.MaxTableBytes+1))
 		if err != nil {
-			return err
+			return uploadError(err, body)
 		}
 		if len(data) > ve.MaxTableBytes {
 			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
@@ -262,6 +263,30 @@ func (s *Server) handleDryRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// latestApply returns the cylinder's latest apply record, nil for none.
+func latestApply(records []runstore.Apply, cyl string) *runstore.Apply {
+	for i := len(records) - 1; i >= 0; i-- {
+		if records[i].Cylinder == cyl {
+			return &records[i]
+		}
+	}
+	return nil
+}
+
+// applyConflict maps a lost race on a cylinder's apply chain to 409.
+func applyConflict(err error, cyl string) error {
+	if errors.Is(err, runstore.ErrConflict) {
+		return &Error{Status: http.StatusConflict, Code: CodeConflict,
+			Message: "cylinder " + cyl + " was applied or rolled back concurrently; reload and retry", Err: err}
+	}
+	return storeError(err, "Run", "")
+}
+
+// handleApply applies a run's corrections for one cylinder to a base table.
+// The applied table, the effective correction and the manifest are stored
+// as one unit (runstore.CommitApply): the contents are written and synced
+// first, then one transaction records them with the apply, so a crash
+// leaves either the previous state or the new one.
 func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) error {
 	run, req, cyl, base, corr, err := s.prepareApply(r)
 	if err != nil {
@@ -269,6 +294,14 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) error {
 	}
 	unlock := s.runLocks.lock(run.ID)
 	defer unlock()
+	records, err := s.cfg.Runs.Applies(r.Context(), run.ID)
+	if err != nil {
+		return storeError(err, "Run", run.ID)
+	}
+	var parent int64
+	if head := latestApply(records, cyl); head != nil {
+		parent = head.ID
+	}
 	a, err := s.apply(base, corr, req, run.Settings)
 	if err != nil {
 		return err
@@ -285,24 +318,19 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var out []runstore.File
-	for _, f := range []struct {
-		name, ct string
-		data     []byte
-	}{
-		{"VE_Applied_" + cyl + ".csv", "text/csv", applied},
-		{"VE_Effective_" + cyl + ".csv", "text/csv", eff},
-		{"VE_Apply_" + cyl + ".manifest.json", "application/json", man},
-	} {
-		rf, err := runstore.Attach(r.Context(), s.cfg.Runs, s.cfg.Files, run.ID, f.name, f.ct, bytes.NewReader(f.data))
-		if err != nil {
-			return storeError(err, "Run", run.ID)
-		}
-		out = append(out, rf)
+	rec, err := runstore.CommitApply(r.Context(), s.cfg.Runs, s.cfg.Files, run.ID,
+		runstore.NewApply{Cylinder: cyl, Kind: runstore.ApplyKindApply, Parent: parent},
+		[]runstore.Content{
+			{Name: "VE_Applied_" + cyl + ".csv", ContentType: "text/csv", Data: applied},
+			{Name: "VE_Effective_" + cyl + ".csv", ContentType: "text/csv", Data: eff},
+			{Name: "VE_Apply_" + cyl + ".manifest.json", ContentType: "application/json", Data: man},
+		})
+	if err != nil {
+		return applyConflict(err, cyl)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl,
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl, "apply_id": rec.ID,
 		"applied_at": a.Manifest.AppliedAt, "cells_modified": a.Manifest.CellsChanged,
-		"manifest": a.Manifest, "files": viewFiles(out)})
+		"manifest": a.Manifest, "files": viewFiles(rec.Files)})
 	return nil
 }
 
@@ -310,6 +338,10 @@ type rollbackRequest struct {
 	Cylinder string `json:"cylinder"`
 }
 
+// handleRollback undoes the cylinder's latest apply, restoring its base
+// table exactly (ve.Rollback checks every hash of the manifest). The three
+// files come from one apply record, never from different applies; the
+// restored table is recorded as a rollback in one transaction.
 func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 	run, err := s.getRun(r.Context(), r)
 	if err != nil {
@@ -325,19 +357,37 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 	}
 	unlock := s.runLocks.lock(run.ID)
 	defer unlock()
-	files, err := s.cfg.Runs.Files(r.Context(), run.ID)
+	records, err := s.cfg.Runs.Applies(r.Context(), run.ID)
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	af, ok1 := latestNamed(files, "VE_Applied_"+cyl+".csv")
-	ef, ok2 := latestNamed(files, "VE_Effective_"+cyl+".csv")
-	mf, ok3 := latestNamed(files, "VE_Apply_"+cyl+".manifest.json")
-	if !ok1 || !ok2 || !ok3 {
-		return invalid("cylinder", "No VE corrections have been applied to this run for cylinder "+cyl)
-	}
-	if rf, ok := latestNamed(files, "VE_Restored_"+cyl+".csv"); ok && rf.ID > mf.ID {
-		return &Error{Status: http.StatusConflict, Code: CodeConflict,
-			Message: "the latest apply for cylinder " + cyl + " was already rolled back"}
+	var af, ef, mf runstore.File
+	var parent int64
+	if head := latestApply(records, cyl); head != nil {
+		if head.Kind != runstore.ApplyKindApply {
+			return &Error{Status: http.StatusConflict, Code: CodeConflict,
+				Message: "the latest apply for cylinder " + cyl + " was already rolled back"}
+		}
+		af, ef, mf, parent = head.Files[0], head.Files[1], head.Files[2], head.ID
+	} else {
+		// Applies made before apply records existed: the latest files by
+		// name, as they were found then; the manifest's hashes refuse a
+		// mixture of different applies.
+		files, err := s.cfg.Runs.Files(r.Context(), run.ID)
+		if err != nil {
+			return storeError(err, "Run", run.ID)
+		}
+		var ok1, ok2, ok3 bool
+		af, ok1 = latestNamed(files, "VE_Applied_"+cyl+".csv")
+		ef, ok2 = latestNamed(files, "VE_Effective_"+cyl+".csv")
+		mf, ok3 = latestNamed(files, "VE_Apply_"+cyl+".manifest.json")
+		if !ok1 || !ok2 || !ok3 {
+			return invalid("cylinder", "No VE corrections have been applied to this run for cylinder "+cyl)
+		}
+		if rf, ok := latestNamed(files, "VE_Restored_"+cyl+".csv"); ok && rf.ID > mf.ID {
+			return &Error{Status: http.StatusConflict, Code: CodeConflict,
+				Message: "the latest apply for cylinder " + cyl + " was already rolled back"}
+		}
 	}
 	applied, err := s.readTable(r.Context(), run.ID, af)
 	if err != nil {
@@ -366,12 +416,14 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rf, err := runstore.Attach(r.Context(), s.cfg.Runs, s.cfg.Files, run.ID, "VE_Restored_"+cyl+".csv", "text/csv", bytes.NewReader(data))
+	rec, err := runstore.CommitApply(r.Context(), s.cfg.Runs, s.cfg.Files, run.ID,
+		runstore.NewApply{Cylinder: cyl, Kind: runstore.ApplyKindRollback, Parent: parent},
+		[]runstore.Content{{Name: "VE_Restored_" + cyl + ".csv", ContentType: "text/csv", Data: data}})
 	if err != nil {
-		return storeError(err, "Run", run.ID)
+		return applyConflict(err, cyl)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl,
-		"rolled_back_at": s.cfg.Now().UTC(), "base_sha256": m.BaseSHA256, "file": viewFiles([]runstore.File{rf})[0]})
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl, "apply_id": rec.ID,
+		"rolled_back_at": s.cfg.Now().UTC(), "base_sha256": m.BaseSHA256, "file": viewFiles(rec.Files)[0]})
 	return nil
 }
 

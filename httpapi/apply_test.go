@@ -3,8 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dynoai/dynoai/runstore"
@@ -141,10 +145,9 @@ func TestApplyDryRunRollback(t *testing.T) {
 			assert.Equal(t, 400, r.code, "%s: %s", name, r.body)
 		}
 	})
-	t.Run("tampered apply refuses rollback", func(t *testing.T) {
+	t.Run("a file attached later under the same name does not change what rollback undoes", func(t *testing.T) {
 		ap := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": baseID, "cylinder": "rear"}, nil)
 		require.Equal(t, 200, ap.code, "body %s", ap.body)
-		// Replace the applied table with an edited copy under the same name.
 		files, err := e.runs.Files(context.Background(), run.ID)
 		require.NoError(t, err)
 		f, ok := latestNamed(files, "VE_Applied_Rear.csv")
@@ -159,9 +162,99 @@ func TestApplyDryRunRollback(t *testing.T) {
 		_, err = runstore.Attach(context.Background(), e.runs, e.files, run.ID, "VE_Applied_Rear.csv", "text/csv", bytes.NewReader(edited))
 		require.NoError(t, err)
 		r := e.postJSON(t, "/api/runs/"+run.ID+"/rollback", map[string]any{"cylinder": "rear"}, nil)
-		assert.Equal(t, 409, r.code, "body %s", r.body)
-		assert.Equal(t, CodeConflict, r.errCode(t))
+		require.Equal(t, 200, r.code, "body %s", r.body)
+		restored := e.get(t, r.json(t)["file"].(map[string]any)["url"].(string)).body
+		rt, err := ve.ReadTableCSV(bytes.NewReader(restored), "restored")
+		require.NoError(t, err)
+		bt, err := ve.ReadTableCSV(bytes.NewReader(base), "base")
+		require.NoError(t, err)
+		assert.Equal(t, bt.Hash(), rt.Hash())
 	})
+	t.Run("corrupted contents refuse rollback and record nothing", func(t *testing.T) {
+		ap := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": baseID, "cylinder": "rear",
+			"comment": "second"}, nil)
+		require.Equal(t, 200, ap.code, "body %s", ap.body)
+		before, err := e.runs.Applies(context.Background(), run.ID)
+		require.NoError(t, err)
+		head := before[len(before)-1]
+		require.True(t, e.files.Corrupt(head.Files[2].StorageKey))
+		r := e.postJSON(t, "/api/runs/"+run.ID+"/rollback", map[string]any{"cylinder": "rear"}, nil)
+		assert.Equal(t, 500, r.code, "body %s", r.body)
+		assert.Equal(t, CodeChecksum, r.errCode(t))
+		after, err := e.runs.Applies(context.Background(), run.ID)
+		require.NoError(t, err)
+		assert.Equal(t, before, after)
+	})
+}
+
+// failingPuts is a file store whose Put fails from the n-th call on, like a
+// disk filling up in the middle of an apply.
+type failingPuts struct {
+	*runstore.MemFileStore
+	n, calls atomic.Int64
+}
+
+func (f *failingPuts) Put(ctx context.Context, r io.Reader) (runstore.Blob, error) {
+	if f.calls.Add(1) >= f.n.Load() && f.n.Load() > 0 {
+		return runstore.Blob{}, errors.New("no space left on device")
+	}
+	return f.MemFileStore.Put(ctx, r)
+}
+
+// TestApplyFailureLeavesPreviousState: an apply interrupted after storing
+// some of its files (the finding left runs with applied table, effective
+// correction and manifest from different applies, and rollback refused with
+// a hash mismatch) changes nothing: no file of it is recorded, and the
+// previous apply still rolls back exactly.
+func TestApplyFailureLeavesPreviousState(t *testing.T) {
+	files := &failingPuts{MemFileStore: runstore.NewMemFileStore()}
+	e := newEnv(t, func(c *Config) { c.Files = files })
+	e.files = files.MemFileStore
+	run := e.analyze(t, nil)
+	require.Equal(t, runstore.StatusCompleted, run.Status)
+	vd := e.get(t, "/api/ve-data/"+run.ID).json(t)
+	var rpm, mp []float64
+	for _, v := range vd["rpm"].([]any) {
+		rpm = append(rpm, v.(float64))
+	}
+	for _, v := range vd["load"].([]any) {
+		mp = append(mp, v.(float64))
+	}
+	base := baseTable(t, rpm, mp)
+	up := e.uploadTable(t, run.ID, "base.csv", base)
+	require.Equal(t, http.StatusCreated, up.code, "body %s", up.body)
+	baseID := int64(up.json(t)["file"].(map[string]any)["id"].(float64))
+	ap := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": baseID, "comment": "first"}, nil)
+	require.Equal(t, 200, ap.code, "body %s", ap.body)
+	filesBefore, err := e.runs.Files(context.Background(), run.ID)
+	require.NoError(t, err)
+
+	// A second apply on another base fails at its second or third file.
+	other := baseTable(t, rpm, mp)
+	other = bytes.Replace(other, []byte("40.00"), []byte("41.00"), 1)
+	up = e.uploadTable(t, run.ID, "base2.csv", other)
+	require.Equal(t, http.StatusCreated, up.code, "body %s", up.body)
+	base2 := int64(up.json(t)["file"].(map[string]any)["id"].(float64))
+	filesBefore, err = e.runs.Files(context.Background(), run.ID)
+	require.NoError(t, err)
+	for _, failAt := range []int64{2, 3} {
+		files.calls.Store(0)
+		files.n.Store(failAt)
+		r := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": base2, "comment": "second"}, nil)
+		assert.Equal(t, 500, r.code, "body %s", r.body)
+		files.n.Store(0)
+		after, err := e.runs.Files(context.Background(), run.ID)
+		require.NoError(t, err)
+		assert.Equal(t, filesBefore, after, "no file of the failed apply is recorded")
+	}
+	rb := e.postJSON(t, "/api/runs/"+run.ID+"/rollback", map[string]any{"cylinder": "front"}, nil)
+	require.Equal(t, 200, rb.code, "the earlier apply still rolls back: %s", rb.body)
+	restored := e.get(t, rb.json(t)["file"].(map[string]any)["url"].(string)).body
+	rt, err := ve.ReadTableCSV(bytes.NewReader(restored), "restored")
+	require.NoError(t, err)
+	bt, err := ve.ReadTableCSV(bytes.NewReader(base), "base")
+	require.NoError(t, err)
+	assert.Equal(t, bt.Hash(), rt.Hash())
 }
 
 func TestApplyNeedsCompletedRun(t *testing.T) {
@@ -171,4 +264,45 @@ func TestApplyNeedsCompletedRun(t *testing.T) {
 	r := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": 1}, nil)
 	assert.Equal(t, 409, r.code)
 	assert.Equal(t, CodeConflict, r.errCode(t))
+}
+
+// TestLegacyApplyRollsBack: an apply made before apply records existed
+// (three files attached by name) still rolls back exactly once.
+func TestLegacyApplyRollsBack(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	run := e.analyze(t, nil)
+	files, err := e.runs.Files(ctx, run.ID)
+	require.NoError(t, err)
+	cf, ok := latestNamed(files, "VE_Multiplier_Front.csv")
+	require.True(t, ok)
+	_, data, err := runstore.ReadFile(ctx, e.runs, e.files, run.ID, cf.ID)
+	require.NoError(t, err)
+	corr, err := ve.ReadTableCSV(bytes.NewReader(data), cf.Name)
+	require.NoError(t, err)
+	base := baseTable(t, corr.RPM, corr.MAP)
+	bt, err := ve.ReadTableCSV(bytes.NewReader(base), "base")
+	require.NoError(t, err)
+	a, err := ve.Apply(bt, corr, ve.ApplyOptions{})
+	require.NoError(t, err)
+	applied, err := writeTable(a.Table)
+	require.NoError(t, err)
+	eff, err := writeTable(a.Effective)
+	require.NoError(t, err)
+	man, err := json.Marshal(a.Manifest)
+	require.NoError(t, err)
+	for name, d := range map[string][]byte{"VE_Applied_Front.csv": applied, "VE_Effective_Front.csv": eff, "VE_Apply_Front.manifest.json": man} {
+		_, err := runstore.Attach(ctx, e.runs, e.files, run.ID, name, "text/csv", bytes.NewReader(d))
+		require.NoError(t, err)
+	}
+	rb := e.postJSON(t, "/api/runs/"+run.ID+"/rollback", map[string]any{"cylinder": "front"}, nil)
+	require.Equal(t, 200, rb.code, "body %s", rb.body)
+	rt, err := ve.ReadTableCSV(bytes.NewReader(e.get(t, rb.json(t)["file"].(map[string]any)["url"].(string)).body), "r")
+	require.NoError(t, err)
+	assert.Equal(t, bt.Hash(), rt.Hash())
+	recs, err := e.runs.Applies(ctx, run.ID)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, runstore.ApplyKindRollback, recs[0].Kind)
+	assert.Equal(t, 409, e.postJSON(t, "/api/runs/"+run.ID+"/rollback", map[string]any{"cylinder": "front"}, nil).code)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/dynoai/dynoai/ve"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -21,7 +22,10 @@ func benchServer(b *testing.B, auth bool, mutate ...func(*Config)) (*Server, run
 	cfg := Config{Runs: runs, Files: runstore.NewMemFileStore(),
 		RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}}}
 	if auth {
-		cfg.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(testKey), RequireReads: true}
+		// A key of the default tenant, which owns the runs made below.
+		keys, err := authkeys.NewMemory(authkeys.Entry{Key: testKey, Tenant: DefaultTenant})
+		require.NoError(b, err)
+		cfg.Auth = AuthConfig{Enabled: true, Keys: keys}
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -92,9 +96,9 @@ func BenchmarkAnalyzeAccept(b *testing.B) {
 
 func BenchmarkLimiterAllow(b *testing.B) {
 	l := newLimiter(Rates{{100, time.Second}, {1000, time.Hour}}, 0)
-	keys := make([]string, 1024)
+	keys := make([]clientKey, 1024)
 	for i := range keys {
-		keys[i] = "ip:10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+		keys[i] = clientKey{net: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}), 32)}
 	}
 	now := time.Now()
 	b.ReportAllocs()
@@ -102,5 +106,25 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	for b.Loop() {
 		l.allow(keys[i&1023], now)
 		i++
+	}
+}
+
+// BenchmarkLimiterNewClients measures a request from a client never seen
+// before against a full table: the least recently used bucket is recycled
+// (no allocation once full).
+func BenchmarkLimiterNewClients(b *testing.B) {
+	l := newLimiter(Rates{{100, time.Second}, {1000, time.Hour}}, 100_000)
+	now := time.Now()
+	var i uint32
+	key := func() clientKey {
+		i++
+		return clientKey{net: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}), 32)}
+	}
+	for range 100_000 {
+		l.allow(key(), now)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.allow(key(), now)
 	}
 }

@@ -53,6 +53,21 @@ type Config struct {
 	MaxUploadBytes int64
 	// MaxBodyBytes bounds a JSON request body; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's header block (header lines and the
+	// request target) and MaxURIBytes its request target: larger requests
+	// are answered 431 HEADERS_TOO_LARGE or 414 URI_TOO_LONG in the error
+	// envelope. 0 means 64 KiB and 8 KiB. Serve's http.Server refuses
+	// header blocks over 1 MiB (or MaxHeaderBytes, if larger) itself, in
+	// plain text, before any handler runs.
+	MaxHeaderBytes, MaxURIBytes int
+	// MinUploadRate is the slowest an upload body may arrive, in bytes per
+	// second, once UploadGrace has passed: a slower client is answered 408
+	// UPLOAD_TOO_SLOW and cut off. 0 means 1024; negative means no minimum
+	// (uploads still end after 10 minutes).
+	MinUploadRate int64
+	// UploadGrace is how long an upload may take before MinUploadRate
+	// counts; 0 means 10 s.
+	UploadGrace time.Duration
 	// RequestTimeout bounds a non-streaming request's handler; 0 means 30 s.
 	RequestTimeout time.Duration
 	// AnalysisTimeout bounds one analysis; 0 means 10 min.
@@ -64,6 +79,11 @@ type Config struct {
 	Queue int
 	// MaxStreams bounds concurrent Server-Sent Events streams; 0 means 64.
 	MaxStreams int
+	// SweepInterval is how often file contents no run refers to any more
+	// (refused uploads, deleted runs, leftovers of a crash) are removed
+	// from Files, once they are runstore.MinUnreferencedAge old; 0 means
+	// every hour, negative never.
+	SweepInterval time.Duration
 
 	// JetDrive serves the live JetDrive routes when set.
 	JetDrive JetDrive
@@ -82,17 +102,37 @@ type Config struct {
 	Now func() time.Time
 }
 
-// AuthConfig says which routes need an API key.
+// AuthConfig says who may call which route and see which runs.
+//
+// With authentication enabled, every route but liveness, readiness and the
+// API document needs a valid key with the route's scope: read for reads
+// (runs, files, results, health details, live data, Jetstream status),
+// analyze for uploads of logs, Jetstream syncs and deleting runs, apply for
+// base tables, apply and rollback, and admin for /metrics. A key sees only
+// the runs of its tenant (the default tenant's key also sees runs made
+// without a key); an admin key sees every run. Without authentication
+// every route is open and every run visible.
 type AuthConfig struct {
-	// Enabled enforces keys on every mutating route and every upload.
+	// Enabled enforces keys as described above.
 	Enabled bool
 	// Keys verifies presented keys. Enabled with no keys fails closed.
 	Keys authkeys.KeyStore
-	// RequireReads also enforces keys on reads (runs, files, live data).
-	RequireReads bool
-	// ProtectMetrics also enforces keys on /metrics.
-	ProtectMetrics bool
+	// OpenReads serves the read routes without a key. A reader without a
+	// key sees the default tenant's runs only; a key presented on a read
+	// is still checked and counts.
+	OpenReads bool
+	// OpenMetrics serves /metrics without a key; otherwise it needs an
+	// admin key.
+	OpenMetrics bool
+	// DefaultTenant owns the runs made without a key (authentication off,
+	// Jetstream, JetDrive captures, imports, and runs stored before
+	// tenants existed): keys of this tenant, and readers without a key when
+	// OpenReads, see them. Empty means "default".
+	DefaultTenant string
 }
+
+// DefaultTenant is AuthConfig.DefaultTenant when left empty.
+const DefaultTenant = "default"
 
 // RateLimitConfig configures the token buckets, kept per verified API key
 // or, without one, per client address.
@@ -103,8 +143,19 @@ type RateLimitConfig struct {
 	Default Rates
 	// Expensive applies instead of Default to analyses and uploads.
 	Expensive Rates
-	// MaxClients bounds the clients tracked per budget; 0 means 100000.
+	// AnonymousTotal, when not empty, is one budget that all requests
+	// without a verified key share, on top of their own buckets: a flood
+	// from many addresses is capped as a whole. Keys never draw on it.
+	AnonymousTotal Rates
+	// MaxClients bounds the buckets kept per budget for keys and,
+	// separately, for clients without one; the least recently used bucket
+	// is recycled beyond it. 0 means 100000 (about 20 MiB each at most).
 	MaxClients int
+	// IPv4Prefix and IPv6Prefix group client addresses without a key into
+	// one bucket per network: 0 means 32 (each IPv4 address) and 64 (each
+	// IPv6 /64, as one customer gets a /64 or more and can use any address
+	// in it).
+	IPv4Prefix, IPv6Prefix int
 }
 
 // CORSConfig lists the browser origins allowed to call the API.
@@ -132,9 +183,13 @@ func (c *Config) validate() error {
 	if c.Files == nil {
 		bad("Files is required")
 	}
+	if c.Auth.DefaultTenant != "" && !authkeys.ValidTenant(c.Auth.DefaultTenant) {
+		bad("Auth.DefaultTenant %q is not a tenant name (1 to 64 of [A-Za-z0-9._:-])", c.Auth.DefaultTenant)
+	}
 	for name, v := range map[string]int64{"MaxUploadBytes": c.MaxUploadBytes, "MaxBodyBytes": c.MaxBodyBytes,
 		"Workers": int64(c.Workers), "Queue": int64(c.Queue), "MaxStreams": int64(c.MaxStreams),
-		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout)} {
+		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout),
+		"UploadGrace": int64(c.UploadGrace), "MaxHeaderBytes": int64(c.MaxHeaderBytes), "MaxURIBytes": int64(c.MaxURIBytes)} {
 		if v < 0 {
 			bad("%s is negative", name)
 		}
@@ -151,7 +206,16 @@ func (c *Config) validate() error {
 			bad("CORS origin %d %q is not scheme://host[:port]", i+1, o)
 		}
 	}
-	for _, r := range []Rates{c.RateLimit.Default, c.RateLimit.Expensive} {
+	if p := c.RateLimit.IPv4Prefix; p != 0 && (p < 8 || p > 32) {
+		bad("RateLimit.IPv4Prefix %d is outside 8..32", p)
+	}
+	if p := c.RateLimit.IPv6Prefix; p != 0 && (p < 16 || p > 128) {
+		bad("RateLimit.IPv6Prefix %d is outside 16..128", p)
+	}
+	if c.RateLimit.MaxClients < 0 {
+		bad("RateLimit.MaxClients is negative")
+	}
+	for _, r := range []Rates{c.RateLimit.Default, c.RateLimit.Expensive, c.RateLimit.AnonymousTotal} {
 		for _, l := range r {
 			if l.N < 1 || l.Per <= 0 {
 				bad("rate limit %v is not positive", l)
@@ -165,11 +229,26 @@ func (c *Config) fill() {
 	if c.NewAnalyzer == nil {
 		c.NewAnalyzer = ve.New
 	}
+	if c.Auth.DefaultTenant == "" {
+		c.Auth.DefaultTenant = DefaultTenant
+	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = DefaultMaxUploadBytes
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxURIBytes == 0 {
+		c.MaxURIBytes = 8 << 10
+	}
+	if c.MinUploadRate == 0 {
+		c.MinUploadRate = DefaultMinUploadRate
+	}
+	if c.UploadGrace == 0 {
+		c.UploadGrace = DefaultUploadGrace
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -185,6 +264,15 @@ func (c *Config) fill() {
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.RateLimit.IPv4Prefix == 0 {
+		c.RateLimit.IPv4Prefix = 32
+	}
+	if c.RateLimit.IPv6Prefix == 0 {
+		c.RateLimit.IPv6Prefix = 64
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Hour
 	}
 	if c.CORS.MaxAge == 0 {
 		c.CORS.MaxAge = 10 * time.Minute

@@ -8,7 +8,10 @@
 // is read from the environment (examples/server does that). The routes, all
 // documented in the OpenAPI document served at /api/openapi.json, are:
 //
-//   - health: GET /api/health, /api/health/live, /api/health/ready
+//   - health: GET /api/health (details; a read), /api/health/live and
+//     /api/health/ready (open, no details; readiness does a durable write
+//     and read back on the run store and the file store and names the
+//     failing component)
 //   - analysis: POST /api/analyze (multipart upload, asynchronous; progress
 //     is stored in the run store), GET /api/status/{id}
 //   - runs: GET /api/runs, GET and DELETE /api/runs/{id}, the run's files
@@ -29,12 +32,38 @@
 //
 //	{"error":{"code":"...","message":"...","request_id":"...","details":{...}}}
 //
-// When authentication is enabled every mutating route and every upload needs
-// an API key; reads and /metrics need one when configured so. Requests are
-// rate limited per API key (a verified one) or per client address, with
-// token buckets and a separate budget for expensive routes; X-Forwarded-For
-// is believed only from configured proxy networks. CORS allows an explicit
-// list of origins. Panics are answered with 500 and the request id.
+// When authentication is enabled (AuthConfig) every route needs a key with
+// the route's scope except liveness, readiness and the API document, which
+// stay open and say nothing about the server; reads open without a key only
+// with AuthConfig.OpenReads, /metrics only with AuthConfig.OpenMetrics (or
+// when served on a port of its own by the caller). A run belongs to the
+// tenant of the key that made it; runs made without a key belong to the
+// default tenant. A key sees, downloads, deletes, applies and rolls back
+// only its tenant's runs (another tenant's run is 404, as if it did not
+// exist); an admin key sees all, and only admin sees upstream error text.
+// Requests are rate limited per API key (a verified one) or per client
+// address, with token buckets and a separate budget for expensive routes;
+// X-Forwarded-For is believed only from configured proxy networks. CORS
+// allows an explicit list of origins. Panics are answered with 500 and the
+// request id.
+//
+// A few errors are answered by net/http itself, before any handler or
+// wrapper sees the request, in plain text and without a request id: a
+// malformed request line (a bad method, a request target with an invalid
+// percent escape such as /api/%zz, an unsupported HTTP version: 400 or 505),
+// malformed header lines (400), a header block over the http.Server's hard
+// limit (431; Serve sets 1 MiB), a Transfer-Encoding it does not support
+// (501) and an Expect header other than 100-continue (417). Everything that
+// reaches the server is answered in the envelope, including header blocks
+// over Config.MaxHeaderBytes (431 HEADERS_TOO_LARGE), request targets over
+// Config.MaxURIBytes (414 URI_TOO_LONG) and paths that clean to something
+// else (400).
+//
+// Uploads are read before an analysis slot is taken, at no less than
+// Config.MinUploadRate after Config.UploadGrace (else 408
+// UPLOAD_TOO_SLOW); a body cut off or dropped by the client is 400
+// UPLOAD_INCOMPLETE; storage that cannot be written is 503
+// STORAGE_UNAVAILABLE.
 //
 // Analyses run on a bounded worker pool. Shutdown lets running analyses
 // finish until its context ends and then fails them, so no run is left

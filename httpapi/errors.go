@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/runstore"
 )
 
 // Error codes of the envelope, as in the predecessor where it had one.
@@ -27,6 +28,10 @@ const (
 	CodeNotConfigured    = "NOT_CONFIGURED"
 	CodeTimeout          = "TIMEOUT"
 	CodeUpstream         = "UPSTREAM_ERROR"
+	CodeStorage          = "STORAGE_UNAVAILABLE"
+	CodeForbidden        = "FORBIDDEN"
+	CodeURITooLong       = "URI_TOO_LONG"
+	CodeHeadersTooLarge  = "HEADERS_TOO_LARGE"
 )
 
 // Error is an error a handler returns to have it answered with status and
@@ -112,6 +117,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			}
 		}
 		writeEnvelope(w, r, he.Status, he.Code, he.Message, he.Details)
+	case errors.Is(err, runstore.ErrUnavailable):
+		s.log.ErrorContext(r.Context(), "storage unavailable", "request_id", RequestID(r.Context()),
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeEnvelope(w, r, http.StatusServiceUnavailable, CodeStorage,
+			"storage is unavailable; nothing was stored, try again later", nil)
 	case errors.As(err, &mbe):
 		writeEnvelope(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge,
 			"request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes",

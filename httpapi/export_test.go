@@ -1,27 +1,15 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"sync"
-
-	"github.com/dynoai/dynoai/runstore"
 )
-
-// memFileStoreLen counts a MemFileStore's blobs (it has no listing API).
-func memFileStoreLen(fs *runstore.MemFileStore) int {
-	v := reflect.ValueOf(fs).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		if v.Field(i).Kind() == reflect.Map {
-			return v.Field(i).Len()
-		}
-	}
-	panic("MemFileStore has no map field")
-}
 
 type recResp struct {
 	code   int
@@ -54,4 +42,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// probeAlways makes every health request run the storage checks afresh.
+func probeAlways(s *Server) { s.dbProbe.every, s.fileProbe.every = 0, 0 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// syncBuffer is a bytes.Buffer safe to write from the server while a test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }

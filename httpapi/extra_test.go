@@ -7,47 +7,79 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"testing"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// downStore fails Ping when down is set.
-type downStore struct {
-	runstore.RunStore
-	down *atomic.Bool
-}
-
-func (d downStore) Ping(ctx context.Context) error {
-	if d.down.Load() {
-		return errors.New("connection refused 10.0.0.5:5432")
-	}
-	return d.RunStore.Ping(ctx)
-}
-
-func TestHealthComponents(t *testing.T) {
-	down := new(atomic.Bool)
+// TestStorageLiveness: with the database made unwritable, uploads failed
+// with 500 while health said healthy; with the data directory deleted,
+// health stayed 200 and uploads "completed". Now health and readiness run
+// a durable write and read back on the run store and the file store: a
+// failure is 503 naming the component, counted in
+// dynoai_storage_check_failures_total, and uploads answer 503
+// STORAGE_UNAVAILABLE instead of 500.
+func TestStorageLiveness(t *testing.T) {
+	runs := runstore.NewMemory(runstore.Options{})
+	files := runstore.NewMemFileStore()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Options{Registerer: reg})
+	require.NoError(t, err)
 	e := newEnv(t, func(c *Config) {
-		c.Runs = downStore{runstore.NewMemory(runstore.Options{}), down}
+		c.Runs, c.Files = runs, files
 		c.JetDrive = &fakeJD{samples: make(chan dyno.Sample)}
 		c.Jetstream = &fakeJS{}
+		c.Metrics = m
 	})
-	m := e.get(t, "/api/health").json(t)
-	assert.Equal(t, "healthy", m["status"])
-	assert.Len(t, m["components"], 4)
-	down.Store(true)
-	r := e.get(t, "/api/health")
-	assert.Equal(t, 503, r.code)
-	assert.Equal(t, "unhealthy", r.json(t)["status"])
-	assert.NotContains(t, string(r.body), "10.0.0.5", "no internal detail")
-	rr := e.get(t, "/api/health/ready")
-	assert.Equal(t, 503, rr.code)
-	assert.Contains(t, rr.json(t)["reason"], "run_store")
-	assert.Equal(t, 200, e.get(t, "/api/health/live").code, "liveness does not depend on the store")
+	probeAlways(e.srv)
+	h := e.get(t, "/api/health").json(t)
+	assert.Equal(t, "healthy", h["status"])
+	assert.Len(t, h["components"], 5)
+	for _, tc := range []struct {
+		component string
+		down      func(error)
+	}{
+		{"database", runs.SetUnavailable},
+		{"file_store", files.SetUnavailable},
+	} {
+		t.Run(tc.component, func(t *testing.T) {
+			tc.down(errors.New("attempt to write a readonly database (10.0.0.5)"))
+			defer tc.down(nil)
+			r := e.get(t, "/api/health")
+			assert.Equal(t, 503, r.code)
+			assert.Equal(t, "unhealthy", r.json(t)["status"])
+			assert.Contains(t, string(r.body), `"name":"`+tc.component+`","status":"unhealthy"`)
+			assert.NotContains(t, string(r.body), "10.0.0.5", "no internal detail")
+			rr := e.get(t, "/api/health/ready")
+			assert.Equal(t, 503, rr.code)
+			assert.JSONEq(t, `{"status":"not_ready","component":"`+tc.component+`"}`, string(rr.body))
+			assert.Equal(t, 200, e.get(t, "/api/health/live").code, "liveness does not depend on storage")
+			up := e.upload(t, "a.csv", testLog(t), nil, nil)
+			assert.Equal(t, 503, up.code, "%s", up.body)
+			assert.Equal(t, CodeStorage, up.errCode(t))
+			assert.NotEmpty(t, up.header.Get("Retry-After"))
+			mf, err := reg.Gather()
+			require.NoError(t, err)
+			found := false
+			for _, f := range mf {
+				if f.GetName() != "dynoai_storage_check_failures_total" {
+					continue
+				}
+				for _, mm := range f.GetMetric() {
+					if mm.GetLabel()[0].GetValue() == tc.component && mm.GetCounter().GetValue() >= 1 {
+						found = true
+					}
+				}
+			}
+			assert.True(t, found, "failure counted for %s", tc.component)
+		})
+	}
+	assert.Equal(t, 200, e.get(t, "/api/health/ready").code, "back once storage is")
 }
 
 func TestLargeFileDownload(t *testing.T) {

@@ -3,8 +3,12 @@ package httpapi
 import (
 	"context"
 	_ "embed"
+	"log/slog"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/dynoai/dynoai/metrics"
 )
 
 //go:embed openapi.json
@@ -29,19 +33,85 @@ type component struct {
 
 var rank = map[string]int{"healthy": 0, "degraded": 1, "unhealthy": 2}
 
-// components checks what the server depends on. Nothing here calls out of
-// the process: Jetstream is judged by its poller's last result.
+// Storage component names, as health, readiness and the metric name them.
+const (
+	componentDatabase  = metrics.ComponentDatabase
+	componentFileStore = metrics.ComponentFileStore
+)
+
+// probeEvery is how long a storage check's result is reused: health and
+// readiness are open to callers without a key, and each check is a durable
+// write, so a flood of probes costs one write per component per interval.
+const probeEvery = time.Second
+
+// prober runs one storage check at a time and shares its result for
+// probeEvery.
+type prober struct {
+	every time.Duration // probeEvery; tests set 0
+	name  string
+	check func(context.Context) error
+	m     *metrics.Metrics
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the check in progress ends
+	at      time.Time
+	err     error
+	latency time.Duration
+}
+
+// result returns the latest check, running a new one when the last is
+// older than probeEvery.
+func (p *prober) result(ctx context.Context) (time.Duration, error) {
+	p.mu.Lock()
+	if !p.at.IsZero() && time.Since(p.at) < p.every {
+		defer p.mu.Unlock()
+		return p.latency, p.err
+	}
+	if p.running == nil {
+		done := make(chan struct{})
+		p.running = done
+		p.mu.Unlock()
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := p.check(cctx)
+		cancel()
+		p.m.ObserveStorageCheck(p.name, err)
+		if err != nil {
+			p.log.Error("storage check failed", "component", p.name, "err", err)
+		}
+		p.mu.Lock()
+		p.at, p.err, p.latency, p.running = time.Now(), err, time.Since(start), nil
+		close(done)
+		p.mu.Unlock()
+		return time.Since(start), err
+	}
+	done := p.running
+	p.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latency, p.err
+}
+
+// components checks what the server depends on: the run store and the file
+// store with a durable write and read back (runstore's Probe), the
+// analysis workers, and the live sources. Nothing here calls out of the
+// process: Jetstream is judged by its poller's last result.
 func (s *Server) components(ctx context.Context) []component {
 	var out []component
-	t0 := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := s.cfg.Runs.Ping(pctx)
-	cancel()
-	c := component{Name: "run_store", Status: "healthy", Message: "reachable", LatencyMS: ms(time.Since(t0))}
-	if err != nil {
-		c.Status, c.Message = "unhealthy", "not reachable"
+	for _, p := range []*prober{s.dbProbe, s.fileProbe} {
+		lat, err := p.result(ctx)
+		c := component{Name: p.name, Status: "healthy", Message: "write, sync and read back succeeded", LatencyMS: ms(lat)}
+		if err != nil {
+			c.Status, c.Message = "unhealthy", "storage check failed (see the server log)"
+		}
+		out = append(out, c)
 	}
-	out = append(out, c)
 	s.mu.Lock()
 	started, draining := s.started, s.draining
 	s.mu.Unlock()
@@ -82,6 +152,8 @@ func (s *Server) components(ctx context.Context) []component {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// handleHealth reports every component with details. With authentication
+// it needs a key that may read (details name what the server runs on).
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	comps := s.components(r.Context())
 	overall := "healthy"
@@ -100,20 +172,25 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// handleLive answers that the process serves HTTP; it is open to anyone and
+// says nothing else.
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "alive", "timestamp": s.cfg.Now().UTC().Format(time.RFC3339Nano)})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "alive"})
 	return nil
 }
 
+// handleReady answers whether the server can take work: its run store and
+// file store pass a durable write and read back, and its workers accept
+// analyses. It is open to anyone, so a failure names only the component
+// (database, file_store or analysis_workers), never its error.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	ts := s.cfg.Now().UTC().Format(time.RFC3339Nano)
 	for _, c := range s.components(r.Context()) {
-		if (c.Name == "run_store" || c.Name == "analysis_workers") && c.Status == "unhealthy" {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready",
-				"reason": c.Name + ": " + c.Message, "timestamp": ts})
+		if (c.Name == componentDatabase || c.Name == componentFileStore || c.Name == "analysis_workers") && c.Status == "unhealthy" {
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "component": c.Name})
 			return nil
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "timestamp": ts})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 	return nil
 }

@@ -270,6 +270,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	}
+	var scopes struct {
+		Paths map[string]map[string]struct {
+			Scope string `json:"x-dynoai-scope"`
+		} `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(OpenAPI(), &scopes))
 	require.NoError(t, json.Unmarshal(OpenAPI(), &doc))
 	assert.True(t, strings.HasPrefix(doc.OpenAPI, "3."))
 	documented := map[string]bool{}
@@ -291,6 +297,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		req, _ := http.NewRequest(rt.method, "http://x"+strings.NewReplacer("{id}", "0123456789abcdef0123456789abcdef", "{file}", "1", "{name}", "a.csv").Replace(rt.path), nil)
 		_, pattern := srv.mux.Handler(req)
 		assert.Equal(t, rt.pattern(), pattern)
+		// The scope the document names is the one the server enforces.
+		want := map[access]string{accessPublic: "public", accessRead: "read", accessAnalyze: "analyze",
+			accessApply: "apply", accessMetrics: "admin"}[rt.access]
+		assert.Equal(t, want, scopes.Paths[rt.path][strings.ToLower(rt.method)].Scope, rt.pattern())
 	}
 	assert.Equal(t, documented, served, "openapi.json and the route table disagree")
 }

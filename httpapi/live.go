@@ -157,6 +157,9 @@ func notConfigured(what string) error {
 }
 
 func (s *Server) handleJDProviders(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "JetDrive"); err != nil {
+		return err
+	}
 	if s.cfg.JetDrive == nil {
 		return notConfigured("JetDrive")
 	}
@@ -200,6 +203,9 @@ func (s *Server) handleJDProviders(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) handleJDChannels(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "JetDrive"); err != nil {
+		return err
+	}
 	if s.cfg.JetDrive == nil {
 		return notConfigured("JetDrive")
 	}
@@ -229,6 +235,9 @@ func (s *Server) handleJDChannels(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleJDLive(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "JetDrive"); err != nil {
+		return err
+	}
 	if s.live == nil {
 		return notConfigured("JetDrive")
 	}
@@ -239,7 +248,10 @@ func (s *Server) handleJDLive(w http.ResponseWriter, r *http.Request) error {
 		body["stale"] = s.cfg.Now().Sub(v.At) > 5*time.Second
 	}
 	if errText != "" {
-		body["error"] = errText
+		body["error"] = "the live source reported an error"
+		if s.viewerOf(r).admin {
+			body["error"] = errText // upstream detail: admin only
+		}
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
@@ -273,9 +285,13 @@ func writeEvent(w io.Writer, event string, v any) error {
 }
 
 func (s *Server) handleJDStream(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "JetDrive"); err != nil {
+		return err
+	}
 	if s.live == nil {
 		return notConfigured("JetDrive")
 	}
+	admin := s.viewerOf(r).admin
 	release, rc, err := s.sse(w)
 	if err != nil {
 		return err
@@ -293,6 +309,9 @@ func (s *Server) handleJDStream(w http.ResponseWriter, r *http.Request) error {
 			}
 			sent = v.Seq
 		} else if errText != "" && v.Seq == sent {
+			if !admin {
+				errText = "the live source reported an error"
+			}
 			if writeEvent(w, "error", map[string]string{"error": errText}) != nil || rc.Flush() != nil {
 				return nil
 			}
@@ -317,8 +336,9 @@ func (s *Server) handleJDStream(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// jsStatus is a poller status in JSON.
-func jsStatus(st jetstream.PollerStatus) map[string]any {
+// jsStatus is a poller status in JSON. Upstream errors are shown only to
+// admin (they may carry what Jetstream answered).
+func jsStatus(st jetstream.PollerStatus, admin bool) map[string]any {
 	opt := func(t time.Time) any {
 		if t.IsZero() {
 			return nil
@@ -329,24 +349,35 @@ func jsStatus(st jetstream.PollerStatus) map[string]any {
 	if active == nil {
 		active = []string{}
 	}
+	errText := st.Error
+	if errText != "" && !admin {
+		errText = "the last poll failed"
+	}
 	return map[string]any{"running": st.Running, "connected": st.Connected, "last_poll": opt(st.LastPoll),
-		"next_poll": opt(st.NextPoll), "cursor": opt(st.Cursor), "error": st.Error,
+		"next_poll": opt(st.NextPoll), "cursor": opt(st.Cursor), "error": errText,
 		"consecutive_failures": st.ConsecutiveFailures, "pending_runs": st.Queued, "active": active,
 		"done": st.Done, "failed": st.Failed, "retried": st.Retried}
 }
 
 func (s *Server) handleJSStatus(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "Jetstream"); err != nil {
+		return err
+	}
 	if s.cfg.Jetstream == nil {
 		return notConfigured("Jetstream")
 	}
-	writeJSON(w, http.StatusOK, jsStatus(s.cfg.Jetstream.Status()))
+	writeJSON(w, http.StatusOK, jsStatus(s.cfg.Jetstream.Status(), s.viewerOf(r).admin))
 	return nil
 }
 
-// handleJSConfig shows the Jetstream configuration with the key masked.
+// handleJSConfig shows the Jetstream configuration with the key masked (at
+// most its last four characters).
 // There is no route that writes it: it comes from the server's
 // configuration only, so no call can store a key in plaintext.
 func (s *Server) handleJSConfig(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "Jetstream"); err != nil {
+		return err
+	}
 	c := s.cfg.JetstreamConfig.Masked()
 	writeJSON(w, http.StatusOK, map[string]any{"api_url": c.APIURL, "api_key": c.APIKey,
 		"poll_interval_seconds": c.PollInterval.Seconds(), "auto_process": c.AutoProcess, "enabled": c.Enabled,
@@ -355,6 +386,9 @@ func (s *Server) handleJSConfig(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleJSSync(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "Jetstream"); err != nil {
+		return err
+	}
 	if s.cfg.Jetstream == nil {
 		return notConfigured("Jetstream")
 	}
@@ -377,6 +411,9 @@ func (s *Server) handleJSSync(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleJSEvents(w http.ResponseWriter, r *http.Request) error {
+	if err := s.defaultTenantOnly(r, "Jetstream"); err != nil {
+		return err
+	}
 	if s.cfg.Jetstream == nil {
 		return notConfigured("Jetstream")
 	}
@@ -387,7 +424,8 @@ func (s *Server) handleJSEvents(w http.ResponseWriter, r *http.Request) error {
 	defer release()
 	events, cancel := s.cfg.Jetstream.Subscribe(64)
 	defer cancel()
-	if writeEvent(w, "connected", jsStatus(s.cfg.Jetstream.Status())) != nil || rc.Flush() != nil {
+	admin := s.viewerOf(r).admin
+	if writeEvent(w, "connected", jsStatus(s.cfg.Jetstream.Status(), admin)) != nil || rc.Flush() != nil {
 		return nil
 	}
 	keep := time.NewTicker(sseKeepAlive)
@@ -408,7 +446,10 @@ func (s *Server) handleJSEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 			body := map[string]any{"run_id": ev.RunID, "status": ev.Status, "attempt": ev.Attempt, "time": ev.Time.UTC()}
 			if ev.Err != "" {
-				body["error"] = ev.Err
+				body["error"] = "the run failed"
+				if admin {
+					body["error"] = ev.Err
+				}
 			}
 			if writeEvent(w, "run", body) != nil || rc.Flush() != nil {
 				return nil

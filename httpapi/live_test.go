@@ -136,13 +136,15 @@ func TestStreamLimit(t *testing.T) {
 
 // fakeJS is a Jetstream poller.
 type fakeJS struct {
-	mu   sync.Mutex
-	subs []chan jetstream.Event
-	fail bool
+	mu        sync.Mutex
+	subs      []chan jetstream.Event
+	fail      bool
+	statusErr string // upstream error text in the status
 }
 
 func (f *fakeJS) Status() jetstream.PollerStatus {
-	return jetstream.PollerStatus{Running: true, Connected: true, LastPoll: time.Unix(1700000000, 0), Queued: 2}
+	return jetstream.PollerStatus{Running: true, Connected: f.statusErr == "", LastPoll: time.Unix(1700000000, 0), Queued: 2,
+		Error: f.statusErr}
 }
 
 func (f *fakeJS) Poll(ctx context.Context) (jetstream.PollResult, error) {

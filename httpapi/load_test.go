@@ -19,6 +19,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,16 +50,16 @@ func TestLoad(t *testing.T) {
 		t.Run("auth="+strconv.FormatBool(auth), func(t *testing.T) {
 			dir := t.TempDir()
 			ctx := context.Background()
-			rs, err := runstore.OpenSQLite(ctx, filepath.Join(dir, "dynoai.db"), runstore.Options{})
+			rs, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 			require.NoError(t, err)
 			defer rs.Close()
-			fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+			fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 			require.NoError(t, err)
 			key := authkeys.Generate()
 			cfg := Config{Runs: rs, Files: fs, Workers: 2, Queue: 64,
 				RateLimit: RateLimitConfig{Enabled: true, Default: Rates{{1_000_000, time.Second}}, Expensive: Rates{{1000, time.Second}}}}
 			if auth {
-				cfg.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(key), RequireReads: true}
+				cfg.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, key)}
 			}
 			srv, err := New(cfg)
 			require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -65,8 +66,38 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, holderKey{}, &routeHolder{})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		// What net/http lets through up to its own hard limit, answered here
+		// in the envelope.
+		if n := len(r.RequestURI); n > s.cfg.MaxURIBytes {
+			writeEnvelope(w, r, http.StatusRequestURITooLong, CodeURITooLong,
+				fmt.Sprintf("the request target is %d bytes; at most %d are accepted", n, s.cfg.MaxURIBytes),
+				map[string]any{"limit_bytes": s.cfg.MaxURIBytes})
+			return
+		}
+		if n := headerBytes(r); n > s.cfg.MaxHeaderBytes {
+			writeEnvelope(w, r, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge,
+				fmt.Sprintf("the request's headers are %d bytes; at most %d are accepted", n, s.cfg.MaxHeaderBytes),
+				map[string]any{"limit_bytes": s.cfg.MaxHeaderBytes})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// headerBytes is the size of r's header block as sent: the request line
+// and every "Name: value\r\n".
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if r.Host != "" && r.Header.Get("Host") == "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	return n
 }
 
 // recoverer turns a handler panic into 500 with the request id (if nothing
@@ -176,9 +207,11 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// rateLimit charges a request to its budget, keyed by a verified API key
-// or else the client address (resolved through the trusted proxies only),
-// so neither made-up keys nor spoofed X-Forwarded-For get a fresh bucket.
+// rateLimit charges a request to its budget: a verified API key to the
+// key's bucket, anything else (no key, a wrong key) to the bucket of the
+// client's network, resolved through the trusted proxies only, so neither
+// made-up keys nor spoofed X-Forwarded-For get a fresh bucket, and
+// anonymous traffic never draws on a key's budget.
 func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 	if s.limDefault == nil || rt.unlimited {
 		return next
@@ -187,29 +220,34 @@ func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 	if rt.expensive {
 		lim = s.limExpensive
 	}
-	if len(lim.rates) == 0 {
+	if len(lim.rates) == 0 && lim.anonTotal == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := "ip:" + clientIP(r, s.cfg.TrustedProxies).String()
+		var key clientKey
 		if s.cfg.Auth.Enabled && s.cfg.Auth.Keys != nil {
 			if k, ok := authkeys.PresentedKey(r); ok && k != "" {
 				if id, err := s.cfg.Auth.Keys.Verify(r.Context(), k); err == nil {
-					key = "key:" + string(id)
+					key.key = id.ID
 				}
 			}
 		}
-		d := lim.allow(key, s.cfg.Now())
+		if key.key == "" {
+			key.net = clientNet(clientIP(r, s.cfg.TrustedProxies), s.cfg.RateLimit.IPv4Prefix, s.cfg.RateLimit.IPv6Prefix)
+		}
+		d, rates := lim.allow(key, s.cfg.Now())
 		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(d.limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(max(d.remaining, 0)))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(s.cfg.Now().Add(d.reset).Unix(), 10))
+		if d.limit > 0 {
+			h.Set("X-RateLimit-Limit", strconv.Itoa(d.limit))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(max(d.remaining, 0)))
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(s.cfg.Now().Add(d.reset).Unix(), 10))
+		}
 		if !d.ok {
 			secs := int(math.Ceil(d.retryAfter.Seconds()))
 			secs = max(secs, 1)
 			h.Set("Retry-After", strconv.Itoa(secs))
 			writeEnvelope(w, r, http.StatusTooManyRequests, CodeRateLimited, "Too many requests. Please slow down.",
-				map[string]any{"retry_after_seconds": secs, "retry_after": strconv.Itoa(secs) + " seconds", "limit": lim.rates.String()})
+				map[string]any{"retry_after_seconds": secs, "retry_after": strconv.Itoa(secs) + " seconds", "limit": rates.String()})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dynoai/dynoai/authkeys"
 )
 
 // Limit is one rate: N requests per Per, enforced as a token bucket of
@@ -115,36 +117,49 @@ func parseLimit(p string) (Limit, error) {
 	return Limit{N: n, Per: per}, nil
 }
 
-// limiter is a sharded map of token buckets keyed by client identity.
+// clientKey is who a bucket belongs to: a verified API key, or else the
+// network of a client without one (its address, or its IPv6 /64; see
+// RateLimitConfig.IPv6Prefix).
+type clientKey struct {
+	key authkeys.KeyID
+	net netip.Prefix
+}
+
+// limiter is a sharded map of token buckets keyed by client, bounded by
+// evicting the least recently used bucket: however many clients appear,
+// memory stays bounded, and a new client always gets a bucket (forgetting a
+// bucket only refills it, which favours the client it belonged to, never
+// another one).
 type limiter struct {
 	rates    Rates
 	shards   [32]limShard
 	seed     maphash.Seed
-	maxKeys  int // per shard
-	idleDrop time.Duration
+	perShard int
 }
 
 type limShard struct {
-	mu      sync.Mutex
-	buckets map[string]*bucketSet
-	ops     int
+	mu         sync.Mutex
+	buckets    map[clientKey]*bucket
+	head, tail *bucket // most recently used first
 }
 
-type bucketSet struct {
-	tokens []float64
-	last   time.Time
+type bucket struct {
+	key        clientKey
+	tokens     []float64
+	last       time.Time
+	prev, next *bucket
 }
+
+// DefaultMaxClients is RateLimitConfig.MaxClients when zero.
+const DefaultMaxClients = 100_000
 
 func newLimiter(r Rates, maxClients int) *limiter {
 	if maxClients <= 0 {
-		maxClients = 100_000
+		maxClients = DefaultMaxClients
 	}
-	l := &limiter{rates: r, seed: maphash.MakeSeed(), maxKeys: max(1, maxClients/32)}
-	for _, x := range r {
-		l.idleDrop = max(l.idleDrop, x.Per)
-	}
+	l := &limiter{rates: r, seed: maphash.MakeSeed(), perShard: max(1, maxClients/32)}
 	for i := range l.shards {
-		l.shards[i].buckets = make(map[string]*bucketSet)
+		l.shards[i].buckets = make(map[clientKey]*bucket)
 	}
 	return l
 }
@@ -158,31 +173,73 @@ type decision struct {
 	reset      time.Duration // until that bucket is full again
 }
 
+// len returns the number of buckets held.
+func (l *limiter) len() int {
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+func (sh *limShard) unlink(b *bucket) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		sh.head = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		sh.tail = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
+func (sh *limShard) pushFront(b *bucket) {
+	b.next = sh.head
+	if sh.head != nil {
+		sh.head.prev = b
+	}
+	sh.head = b
+	if sh.tail == nil {
+		sh.tail = b
+	}
+}
+
 // allow takes one token from every bucket of key, or none if any is empty.
-func (l *limiter) allow(key string, now time.Time) decision {
+func (l *limiter) allow(key clientKey, now time.Time) decision {
 	if len(l.rates) == 0 {
 		return decision{ok: true}
 	}
-	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	sh := &l.shards[maphash.Comparable(l.seed, key)%uint64(len(l.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.ops++
-	if sh.ops%1024 == 0 || len(sh.buckets) >= l.maxKeys {
-		l.sweep(sh, now)
-	}
 	b := sh.buckets[key]
-	if b == nil {
-		if len(sh.buckets) >= l.maxKeys {
-			// Too many live clients: refuse rather than grow without bound
-			// or hand out fresh buckets (which would be a bypass).
-			return decision{ok: false, limit: l.rates[0].N, retryAfter: time.Second}
+	switch {
+	case b != nil:
+		sh.unlink(b)
+	case len(sh.buckets) >= l.perShard:
+		// Full: recycle the least recently used bucket for the new client.
+		b = sh.tail
+		sh.unlink(b)
+		delete(sh.buckets, b.key)
+		b.key = key
+		fallthrough
+	default:
+		if b == nil {
+			b = &bucket{key: key, tokens: make([]float64, len(l.rates))}
 		}
-		b = &bucketSet{tokens: make([]float64, len(l.rates)), last: now}
 		for i, r := range l.rates {
 			b.tokens[i] = float64(r.N)
 		}
+		b.last = now
 		sh.buckets[key] = b
 	}
+	sh.pushFront(b)
 	elapsed := now.Sub(b.last).Seconds()
 	if elapsed < 0 {
 		elapsed = 0
@@ -212,14 +269,57 @@ func (l *limiter) allow(key string, now time.Time) decision {
 	return d
 }
 
-// sweep drops buckets idle long enough to be full again: forgetting them
-// changes nothing.
-func (l *limiter) sweep(sh *limShard, now time.Time) {
-	for k, b := range sh.buckets {
-		if now.Sub(b.last) >= l.idleDrop {
-			delete(sh.buckets, k)
+// budget is the limits of one class of route (default or expensive): a
+// limiter for verified keys and another for clients without one, so that
+// anonymous traffic, however many addresses it comes from, can neither
+// spend nor evict a key's bucket; and optionally one bucket all anonymous
+// requests share.
+type budget struct {
+	rates     Rates
+	keyed     *limiter
+	anonymous *limiter
+	anonTotal *limiter // nil when RateLimitConfig.AnonymousTotal is empty
+}
+
+func newBudget(r Rates, c RateLimitConfig) *budget {
+	b := &budget{rates: r, keyed: newLimiter(r, c.MaxClients), anonymous: newLimiter(r, c.MaxClients)}
+	if len(c.AnonymousTotal) > 0 {
+		b.anonTotal = newLimiter(c.AnonymousTotal, 32)
+	}
+	return b
+}
+
+// allow charges one request of key (a verified key id, or "" with the
+// client's network).
+func (b *budget) allow(key clientKey, now time.Time) (decision, Rates) {
+	if key.key != "" {
+		return b.keyed.allow(key, now), b.rates
+	}
+	d := b.anonymous.allow(key, now)
+	if d.ok && b.anonTotal != nil {
+		if t := b.anonTotal.allow(clientKey{}, now); !t.ok {
+			return t, b.anonTotal.rates
 		}
 	}
+	return d, b.rates
+}
+
+// clientNet groups a client address: IPv4 by ipv4 bits (32: the address),
+// IPv6 by ipv6 bits (64: one customer network, which hands out addresses by
+// the billion). An invalid address is its own group.
+func clientNet(a netip.Addr, ipv4, ipv6 int) netip.Prefix {
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	bits := ipv6
+	if a.Is4() {
+		bits = ipv4
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.PrefixFrom(a, a.BitLen())
+	}
+	return p
 }
 
 // clientIP resolves the client address of r: the socket peer, unless the

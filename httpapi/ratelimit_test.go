@@ -62,32 +62,117 @@ func TestParseRates(t *testing.T) {
 	}
 }
 
+func ck(name string) clientKey { return clientKey{key: authkeys.KeyID(name)} }
+
 func TestLimiterTokenBucket(t *testing.T) {
 	l := newLimiter(Rates{{2, time.Second}, {3, time.Minute}}, 0)
 	now := time.Unix(1000, 0)
-	assert.True(t, l.allow("a", now).ok)
-	assert.True(t, l.allow("a", now).ok)
-	d := l.allow("a", now)
+	assert.True(t, l.allow(ck("a"), now).ok)
+	assert.True(t, l.allow(ck("a"), now).ok)
+	d := l.allow(ck("a"), now)
 	assert.False(t, d.ok, "per-second budget spent")
 	assert.InDelta(t, 0.5, d.retryAfter.Seconds(), 1e-6)
-	assert.True(t, l.allow("b", now).ok, "another client has its own bucket")
+	assert.True(t, l.allow(ck("b"), now).ok, "another client has its own bucket")
 	now = now.Add(time.Second)
-	assert.True(t, l.allow("a", now).ok, "refilled, third of the minute")
-	d = l.allow("a", now)
+	assert.True(t, l.allow(ck("a"), now).ok, "refilled, third of the minute")
+	d = l.allow(ck("a"), now)
 	assert.False(t, d.ok, "the minute budget holds although the second refilled")
 	assert.Greater(t, d.retryAfter, 10*time.Second)
-	// Idle buckets are swept, bounded per shard.
-	small := newLimiter(Rates{{1, time.Second}}, 32) // one client per shard
-	shard := func(k string) uint64 { return maphash.String(small.seed, k) % uint64(len(small.shards)) }
-	other := ""
-	for i := 0; other == ""; i++ {
-		if k := "k" + strconv.Itoa(i); shard(k) == shard("a") {
-			other = k
+}
+
+// TestLimiterEvictsLeastRecentlyUsed: a full limiter recycles the bucket
+// used longest ago for a new client (which starts full) instead of refusing
+// it, and never grows past its bound.
+func TestLimiterEvictsLeastRecentlyUsed(t *testing.T) {
+	l := newLimiter(Rates{{1, time.Hour}}, 32) // one bucket per shard
+	now := time.Unix(1000, 0)
+	shard := func(k clientKey) uint64 { return maphash.Comparable(l.seed, k) % uint64(len(l.shards)) }
+	var same []clientKey
+	for i := 0; len(same) < 3; i++ {
+		if k := ck("k" + strconv.Itoa(i)); len(same) == 0 || shard(k) == shard(same[0]) {
+			same = append(same, k)
 		}
 	}
-	assert.True(t, small.allow("a", now).ok)
-	assert.False(t, small.allow(other, now).ok, "a full shard refuses new clients instead of growing")
-	assert.True(t, small.allow(other, now.Add(2*time.Second)).ok, "idle buckets are swept")
+	assert.True(t, l.allow(same[0], now).ok)
+	assert.False(t, l.allow(same[0], now).ok, "spent")
+	assert.True(t, l.allow(same[1], now).ok, "a new client in a full shard gets a bucket")
+	assert.True(t, l.allow(same[0], now).ok, "the evicted client starts full again: eviction never hurts it")
+	assert.False(t, l.allow(same[0], now).ok)
+	assert.True(t, l.allow(same[2], now).ok)
+	assert.LessOrEqual(t, l.len(), 32)
+	for i := range 10_000 {
+		l.allow(ck("flood"+strconv.Itoa(i)), now)
+	}
+	assert.LessOrEqual(t, l.len(), 32, "bounded")
+}
+
+// TestLimiterFloodDoesNotStarve: flooding the limiter with many client
+// addresses made every new client, a valid key included, get 429 on uploads
+// for up to an hour. Now a full table recycles least recently used buckets,
+// and keys have a table of their own: after the flood a new key and a new
+// address are served at once.
+func TestLimiterFloodDoesNotStarve(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.RateLimit = RateLimitConfig{Enabled: true, Default: Rates{{5, time.Hour}}, Expensive: Rates{{5, time.Hour}}, MaxClients: 320}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey, key2)}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	for i := range 5000 {
+		h := map[string]string{"X-Forwarded-For": fmt.Sprintf("198.18.%d.%d", i/250, i%250+1), "X-API-Key": authkeys.Generate()}
+		r := e.do(t, "POST", "/api/analyze", nil, h)
+		require.Contains(t, []int{403, 429}, r.code)
+	}
+	assert.LessOrEqual(t, e.srv.limExpensive.anonymous.len(), 320)
+	assert.Zero(t, e.srv.limExpensive.keyed.len(), "made-up keys never get a key's bucket")
+	r := e.upload(t, "a.csv", testLog(t), nil, map[string]string{"X-API-Key": key2, "X-Forwarded-For": "198.18.0.1"})
+	assert.Equal(t, 202, r.code, "a valid key is served after the flood: %s", r.body)
+	e.wait(t, r.json(t)["runId"].(string))
+	r = e.do(t, "POST", "/api/analyze", nil, map[string]string{"X-Forwarded-For": "203.0.113.200"})
+	assert.Equal(t, 401, r.code, "a new address gets a fresh bucket (then needs a key)")
+}
+
+// TestIPv6GroupedBy64: the addresses of one IPv6 /64 (which one client can
+// use by the billion) share one bucket; another /64 has its own; the
+// grouping is configurable.
+func TestIPv6GroupedBy64(t *testing.T) {
+	for _, tc := range []struct {
+		prefix  int
+		sharing bool
+	}{{0, true}, {128, false}} {
+		e := newEnv(t, func(c *Config) {
+			c.RateLimit = RateLimitConfig{Enabled: true, Default: Rates{{3, time.Hour}}, IPv6Prefix: tc.prefix}
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		})
+		codes := []int{}
+		for i := range 6 {
+			r := e.do(t, "GET", "/api/runs", nil, map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:1:2:%x::%x", i*7, i+1)})
+			codes = append(codes, r.code)
+		}
+		if tc.sharing {
+			assert.Equal(t, []int{200, 200, 200, 429, 429, 429}, codes, "one /64, one bucket")
+			assert.Equal(t, 1, e.srv.limDefault.anonymous.len())
+		} else {
+			assert.Equal(t, []int{200, 200, 200, 200, 200, 200}, codes)
+		}
+		r := e.do(t, "GET", "/api/runs", nil, map[string]string{"X-Forwarded-For": "2001:db8:1:3::1"})
+		assert.Equal(t, 200, r.code, "another /64")
+	}
+}
+
+// TestAnonymousTotal: requests without a key share one budget on top of
+// their own buckets; a key does not draw on it.
+func TestAnonymousTotal(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.RateLimit = RateLimitConfig{Enabled: true, Default: Rates{{100, time.Hour}}, AnonymousTotal: Rates{{4, time.Hour}}}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey), OpenReads: true}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	var codes []int
+	for i := range 6 {
+		codes = append(codes, e.do(t, "GET", "/api/runs", nil, map[string]string{"X-Forwarded-For": fmt.Sprintf("192.0.2.%d", i+1)}).code)
+	}
+	assert.Equal(t, []int{200, 200, 200, 200, 429, 429}, codes)
+	assert.Equal(t, 200, e.do(t, "GET", "/api/runs", nil, hdr(testKey)).code)
 }
 
 func TestClientIP(t *testing.T) {
@@ -120,7 +205,7 @@ func TestClientIP(t *testing.T) {
 func TestRateLimitHTTP(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.RateLimit = RateLimitConfig{Enabled: true, Default: Rates{{3, time.Minute}}, Expensive: Rates{{1, time.Minute}}}
-		c.Auth = AuthConfig{Enabled: true, Keys: authkeys.NewMemory(testKey)}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey), OpenReads: true}
 	})
 	for i := range 3 {
 		r := e.get(t, "/api/runs")

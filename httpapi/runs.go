@@ -52,16 +52,14 @@ func storeError(err error, resource, id string) error {
 	return err
 }
 
+// getRun returns the run named by the {id} path value, if the request may
+// see it (see ownedRun).
 func (s *Server) getRun(ctx context.Context, r *http.Request) (runstore.Run, error) {
 	id, err := runID(r)
 	if err != nil {
 		return runstore.Run{}, err
 	}
-	run, err := s.cfg.Runs.Get(ctx, id)
-	if err != nil {
-		return run, storeError(err, "Run", id)
-	}
-	return run, nil
+	return s.ownedRun(ctx, r, id)
 }
 
 // runView is a run as the API shows it: no internal error detail, results
@@ -159,7 +157,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Limit = n
 	}
-	page, err := s.cfg.Runs.List(r.Context(), f)
+	page, err := s.cfg.Runs.List(r.Context(), s.viewerOf(r).filter(f))
 	if err != nil {
 		return storeError(err, "Runs", "")
 	}
@@ -261,7 +259,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) error {
-	id, err := runID(r)
+	run, err := s.getRun(r.Context(), r)
 	if err != nil {
 		return err
 	}
@@ -269,7 +267,7 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || fid < 1 {
 		return invalid("file", "invalid file id")
 	}
-	f, err := s.cfg.Runs.File(r.Context(), id, fid)
+	f, err := s.cfg.Runs.File(r.Context(), run.ID, fid)
 	if err != nil {
 		return storeError(err, "File", r.PathValue("file"))
 	}
@@ -279,14 +277,14 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) error {
 // handleDownload is the predecessor's /api/download/{id}/{name}: the name
 // is looked up among the run's stored files, never used as a path.
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) error {
-	id, err := runID(r)
+	run, err := s.getRun(r.Context(), r)
 	if err != nil {
 		return err
 	}
 	name := r.PathValue("name")
-	files, err := s.cfg.Runs.Files(r.Context(), id)
+	files, err := s.cfg.Runs.Files(r.Context(), run.ID)
 	if err != nil {
-		return storeError(err, "Run", id)
+		return storeError(err, "Run", run.ID)
 	}
 	f, ok := latestNamed(files, name)
 	if !ok {

@@ -17,14 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// access says who may call a route.
+// access says who may call a route (see AuthConfig).
 type access int
 
 const (
-	accessPublic  access = iota // health, the API document: never a key
-	accessRead                  // a key when AuthConfig.RequireReads
-	accessMutate                // a key whenever authentication is enabled
-	accessMetrics               // a key when AuthConfig.ProtectMetrics
+	accessPublic  access = iota // liveness, readiness, the API document: never a key
+	accessRead                  // the read scope, unless AuthConfig.OpenReads
+	accessAnalyze               // the analyze scope
+	accessApply                 // the apply scope
+	accessMetrics               // the admin scope, unless AuthConfig.OpenMetrics
 )
 
 // route is one entry of the route table, which also drives the OpenAPI test.
@@ -38,6 +39,21 @@ type route struct {
 	unlimited    bool // no rate limit (health probes, /metrics)
 }
 
+// needs returns whether a route needs a key and the scope it needs.
+func (a access) needs(c AuthConfig) (bool, authkeys.Scopes) {
+	switch a {
+	case accessRead:
+		return !c.OpenReads, authkeys.ScopeRead
+	case accessAnalyze:
+		return true, authkeys.ScopeAnalyze
+	case accessApply:
+		return true, authkeys.ScopeApply
+	case accessMetrics:
+		return !c.OpenMetrics, authkeys.ScopeAdmin
+	}
+	return false, 0
+}
+
 func (rt *route) pattern() string { return rt.method + " " + rt.path }
 
 // Server is DynoAI's HTTP API. Build it with New, call Start before serving
@@ -49,10 +65,11 @@ type Server struct {
 	handler http.Handler
 	routes  []*route
 
-	limDefault, limExpensive *limiter
+	limDefault, limExpensive *budget
 
 	mu       sync.Mutex // guards jobs, draining and started
 	jobs     chan *job
+	drained  chan struct{} // closed when shutdown begins
 	draining bool
 	started  bool
 	workers  sync.WaitGroup
@@ -63,6 +80,8 @@ type Server struct {
 	streamCtx   context.Context
 	stopStreams context.CancelFunc
 	inFlight    atomic.Int64 // analyses accepted and not yet finished
+
+	dbProbe, fileProbe *prober
 
 	runLocks keyedMutex
 	streams  chan struct{}
@@ -81,18 +100,21 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		mux:     http.NewServeMux(),
 		jobs:    make(chan *job, cfg.Queue),
+		drained: make(chan struct{}),
 		streams: make(chan struct{}, cfg.MaxStreams),
 		begun:   cfg.Now(),
 	}
+	s.dbProbe = &prober{every: probeEvery, name: componentDatabase, check: cfg.Runs.Probe, m: cfg.Metrics, log: s.log}
+	s.fileProbe = &prober{every: probeEvery, name: componentFileStore, check: cfg.Files.Probe, m: cfg.Metrics, log: s.log}
 	s.workCtx, s.stopWork = context.WithCancel(context.Background())
 	s.streamCtx, s.stopStreams = context.WithCancel(context.Background())
 	if cfg.RateLimit.Enabled {
-		s.limDefault = newLimiter(cfg.RateLimit.Default, cfg.RateLimit.MaxClients)
+		s.limDefault = newBudget(cfg.RateLimit.Default, cfg.RateLimit)
 		exp := cfg.RateLimit.Expensive
 		if len(exp) == 0 {
 			exp = cfg.RateLimit.Default
 		}
-		s.limExpensive = newLimiter(exp, cfg.RateLimit.MaxClients)
+		s.limExpensive = newBudget(exp, cfg.RateLimit)
 	}
 	if cfg.JetDrive != nil {
 		s.live = newLiveHub(cfg.JetDrive, s.log)
@@ -106,19 +128,14 @@ func New(cfg Config) (*Server, error) {
 		WriteError: writeAuthError,
 	}
 	for _, rt := range s.routes {
-		need := false
-		switch rt.access {
-		case accessMutate:
-			need = true
-		case accessRead:
-			need = cfg.Auth.RequireReads
-		case accessMetrics:
-			need = cfg.Auth.ProtectMetrics
-		}
-		o := authOpts
-		o.Require = func(*http.Request) bool { return need }
 		var h http.Handler = s.core(rt)
-		if need {
+		if rt.access != accessPublic {
+			need, scope := rt.access.needs(cfg.Auth)
+			o := authOpts
+			o.Require = func(*http.Request) bool { return need }
+			if need {
+				o.Scope = scope
+			}
 			h = authkeys.Middleware(cfg.Auth.Keys, o)(h)
 		}
 		h = s.rateLimit(rt, h)
@@ -158,6 +175,10 @@ func (s *Server) Start(ctx context.Context) ([]string, error) {
 	if s.live != nil {
 		s.live.start(s.workCtx)
 	}
+	if s.cfg.SweepInterval > 0 {
+		s.workers.Add(1)
+		go s.sweeper()
+	}
 	if len(recovered) > 0 {
 		s.log.Warn("failed runs left behind by a previous process", "count", len(recovered))
 	}
@@ -193,6 +214,31 @@ func (s *Server) recoverRuns(ctx context.Context) ([]string, error) {
 	}
 }
 
+// sweeper removes unreferenced file contents now and then every
+// SweepInterval until shutdown.
+func (s *Server) sweeper() {
+	defer s.workers.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.workCtx.Done():
+			return
+		case <-s.drained:
+			return
+		case <-t.C:
+		}
+		st, err := runstore.SweepFiles(s.workCtx, s.cfg.Runs, s.cfg.Files, s.cfg.Now())
+		switch {
+		case err != nil && s.workCtx.Err() == nil:
+			s.log.Warn("sweeping unreferenced file contents failed", "err", err)
+		case st.Removed > 0:
+			s.log.Info("swept unreferenced file contents", "removed", st.Removed, "bytes", st.Bytes)
+		}
+		t.Reset(s.cfg.SweepInterval)
+	}
+}
+
 // Shutdown stops accepting analyses and waits for the accepted ones to
 // finish. When ctx ends first, it cancels them: each is recorded as failed
 // (never left processing) and Shutdown returns ctx's error once all are.
@@ -202,6 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining {
 		s.draining = true
 		close(s.jobs)
+		close(s.drained)
 	}
 	s.mu.Unlock()
 	s.stopStreams()
@@ -234,7 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    max(1<<20, s.cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -369,15 +416,13 @@ func (s *Server) core(rt *route) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		// Bound how long a client may take to send a body (a slow upload
-		// must not pin a connection forever). Only for routes whose work is
-		// bounded by the same time: a read deadline that passes later would
-		// cancel the request. Recorders in tests do not support deadlines.
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && (rt.upload || !rt.long) {
-			readFor := s.cfg.RequestTimeout
-			if rt.upload {
-				readFor = max(readFor, 10*time.Minute)
-			}
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readFor))
+		// must not pin a connection forever). Uploads are held to a minimum
+		// rate by their handlers (uploadBody); other routes whose work is
+		// bounded by the same time get a read deadline (one that passed
+		// later would cancel a stream). Recorders in tests do not support
+		// deadlines.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !rt.upload && !rt.long {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		}
 		if !rt.long {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
@@ -396,28 +441,28 @@ func (s *Server) core(rt *route) http.Handler {
 // routeTable lists every route. The OpenAPI document must match it.
 func (s *Server) routeTable() []*route {
 	rs := []*route{
-		{method: "GET", path: "/api/health", h: s.handleHealth, access: accessPublic, unlimited: true},
+		{method: "GET", path: "/api/health", h: s.handleHealth, access: accessRead, unlimited: true},
 		{method: "GET", path: "/api/health/live", h: s.handleLive, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/health/ready", h: s.handleReady, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/openapi.json", h: s.handleOpenAPI, access: accessPublic},
 
-		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessMutate, expensive: true, upload: true, long: true},
+		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessAnalyze, expensive: true, upload: true, long: true},
 		{method: "GET", path: "/api/status/{id}", h: s.handleStatus, access: accessRead},
 		{method: "GET", path: "/api/runs", h: s.handleListRuns, access: accessRead},
 		{method: "GET", path: "/api/runs/{id}", h: s.handleGetRun, access: accessRead},
-		{method: "DELETE", path: "/api/runs/{id}", h: s.handleDeleteRun, access: accessMutate},
+		{method: "DELETE", path: "/api/runs/{id}", h: s.handleDeleteRun, access: accessAnalyze},
 		{method: "GET", path: "/api/runs/{id}/files", h: s.handleListFiles, access: accessRead},
 		{method: "GET", path: "/api/runs/{id}/files/{file}", h: s.handleFile, access: accessRead, long: true},
 		{method: "GET", path: "/api/download/{id}/{name}", h: s.handleDownload, access: accessRead, long: true},
 		{method: "GET", path: "/api/ve-data/{id}", h: s.handleVEData, access: accessRead},
 		{method: "GET", path: "/api/diagnostics/{id}", h: s.handleDiagnostics, access: accessRead},
 
-		{method: "POST", path: "/api/runs/{id}/tables", h: s.handleUploadTable, access: accessMutate, expensive: true, upload: true},
-		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessMutate},
-		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessMutate},
-		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessMutate},
-		{method: "POST", path: "/api/apply", h: s.handleLegacyApply, access: accessMutate},
-		{method: "POST", path: "/api/rollback", h: s.handleLegacyRollback, access: accessMutate},
+		{method: "POST", path: "/api/runs/{id}/tables", h: s.handleUploadTable, access: accessApply, expensive: true, upload: true},
+		{method: "POST", path: "/api/runs/{id}/apply", h: s.handleApply, access: accessApply},
+		{method: "POST", path: "/api/runs/{id}/dry-run", h: s.handleDryRun, access: accessApply},
+		{method: "POST", path: "/api/runs/{id}/rollback", h: s.handleRollback, access: accessApply},
+		{method: "POST", path: "/api/apply", h: s.handleLegacyApply, access: accessApply},
+		{method: "POST", path: "/api/rollback", h: s.handleLegacyRollback, access: accessApply},
 
 		{method: "GET", path: "/api/jetdrive/providers", h: s.handleJDProviders, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},
@@ -426,7 +471,7 @@ func (s *Server) routeTable() []*route {
 
 		{method: "GET", path: "/api/jetstream/status", h: s.handleJSStatus, access: accessRead},
 		{method: "GET", path: "/api/jetstream/config", h: s.handleJSConfig, access: accessRead},
-		{method: "POST", path: "/api/jetstream/sync", h: s.handleJSSync, access: accessMutate, expensive: true, long: true},
+		{method: "POST", path: "/api/jetstream/sync", h: s.handleJSSync, access: accessAnalyze, expensive: true, long: true},
 		{method: "GET", path: "/api/jetstream/events", h: s.handleJSEvents, access: accessRead, long: true},
 	}
 	if s.cfg.Gatherer != nil {

@@ -55,7 +55,8 @@ func newClient(t *testing.T, url string, mod func(*jetstream.HTTPOptions)) (*jet
 
 func TestMaskKey(t *testing.T) {
 	for in, want := range map[string]string{
-		"": "", "abcd1234efgh5678": "abcd********5678", "dummy": "*****", "12345678": "********", "123456789": "1234*6789",
+		"": "", "abcd1234efgh5678": "********5678", "dummy": "********", "12345678": "********", "123456789012345": "********",
+		"js-secret-key-123-abcd": "********abcd",
 	} {
 		assert.Equal(t, want, jetstream.MaskKey(in), "MaskKey(%q)", in)
 	}
@@ -367,7 +368,7 @@ func TestKeyNeverLogged(t *testing.T) {
 		"config", jetstream.Config{APIURL: srv.URL, APIKey: testKey})
 	out := buf.String() + err.Error()
 	assert.Contains(t, out, "retrying")
-	assert.Contains(t, out, "abcd********5678")
+	assert.Contains(t, out, "********5678")
 	assert.NotContains(t, out, testKey)
 	assert.False(t, strings.Contains(out, "efgh"), out)
 }

@@ -8,18 +8,20 @@ import (
 	"time"
 )
 
-// MaskKey returns key fit for display and logs: empty stays empty, a key of
-// eight characters or fewer becomes all asterisks, a longer one keeps its first
-// and last four characters ("abcd1234efgh5678" -> "abcd********5678").
+// MaskKey returns key fit for display and logs: empty stays empty; a key of
+// 16 characters or more shows its last four after eight asterisks
+// ("abcd1234efgh5678" -> "********5678"); a shorter key shows only the
+// asterisks. Neither the length nor the start of a key is shown (the
+// predecessor showed the first and last four, half of a 16-character key).
 func MaskKey(key string) string {
 	n := len(key)
 	switch {
 	case n == 0:
 		return ""
-	case n <= 8:
-		return strings.Repeat("*", n)
+	case n < 16:
+		return "********"
 	default:
-		return key[:4] + strings.Repeat("*", n-8) + key[n-4:]
+		return "********" + key[n-4:]
 	}
 }
 

@@ -17,7 +17,7 @@ func TestConfigJSON(t *testing.T) {
 	assert.Equal(t, jetstream.Config{APIURL: "https://api.jetstream.dynojet.com", APIKey: "dummy", PollInterval: 30 * time.Second, AutoProcess: true, Enabled: true}, c)
 	b, err := json.Marshal(c.Masked())
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"api_url":"https://api.jetstream.dynojet.com","api_key":"*****","poll_interval_seconds":30,"auto_process":true,"enabled":true}`, string(b))
+	assert.JSONEq(t, `{"api_url":"https://api.jetstream.dynojet.com","api_key":"********","poll_interval_seconds":30,"auto_process":true,"enabled":true}`, string(b))
 }
 
 func TestConfigFromEnv(t *testing.T) {

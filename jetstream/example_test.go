@@ -50,8 +50,8 @@ func ExampleMaskKey() {
 	fmt.Println(jetstream.MaskKey("abcd1234efgh5678"))
 	fmt.Println(jetstream.MaskKey("dummy"))
 	// Output:
-	// abcd********5678
-	// *****
+	// ********5678
+	// ********
 }
 
 // A Poller against the stub server: the seven sample runs of the

@@ -14,6 +14,7 @@ import (
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/ve"
 )
 
@@ -55,7 +56,7 @@ func TestStubRunsThroughVEIntoSQLite(t *testing.T) {
 	srv, err := jetstreamtest.NewStub(ctx, jetstreamtest.Options{APIKey: testKey})
 	require.NoError(t, err)
 	defer srv.Close()
-	rs, err := runstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "runs.db"), runstore.Options{})
+	rs, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "runs.db"), sqlstore.Options{})
 	require.NoError(t, err)
 	defer rs.Close()
 	c, err := jetstream.NewHTTPClient(jetstream.HTTPOptions{BaseURL: srv.URL, APIKey: testKey})

@@ -31,6 +31,9 @@ const (
 	RunProcessing = "processing"
 	RunComplete   = "complete"
 
+	ComponentDatabase  = "database"   // storage check: the run store
+	ComponentFileStore = "file_store" // storage check: the file contents store
+
 	TuningRunning   = "running"
 	TuningConverged = "converged"
 	TuningFailed    = "failed"
@@ -42,6 +45,7 @@ var (
 	analysisSources  = []string{SourceUpload, SourceJetstream, SourceSimulator, SourceJetDrive}
 	runStatuses      = []string{RunPending, RunProcessing, RunComplete, StatusError}
 	tuningStatuses   = []string{TuningRunning, TuningConverged, TuningFailed, TuningStopped}
+	storageParts     = []string{ComponentDatabase, ComponentFileStore}
 )
 
 // Histogram buckets, as in the predecessor.
@@ -84,6 +88,8 @@ type Metrics struct {
 	uploadBytes      prometheus.Histogram
 	activeSessions   prometheus.Gauge
 	appInfo          *prometheus.GaugeVec
+	storageUp        *prometheus.GaugeVec
+	storageFailures  *prometheus.CounterVec
 
 	http *httpMetrics
 }
@@ -149,6 +155,14 @@ func New(opts Options) (*Metrics, error) {
 			Namespace: Namespace, Name: "active_sessions",
 			Help: "Number of active tuning sessions.",
 		}),
+		storageUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "storage_up",
+			Help: "1 when the last storage check (a durable write and read back) of the component passed, else 0.",
+		}, []string{"component"}),
+		storageFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "storage_check_failures_total",
+			Help: "Storage checks that failed, by component.",
+		}, []string{"component"}),
 		appInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "app_info",
 			Help: "DynoAI application information (always 1).",
@@ -158,7 +172,7 @@ func New(opts Options) (*Metrics, error) {
 
 	cs := []prometheus.Collector{
 		m.analysisTotal, m.analysisDuration, m.veCount, m.veMagnitude, m.jetstreamRuns, m.jetstreamPoll,
-		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo,
+		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo, m.storageUp, m.storageFailures,
 		m.http.duration, m.http.total, m.http.exceptions, m.http.inFlight,
 	}
 	if opts.Runtime {
@@ -201,7 +215,27 @@ func New(opts Options) (*Metrics, error) {
 	for _, st := range tuningStatuses {
 		m.tuningSessions.WithLabelValues(st)
 	}
+	for _, c := range storageParts {
+		m.storageFailures.WithLabelValues(c)
+	}
 	return m, nil
+}
+
+// ObserveStorageCheck records the outcome of one storage check of
+// component (ComponentDatabase, ComponentFileStore): dynoai_storage_up is
+// set to 1 or 0, and a failure counts in
+// dynoai_storage_check_failures_total.
+func (m *Metrics) ObserveStorageCheck(component string, err error) {
+	if !m.Enabled() {
+		return
+	}
+	c := oneOf(component, storageParts)
+	if err != nil {
+		m.storageUp.WithLabelValues(c).Set(0)
+		m.storageFailures.WithLabelValues(c).Inc()
+		return
+	}
+	m.storageUp.WithLabelValues(c).Set(1)
 }
 
 // Enabled reports whether m records anything.

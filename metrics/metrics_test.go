@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func TestDisabledIsNoop(t *testing.T) {
 			x.ObserveVirtualTuningIterations(3)
 			x.SetActiveSessions(2)
 			x.AddActiveSessions(-1)
+			x.ObserveStorageCheck(ComponentDatabase, nil)
 		})
 		mw := x.HTTPMiddleware(nil)
 		h := okHandler()
@@ -53,6 +55,7 @@ func TestNames(t *testing.T) {
 	m.ObserveUpload(1)
 	m.ObserveJetstreamPoll(time.Second)
 	m.ObserveVirtualTuningIterations(1)
+	m.ObserveStorageCheck(ComponentDatabase, nil)
 	h := m.HTTPMiddleware(nil)(newMux())
 	serve(t, h, "GET", "/api/runs/7")
 	assert.Panics(t, func() { serve(t, h, "GET", "/api/panic") })
@@ -68,6 +71,8 @@ func TestNames(t *testing.T) {
 		"dynoai_http_requests_in_flight",
 		"dynoai_jetstream_poll_duration_seconds",
 		"dynoai_jetstream_runs_total",
+		"dynoai_storage_check_failures_total",
+		"dynoai_storage_up",
 		"dynoai_ve_corrections_count",
 		"dynoai_ve_corrections_magnitude_percent",
 		"dynoai_virtual_tuning_iterations",
@@ -228,6 +233,20 @@ func TestBusinessMetrics(t *testing.T) {
 	m.AddActiveSessions(2)
 	m.AddActiveSessions(-1)
 	assert.Equal(t, 4.0, value(t, reg, "dynoai_active_sessions"))
+}
+
+func TestStorageCheck(t *testing.T) {
+	m, reg := newTest(t, Options{})
+	errTest := errors.New("disk refuses writes")
+	m.ObserveStorageCheck(ComponentDatabase, nil)
+	m.ObserveStorageCheck(ComponentFileStore, errTest)
+	m.ObserveStorageCheck(ComponentFileStore, errTest)
+	m.ObserveStorageCheck("disk", errTest)
+	assert.Equal(t, 1.0, value(t, reg, "dynoai_storage_up", "component", "database"))
+	assert.Equal(t, 0.0, value(t, reg, "dynoai_storage_up", "component", "file_store"))
+	assert.Equal(t, 2.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "file_store"))
+	assert.Equal(t, 0.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "database"))
+	assert.Equal(t, 1.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "other"))
 }
 
 func TestAppInfo(t *testing.T) {

@@ -97,14 +97,6 @@ func ExampleAttach() {
 	// true
 }
 
-func ExampleRedactDSN() {
-	fmt.Println(runstore.RedactDSN("postgres://dynoai:s3cret@db.internal:5432/dynoai?sslmode=require"))
-	fmt.Println(runstore.RedactDSN("host=db.internal user=dynoai password=s3cret dbname=dynoai"))
-	// Output:
-	// postgres://dynoai:xxxxx@db.internal:5432/dynoai?sslmode=require
-	// host=db.internal user=dynoai password=xxxxx dbname=dynoai
-}
-
 func ExampleParseStatus() {
 	for _, legacy := range []string{"pending", "running", "complete", "error"} {
 		s, _ := runstore.ParseStatus(legacy)

@@ -1,10 +1,7 @@
 package runstore_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -13,77 +10,38 @@ import (
 	"testing"
 
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/runstoretest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestLocalFileStore(t *testing.T) {
+func TestMemFileStoreConformance(t *testing.T) {
+	runstoretest.RunFileStore(t, func(t *testing.T) runstore.FileStore { return runstore.NewMemFileStore() })
+}
+
+func TestLocalFileStoreConformance(t *testing.T) {
+	runstoretest.RunFileStore(t, func(t *testing.T) runstore.FileStore {
+		fs, err := runstore.NewLocalFileStore(t.TempDir(), runstore.LocalFileStoreOptions{})
+		require.NoError(t, err)
+		return fs
+	})
+}
+
+// TestLocalFileStoreLayout: contents live inside the directory under their
+// key, temporary files of a failed Put do not survive it, and keys of the
+// random form stored before content addressing are still read.
+func TestLocalFileStoreLayout(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	fs, err := runstore.NewLocalFileStore(dir)
+	fs, err := runstore.NewLocalFileStore(dir, runstore.LocalFileStoreOptions{})
 	require.NoError(t, err)
-	data := bytes.Repeat([]byte("dyno"), 10000)
-	b, err := fs.Put(ctx, bytes.NewReader(data))
+	b, err := fs.Put(ctx, strings.NewReader("dyno"))
 	require.NoError(t, err)
-	sum := sha256.Sum256(data)
-	assert.Equal(t, hex.EncodeToString(sum[:]), b.SHA256)
-	assert.Equal(t, int64(len(data)), b.Size)
-	assert.Len(t, b.Key, 32)
-	rc, err := fs.Open(ctx, b.Key)
-	require.NoError(t, err)
-	got, err := io.ReadAll(rc)
-	require.NoError(t, err)
-	require.NoError(t, rc.Close())
-	assert.Equal(t, data, got)
-	// The contents live inside the directory under the key.
-	matches, err := filepath.Glob(filepath.Join(dir, "*", b.Key))
+	matches, err := filepath.Glob(filepath.Join(dir, b.Key[:2], b.Key))
 	require.NoError(t, err)
 	assert.Len(t, matches, 1)
-
-	require.NoError(t, fs.Delete(ctx, b.Key))
-	_, err = fs.Open(ctx, b.Key)
-	assert.ErrorIs(t, err, runstore.ErrNotFound)
-	require.NoError(t, fs.Delete(ctx, b.Key), "deleting twice is fine")
-}
-
-func TestLocalFileStoreRejectsForeignKeys(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	secret := filepath.Join(filepath.Dir(dir), "secret.txt")
-	require.NoError(t, os.WriteFile(secret, []byte("x"), 0o600))
-	fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
-	require.NoError(t, err)
-	for _, key := range []string{"../secret.txt", "../../etc/passwd", "/etc/passwd", "", "ab/../../x",
-		strings.Repeat("A", 32), strings.Repeat("a", 31) + "/", strings.Repeat("a", 33), "..\\..\\x"} {
-		_, err := fs.Open(ctx, key)
-		assert.ErrorIs(t, err, runstore.ErrInvalid, "%q", key)
-		assert.ErrorIs(t, fs.Delete(ctx, key), runstore.ErrInvalid, "%q", key)
-	}
-	_, err = os.Stat(secret)
-	assert.NoError(t, err, "nothing outside the store was touched")
-}
-
-type failingReader struct{ n int }
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, errors.New("upload interrupted")
-	}
-	r.n--
-	return copy(p, "abcdefgh"), nil
-}
-
-func TestLocalFileStorePutFailureLeavesNothing(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	fs, err := runstore.NewLocalFileStore(dir)
-	require.NoError(t, err)
-	_, err = fs.Put(ctx, &failingReader{n: 3})
-	require.ErrorContains(t, err, "upload interrupted")
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	_, err = fs.Put(cctx, strings.NewReader("data"))
-	require.ErrorIs(t, err, context.Canceled)
+	_, err = fs.Put(ctx, &failingReader{n: 2})
+	require.Error(t, err)
 	var files []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -91,13 +49,55 @@ func TestLocalFileStorePutFailureLeavesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	assert.Empty(t, files)
+	assert.Equal(t, matches, files)
+	legacy := strings.Repeat("3c", 16)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "3c"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "3c", legacy), []byte("old"), 0o600))
+	rc, err := fs.Open(ctx, legacy)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	assert.Equal(t, "old", string(got))
+}
+
+// TestLocalFileStoreFailpoints: Put passes its steps in order: written,
+// synced, renamed, directory synced.
+func TestLocalFileStoreFailpoints(t *testing.T) {
+	var steps []string
+	fs, err := runstore.NewLocalFileStore(t.TempDir(), runstore.LocalFileStoreOptions{
+		Failpoint: func(name string) { steps = append(steps, name) }})
+	require.NoError(t, err)
+	_, err = fs.Put(context.Background(), strings.NewReader("x"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{runstore.FailpointBlobWritten, runstore.FailpointBlobSynced,
+		runstore.FailpointBlobRenamed, runstore.FailpointBlobDirSynced}, steps)
+}
+
+// TestLocalFileStoreDirectoryGone: a store whose directory was deleted (or
+// replaced) while running refuses to store or probe with ErrUnavailable and
+// does not quietly recreate an empty directory.
+func TestLocalFileStoreDirectoryGone(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "files")
+	fs, err := runstore.NewLocalFileStore(dir, runstore.LocalFileStoreOptions{})
+	require.NoError(t, err)
+	require.NoError(t, fs.Probe(ctx))
+	require.NoError(t, os.RemoveAll(dir))
+	_, err = fs.Put(ctx, strings.NewReader("x"))
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
+	assert.ErrorIs(t, fs.Probe(ctx), runstore.ErrUnavailable)
+	_, err = os.Stat(dir)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the directory was not recreated")
+	require.NoError(t, os.MkdirAll(dir, 0o750)) // replaced by another directory
+	assert.ErrorIs(t, fs.Probe(ctx), runstore.ErrUnavailable)
+	_, err = fs.Put(ctx, strings.NewReader("x"))
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
 }
 
 func TestOpenFileVerifiesChecksum(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	fs, err := runstore.NewLocalFileStore(dir)
+	fs, err := runstore.NewLocalFileStore(dir, runstore.LocalFileStoreOptions{})
 	require.NoError(t, err)
 	s := runstore.NewMemory(runstore.Options{})
 	r, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload})
@@ -130,4 +130,14 @@ func TestOpenFileVerifiesChecksum(t *testing.T) {
 	require.NoError(t, os.Remove(path))
 	_, _, err = runstore.ReadFile(ctx, s, fs, r.ID, f.ID)
 	assert.ErrorIs(t, err, runstore.ErrNotFound)
+}
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("upload interrupted")
+	}
+	r.n--
+	return copy(p, "abcdefgh"), nil
 }

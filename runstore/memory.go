@@ -3,6 +3,7 @@ package runstore
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -13,18 +14,21 @@ import (
 // stores, for tests. The zero value is not usable; call NewMemory.
 type Memory struct {
 	clock func() time.Time
-	ids   idGen
+	ids   IDGenerator
 
-	mu       sync.RWMutex
-	runs     map[string]*memRun
-	nextFile int64
-	closed   bool
+	mu        sync.RWMutex
+	runs      map[string]*memRun
+	nextFile  int64
+	nextApply int64
+	closed    bool
+	down      error
 }
 
 type memRun struct {
 	run     Run
 	history []StatusChange
 	files   []File
+	applies []Apply
 }
 
 var _ RunStore = (*Memory)(nil)
@@ -41,12 +45,24 @@ func (m *Memory) check(ctx context.Context) error {
 	if m.closed {
 		return errClosed
 	}
+	if m.down != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, m.down)
+	}
 	return nil
+}
+
+// SetUnavailable makes every call fail with err (wrapped in ErrUnavailable)
+// until it is called with nil, standing in for a database that refuses
+// writes or whose file was deleted.
+func (m *Memory) SetUnavailable(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = err
 }
 
 // Create implements RunStore.
 func (m *Memory) Create(ctx context.Context, n NewRun) (Run, error) {
-	if err := n.validate(); err != nil {
+	if err := n.Validate(); err != nil {
 		return Run{}, err
 	}
 	m.mu.Lock()
@@ -55,11 +71,11 @@ func (m *Memory) Create(ctx context.Context, n NewRun) (Run, error) {
 		return Run{}, err
 	}
 	now := stamp(m.clock)
-	id, err := m.ids.next(now)
+	id, err := m.ids.Next(now)
 	if err != nil {
 		return Run{}, err
 	}
-	r := newRun(id, n, now)
+	r := n.Build(id, now)
 	m.runs[id] = &memRun{run: r, history: []StatusChange{{To: StatusQueued, At: now, Reason: "created"}}}
 	return copyRun(r), nil
 }
@@ -94,7 +110,7 @@ func copyStats(s Stats) Stats {
 
 // Get implements RunStore.
 func (m *Memory) Get(ctx context.Context, id string) (Run, error) {
-	if err := checkID("id", id); err != nil {
+	if err := CheckID("id", id); err != nil {
 		return Run{}, err
 	}
 	m.mu.RLock()
@@ -109,7 +125,10 @@ func (m *Memory) Get(ctx context.Context, id string) (Run, error) {
 	return copyRun(mr.run), nil
 }
 
-func (q query) match(r *Run) bool {
+func (q Query) match(r *Run) bool {
+	if len(q.Tenants) > 0 && !slices.Contains(q.Tenants, r.Tenant) {
+		return false
+	}
 	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, r.Status) {
 		return false
 	}
@@ -123,7 +142,7 @@ func (q query) match(r *Run) bool {
 	if !q.CreatedBefore.IsZero() && us >= toMicros(q.CreatedBefore) {
 		return false
 	}
-	if q.text != "" && !strings.Contains(searchText(r.Filename, r.Vehicle), q.text) {
+	if q.TextLower != "" && !strings.Contains(SearchText(r.Filename, r.Vehicle), q.TextLower) {
 		return false
 	}
 	if q.JetstreamID != "" && r.JetstreamID != q.JetstreamID {
@@ -135,7 +154,7 @@ func (q query) match(r *Run) bool {
 	if q.Sort == SortPeakHP && r.Stats.PeakHP == nil {
 		return false
 	}
-	if q.hasAfter && q.compare(r, q.after) >= 0 {
+	if q.HasAfter && q.compare(r, q.After) >= 0 {
 		return false
 	}
 	return true
@@ -143,21 +162,21 @@ func (q query) match(r *Run) bool {
 
 // compare orders r against a keyset position: negative when r comes
 // after it in the list (the list runs in descending key order).
-func (q query) compare(r *Run, c cursor) int {
+func (q Query) compare(r *Run, c Cursor) int {
 	if q.Sort == SortPeakHP {
-		if p := *r.Stats.PeakHP; p != c.peak {
-			return cmp.Compare(p, c.peak)
+		if p := *r.Stats.PeakHP; p != c.Peak {
+			return cmp.Compare(p, c.Peak)
 		}
 	}
-	if us := toMicros(r.CreatedAt); us != c.us {
-		return cmp.Compare(us, c.us)
+	if us := toMicros(r.CreatedAt); us != c.Micros {
+		return cmp.Compare(us, c.Micros)
 	}
-	return strings.Compare(r.ID, c.id)
+	return strings.Compare(r.ID, c.ID)
 }
 
 // List implements RunStore.
 func (m *Memory) List(ctx context.Context, f Filter) (Page, error) {
-	q, err := f.compile()
+	q, err := f.Compile()
 	if err != nil {
 		return Page{}, err
 	}
@@ -177,12 +196,12 @@ func (m *Memory) List(ctx context.Context, f Filter) (Page, error) {
 		if b.Stats.PeakHP != nil {
 			peak = *b.Stats.PeakHP
 		}
-		return -q.compare(&a, cursor{peak: peak, us: toMicros(b.CreatedAt), id: b.ID})
+		return -q.compare(&a, Cursor{Peak: peak, Micros: toMicros(b.CreatedAt), ID: b.ID})
 	})
 	var p Page
-	if len(runs) > q.limit {
-		runs = runs[:q.limit]
-		p.Next = q.next(runs[len(runs)-1])
+	if len(runs) > q.N {
+		runs = runs[:q.N]
+		p.Next = q.Next(runs[len(runs)-1])
 	}
 	for _, r := range runs {
 		p.Runs = append(p.Runs, copyRun(r))
@@ -190,8 +209,8 @@ func (m *Memory) List(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-func (m *Memory) mutate(ctx context.Context, id string, mut mutation) (Run, error) {
-	if err := checkID("id", id); err != nil {
+func (m *Memory) mutate(ctx context.Context, id string, mut Mutation) (Run, error) {
+	if err := CheckID("id", id); err != nil {
 		return Run{}, err
 	}
 	m.mu.Lock()
@@ -203,7 +222,7 @@ func (m *Memory) mutate(ctx context.Context, id string, mut mutation) (Run, erro
 	if !ok {
 		return Run{}, notFound("run", id)
 	}
-	r, ch, err := apply(copyRun(mr.run), mut, stamp(m.clock))
+	r, ch, err := ApplyMutation(copyRun(mr.run), mut, stamp(m.clock))
 	if err != nil {
 		return Run{}, err
 	}
@@ -216,37 +235,37 @@ func (m *Memory) mutate(ctx context.Context, id string, mut mutation) (Run, erro
 
 // Update implements RunStore.
 func (m *Memory) Update(ctx context.Context, id string, u Update) (Run, error) {
-	if err := u.validate(); err != nil {
+	if err := u.Validate(); err != nil {
 		return Run{}, err
 	}
-	return m.mutate(ctx, id, u.mutation())
+	return m.mutate(ctx, id, u.Mutation())
 }
 
 // Complete implements RunStore.
 func (m *Memory) Complete(ctx context.Context, id string, version int64, r Result) (Run, error) {
-	if err := checkVersionArg(version); err != nil {
+	if err := CheckVersion(version); err != nil {
 		return Run{}, err
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Run{}, err
 	}
-	return m.mutate(ctx, id, completeMutation(version, r))
+	return m.mutate(ctx, id, CompleteMutation(version, r))
 }
 
 // Fail implements RunStore.
 func (m *Memory) Fail(ctx context.Context, id string, version int64, e RunError) (Run, error) {
-	if err := checkVersionArg(version); err != nil {
+	if err := CheckVersion(version); err != nil {
 		return Run{}, err
 	}
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return Run{}, err
 	}
-	return m.mutate(ctx, id, failMutation(version, e))
+	return m.mutate(ctx, id, FailMutation(version, e))
 }
 
 // Delete implements RunStore.
 func (m *Memory) Delete(ctx context.Context, id string) error {
-	if err := checkID("id", id); err != nil {
+	if err := CheckID("id", id); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -263,7 +282,7 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 
 // History implements RunStore.
 func (m *Memory) History(ctx context.Context, id string) ([]StatusChange, error) {
-	if err := checkID("id", id); err != nil {
+	if err := CheckID("id", id); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
@@ -280,10 +299,10 @@ func (m *Memory) History(ctx context.Context, id string) ([]StatusChange, error)
 
 // AddFile implements RunStore.
 func (m *Memory) AddFile(ctx context.Context, runID string, meta FileMeta) (File, error) {
-	if err := checkID("run_id", runID); err != nil {
+	if err := CheckID("run_id", runID); err != nil {
 		return File{}, err
 	}
-	if err := meta.validate(); err != nil {
+	if err := meta.Validate(); err != nil {
 		return File{}, err
 	}
 	m.mu.Lock()
@@ -303,7 +322,7 @@ func (m *Memory) AddFile(ctx context.Context, runID string, meta FileMeta) (File
 
 // Files implements RunStore.
 func (m *Memory) Files(ctx context.Context, runID string) ([]File, error) {
-	if err := checkID("run_id", runID); err != nil {
+	if err := CheckID("run_id", runID); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
@@ -334,7 +353,7 @@ func (m *Memory) File(ctx context.Context, runID string, fileID int64) (File, er
 
 // Recover implements RunStore.
 func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -348,7 +367,7 @@ func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
 		if mr.run.Status != StatusProcessing {
 			continue
 		}
-		r, ch, err := apply(copyRun(mr.run), failMutation(0, e), now)
+		r, ch, err := ApplyMutation(copyRun(mr.run), FailMutation(0, e), now)
 		if err != nil {
 			return ids, err
 		}
@@ -358,6 +377,100 @@ func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// RecordApply implements RunStore.
+func (m *Memory) RecordApply(ctx context.Context, runID string, a NewApply) (Apply, error) {
+	if err := CheckID("run_id", runID); err != nil {
+		return Apply{}, err
+	}
+	if err := a.Validate(); err != nil {
+		return Apply{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return Apply{}, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return Apply{}, notFound("run", runID)
+	}
+	var latest *Apply
+	for i := range mr.applies {
+		if mr.applies[i].Cylinder == a.Cylinder {
+			latest = &mr.applies[i]
+		}
+	}
+	if err := CheckApplyParent(runID, a, latest); err != nil {
+		return Apply{}, err
+	}
+	now := stamp(m.clock)
+	m.nextApply++
+	rec := Apply{ID: m.nextApply, RunID: runID, Cylinder: a.Cylinder, Kind: a.Kind, Parent: a.Parent, CreatedAt: now}
+	for _, fm := range a.Files {
+		m.nextFile++
+		f := File{ID: m.nextFile, RunID: runID, FileMeta: fm, CreatedAt: now}
+		mr.files = append(mr.files, f)
+		rec.Files = append(rec.Files, f)
+	}
+	mr.applies = append(mr.applies, rec)
+	return copyApply(rec), nil
+}
+
+func copyApply(a Apply) Apply {
+	a.Files = slices.Clone(a.Files)
+	return a
+}
+
+// Applies implements RunStore.
+func (m *Memory) Applies(ctx context.Context, runID string) ([]Apply, error) {
+	if err := CheckID("run_id", runID); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	mr, ok := m.runs[runID]
+	if !ok {
+		return nil, notFound("run", runID)
+	}
+	out := make([]Apply, len(mr.applies))
+	for i, a := range mr.applies {
+		out[i] = copyApply(a)
+	}
+	return out, nil
+}
+
+// Unreferenced implements RunStore.
+func (m *Memory) Unreferenced(ctx context.Context, keys []string) ([]string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, mr := range m.runs {
+		for _, f := range mr.files {
+			used[f.StorageKey] = true
+		}
+	}
+	out := []string{}
+	for _, k := range keys {
+		if !used[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Probe implements RunStore.
+func (m *Memory) Probe(ctx context.Context) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.check(ctx)
 }
 
 // Ping implements RunStore.

@@ -6,10 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,32 +52,32 @@ type RunStore interface {
 	// returning their ids. A server calls it at startup: no worker of a
 	// previous process is still running them.
 	Recover(ctx context.Context, e RunError) ([]string, error)
+	// RecordApply records an apply or rollback of a run's cylinder together
+	// with its files, in one transaction: after a crash either all of it
+	// is stored or none. The contents must already be durable in the file
+	// store (see CommitApply). a.Parent must be the cylinder's latest
+	// record (else ErrConflict; see NewApply).
+	RecordApply(ctx context.Context, runID string, a NewApply) (Apply, error)
+	// Applies returns a run's apply records, oldest first.
+	Applies(ctx context.Context, runID string) ([]Apply, error)
+	// Unreferenced returns those of the storage keys that no file of any
+	// run refers to, in the order given.
+	Unreferenced(ctx context.Context, keys []string) ([]string, error)
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
+	// Probe proves the store works now: a durable write and a read back.
+	// A SQLite store also checks that its database file is still the one
+	// it opened (not deleted or replaced). Failures match ErrUnavailable.
+	Probe(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
 }
 
-// Options configure a store. The zero value is ready to use.
+// Options configure NewMemory. The zero value is ready to use.
 type Options struct {
-	// Now is the clock; nil means time.Now. Times are stored in UTC with
+	// Now is the clock; nil means time.Now. Times are kept in UTC with
 	// microsecond precision whatever the clock's location.
 	Now func() time.Time
-	// Logger receives debug and info messages; nil discards them.
-	Logger *slog.Logger
-	// SkipMigrate opens a SQL store without applying pending migrations
-	// (for tools that inspect or migrate explicitly).
-	SkipMigrate bool
-	// BusyTimeout is how long a SQLite writer waits for another process's
-	// lock; zero means 10 s.
-	BusyTimeout time.Duration
-	// SQLiteSynchronous is SQLite's synchronous pragma: "" or "FULL" (a
-	// committed run survives a power loss), or "NORMAL" (survives a process
-	// crash, faster).
-	SQLiteSynchronous string
-	// MaxOpenConns bounds the PostgreSQL pool (and SQLite's reader pool);
-	// zero means 15 (4 for SQLite readers).
-	MaxOpenConns int
 }
 
 func (o Options) clock() func() time.Time {
@@ -86,13 +85,6 @@ func (o Options) clock() func() time.Time {
 		return o.Now
 	}
 	return time.Now
-}
-
-func (o Options) logger() *slog.Logger {
-	if o.Logger != nil {
-		return o.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // toMicros converts a time to UTC microseconds since the epoch.
@@ -105,108 +97,138 @@ func stamp(clock func() time.Time) time.Time {
 	return clock().UTC().Truncate(time.Microsecond)
 }
 
-// idGen generates run ids: 48 bits of milliseconds, then 80 random bits.
-// Within one generator ids are strictly increasing: an id made in the same
-// millisecond as the previous one increments its random part.
-type idGen struct {
-	mu   sync.Mutex
-	ms   uint64
-	last [10]byte
+// IDGenerator generates run ids: 48 bits of milliseconds, then 80 bits
+// drawn from crypto/rand. Within one generator ids are strictly increasing:
+// an id made in the same millisecond as the previous one (or after the clock
+// went back) adds a random step of 2^32 to 2^63 to the previous id's random
+// part, so ids stay sortable by time and a neighbour's id cannot be guessed
+// from one's own (a step has 63 bits of entropy). The zero value is ready to
+// use; implementations of RunStore share it so every store makes ids of the
+// same form.
+type IDGenerator struct {
+	mu sync.Mutex
+	ms uint64 // the millisecond of the last id
+	hi uint64 // the top 16 of the 80 random bits
+	lo uint64 // the low 64 of the 80 random bits
 }
 
-func (g *idGen) next(t time.Time) (string, error) {
+// maxMillis is the first millisecond a 48-bit timestamp cannot hold.
+const maxMillis = 1 << 48
+
+// Next returns a new id for a run created at t.
+func (g *IDGenerator) Next(t time.Time) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ms := uint64(t.UnixMilli())
-	if ms < 0x1_0000_0000_0000 && ms > g.ms {
-		g.ms = ms
-		if _, err := rand.Read(g.last[:]); err != nil {
-			return "", fmt.Errorf("runstore: generating id: %w", err)
-		}
-		g.last[0] &= 0x7f // leave room to increment
-	} else {
-		// Same millisecond, or the clock went back: stay monotonic.
-		for i := len(g.last) - 1; i >= 0; i-- {
-			g.last[i]++
-			if g.last[i] != 0 {
-				break
-			}
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("runstore: generating id: %w", err)
+	}
+	ms := uint64(max(t.UnixMilli(), 0))
+	fresh := ms < maxMillis && ms > g.ms
+	if !fresh {
+		// Same millisecond, or the clock went back: stay monotonic with a
+		// random step.
+		step := binary.BigEndian.Uint64(r[:8])>>1 + 1<<32
+		lo, carry := bits.Add64(g.lo, step, 0)
+		if hi := g.hi + carry; hi < 1<<16 {
+			g.lo, g.hi = lo, hi
+		} else {
+			// The random part would overflow (some 2^16 ids in one
+			// millisecond): borrow the next millisecond.
+			ms, fresh = g.ms+1, true
 		}
 	}
+	if fresh {
+		if ms >= maxMillis {
+			return "", fmt.Errorf("runstore: generating id: time %v is beyond the year 10889", t)
+		}
+		g.ms = ms
+		g.hi = uint64(binary.BigEndian.Uint16(r[8:10])) & 0x7fff // leave room to step
+		g.lo = binary.BigEndian.Uint64(r[:8])
+	}
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], g.ms<<16)
-	copy(b[6:], g.last[:])
+	binary.BigEndian.PutUint64(b[:8], g.ms<<16|g.hi)
+	binary.BigEndian.PutUint64(b[8:], g.lo)
 	return hex.EncodeToString(b[:]), nil
 }
 
-// cursor is the keyset position after which List continues. For
-// SortPeakHP it includes the peak power of the last run.
-type cursor struct {
-	sort Sort
-	peak float64
-	us   int64
-	id   string
+// Cursor is the keyset position after which List continues: the creation
+// time in microseconds and the id of the last run of a page and, for
+// SortPeakHP, its peak power.
+type Cursor struct {
+	Sort   Sort
+	Peak   float64
+	Micros int64
+	ID     string
 }
 
-func (c cursor) String() string {
-	s := strconv.FormatInt(c.us, 10) + "." + c.id
-	if c.sort == SortPeakHP {
-		s = "p" + strconv.FormatFloat(c.peak, 'g', -1, 64) + "." + s
+// String encodes c as the opaque Page.Next.
+func (c Cursor) String() string {
+	s := strconv.FormatInt(c.Micros, 10) + "." + c.ID
+	if c.Sort == SortPeakHP {
+		s = "p" + strconv.FormatFloat(c.Peak, 'g', -1, 64) + "." + s
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-func parseCursor(s string) (cursor, bool, error) {
+func parseCursor(s string) (Cursor, bool, error) {
 	if s == "" {
-		return cursor{}, false, nil
+		return Cursor{}, false, nil
 	}
 	bad := invalid("cursor", "not a cursor returned by List")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, false, bad
+		return Cursor{}, false, bad
 	}
-	var c cursor
+	var c Cursor
 	rest := string(b)
 	if strings.HasPrefix(rest, "p") {
 		i := strings.LastIndex(rest, ".")
 		j := strings.LastIndex(rest[:max(i, 0)], ".")
 		if j < 1 {
-			return cursor{}, false, bad
+			return Cursor{}, false, bad
 		}
-		c.sort = SortPeakHP
-		if c.peak, err = strconv.ParseFloat(rest[1:j], 64); err != nil || math.IsNaN(c.peak) || math.IsInf(c.peak, 0) {
-			return cursor{}, false, bad
+		c.Sort = SortPeakHP
+		if c.Peak, err = strconv.ParseFloat(rest[1:j], 64); err != nil || math.IsNaN(c.Peak) || math.IsInf(c.Peak, 0) {
+			return Cursor{}, false, bad
 		}
 		rest = rest[j+1:]
 	}
 	us, id, ok := strings.Cut(rest, ".")
 	n, err := strconv.ParseInt(us, 10, 64)
 	if !ok || err != nil || !ValidID(id) {
-		return cursor{}, false, bad
+		return Cursor{}, false, bad
 	}
-	c.us, c.id = n, id
+	c.Micros, c.ID = n, id
 	return c, true, nil
 }
 
-func (q query) next(last Run) string {
-	c := cursor{sort: q.Sort, us: toMicros(last.CreatedAt), id: last.ID}
+// Next returns the Page.Next that continues a list after last.
+func (q Query) Next(last Run) string {
+	c := Cursor{Sort: q.Sort, Micros: toMicros(last.CreatedAt), ID: last.ID}
 	if q.Sort == SortPeakHP && last.Stats.PeakHP != nil {
-		c.peak = *last.Stats.PeakHP
+		c.Peak = *last.Stats.PeakHP
 	}
 	return c.String()
 }
 
-// query is a validated Filter.
-type query struct {
+// Query is a validated Filter, as implementations of List use it.
+type Query struct {
 	Filter
-	after    cursor
-	hasAfter bool
-	text     string // lower-cased
-	limit    int
+	After     Cursor // where the page starts, when HasAfter
+	HasAfter  bool
+	TextLower string // Filter.Text lower-cased, matched against SearchText
+	N         int    // the page size: Filter.Limit or DefaultLimit
 }
 
-func (f Filter) compile() (query, error) {
-	q := query{Filter: f, limit: f.Limit}
+// Compile validates f: every field, the limit and the cursor.
+func (f Filter) Compile() (Query, error) {
+	q := Query{Filter: f, N: f.Limit}
+	for _, t := range f.Tenants {
+		if t != "" && !ValidTenant(t) {
+			return q, invalid("filter.tenants", "%q is not a tenant name", truncate(t, 80))
+		}
+	}
 	for _, s := range f.Statuses {
 		if !s.Valid() {
 			return q, invalid("filter.statuses", "unknown status %q", s)
@@ -224,9 +246,9 @@ func (f Filter) compile() (query, error) {
 		return q, err
 	}
 	switch {
-	case q.limit == 0:
-		q.limit = DefaultLimit
-	case q.limit < 0 || q.limit > MaxLimit:
+	case q.N == 0:
+		q.N = DefaultLimit
+	case q.N < 0 || q.N > MaxLimit:
 		return q, invalid("filter.limit", "%d is outside 1..%d", f.Limit, MaxLimit)
 	}
 	switch f.Sort {
@@ -235,26 +257,27 @@ func (f Filter) compile() (query, error) {
 		return q, invalid("filter.sort", "unknown sort %q", f.Sort)
 	}
 	var err error
-	if q.after, q.hasAfter, err = parseCursor(f.Cursor); err != nil {
+	if q.After, q.HasAfter, err = parseCursor(f.Cursor); err != nil {
 		return q, err
 	}
-	if q.hasAfter && q.after.sort != f.Sort {
+	if q.HasAfter && q.After.Sort != f.Sort {
 		return q, invalid("cursor", "the cursor belongs to a list with another sort order")
 	}
-	q.text = strings.ToLower(f.Text)
+	q.TextLower = strings.ToLower(f.Text)
 	return q, nil
 }
 
-// searchText is what Filter.Text matches: the lower-cased filename and
-// vehicle, which cannot contain a newline.
-func searchText(filename, vehicle string) string {
+// SearchText is what Filter.Text matches: the lower-cased filename and
+// vehicle, which cannot contain a newline. SQL stores keep it in a column.
+func SearchText(filename, vehicle string) string {
 	return strings.ToLower(filename) + "\n" + strings.ToLower(vehicle)
 }
 
-// newRun builds the stored form of n.
-func newRun(id string, n NewRun, now time.Time) Run {
+// Build returns the run Create stores for n: id, version 1, status queued,
+// created and updated at now.
+func (n NewRun) Build(id string, now time.Time) Run {
 	return Run{
-		ID: id, Version: 1, Status: StatusQueued, Source: n.Source,
+		ID: id, Tenant: n.Tenant, Version: 1, Status: StatusQueued, Source: n.Source,
 		Filename: n.Filename, InputSize: n.InputSize, Vehicle: n.Vehicle, JetstreamID: n.JetstreamID,
 		Settings: clone(n.Settings), CreatedAt: now, UpdatedAt: now,
 	}
@@ -267,9 +290,10 @@ func clone(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// mutation changes a run in memory; every implementation applies the same
-// ones, so the rules live here once.
-type mutation func(r *Run, now time.Time) (*StatusChange, error)
+// Mutation changes a run in memory and returns the status change it made,
+// if any. Every implementation applies the same mutations (through
+// ApplyMutation), so the rules live here once.
+type Mutation func(r *Run, now time.Time) (*StatusChange, error)
 
 func transition(r *Run, to Status, reason string, now time.Time) (*StatusChange, error) {
 	if to == r.Status {
@@ -293,7 +317,9 @@ func checkVersion(r *Run, version int64) error {
 	return nil
 }
 
-func (u Update) mutation() mutation {
+// Mutation returns the change u makes: the version check, the status
+// transition, stage, progress and message.
+func (u Update) Mutation() Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if err := checkVersion(r, u.Version); err != nil {
 			return nil, err
@@ -324,7 +350,8 @@ func (u Update) mutation() mutation {
 	}
 }
 
-func completeMutation(version int64, res Result) mutation {
+// CompleteMutation is the change Complete makes.
+func CompleteMutation(version int64, res Result) Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if err := checkVersion(r, version); err != nil {
 			return nil, err
@@ -346,7 +373,9 @@ func completeMutation(version int64, res Result) mutation {
 	}
 }
 
-func failMutation(version int64, e RunError) mutation {
+// FailMutation is the change Fail makes; version 0 skips the version check
+// (Recover).
+func FailMutation(version int64, e RunError) Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if version != 0 {
 			if err := checkVersion(r, version); err != nil {
@@ -373,8 +402,9 @@ func failMutation(version int64, e RunError) mutation {
 	}
 }
 
-// apply runs m on a copy of r, bumping the version and update time.
-func apply(r Run, m mutation, now time.Time) (Run, *StatusChange, error) {
+// ApplyMutation runs m on a copy of r, bumping the version and update time.
+// It returns the new run and the status change to record in the history.
+func ApplyMutation(r Run, m Mutation, now time.Time) (Run, *StatusChange, error) {
 	ch, err := m(&r, now)
 	if err != nil {
 		return Run{}, nil, err
@@ -384,7 +414,9 @@ func apply(r Run, m mutation, now time.Time) (Run, *StatusChange, error) {
 	return r, ch, nil
 }
 
-func checkID(field, id string) error {
+// CheckID returns an *InvalidError naming field unless id has the form of a
+// run id.
+func CheckID(field, id string) error {
 	if !ValidID(id) {
 		return invalid(field, "%q is not a run id", truncate(id, 80))
 	}
@@ -398,9 +430,10 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-var errClosed = errors.New("runstore: store is closed")
+var errClosed = fmt.Errorf("%w: store is closed", ErrUnavailable)
 
-func checkVersionArg(v int64) error {
+// CheckVersion returns an *InvalidError unless v can be a run's version.
+func CheckVersion(v int64) error {
 	if v < 1 {
 		return invalid("version", "must be the run's current version (>= 1), got %d", v)
 	}

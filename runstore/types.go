@@ -144,7 +144,8 @@ type RunError struct {
 // Run is one stored run.
 type Run struct {
 	ID          string          `json:"id"`
-	Version     int64           `json:"version"` // bumped by every write; pass it back in Update
+	Tenant      string          `json:"tenant,omitempty"` // the owner; "" for runs made without a key
+	Version     int64           `json:"version"`          // bumped by every write; pass it back in Update
 	Status      Status          `json:"status"`
 	Source      Source          `json:"source"`
 	Stage       string          `json:"stage,omitempty"`
@@ -166,6 +167,11 @@ type Run struct {
 // NewRun is the input of Create. The store assigns the id, the Queued
 // status, version 1 and the timestamps.
 type NewRun struct {
+	// Tenant owns the run: the tenant of the API key that made it, or ""
+	// for runs made without one (authentication off, Jetstream, JetDrive
+	// captures, imports, and runs stored before tenants existed), which
+	// belong to the server's default tenant. See ValidTenant.
+	Tenant      string
 	Source      Source
 	Filename    string // the user's name for the input, no path
 	InputSize   int64
@@ -217,6 +223,9 @@ const (
 // after the last run of a previous Page (of the same Sort); keyset
 // pagination keeps the order stable under concurrent inserts.
 type Filter struct {
+	// Tenants, when not empty, keeps runs owned by one of them ("" names
+	// the runs made without a key).
+	Tenants       []string
 	Statuses      []Status
 	Sources       []Source
 	CreatedAfter  time.Time // inclusive
@@ -368,7 +377,11 @@ func (s Stats) validate() error {
 	return nil
 }
 
-func (n NewRun) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of n.
+func (n NewRun) Validate() error {
+	if n.Tenant != "" && !ValidTenant(n.Tenant) {
+		return invalid("tenant", "%q: want 1 to 64 of [A-Za-z0-9._:-], starting with a letter or digit", truncate(n.Tenant, 80))
+	}
 	if !n.Source.Valid() {
 		return invalid("source", "unknown source %q", n.Source)
 	}
@@ -387,7 +400,8 @@ func (n NewRun) validate() error {
 	return checkJSON("settings", n.Settings)
 }
 
-func (u Update) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of u.
+func (u Update) Validate() error {
 	if u.Version < 1 {
 		return invalid("version", "must be the run's current version (>= 1), got %d", u.Version)
 	}
@@ -413,7 +427,8 @@ func (u Update) validate() error {
 	return checkText("reason", u.Reason, maxMessage, false)
 }
 
-func (r Result) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of r.
+func (r Result) Validate() error {
 	if err := checkJSON("results", r.Results); err != nil {
 		return err
 	}
@@ -423,7 +438,8 @@ func (r Result) validate() error {
 	return r.Stats.validate()
 }
 
-func (e RunError) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of e.
+func (e RunError) Validate() error {
 	if e.Message == "" && e.Code == "" {
 		return invalid("error", "needs a message or a code")
 	}
@@ -439,7 +455,8 @@ func (e RunError) validate() error {
 	return checkText("error.detail", e.Detail, maxDetail, false)
 }
 
-func (m FileMeta) validate() error {
+// Validate returns an *InvalidError naming the first invalid field of m.
+func (m FileMeta) Validate() error {
 	if err := checkName("file.name", m.Name, true); err != nil {
 		return err
 	}
@@ -469,6 +486,107 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// ValidTenant reports whether t is a tenant name: 1 to 64 characters of
+// [A-Za-z0-9._:-] starting with a letter or a digit (package authkeys uses
+// the same rule).
+func ValidTenant(t string) bool {
+	if len(t) == 0 || len(t) > 64 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != ':' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ApplyKind says what an apply record did.
+type ApplyKind string
+
+// The kinds of apply record.
+const (
+	// ApplyKindApply applied corrections to a base table: its files are
+	// the applied table, the effective correction and the manifest.
+	ApplyKindApply ApplyKind = "apply"
+	// ApplyKindRollback undid the apply it follows: its file is the
+	// restored table.
+	ApplyKindRollback ApplyKind = "rollback"
+)
+
+// ApplyFiles is how many files a record of each kind has.
+var ApplyFiles = map[ApplyKind]int{ApplyKindApply: 3, ApplyKindRollback: 1}
+
+// NewApply is the input of RecordApply: one apply or rollback of a run's
+// cylinder, with the metadata of its files (CommitApply fills them in
+// after storing the contents).
+type NewApply struct {
+	Cylinder string // e.g. "Front"
+	Kind     ApplyKind
+	// Parent is the id of the cylinder's latest record as the caller saw
+	// it (0 for none). Records of a cylinder form a chain: a record whose
+	// Parent is no longer the latest fails with ErrConflict, so two
+	// writers never both build on the same state. A rollback's parent
+	// must be an apply; a rollback with Parent 0 undoes an apply made
+	// before apply records existed and is allowed only as the cylinder's
+	// first record.
+	Parent int64
+	Files  []FileMeta
+}
+
+// Apply is a recorded apply or rollback.
+type Apply struct {
+	ID        int64     `json:"id"`
+	RunID     string    `json:"run_id"`
+	Cylinder  string    `json:"cylinder"`
+	Kind      ApplyKind `json:"kind"`
+	Parent    int64     `json:"parent"`
+	Files     []File    `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Validate returns an *InvalidError naming the first invalid field of a.
+func (a NewApply) Validate() error {
+	if err := checkName("apply.cylinder", a.Cylinder, true); err != nil {
+		return err
+	}
+	if len(a.Cylinder) > 32 {
+		return invalid("apply.cylinder", "longer than 32 bytes")
+	}
+	want, ok := ApplyFiles[a.Kind]
+	if !ok {
+		return invalid("apply.kind", "unknown kind %q", a.Kind)
+	}
+	if a.Parent < 0 {
+		return invalid("apply.parent", "negative")
+	}
+	if len(a.Files) != want {
+		return invalid("apply.files", "a %s has %d files, got %d", a.Kind, want, len(a.Files))
+	}
+	for _, f := range a.Files {
+		if err := f.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckApplyParent enforces the chain rule of NewApply.Parent against the
+// cylinder's latest record (nil for none).
+func CheckApplyParent(runID string, a NewApply, latest *Apply) error {
+	switch {
+	case latest == nil && a.Parent != 0:
+		return conflict("run %s cylinder %s has no apply record %d", runID, a.Cylinder, a.Parent)
+	case latest != nil && latest.ID != a.Parent:
+		return conflict("run %s cylinder %s changed: its latest apply record is %d, not %d", runID, a.Cylinder, latest.ID, a.Parent)
+	case a.Kind == ApplyKindRollback && latest != nil && latest.Kind != ApplyKindApply:
+		return conflict("run %s cylinder %s: record %d is a %s, there is no apply to roll back", runID, a.Cylinder, latest.ID, latest.Kind)
+	}
+	return nil
 }
 
 // ValidID reports whether id has the form of a store-generated run id.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
 func main() {
@@ -46,7 +47,7 @@ commands:
 
 The URL comes from -db, $DYNOAI_DATABASE_URL, $DATABASE_URL, or sqlite:///./dynoai.db:
   postgres://user:pass@127.0.0.1:5432/dynoai?sslmode=disable
-  sqlite:///relative/path.db   sqlite:////absolute/path.db   /plain/path.db
+  sqlite:///relative/path.db   sqlite:////absolute/path.db   (the scheme is required)
 `
 
 // run is main without the process: it returns the exit code (0 ok, 1
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if cmd == "drop" && !yes {
-		fmt.Fprintf(stderr, "dbtool drop: refusing to drop %s without -yes-really-drop\n", runstore.RedactDSN(url))
+		fmt.Fprintf(stderr, "dbtool drop: refusing to drop %s without -yes-really-drop\n", sqlstore.RedactDSN(url))
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -107,17 +108,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func do(ctx context.Context, cmd, url string, out io.Writer) error {
-	d, target, err := runstore.ParseURL(url)
+	d, target, err := sqlstore.ParseURL(url)
 	if err != nil {
 		return err
 	}
-	if d == runstore.SQLite && cmd != "init" && cmd != "migrate" {
+	if d == sqlstore.SQLite && cmd != "init" && cmd != "migrate" {
 		// Opening SQLite creates the file; only init and migrate should.
 		if _, err := os.Stat(target); err != nil {
 			return fmt.Errorf("no database at %s (run dbtool init): %w", target, err)
 		}
 	}
-	s, err := runstore.Open(ctx, url, runstore.Options{SkipMigrate: true})
+	s, err := sqlstore.Open(ctx, url, sqlstore.Options{SkipMigrate: true})
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func do(ctx context.Context, cmd, url string, out io.Writer) error {
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-func needSchema(ctx context.Context, s *runstore.SQLStore) error {
+func needSchema(ctx context.Context, s *sqlstore.Store) error {
 	v, err := s.SchemaVersion(ctx)
 	if err != nil {
 		return err

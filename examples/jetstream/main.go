@@ -29,7 +29,7 @@ import (
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
-	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
 func main() {
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var store jetstream.StateStore = jetstream.NewMemoryStore()
 	if *dbPath != "" {
-		db, err := runstore.OpenSQLite(ctx, *dbPath, runstore.Options{})
+		db, err := sqlstore.OpenSQLite(ctx, *dbPath, sqlstore.Options{})
 		if err != nil {
 			fmt.Fprintln(stderr, "jetstream:", err)
 			return 1

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/httpapi"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
 // settings is the server's configuration, parsed once at startup.
@@ -25,6 +26,8 @@ type settings struct {
 	FilesDir        string
 	DatabaseURL     string
 	MaxUploadBytes  int64
+	MinUploadRate   int64
+	UploadGrace     time.Duration
 	CORSOrigins     []string
 	TrustedProxies  []netip.Prefix
 	Workers         int
@@ -32,13 +35,20 @@ type settings struct {
 	AnalysisTimeout time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
-	AuthReads       bool
-	MetricsProtect  bool
+	OpenReads       bool
+	DefaultTenant   string
+	KeysPoll        time.Duration
+	MetricsOpen     bool // /metrics on the main port without a key
+	MetricsProtect  bool // /metrics on PROMETHEUS_METRICS_PORT needs an admin key
 	AllowOpen       bool // serve beyond loopback without authentication
 
-	RateEnabled   bool
-	RateDefault   httpapi.Rates
-	RateExpensive httpapi.Rates
+	RateEnabled    bool
+	RateDefault    httpapi.Rates
+	RateExpensive  httpapi.Rates
+	RateAnonymous  httpapi.Rates
+	RateMaxClients int
+	RateIPv4Prefix int
+	RateIPv6Prefix int
 
 	MetricsEnabled bool
 	MetricsPort    int
@@ -75,20 +85,30 @@ var knownVars = map[string]string{
 	"DYNOAI_ANALYSIS_TIMEOUT":      "per-analysis limit, Go duration (default 10m)",
 	"DYNOAI_REQUEST_TIMEOUT":       "per-request limit, Go duration (default 30s)",
 	"DYNOAI_SHUTDOWN_TIMEOUT":      "grace period on shutdown (default 30s)",
-	"DYNOAI_AUTH_READS":            "also require a key on reads",
+	"DYNOAI_AUTH_READS":            "deprecated: reads need a key by default; only true is accepted (see DYNOAI_OPEN_READS)",
+	"DYNOAI_OPEN_READS":            "serve reads without a key (readers without one see the default tenant's runs)",
+	"DYNOAI_DEFAULT_TENANT":        "tenant owning runs made without a key (default: default)",
+	"API_KEYS_FILE_POLL_INTERVAL":  "how often the keys file is checked, and how long it may be missing before its keys are revoked (default 2s)",
 	"DYNOAI_ALLOW_UNAUTHENTICATED": "allow a non-loopback bind with authentication off",
-	"DATABASE_URL":                 "sqlite:///path or postgres://... (default sqlite in the data dir)",
+	"DATABASE_URL":                 "sqlite:path, sqlite:////absolute/path or postgres://user:pass@host:5432/db; the scheme is required (default sqlite in the data dir)",
 	"MAX_CONTENT_LENGTH":           "upload limit in bytes (overrides DYNOAI_MAX_UPLOAD_MB)",
-	"API_AUTH_ENABLED":             "require API keys on mutating routes",
-	"API_KEYS":                     "comma-separated API keys",
-	"API_KEYS_FILE":                "file of API keys, one per line, hot-reloaded",
+	"DYNOAI_MIN_UPLOAD_RATE":       "slowest accepted upload, bytes/s after the grace period; 0: no minimum (default 1024)",
+	"DYNOAI_UPLOAD_GRACE":          "time an upload may take before the minimum rate counts (default 10s)",
+	"API_AUTH_ENABLED":             "require API keys (every route but liveness, readiness and the API document)",
+	"API_KEYS":                     "comma-separated entries: <key> [tenant=<t>] [scopes=read+analyze+apply+admin]",
+	"API_KEYS_FILE":                "file of API keys, one entry per line, hot-reloaded (see examples/keygen)",
 	"RATE_LIMIT_ENABLED":           "enable rate limits (default true)",
 	"RATE_LIMIT_DEFAULT":           "default limit (default 600/minute)",
 	"RATE_LIMIT_EXPENSIVE":         "limit for analyses and uploads (default 5/minute;20/hour)",
 	"RATE_LIMIT_STORAGE":           "limiter storage: memory:// only",
+	"RATE_LIMIT_ANONYMOUS_TOTAL":   "one budget all requests without a valid key share (default: none)",
+	"RATE_LIMIT_MAX_CLIENTS":       "buckets kept per budget, for keys and for addresses each; least recently used recycled (default 100000)",
+	"RATE_LIMIT_IPV4_PREFIX":       "IPv4 addresses grouped per network of this many bits (default 32)",
+	"RATE_LIMIT_IPV6_PREFIX":       "IPv6 addresses grouped per network of this many bits (default 64)",
 	"PROMETHEUS_METRICS_ENABLED":   "record metrics and serve /metrics",
 	"PROMETHEUS_METRICS_PORT":      "serve /metrics on this port instead of the main one",
-	"PROMETHEUS_METRICS_PROTECT":   "require an API key on /metrics",
+	"PROMETHEUS_METRICS_OPEN":      "serve /metrics on the main port without a key (default: an admin key)",
+	"PROMETHEUS_METRICS_PROTECT":   "require an admin key on PROMETHEUS_METRICS_PORT too",
 	"LOG_LEVEL":                    "debug, info, warn or error (default info)",
 	"LOG_FORMAT":                   "json (production) or text (development)",
 	"JETSTREAM_ENABLED":            "poll Jetstream",
@@ -210,10 +230,18 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.DataDir = str("DYNOAI_DATA_DIR", "data")
 	s.FilesDir = str("DYNOAI_FILES_DIR", filepath.Join(s.DataDir, "files"))
 	s.DatabaseURL = str("DATABASE_URL", "sqlite:"+filepath.Join(s.DataDir, "dynoai.db"))
+	if _, _, err := sqlstore.ParseURL(s.DatabaseURL); err != nil {
+		bad("DATABASE_URL", "%v", err) // the URL appears only redacted
+	}
 	s.MaxUploadBytes = int64(integer("DYNOAI_MAX_UPLOAD_MB", 50, 1, 4096)) << 20
 	if _, ok := get("MAX_CONTENT_LENGTH"); ok {
 		s.MaxUploadBytes = int64(integer("MAX_CONTENT_LENGTH", 0, 1024, 4<<30))
 	}
+	s.MinUploadRate = int64(integer("DYNOAI_MIN_UPLOAD_RATE", httpapi.DefaultMinUploadRate, 0, 1<<30))
+	if s.MinUploadRate == 0 {
+		s.MinUploadRate = -1 // no minimum
+	}
+	s.UploadGrace = duration("DYNOAI_UPLOAD_GRACE", httpapi.DefaultUploadGrace)
 	s.CORSOrigins = list("DYNOAI_CORS_ORIGINS")
 	for _, p := range list("DYNOAI_TRUSTED_PROXIES") {
 		pfx, err := netip.ParsePrefix(p)
@@ -232,12 +260,24 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.AnalysisTimeout = duration("DYNOAI_ANALYSIS_TIMEOUT", 10*time.Minute)
 	s.RequestTimeout = duration("DYNOAI_REQUEST_TIMEOUT", 30*time.Second)
 	s.ShutdownTimeout = duration("DYNOAI_SHUTDOWN_TIMEOUT", 30*time.Second)
-	s.AuthReads = boolean("DYNOAI_AUTH_READS", false)
+	if !boolean("DYNOAI_AUTH_READS", true) {
+		bad("DYNOAI_AUTH_READS", "reads need a key by default now; set DYNOAI_OPEN_READS=true to serve them without one")
+	}
+	s.OpenReads = boolean("DYNOAI_OPEN_READS", false)
+	s.DefaultTenant = str("DYNOAI_DEFAULT_TENANT", httpapi.DefaultTenant)
+	if !authkeys.ValidTenant(s.DefaultTenant) {
+		bad("DYNOAI_DEFAULT_TENANT", "%q: want 1 to 64 of [A-Za-z0-9._:-], starting with a letter or digit", s.DefaultTenant)
+	}
+	s.KeysPoll = duration("API_KEYS_FILE_POLL_INTERVAL", authkeys.DefaultPollInterval)
 	s.AllowOpen = boolean("DYNOAI_ALLOW_UNAUTHENTICATED", false)
 
 	s.RateEnabled = boolean("RATE_LIMIT_ENABLED", true)
 	s.RateDefault = rates("RATE_LIMIT_DEFAULT", "600/minute")
 	s.RateExpensive = rates("RATE_LIMIT_EXPENSIVE", "5/minute;20/hour")
+	s.RateAnonymous = rates("RATE_LIMIT_ANONYMOUS_TOTAL", "")
+	s.RateMaxClients = integer("RATE_LIMIT_MAX_CLIENTS", httpapi.DefaultMaxClients, 32, 10_000_000)
+	s.RateIPv4Prefix = integer("RATE_LIMIT_IPV4_PREFIX", 32, 8, 32)
+	s.RateIPv6Prefix = integer("RATE_LIMIT_IPV6_PREFIX", 64, 16, 128)
 	if v := str("RATE_LIMIT_STORAGE", "memory://"); v != "memory://" {
 		bad("RATE_LIMIT_STORAGE", "%q: only memory:// is supported (limits are per process)", v)
 	}
@@ -245,7 +285,8 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.MetricsEnabled = boolean("PROMETHEUS_METRICS_ENABLED", false)
 	s.MetricsPort = integer("PROMETHEUS_METRICS_PORT", 0, 0, 65535)
 	s.MetricsProtect = boolean("PROMETHEUS_METRICS_PROTECT", false)
-	if !s.MetricsEnabled && (s.MetricsPort != 0 || s.MetricsProtect) {
+	s.MetricsOpen = boolean("PROMETHEUS_METRICS_OPEN", false)
+	if !s.MetricsEnabled && (s.MetricsPort != 0 || s.MetricsProtect || s.MetricsOpen) {
 		bad("PROMETHEUS_METRICS_PORT", "metrics settings need PROMETHEUS_METRICS_ENABLED=true")
 	}
 	if s.MetricsPort != 0 && s.MetricsPort == s.Port {

@@ -38,6 +38,7 @@ import (
 	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/metrics/jetdrivemetrics"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/ve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -97,7 +98,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	} else {
 		log = slog.New(slog.NewTextHandler(logOut, hopts))
 	}
-	auth, err := authkeys.LoadEnv(lookup, authkeys.FileOptions{Logger: log})
+	auth, err := authkeys.LoadEnv(lookup, authkeys.FileOptions{Logger: log, PollInterval: s.KeysPoll})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -107,24 +108,27 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		return err
 	}
-	rs, err := runstore.Open(ctx, s.DatabaseURL, runstore.Options{Logger: log})
+	rs, err := sqlstore.Open(ctx, s.DatabaseURL, sqlstore.Options{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
-	files, err := runstore.NewLocalFileStore(s.FilesDir)
+	files, err := runstore.NewLocalFileStore(s.FilesDir, runstore.LocalFileStoreOptions{})
 	if err != nil {
 		return err
 	}
 
 	cfg := httpapi.Config{
 		Runs: rs, Files: files,
-		Auth: httpapi.AuthConfig{Enabled: auth.Enabled, Keys: auth.Store, RequireReads: s.AuthReads,
-			ProtectMetrics: s.MetricsProtect},
-		RateLimit:       httpapi.RateLimitConfig{Enabled: s.RateEnabled, Default: s.RateDefault, Expensive: s.RateExpensive},
+		Auth: httpapi.AuthConfig{Enabled: auth.Enabled, Keys: auth.Store, OpenReads: s.OpenReads,
+			OpenMetrics: s.MetricsOpen, DefaultTenant: s.DefaultTenant},
+		RateLimit: httpapi.RateLimitConfig{Enabled: s.RateEnabled, Default: s.RateDefault, Expensive: s.RateExpensive,
+			AnonymousTotal: s.RateAnonymous, MaxClients: s.RateMaxClients, IPv4Prefix: s.RateIPv4Prefix, IPv6Prefix: s.RateIPv6Prefix},
 		CORS:            httpapi.CORSConfig{Origins: s.CORSOrigins},
 		TrustedProxies:  s.TrustedProxies,
 		MaxUploadBytes:  s.MaxUploadBytes,
+		MinUploadRate:   s.MinUploadRate,
+		UploadGrace:     s.UploadGrace,
 		RequestTimeout:  s.RequestTimeout,
 		AnalysisTimeout: s.AnalysisTimeout,
 		Workers:         s.Workers,
@@ -206,7 +210,8 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		}
 		var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 		if s.MetricsProtect {
-			h = authkeys.Middleware(auth.Store, authkeys.Options{Disabled: !auth.Enabled, Logger: log})(h)
+			h = authkeys.Middleware(auth.Store, authkeys.Options{Disabled: !auth.Enabled, Logger: log,
+				Scope: authkeys.ScopeAdmin})(h)
 		}
 		ms := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		bg.Add(1)
@@ -224,7 +229,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	return err
 }
 
-func redactedDB(rs *runstore.SQLStore) string { return string(rs.Dialect()) + " " + rs.DSN() }
+func redactedDB(rs *sqlstore.Store) string { return string(rs.Dialect()) + " " + rs.DSN() }
 
 func splitKV(kv string) (string, string, bool) {
 	for i := 0; i < len(kv); i++ {

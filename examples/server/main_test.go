@@ -17,6 +17,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynolog"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,7 +240,7 @@ func TestRunServesAndPersists(t *testing.T) {
 
 	// A restart finds the run, and fails a run a "crashed" process left
 	// processing.
-	rs, err := runstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "dynoai.db"), runstore.Options{})
+	rs, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 	require.NoError(t, err)
 	left, err := rs.Create(context.Background(), runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv"})
 	require.NoError(t, err)
@@ -264,7 +265,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"open bind":               {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_HOST": "0.0.0.0", "DYNOAI_PORT": "0"},
 		"bad auth flag":           {"DYNOAI_DATA_DIR": t.TempDir(), "API_AUTH_ENABLED": "sure"},
 		"missing keys file":       {"DYNOAI_DATA_DIR": t.TempDir(), "API_AUTH_ENABLED": "true", "API_KEYS_FILE": "/nonexistent/keys"},
-		"wildcard cors with auth": {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0", "API_AUTH_ENABLED": "true", "API_KEYS": "k1", "DYNOAI_CORS_ORIGINS": "*"},
+		"wildcard cors with auth": {"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0", "API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1_0123456789abcdefghij", "DYNOAI_CORS_ORIGINS": "*"},
 	} {
 		environ, _ := lookupOf(env)
 		err := run(context.Background(), environ, "", io.Discard, nil)
@@ -272,4 +273,142 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	err := run(context.Background(), nil, "/nonexistent/.env", io.Discard, nil)
 	assert.Error(t, err)
+}
+
+// TestDatabaseURLTypoRefused: DATABASE_URL='postgres//user:secret@host/db'
+// opened a SQLite file of that name and printed the password, and
+// '::::not a url' silently started on a SQLite file in the working
+// directory. Both stop the server at startup now, with the URL redacted,
+// and create nothing.
+func TestDatabaseURLTypoRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, u := range []string{"postgres//user:secret@host/db", "::::not a url", "/tmp/plain/path.db"} {
+		var logs bytes.Buffer
+		environ, _ := lookupOf(map[string]string{"DYNOAI_DATA_DIR": filepath.Join(dir, "data"), "DYNOAI_PORT": "0", "DATABASE_URL": u})
+		err := run(context.Background(), environ, "", &logs, nil)
+		require.Error(t, err, u)
+		assert.Contains(t, err.Error(), "DATABASE_URL")
+		assert.NotContains(t, err.Error()+logs.String(), "secret")
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing was created")
+}
+
+// TestStagingExampleClosesReads: staging.env.example binds 0.0.0.0 with
+// authentication on, and reads (logs, results, /metrics, Jetstream status)
+// used to stay open that way. Run with the example's settings (only the
+// database, key file and bind address replaced so that it runs here), a
+// read without a key is refused and /metrics needs an admin key.
+func TestStagingExampleClosesReads(t *testing.T) {
+	data, err := os.ReadFile("env/staging.env.example")
+	require.NoError(t, err)
+	env, err := parseEnvFile("staging", data)
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0", env["DYNOAI_HOST"])
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.txt")
+	const reader = "dynoai_staging_reader_0123456789"
+	const admin = "dynoai_staging_admin_01234567890"
+	require.NoError(t, os.WriteFile(keys, []byte(reader+" scopes=read\n"+admin+" scopes=admin\n"), 0o600))
+	env["DYNOAI_HOST"], env["DYNOAI_PORT"] = "127.0.0.1", "0"
+	env["DYNOAI_DATA_DIR"], env["DATABASE_URL"], env["API_KEYS_FILE"] = dir, "sqlite:"+filepath.Join(dir, "s.db"), keys
+	url, stop := start(t, env)
+	defer func() { require.NoError(t, stop()) }()
+	for _, p := range []string{"/api/runs", "/metrics", "/api/health", "/api/status/" + strings.Repeat("0", 32)} {
+		res, err := http.Get(url + p)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, 401, res.StatusCode, p)
+	}
+	for key, want := range map[string]int{reader: 403, admin: 200} {
+		req, _ := http.NewRequest("GET", url+"/metrics", nil)
+		req.Header.Set("X-API-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, want, res.StatusCode)
+	}
+	res, err := http.Get(url + "/api/health/ready")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, "readiness stays open")
+}
+
+// TestDataDirDeletedWhileRunning: with the data directory deleted under a
+// running server, health stayed 200 and uploads answered 202 and completed
+// into the deleted SQLite file, so those runs were gone after a restart.
+// Now readiness and health answer 503 naming the component, uploads answer
+// 503 STORAGE_UNAVAILABLE, and nothing the server acknowledged is missing
+// after a restart.
+func TestDataDirDeletedWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	env := map[string]string{"DYNOAI_DATA_DIR": data, "DYNOAI_PORT": "0"}
+	url, stop := start(t, env)
+	upload := func() (int, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, err := mw.CreateFormFile("file", "pulls.csv")
+		require.NoError(t, err)
+		_, _ = fw.Write(testLog(t))
+		require.NoError(t, mw.Close())
+		res, err := http.Post(url+"/api/analyze", mw.FormDataContentType(), &body)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := upload()
+	require.Equal(t, 202, code, body)
+	var acc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &acc))
+	kept := acc["runId"].(string)
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/api/status/" + kept)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var st map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&st)
+		return st["status"] == "completed"
+	}, 30*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, os.RemoveAll(data))
+	var ready map[string]any
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/api/health/ready")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		ready = nil
+		_ = json.NewDecoder(res.Body).Decode(&ready)
+		return res.StatusCode == 503
+	}, 5*time.Second, 50*time.Millisecond, "readiness notices the deleted data directory")
+	assert.Contains(t, []any{"database", "file_store"}, ready["component"])
+	res, err := http.Get(url + "/api/health")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 503, res.StatusCode)
+	for range 3 {
+		code, body := upload()
+		assert.Equal(t, 503, code, body)
+		assert.Contains(t, body, "STORAGE_UNAVAILABLE")
+	}
+	require.NoError(t, stop())
+
+	// A restart on the (recreated, empty) data directory: nothing the
+	// server acknowledged after the deletion is missing, because it
+	// acknowledged nothing.
+	url, stop = start(t, env)
+	defer func() { require.NoError(t, stop()) }()
+	res, err = http.Get(url + "/api/runs")
+	require.NoError(t, err)
+	var list map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&list))
+	res.Body.Close()
+	assert.Empty(t, list["runs"])
 }

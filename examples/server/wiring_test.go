@@ -37,12 +37,15 @@ func TestJetstreamWiring(t *testing.T) {
 	defer fake.Close()
 	url, stop := start(t, map[string]string{
 		"DYNOAI_DATA_DIR": t.TempDir(), "DYNOAI_PORT": "0",
-		"API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1",
+		"API_AUTH_ENABLED": "true", "API_KEYS": "dynoai_k1_0123456789abcdefghij tenant=default",
 		"JETSTREAM_ENABLED": "true", "JETSTREAM_API_URL": fake.URL, "JETSTREAM_API_KEY": "js-secret-key-123",
 		"JETSTREAM_POLL_INTERVAL": "3600",
 	})
 	defer func() { require.NoError(t, stop()) }()
-	code, cfg := getJSON(t, url+"/api/jetstream/config", nil)
+	key := map[string]string{"X-API-Key": "dynoai_k1_0123456789abcdefghij"}
+	code, _ := getJSON(t, url+"/api/jetstream/config", nil)
+	require.Equal(t, 401, code, "reads need a key with authentication on")
+	code, cfg := getJSON(t, url+"/api/jetstream/config", key)
 	require.Equal(t, 200, code)
 	assert.NotContains(t, cfg["api_key"], "secret")
 	assert.Equal(t, true, cfg["configured"])
@@ -52,7 +55,7 @@ func TestJetstreamWiring(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, 401, res.StatusCode, "sync needs a key")
-	req.Header.Set("X-API-Key", "dynoai_k1")
+	req.Header.Set("X-API-Key", "dynoai_k1_0123456789abcdefghij")
 	res, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)
@@ -60,10 +63,10 @@ func TestJetstreamWiring(t *testing.T) {
 	require.Equal(t, 200, res.StatusCode, "%s", b)
 
 	require.Eventually(t, func() bool {
-		_, l := getJSON(t, url+"/api/runs?source=jetstream&status=completed", nil)
+		_, l := getJSON(t, url+"/api/runs?source=jetstream&status=completed", key)
 		return len(l["runs"].([]any)) > 0
 	}, 30*time.Second, 100*time.Millisecond)
-	_, st := getJSON(t, url+"/api/jetstream/status", nil)
+	_, st := getJSON(t, url+"/api/jetstream/status", key)
 	assert.Equal(t, true, st["connected"])
 }
 

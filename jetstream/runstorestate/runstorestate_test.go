@@ -18,6 +18,7 @@ import (
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/runstoretest"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -164,8 +165,8 @@ func TestPollerOnSQLiteAcrossRestart(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	start := func(ctx context.Context) (*runstore.SQLStore, *jetstream.Poller, chan error) {
-		db, err := runstore.OpenSQLite(ctx, dbPath, runstore.Options{SQLiteSynchronous: "NORMAL"})
+	start := func(ctx context.Context) (*sqlstore.Store, *jetstream.Poller, chan error) {
+		db, err := sqlstore.OpenSQLite(ctx, dbPath, sqlstore.Options{SQLiteSynchronous: "NORMAL"})
 		require.NoError(t, err)
 		c, err := jetstream.NewHTTPClient(jetstream.HTTPOptions{BaseURL: srv.URL, APIKey: "k", Sleep: fast})
 		require.NoError(t, err)
@@ -221,7 +222,7 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
-			db, err := runstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"), runstore.Options{})
+			db, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"), sqlstore.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })
 			return runstorestate.New(db, runstorestate.Options{CursorPath: filepath.Join(t.TempDir(), "cursor.json")})
@@ -229,7 +230,7 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
-			db, err := runstore.OpenPostgres(context.Background(), runstoretest.PostgresDSN(t), runstore.Options{})
+			db, err := sqlstore.OpenPostgres(context.Background(), runstoretest.PostgresDSN(t), sqlstore.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })
 			return runstorestate.New(db, runstorestate.Options{})

@@ -10,8 +10,11 @@ package runstoretest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -113,6 +116,11 @@ func Run(t *testing.T, open Opener) {
 		{"SortPeakHP", testSortPeakHP},
 		{"PaginationConcurrentInserts", testPaginationConcurrentInserts},
 		{"Files", testFiles},
+		{"FreshContentsKept", testFreshContentsKept},
+		{"Tenants", testTenants},
+		{"Applies", testApplies},
+		{"ApplyRace", testApplyRace},
+		{"Probe", testProbe},
 		{"Cascade", testCascade},
 		{"JSONRoundTrip", testJSONRoundTrip},
 		{"TimeZones", testTimeZones},
@@ -158,6 +166,13 @@ func testCreateGet(t *testing.T, open Opener) {
 		assert.Greater(t, r.ID, prev)
 		prev = r.ID
 	}
+	// Ids made at the same instant are not neighbours: their random parts
+	// differ by far more than one, so one id does not give away the next.
+	a, b := e.create(runstore.NewRun{}), e.create(runstore.NewRun{})
+	assert.Equal(t, a.ID[:12], b.ID[:12], "same millisecond")
+	da, _ := new(big.Int).SetString(a.ID[12:], 16)
+	db, _ := new(big.Int).SetString(b.ID[12:], 16)
+	assert.True(t, new(big.Int).Sub(db, da).Cmp(big.NewInt(1<<32)) >= 0, "ids %s and %s are neighbours", a.ID, b.ID)
 	files, err := e.s.Files(e.ctx, r.ID)
 	require.NoError(t, err)
 	assert.Empty(t, files)
@@ -747,6 +762,9 @@ func testPaginationConcurrentInserts(t *testing.T, open Opener) {
 func testFiles(t *testing.T, open Opener) {
 	e := newEnv(t, open)
 	fs := runstore.NewMemFileStore()
+	// Contents stored long ago, so that deleting them is allowed (see
+	// runstore.MinUnreferencedAge).
+	fs.SetClock(func() time.Time { return time.Now().Add(-2 * runstore.MinUnreferencedAge) })
 	r := e.create(runstore.NewRun{})
 	other := e.create(runstore.NewRun{})
 	contents := map[string]string{"VE_Correction_Delta_DYNO.csv": "RPM,MAP\n1000,1.02\n", "manifest.json": `{"run":"x"}`, "empty.txt": ""}
@@ -756,6 +774,7 @@ func testFiles(t *testing.T, open Opener) {
 		f, err := runstore.Attach(e.ctx, e.s, fs, r.ID, n, "text/plain", strings.NewReader(contents[n]))
 		require.NoError(t, err)
 		assert.Equal(t, int64(len(contents[n])), f.Size)
+		assert.Equal(t, f.SHA256, f.StorageKey, "contents are addressed by their SHA-256")
 		files = append(files, f)
 	}
 	listed, err := e.s.Files(e.ctx, r.ID)
@@ -770,19 +789,221 @@ func testFiles(t *testing.T, open Opener) {
 	// A file id of another run is not found through this run.
 	_, err = e.s.File(e.ctx, other.ID, files[0].ID)
 	assert.ErrorIs(t, err, runstore.ErrNotFound)
-	// Corrupted contents fail the checksum.
-	require.True(t, fs.Corrupt(files[0].StorageKey))
-	_, _, err = runstore.ReadFile(e.ctx, e.s, fs, r.ID, files[0].ID)
-	assert.ErrorIs(t, err, runstore.ErrChecksum)
-	// Recording a file on a missing run leaves no contents behind.
+	// The other run holds the same bytes as the first file: deleting the
+	// first run must not take them away.
+	shared, err := runstore.Attach(e.ctx, e.s, fs, other.ID, "copy.csv", "text/csv", strings.NewReader(contents[names[0]]))
+	require.NoError(t, err)
+	assert.Equal(t, files[0].StorageKey, shared.StorageKey)
+	unref, err := e.s.Unreferenced(e.ctx, []string{files[0].StorageKey, strings.Repeat("0", 64), files[1].StorageKey})
+	require.NoError(t, err)
+	assert.Equal(t, []string{strings.Repeat("0", 64)}, unref)
+	// Recording a file on a missing run fails.
 	_, err = runstore.Attach(e.ctx, e.s, fs, strings.Repeat("f", 32), "x.csv", "text/csv", strings.NewReader("data"))
 	assert.ErrorIs(t, err, runstore.ErrNotFound)
-	// DeleteRun removes the contents too.
+	// DeleteRun removes the contents nobody else refers to.
 	require.NoError(t, runstore.DeleteRun(e.ctx, e.s, fs, r.ID))
-	for _, f := range files {
+	for _, f := range files[1:] {
 		_, err := fs.Open(e.ctx, f.StorageKey)
-		assert.ErrorIs(t, err, runstore.ErrNotFound)
+		assert.ErrorIs(t, err, runstore.ErrNotFound, f.Name)
 	}
+	_, data, err := runstore.ReadFile(e.ctx, e.s, fs, other.ID, shared.ID)
+	require.NoError(t, err, "shared contents survive the other run's deletion")
+	assert.Equal(t, contents[names[0]], string(data))
+	// The refused "data" is unreferenced: a sweep removes it, and only it.
+	st, err := runstore.SweepFiles(e.ctx, e.s, fs, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Removed)
+	assert.Equal(t, 1, fs.Len())
+	// Corrupted contents fail the checksum.
+	require.True(t, fs.Corrupt(shared.StorageKey))
+	_, _, err = runstore.ReadFile(e.ctx, e.s, fs, other.ID, shared.ID)
+	assert.ErrorIs(t, err, runstore.ErrChecksum)
+}
+
+// testFreshContentsKept: contents stored moments ago are not removed even
+// when unreferenced: a writer may be about to record them.
+func testFreshContentsKept(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	fs := runstore.NewMemFileStore()
+	r := e.create(runstore.NewRun{})
+	f, err := runstore.Attach(e.ctx, e.s, fs, r.ID, "a.csv", "text/csv", strings.NewReader("fresh"))
+	require.NoError(t, err)
+	require.NoError(t, runstore.DeleteRun(e.ctx, e.s, fs, r.ID))
+	_, err = fs.Stat(e.ctx, f.StorageKey)
+	require.NoError(t, err, "fresh contents are left for a later sweep")
+	st, err := runstore.SweepFiles(e.ctx, e.s, fs, time.Now())
+	require.NoError(t, err)
+	assert.Zero(t, st.Removed)
+	st, err = runstore.SweepFiles(e.ctx, e.s, fs, time.Now().Add(runstore.MinUnreferencedAge+time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Removed)
+	assert.Zero(t, fs.Len())
+}
+
+func testTenants(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	a := e.create(runstore.NewRun{Tenant: "shop-a", Filename: "a.csv"})
+	b := e.create(runstore.NewRun{Tenant: "shop_b:2", Filename: "b.csv"})
+	none := e.create(runstore.NewRun{Filename: "n.csv"})
+	got, err := e.s.Get(e.ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "shop-a", got.Tenant)
+	got, err = e.s.Get(e.ctx, none.ID)
+	require.NoError(t, err)
+	assert.Empty(t, got.Tenant)
+	ids := func(f runstore.Filter) []string {
+		p, err := e.s.List(e.ctx, f)
+		require.NoError(t, err)
+		var out []string
+		for _, r := range p.Runs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	assert.Equal(t, []string{a.ID}, ids(runstore.Filter{Tenants: []string{"shop-a"}}))
+	assert.Equal(t, []string{none.ID, a.ID}, ids(runstore.Filter{Tenants: []string{"shop-a", ""}}))
+	assert.Equal(t, []string{none.ID}, ids(runstore.Filter{Tenants: []string{""}}))
+	assert.Equal(t, []string{none.ID, b.ID, a.ID}, ids(runstore.Filter{}))
+	assert.Empty(t, ids(runstore.Filter{Tenants: []string{"shop-c"}}))
+	for _, bad := range []string{"-x", "a b", strings.Repeat("t", 65), "é", "a/b"} {
+		_, err := e.s.Create(e.ctx, runstore.NewRun{Source: runstore.SourceAPI, Tenant: bad})
+		var ie *runstore.InvalidError
+		require.ErrorAs(t, err, &ie, "%q", bad)
+		assert.Equal(t, "tenant", ie.Field)
+		_, err = e.s.List(e.ctx, runstore.Filter{Tenants: []string{bad}})
+		require.ErrorAs(t, err, &ie, "%q", bad)
+		assert.Equal(t, "filter.tenants", ie.Field)
+	}
+}
+
+func applyFiles(n int, tag string) []runstore.FileMeta {
+	names := []string{"VE_Applied_Front.csv", "VE_Effective_Front.csv", "VE_Apply_Front.manifest.json"}
+	if n == 1 {
+		names = []string{"VE_Restored_Front.csv"}
+	}
+	out := make([]runstore.FileMeta, n)
+	for i := range out {
+		sum := sha256.Sum256([]byte(tag + names[i]))
+		h := hex.EncodeToString(sum[:])
+		out[i] = runstore.FileMeta{Name: names[i], ContentType: "text/csv", Size: int64(10 + i), SHA256: h, StorageKey: h}
+	}
+	return out
+}
+
+func testApplies(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	r := e.create(runstore.NewRun{})
+	rec := func(kind runstore.ApplyKind, cyl string, parent int64, tag string) (runstore.Apply, error) {
+		return e.s.RecordApply(e.ctx, r.ID, runstore.NewApply{Cylinder: cyl, Kind: kind, Parent: parent,
+			Files: applyFiles(runstore.ApplyFiles[kind], tag)})
+	}
+	a1, err := rec(runstore.ApplyKindApply, "Front", 0, "a1")
+	require.NoError(t, err)
+	assert.Positive(t, a1.ID)
+	assert.Equal(t, r.ID, a1.RunID)
+	require.Len(t, a1.Files, 3)
+	assert.Equal(t, "VE_Applied_Front.csv", a1.Files[0].Name)
+	assert.Equal(t, "VE_Apply_Front.manifest.json", a1.Files[2].Name)
+	// The record's files are files of the run.
+	for _, f := range a1.Files {
+		got, err := e.s.File(e.ctx, r.ID, f.ID)
+		require.NoError(t, err)
+		assert.Equal(t, f, got)
+	}
+	// Building on a stale state, or on nothing, is a conflict.
+	_, err = rec(runstore.ApplyKindApply, "Front", 0, "a2")
+	assert.ErrorIs(t, err, runstore.ErrConflict)
+	_, err = rec(runstore.ApplyKindApply, "Front", a1.ID+100, "a2")
+	assert.ErrorIs(t, err, runstore.ErrConflict)
+	a2, err := rec(runstore.ApplyKindApply, "Front", a1.ID, "a2")
+	require.NoError(t, err)
+	rb, err := rec(runstore.ApplyKindRollback, "Front", a2.ID, "rb")
+	require.NoError(t, err)
+	require.Len(t, rb.Files, 1)
+	// A rollback undoes an apply, never a rollback.
+	_, err = rec(runstore.ApplyKindRollback, "Front", rb.ID, "rb2")
+	assert.ErrorIs(t, err, runstore.ErrConflict)
+	// Cylinders chain separately; a first rollback undoes a pre-record apply.
+	legacy, err := rec(runstore.ApplyKindRollback, "Rear", 0, "legacy")
+	require.NoError(t, err)
+	assert.Zero(t, legacy.Parent)
+	// Invalid records change nothing.
+	for _, bad := range []runstore.NewApply{
+		{Cylinder: "Front", Kind: runstore.ApplyKindApply, Parent: rb.ID, Files: applyFiles(1, "x")},
+		{Cylinder: "Front", Kind: "undo", Parent: rb.ID, Files: applyFiles(1, "x")},
+		{Cylinder: "", Kind: runstore.ApplyKindApply, Files: applyFiles(3, "x")},
+		{Cylinder: "Front", Kind: runstore.ApplyKindApply, Parent: -1, Files: applyFiles(3, "x")},
+	} {
+		_, err := e.s.RecordApply(e.ctx, r.ID, bad)
+		assert.ErrorIs(t, err, runstore.ErrInvalid, "%+v", bad)
+	}
+	_, err = e.s.RecordApply(e.ctx, strings.Repeat("e", 32), runstore.NewApply{Cylinder: "Front", Kind: runstore.ApplyKindApply, Files: applyFiles(3, "x")})
+	assert.ErrorIs(t, err, runstore.ErrNotFound)
+	all, err := e.s.Applies(e.ctx, r.ID)
+	require.NoError(t, err)
+	require.Len(t, all, 4)
+	assert.Equal(t, []int64{a1.ID, a2.ID, rb.ID, legacy.ID}, []int64{all[0].ID, all[1].ID, all[2].ID, all[3].ID})
+	assert.Equal(t, a2, all[1])
+	assert.Equal(t, runstore.ApplyKindRollback, all[2].Kind)
+	assert.Equal(t, a2.ID, all[2].Parent)
+	files, err := e.s.Files(e.ctx, r.ID)
+	require.NoError(t, err)
+	assert.Len(t, files, 3+3+1+1, "no file of a refused record was stored")
+	empty := e.create(runstore.NewRun{})
+	none, err := e.s.Applies(e.ctx, empty.ID)
+	require.NoError(t, err)
+	assert.Empty(t, none)
+	// Deleting the run removes its records.
+	require.NoError(t, e.s.Delete(e.ctx, r.ID))
+	_, err = e.s.Applies(e.ctx, r.ID)
+	assert.ErrorIs(t, err, runstore.ErrNotFound)
+}
+
+// testApplyRace: writers building on the same state at once: exactly one
+// wins, the others get ErrConflict and store nothing.
+func testApplyRace(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	r := e.create(runstore.NewRun{})
+	base, err := e.s.RecordApply(e.ctx, r.ID, runstore.NewApply{Cylinder: "Front", Kind: runstore.ApplyKindApply, Files: applyFiles(3, "base")})
+	require.NoError(t, err)
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			_, errs[i] = e.s.RecordApply(e.ctx, r.ID, runstore.NewApply{Cylinder: "Front", Kind: runstore.ApplyKindApply,
+				Parent: base.ID, Files: applyFiles(3, fmt.Sprint("w", i))})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		assert.ErrorIs(t, err, runstore.ErrConflict)
+	}
+	assert.Equal(t, 1, won)
+	all, err := e.s.Applies(e.ctx, r.ID)
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
+	files, err := e.s.Files(e.ctx, r.ID)
+	require.NoError(t, err)
+	assert.Len(t, files, 6)
+}
+
+func testProbe(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	for range 3 {
+		require.NoError(t, e.s.Probe(e.ctx))
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	assert.Error(t, e.s.Probe(ctx))
+	require.NoError(t, e.s.Close())
+	err := e.s.Probe(e.ctx)
+	assert.Error(t, err)
 }
 
 func testCascade(t *testing.T, open Opener) {

@@ -1,16 +1,18 @@
-package runstore
+package sqlstore
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/dynoai/dynoai/runstore"
 )
 
 // SeedRuns inserts n completed runs directly, in one transaction with
 // multi-row INSERTs, created one millisecond apart before start. It exists
 // for benchmarks that need a large table quickly.
-func SeedRuns(ctx context.Context, s *SQLStore, n int, start time.Time) error {
+func SeedRuns(ctx context.Context, s *Store, n int, start time.Time) error {
 	const batch = 500
 	if err := s.tx(ctx, func(tx *txn) error {
 		for done := 0; done < n; done += batch {
@@ -28,10 +30,10 @@ func SeedRuns(ctx context.Context, s *SQLStore, n int, start time.Time) error {
 				id := fmt.Sprintf("%012x%020x", at.UnixMilli(), k)
 				file := fmt.Sprintf("pull_%06d.csv", k)
 				veh := []string{"Road Glide", "Street Glide", "Fat Bob", "Sportster"}[k%4]
-				st := []Status{StatusCompleted, StatusCompleted, StatusFailed, StatusCompleted}[k%4]
-				src := Sources[k%len(Sources)]
+				st := []runstore.Status{runstore.StatusCompleted, runstore.StatusCompleted, runstore.StatusFailed, runstore.StatusCompleted}[k%4]
+				src := runstore.Sources[k%len(runstore.Sources)]
 				us := toMicros(at)
-				args = append(args, id, 3, string(st), string(src), file, veh, searchText(file, veh), 80+float64(k%60), us, us, us)
+				args = append(args, id, 3, string(st), string(src), file, veh, runstore.SearchText(file, veh), 80+float64(k%60), us, us, us)
 			}
 			if _, err := tx.ExecContext(ctx, tx.Rebind(sb.String()), args...); err != nil {
 				return err

@@ -1,4 +1,4 @@
-package runstore_test
+package sqlstore_test
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -48,11 +49,11 @@ func TestMain(m *testing.M) {
 //	D <id>                    completed with results {"id": <id>, "n": <len>}
 func crashChild(dir string) error {
 	ctx := context.Background()
-	s, err := runstore.OpenSQLite(ctx, filepath.Join(dir, "runs.db"), runstore.Options{})
+	s, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "runs.db"), sqlstore.Options{})
 	if err != nil {
 		return err
 	}
-	fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+	fs, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 	if err != nil {
 		return err
 	}
@@ -182,10 +183,10 @@ func TestCrashSafety(t *testing.T) {
 		total += n
 
 		// Reopen: integrity, then every acknowledged write.
-		s, err := runstore.OpenSQLite(ctx, filepath.Join(dir, "runs.db"), runstore.Options{})
+		s, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "runs.db"), sqlstore.Options{})
 		require.NoError(t, err, "iteration %d", it)
 		require.NoError(t, s.Check(ctx), "iteration %d", it)
-		fstore, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"))
+		fstore, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 		require.NoError(t, err)
 		for id, state := range acked {
 			r, err := s.Get(ctx, id)

@@ -1,6 +1,8 @@
-package runstore
+package sqlstore
 
 import (
+	"github.com/dynoai/dynoai/runstore"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,18 +16,18 @@ type Info struct {
 	SchemaVersion int    // applied
 	LatestVersion int    // embedded in this binary
 	Runs          int64
-	ByStatus      map[Status]int64
+	ByStatus      map[runstore.Status]int64
 	Files         int64
 	FileBytes     int64
 }
 
 // Info reports the store's engine, schema versions and row counts.
-func (s *SQLStore) Info(ctx context.Context) (Info, error) {
+func (s *Store) Info(ctx context.Context) (Info, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return Info{}, err
 	}
-	in := Info{Dialect: s.dialect, DSN: s.redacted, LatestVersion: len(ms), ByStatus: map[Status]int64{}}
+	in := Info{Dialect: s.dialect, DSN: s.redacted, LatestVersion: len(ms), ByStatus: map[runstore.Status]int64{}}
 	if in.SchemaVersion, err = s.SchemaVersion(ctx); err != nil || in.SchemaVersion == 0 {
 		return in, err
 	}
@@ -34,10 +36,10 @@ func (s *SQLStore) Info(ctx context.Context) (Info, error) {
 		N      int64  `db:"n"`
 	}
 	if err := s.r.SelectContext(ctx, &rows, `SELECT status, COUNT(*) AS n FROM runs GROUP BY status`); err != nil {
-		return in, fmt.Errorf("runstore: info: %w", err)
+		return in, fmt.Errorf("sqlstore: info: %w", err)
 	}
 	for _, r := range rows {
-		in.ByStatus[Status(r.Status)] = r.N
+		in.ByStatus[runstore.Status(r.Status)] = r.N
 		in.Runs += r.N
 	}
 	var fs struct {
@@ -45,7 +47,7 @@ func (s *SQLStore) Info(ctx context.Context) (Info, error) {
 		Bytes int64 `db:"b"`
 	}
 	if err := s.r.GetContext(ctx, &fs, `SELECT COUNT(*) AS n, COALESCE(SUM(size_bytes), 0) AS b FROM run_files`); err != nil {
-		return in, fmt.Errorf("runstore: info: %w", err)
+		return in, fmt.Errorf("sqlstore: info: %w", err)
 	}
 	in.Files, in.FileBytes = fs.N, fs.Bytes
 	return in, nil
@@ -54,7 +56,7 @@ func (s *SQLStore) Info(ctx context.Context) (Info, error) {
 // Check verifies the database: it answers, its schema is the latest this
 // binary knows, and (SQLite) PRAGMA integrity_check and foreign_key_check
 // pass. Every problem found is reported in the returned error.
-func (s *SQLStore) Check(ctx context.Context) error {
+func (s *Store) Check(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
 		return err
 	}
@@ -94,25 +96,25 @@ func (s *SQLStore) Check(ctx context.Context) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("runstore: check %s: %w", s.redacted, errors.Join(problems...))
+		return fmt.Errorf("sqlstore: check %s: %w", s.redacted, errors.Join(problems...))
 	}
 	return nil
 }
 
 // Drop removes every table of the store, data included. The caller is
 // responsible for asking for confirmation.
-func (s *SQLStore) Drop(ctx context.Context) error {
+func (s *Store) Drop(ctx context.Context) error {
 	cascade := ""
 	if s.dialect == Postgres {
 		cascade = " CASCADE"
 	}
 	return s.tx(ctx, func(tx *txn) error {
-		for _, t := range []string{"run_files", "run_status_history", "runs", "schema_migrations"} {
+		for _, t := range []string{"run_apply_files", "run_applies", "store_probes", "run_files", "run_status_history", "runs", "schema_migrations"} {
 			if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+t+cascade); err != nil {
-				return fmt.Errorf("runstore: drop %s: %w", t, err)
+				return fmt.Errorf("sqlstore: drop %s: %w", t, err)
 			}
 		}
-		s.log.Info("runstore: dropped all tables", "dsn", s.redacted)
+		s.log.Info("sqlstore: dropped all tables", "dsn", s.redacted)
 		return nil
 	})
 }

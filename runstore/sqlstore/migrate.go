@@ -1,4 +1,4 @@
-package runstore
+package sqlstore
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type Migration struct {
 func Migrations() ([]Migration, error) {
 	entries, err := fs.ReadDir(migrationFS, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("runstore: reading embedded migrations: %w", err)
+		return nil, fmt.Errorf("sqlstore: reading embedded migrations: %w", err)
 	}
 	var ms []Migration
 	for _, e := range entries {
@@ -33,18 +33,18 @@ func Migrations() ([]Migration, error) {
 		prefix, _, ok := strings.Cut(name, "_")
 		v, err := strconv.Atoi(prefix)
 		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("runstore: migration %q: name must start with a positive number and '_'", name)
+			return nil, fmt.Errorf("sqlstore: migration %q: name must start with a positive number and '_'", name)
 		}
 		b, err := migrationFS.ReadFile(path.Join("migrations", name))
 		if err != nil {
-			return nil, fmt.Errorf("runstore: migration %q: %w", name, err)
+			return nil, fmt.Errorf("sqlstore: migration %q: %w", name, err)
 		}
 		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
 	}
 	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
 	for i, m := range ms {
 		if m.Version != i+1 {
-			return nil, fmt.Errorf("runstore: migration %q: version %d, want %d (versions must be 1, 2, 3, ...)", m.Name, m.Version, i+1)
+			return nil, fmt.Errorf("sqlstore: migration %q: version %d, want %d (versions must be 1, 2, 3, ...)", m.Name, m.Version, i+1)
 		}
 	}
 	return ms, nil
@@ -74,7 +74,7 @@ const migrationLockID = 0x64796e6f // "dyno"
 // together with its row in schema_migrations, and returns the versions it
 // applied. Concurrent migrators are serialised (an advisory lock on
 // PostgreSQL, the write lock on SQLite), so each migration runs once.
-func (s *SQLStore) Migrate(ctx context.Context) ([]int, error) {
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
@@ -109,10 +109,10 @@ func (s *SQLStore) Migrate(ctx context.Context) ([]int, error) {
 			return nil
 		})
 		if err != nil {
-			return applied, fmt.Errorf("runstore: migration %d: %w", m.Version, err)
+			return applied, fmt.Errorf("sqlstore: migration %d: %w", m.Version, err)
 		}
 		if did {
-			s.log.Info("runstore: applied migration", "version", m.Version, "name", m.Name)
+			s.log.Info("sqlstore: applied migration", "version", m.Version, "name", m.Name)
 			applied = append(applied, m.Version)
 		}
 	}
@@ -121,19 +121,19 @@ func (s *SQLStore) Migrate(ctx context.Context) ([]int, error) {
 
 // SchemaVersion returns the highest applied migration, 0 for an empty
 // database.
-func (s *SQLStore) SchemaVersion(ctx context.Context) (int, error) {
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	exists, err := s.tableExists(ctx, "schema_migrations")
 	if err != nil || !exists {
 		return 0, err
 	}
 	var v int
 	if err := s.r.GetContext(ctx, &v, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
-		return 0, fmt.Errorf("runstore: schema version: %w", err)
+		return 0, fmt.Errorf("sqlstore: schema version: %w", err)
 	}
 	return v, nil
 }
 
-func (s *SQLStore) tableExists(ctx context.Context, name string) (bool, error) {
+func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
 	var q string
 	switch s.dialect {
 	case Postgres:
@@ -143,7 +143,7 @@ func (s *SQLStore) tableExists(ctx context.Context, name string) (bool, error) {
 	}
 	var n int
 	if err := s.r.GetContext(ctx, &n, q, name); err != nil {
-		return false, fmt.Errorf("runstore: looking for table %s: %w", name, err)
+		return false, fmt.Errorf("sqlstore: looking for table %s: %w", name, err)
 	}
 	return n > 0, nil
 }

@@ -268,6 +268,10 @@ func (r *Result) WriteReport(w io.Writer) error {
 		cr := &r.Cylinders[ci]
 		fmt.Fprintf(&b, "\n%s: %d samples accepted, %d rejected, %d cells corrected, %d clamped\n",
 			strings.ToLower(cr.Name()), cr.Accepted, cr.Rejected.Total(), cr.Corrected(), cr.Clamped)
+		if cr.Smoothness > 0 {
+			fmt.Fprintf(&b, "  node fit: prior weight %.0e (%s), nodes corrected where the standard error is within %.1f %%\n",
+				cr.Smoothness, smoothnessSource(r.Options.Smoothness), 100*r.Options.MaxStdErr)
+		}
 		for _, reason := range Reasons() {
 			if n := cr.Rejected[reason]; n > 0 {
 				fmt.Fprintf(&b, "  rejected %-14s %d\n", reason.String()+":", n)
@@ -385,18 +389,21 @@ type DocumentSettings struct {
 
 // DocumentCylinder is one cylinder of a Document.
 type DocumentCylinder struct {
-	Name       string         `json:"name"`
-	Combined   bool           `json:"combined"`
-	Accepted   int            `json:"accepted"`
-	Rejected   map[string]int `json:"rejected"`
-	Clamped    int            `json:"cells_clamped"`
-	Multiplier [][]*float64   `json:"multiplier"`
-	Percent    [][]*float64   `json:"percent"`
-	Hits       [][]int        `json:"hits"`
-	Confidence [][]string     `json:"confidence"`
-	StdErr     [][]*float64   `json:"std_err"`
-	Resolution [][]*float64   `json:"resolution,omitempty"`
-	AFRError   [][]*float64   `json:"afr_error"`
+	Name     string         `json:"name"`
+	Combined bool           `json:"combined"`
+	Accepted int            `json:"accepted"`
+	Rejected map[string]int `json:"rejected"`
+	Clamped  int            `json:"cells_clamped"`
+	// Smoothness is the node fit's prior weight (relative to the data's),
+	// as given or as chosen from the log; 0 for cell means.
+	Smoothness float64      `json:"smoothness,omitempty"`
+	Multiplier [][]*float64 `json:"multiplier"`
+	Percent    [][]*float64 `json:"percent"`
+	Hits       [][]int      `json:"hits"`
+	Confidence [][]string   `json:"confidence"`
+	StdErr     [][]*float64 `json:"std_err"`
+	Resolution [][]*float64 `json:"resolution,omitempty"`
+	AFRError   [][]*float64 `json:"afr_error"`
 }
 
 func jsonGrid(t *Table) [][]*float64 {
@@ -439,7 +446,7 @@ func (r *Result) Document() Document {
 	for ci := range r.Cylinders {
 		cr := &r.Cylinders[ci]
 		dc := DocumentCylinder{Name: cr.Name(), Combined: cr.Combined, Accepted: cr.Accepted, Rejected: cr.Rejected.Map(),
-			Clamped: cr.Clamped, Multiplier: jsonGrid(cr.Correction), Percent: jsonGrid(cr.Percent()),
+			Clamped: cr.Clamped, Smoothness: cr.Smoothness, Multiplier: jsonGrid(cr.Correction), Percent: jsonGrid(cr.Percent()),
 			AFRError: jsonGrid(cr.AFRError()),
 			StdErr:   jsonGrid(cr.grid(6, func(x Cell) float64 { return x.StdErr }))}
 		if o.Estimator == NodeFit {
@@ -459,4 +466,12 @@ func (r *Result) Document() Document {
 		d.Cylinders = append(d.Cylinders, dc)
 	}
 	return d
+}
+
+// smoothnessSource says where the node fit's prior weight came from.
+func smoothnessSource(given float64) string {
+	if given > 0 {
+		return "given"
+	}
+	return "chosen from the log"
 }

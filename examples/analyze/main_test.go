@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +15,13 @@ import (
 	"github.com/dynoai/dynoai/ve"
 )
 
+// defaults returns the command's flag defaults.
 func defaults() config {
-	return config{out: "", weighting: "equal", attribution: "bilinear", clamp: 7, smooth: -1, minSamples: 5, fuel: "gasoline", seed: 1}
+	var c config
+	if err := newFlags(&c).Parse(nil); err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // The README's main command: the shipped sample log in, corrections out.
@@ -24,15 +31,50 @@ func TestAnalyzeShippedSample(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(t.Context(), c, []string{"../../testdata/sample_pulls.csv"}, &stdout, &stderr))
 	out := stdout.String()
-	require.Contains(t, out, "Front cylinder:")
+	require.Contains(t, out, "channels (csv format")
+	require.Contains(t, out, "front: ")
 	require.Contains(t, out, "read 6765 rows")
 	// The sample's ECU has the front VE 6 % low (lean) and the rear 4 % high
 	// (rich): corrections must add fuel in front and take it out at the rear.
 	res := loadMultipliers(t, filepath.Join(c.out, "VE_Multiplier_Front.csv"))
 	rear := loadMultipliers(t, filepath.Join(c.out, "VE_Multiplier_Rear.csv"))
-	i, j := ve.Nearest(res.RPM, 3500), ve.Nearest(res.MAP, 65)
+	i, j := ve.Nearest(res.RPM, 3500), ve.Nearest(res.MAP, 60)
 	require.Greater(t, res.Get(i, j), 1.03)
 	require.Less(t, rear.Get(i, j), 0.99)
+}
+
+// Flags after the log file work as well as before it (a tuner types
+// "analyze LOG -out DIR").
+func TestAnalyzeFlagsAfterLog(t *testing.T) {
+	for _, args := range [][]string{
+		{"-out", "DIR", "-q", "LOG"},
+		{"LOG", "-out", "DIR", "-q"},
+		{"-q", "LOG", "-out", "DIR"},
+	} {
+		var c config
+		fs := newFlags(&c)
+		fs.SetOutput(io.Discard)
+		pos, err := parseArgs(fs, args)
+		require.NoError(t, err, "%q", args)
+		require.Equal(t, []string{"LOG"}, pos, "%q", args)
+		require.Equal(t, "DIR", c.out, "%q", args)
+		require.True(t, c.quiet, "%q", args)
+	}
+	var c config
+	fs := newFlags(&c)
+	fs.SetOutput(io.Discard)
+	_, err := parseArgs(fs, []string{"LOG", "-nope"})
+	require.Error(t, err)
+}
+
+// The exit status: 0 corrections, 3 refused or nothing proven, 2 usage,
+// 1 anything else.
+func TestExitCode(t *testing.T) {
+	require.Equal(t, 0, exitCode(nil, io.Discard))
+	require.Equal(t, 2, exitCode(fmt.Errorf("%w: bad flag", errUsage), io.Discard))
+	require.Equal(t, ve.ExitNoCorrections, exitCode(fmt.Errorf("x: %w", ve.ErrNoCorrections), io.Discard))
+	require.Equal(t, ve.ExitNoCorrections, exitCode(&ve.RefusalError{What: ve.ErrNoWideband}, io.Discard))
+	require.Equal(t, 1, exitCode(os.ErrNotExist, io.Discard))
 }
 
 func loadMultipliers(t *testing.T, path string) *ve.Table {
@@ -68,7 +110,7 @@ func TestAnalyzeCompat(t *testing.T) {
 func TestAnalyzeErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")
-	require.NoError(t, os.WriteFile(bad, []byte("time,rpm,map\n0,1000,50\n0.02,1x00,50\n"), 0o644))
+	require.NoError(t, os.WriteFile(bad, []byte("time,rpm,map,afr,afr_cmd\n0,1000,50,13,13\n0.02,1x00,50,13,13\n"), 0o644))
 	cases := []struct {
 		name string
 		mut  func(*config)
@@ -82,6 +124,10 @@ func TestAnalyzeErrors(t *testing.T) {
 		{"weighting", func(c *config) { c.weighting = "mass" }, []string{bad}, "-weighting"},
 		{"attribution", func(c *config) { c.attribution = "magic" }, []string{bad}, "-attribution"},
 		{"clamp", func(c *config) { c.clamp = 0 }, []string{bad}, "-clamp"},
+		{"two targets", func(c *config) { c.targetAFR, c.targetDefault = 13.2, true }, []string{bad}, "one of -targets"},
+		{"unit", func(c *config) { c.units = listFlag{"ect=furlong"} }, []string{bad}, "unknown unit"},
+		{"map", func(c *config) { c.maps = listFlag{"afr"} }, []string{bad}, "CHANNEL=COLUMN"},
+		{"no such column", func(c *config) { c.maps = listFlag{"afr=nope"} }, []string{bad}, "nope"},
 		{"fuel", func(c *config) { c.fuel = "diesel" }, []string{bad}, "diesel"},
 		{"power without hp", func(c *config) { c.weighting = "power" }, []string{"../../testdata/sample_pulls.csv"}, ""},
 	}

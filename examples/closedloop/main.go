@@ -55,6 +55,12 @@ func main() {
 	flag.BoolVar(&o.plan, "plan", false, "print the next tests for the cells that stayed weak")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// flag stops at the first argument that is not a flag: whatever
+		// follows it would be silently ignored.
+		fmt.Fprintf(os.Stderr, "closedloop: unexpected argument %q: this command takes flags only (-h lists them)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Stdout, o); err != nil {
@@ -103,14 +109,14 @@ func run(ctx context.Context, w io.Writer, o options) error {
 	fmt.Fprintf(w, "scenario %s (front %+.0f %%, rear %+.0f %%, spread %.0f %%), seed %d, delay %v, learned: %v\n\n",
 		sc.Name, sc.FrontPct, sc.RearPct, sc.SpreadPct, sc.Seed, sc.Delay, o.learn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "iter\tmax AFR err\tmean\tRMS\tVE err RMS %\tVE err max %\tcells\tcorrected\tconverged\tpeak HP\tdelay\t")
+	fmt.Fprintln(tw, "iter\tmax AFR err\ton kept cells\tmean\tRMS\tVE err RMS %\tVE err max %\tcells\tnew\tcorrected\tconverged\tpeak HP\tdelay\t")
 	for _, it := range rep.Iterations {
 		d := "-"
 		if o.learn || it.Delay != 0 {
 			d = it.Delay.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%d\t%d\t%d\t%.1f\t%s\t\n", it.N, it.MaxAFRError, it.MeanAFRError, it.RMSAFRError,
-			it.RMSVEErrorPct, it.MaxVEErrorPct, it.CellsCovered, it.CellsCorrected, it.CellsConverged, it.PeakHP, d)
+		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%.1f\t%s\t\n", it.N, it.MaxAFRError, it.MaxAFRErrorKept, it.MeanAFRError, it.RMSAFRError,
+			it.RMSVEErrorPct, it.MaxVEErrorPct, it.CellsCovered, it.CellsNew, it.CellsCorrected, it.CellsConverged, it.PeakHP, d)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -18,7 +18,7 @@ func TestRun(t *testing.T) {
 		want []string
 	}{
 		{"lean learned", options{scenario: "lean", seed: 1, learn: true, delay: 400 * time.Millisecond, iterations: 6, plan: true},
-			[]string{"converged after 3 iterations", "next tests", "hold"}},
+			[]string{"converged after 4 iterations", "on kept cells", "next tests", "hold"}},
 		{"delay left in", options{scenario: "rich", seed: 2, delay: 400 * time.Millisecond, iterations: 6},
 			[]string{"oscillating"}},
 		{"coarse grid", options{scenario: "random", seed: 3, learn: true, delay: 400 * time.Millisecond, rpmStep: 500, iterations: 6},

@@ -66,6 +66,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	cmd, rest := fl.Arg(0), fl.Args()[1:]
+	sub := flag.NewFlagSet("dbtool "+cmd, flag.ContinueOnError)
+	sub.SetOutput(stderr)
+	// -db and -timeout work after the command too.
+	sub.StringVar(dbURL, "db", *dbURL, "database URL")
+	sub.DurationVar(timeout, "timeout", *timeout, "give up after this long")
+	yes := false
+	if cmd == "drop" {
+		sub.BoolVar(&yes, "yes-really-drop", false, "confirm that every table and all data are to be dropped")
+	}
+	if err := sub.Parse(rest); err != nil {
+		return 2
+	}
 	url := *dbURL
 	for _, k := range []string{"DYNOAI_DATABASE_URL", "DATABASE_URL"} {
 		if url == "" {
@@ -74,15 +86,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if url == "" {
 		url = "sqlite:///./dynoai.db"
-	}
-	sub := flag.NewFlagSet("dbtool "+cmd, flag.ContinueOnError)
-	sub.SetOutput(stderr)
-	yes := false
-	if cmd == "drop" {
-		sub.BoolVar(&yes, "yes-really-drop", false, "confirm that every table and all data are to be dropped")
-	}
-	if err := sub.Parse(rest); err != nil {
-		return 2
 	}
 	if sub.NArg() > 0 {
 		fmt.Fprintf(stderr, "dbtool %s: unexpected argument %q\n", cmd, sub.Arg(0))

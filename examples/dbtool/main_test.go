@@ -57,6 +57,9 @@ func exercise(t *testing.T, url string) {
 	code, out, errOut = dbtool(t, nil, "-db", url, "check")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, ": ok")
+	code, out, errOut = dbtool(t, nil, "check", "-db", url)
+	require.Equal(t, 0, code, "flags after the command: %s", errOut)
+	assert.Contains(t, out, ": ok")
 
 	code, out, _ = dbtool(t, nil, "-db", url, "info")
 	require.Equal(t, 0, code)
@@ -120,6 +123,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, "usage: dbtool"},
 		{[]string{"-db", db, "frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"-db", db, "info", "extra"}, `unexpected argument "extra"`},
+		{[]string{"info", "-db", db, "extra"}, `unexpected argument "extra"`},
 		{[]string{"-db", db, "init", "-yes-really-drop"}, "flag provided but not defined"},
 		{[]string{"-nosuchflag"}, "flag provided but not defined"},
 		{[]string{"-db", "mysql://u:topsecret@h/db", "drop"}, "refusing to drop mysql://u:xxxxx@h/db"},

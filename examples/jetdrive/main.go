@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -40,7 +41,8 @@ func main() {
 	}
 }
 
-const usage = `usage: jetdrive <listen|record|replay|simulate> [flags]
+const usage = `usage: jetdrive <listen|record|replay|simulate> [flags] [FILE]
+flags may come before or after the command and the file;
 run "jetdrive <command> -h" for a command's flags`
 
 // netFlags are the network flags every command shares.
@@ -76,11 +78,68 @@ func (n *netFlags) logger(stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
+// commands are the subcommands; the first argument that names one is the
+// command, so flags may come before it as well as after.
+var commands = []string{"listen", "record", "replay", "simulate"}
+
+// splitCommand takes the command out of args, wherever it is.
+func splitCommand(args []string) (string, []string, error) {
+	for i, a := range args {
+		if slices.Contains(commands, a) {
+			return a, append(slices.Clone(args[:i]), args[i+1:]...), nil
+		}
 	}
-	cmd, args := args[0], args[1:]
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return "", nil, fmt.Errorf("unknown command %q\n%s", a, usage)
+		}
+	}
+	return "", nil, errors.New(usage)
+}
+
+// parseArgs parses flags anywhere among args (flag stops at the first
+// argument that is not one) and returns the others: "replay FILE -speed 0"
+// and "replay -speed 0 FILE" both work.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// fileArg returns the one file a command names, by flag or by position.
+func fileArg(cmd, flagName, flagValue string, pos []string) (string, error) {
+	switch {
+	case len(pos) > 1 || (len(pos) == 1 && flagValue != ""):
+		return "", fmt.Errorf("%s: give one file (-%s FILE, or FILE)", cmd, flagName)
+	case len(pos) == 1:
+		return pos[0], nil
+	case flagValue == "":
+		return "", fmt.Errorf("%s: -%s is required", cmd, flagName)
+	}
+	return flagValue, nil
+}
+
+// noArgs refuses positional arguments a command does not take.
+func noArgs(cmd string, pos []string) error {
+	if len(pos) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", cmd, pos[0])
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, args, err := splitCommand(args)
+	if err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var nf netFlags
@@ -90,43 +149,55 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "listen":
 		every := fs.Duration("every", time.Second, "table refresh interval")
 		passive := fs.Bool("passive", false, "never transmit (no pings, no channel requests)")
-		if err := fs.Parse(args); err != nil {
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if err := noArgs(cmd, pos); err != nil {
 			return err
 		}
 		ctx, cancel := withDuration(ctx, *duration)
 		defer cancel()
 		return listen(ctx, &nf, *every, *passive, stdout, stderr)
 	case "record":
-		out := fs.String("o", "", "capture file to write (required)")
-		if err := fs.Parse(args); err != nil {
+		out := fs.String("o", "", "capture file to write (required; or give it as the argument)")
+		pos, err := parseArgs(fs, args)
+		if err != nil {
 			return err
 		}
-		if *out == "" {
-			return errors.New("record: -o is required")
+		file, err := fileArg(cmd, "o", *out, pos)
+		if err != nil {
+			return err
 		}
 		ctx, cancel := withDuration(ctx, *duration)
 		defer cancel()
-		return record(ctx, &nf, *out, stdout)
+		return record(ctx, &nf, file, stdout)
 	case "replay":
-		in := fs.String("i", "", "capture file to read (required)")
+		in := fs.String("i", "", "capture file to read (required; or give it as the argument)")
 		speed := fs.Float64("speed", 1, "replay speed factor (0: as fast as possible)")
 		toNet := fs.Bool("net", false, "send the datagrams to the network instead of printing samples")
-		if err := fs.Parse(args); err != nil {
+		pos, err := parseArgs(fs, args)
+		if err != nil {
 			return err
 		}
-		if *in == "" {
-			return errors.New("replay: -i is required")
+		file, err := fileArg(cmd, "i", *in, pos)
+		if err != nil {
+			return err
 		}
 		ctx, cancel := withDuration(ctx, *duration)
 		defer cancel()
-		return replay(ctx, &nf, *in, *speed, *toNet, stdout)
+		return replay(ctx, &nf, file, *speed, *toNet, stdout)
 	case "simulate":
 		profile := fs.String("profile", "m8_114", "engine profile: m8_114, m8_131 or twin_cam_103")
 		name := fs.String("name", "DynoAI Simulator", "provider name")
 		seed := fs.Uint64("seed", 1, "noise seed")
 		rate := fs.Float64("rate", 0, "samples per second (0: the simulator's own 100 Hz timing)")
 		loop := fs.Bool("loop", false, "restart the test plan when it ends")
-		if err := fs.Parse(args); err != nil {
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if err := noArgs(cmd, pos); err != nil {
 			return err
 		}
 		ctx, cancel := withDuration(ctx, *duration)

@@ -79,6 +79,10 @@ func TestSimulateListenRecordReplay(t *testing.T) {
 	require.NoError(t, run(ctx, append([]string{"replay", "-i", capture, "-speed", "0"}, net...), &replayOut, os.Stderr))
 	lines := strings.Split(strings.TrimSpace(replayOut.String()), "\n")
 	require.Greater(t, len(lines), 50, "about 100 samples per second of simulation")
+	// The file by position, the flags before the command: the same replay.
+	var again syncBuffer
+	require.NoError(t, run(ctx, append([]string{"-speed", "0", "replay", capture}, net...), &again, os.Stderr))
+	assert.Equal(t, replayOut.String(), again.String())
 	assert.Equal(t, "time_s,rpm,map_kpa,tps,afr_front,afr_rear,torque_ftlb,power_hp", lines[0])
 	assert.NotContains(t, lines[len(lines)-1], "NaN,NaN")
 }
@@ -93,6 +97,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"record"}, "-o is required"},
 		{[]string{"replay"}, "-i is required"},
 		{[]string{"replay", "-i", "/nonexistent.jdcap"}, "no such file"},
+		{[]string{"replay", "/nonexistent.jdcap", "-speed", "0"}, "no such file"},
+		{[]string{"-speed", "0", "replay", "/nonexistent.jdcap"}, "no such file"},
+		{[]string{"replay", "-i", "a.jdcap", "b.jdcap"}, "give one file"},
+		{[]string{"listen", "extra"}, `unexpected argument "extra"`},
 		{[]string{"simulate", "-profile", "v8", "-iface", "loopback"}, `unknown engine profile "v8"`},
 		{[]string{"listen", "-group", "not-an-ip"}, `-group "not-an-ip"`},
 		{[]string{"listen", "-iface", "nosuchif0"}, "nosuchif0"},

@@ -53,6 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "jetstream: unexpected argument %q: this command takes flags only (-h lists them)\n", fl.Arg(0))
+		return 2
+	}
 	if *stub {
 		srv, err := jetstreamtest.NewStub(ctx, jetstreamtest.Options{APIKey: "stub-key-0123456789"})
 		if err != nil {

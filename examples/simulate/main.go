@@ -36,6 +36,12 @@ func main() {
 	flag.DurationVar(&sc.Delay, "delay", 0, "wideband transport delay")
 	flag.DurationVar(&sc.DT, "dt", 20*time.Millisecond, "sample interval")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// flag stops at the first argument that is not a flag: whatever
+		// follows it would be silently ignored.
+		fmt.Fprintf(os.Stderr, "simulate: unexpected argument %q: this command takes flags only (-h lists them)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if err := run(sc, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "simulate:", err)
 		os.Exit(1)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/dynoai/dynoai/ve"
@@ -30,16 +31,35 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: vetool apply|rollback [flags]")
+	// The command is the first argument that names one, so flags may come
+	// before it as well as after.
+	for i, a := range args {
+		rest := append(slices.Clone(args[:i]), args[i+1:]...)
+		switch a {
+		case "apply":
+			return apply(rest, stdout)
+		case "rollback":
+			return rollback(rest, stdout)
+		}
 	}
-	switch args[0] {
-	case "apply":
-		return apply(args[1:], stdout)
-	case "rollback":
-		return rollback(args[1:], stdout)
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return fmt.Errorf("unknown command %q: want apply or rollback", a)
+		}
 	}
-	return fmt.Errorf("unknown command %q: want apply or rollback", args[0])
+	return errors.New("usage: vetool apply|rollback [flags]")
+}
+
+// parse parses a command's flags; vetool takes every file by flag, so any
+// other argument is a mistake, reported as such.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (files are given by flag: -h lists them)", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 func apply(args []string, stdout io.Writer) error {
@@ -54,7 +74,7 @@ func apply(args []string, stdout io.Writer) error {
 	baseline := fs.String("baseline", "", "the tune's original VE table, for -max-cumulative")
 	maxCum := fs.Float64("max-cumulative", 0, "no cell may move further than this percent from -baseline")
 	comment := fs.String("comment", "", "a note for the manifest")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *basePath == "" || *corrPath == "" || (*out == "" && !*dry) {
@@ -112,7 +132,7 @@ func rollback(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
 	appliedPath := fs.String("applied", "", "the table apply wrote")
 	out := fs.String("out", "", "where to write the restored table")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *appliedPath == "" || *out == "" {

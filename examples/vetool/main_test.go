@@ -22,6 +22,9 @@ func TestApplyRollbackFiles(t *testing.T) {
 	var stdout bytes.Buffer
 	require.NoError(t, run([]string{"apply", "-dry-run", "-base", base, "-correction", corr}, &stdout))
 	require.Contains(t, stdout.String(), "dry run: nothing written")
+	var before bytes.Buffer
+	require.NoError(t, run([]string{"-dry-run", "-base", base, "apply", "-correction", corr}, &before), "flags before the command")
+	require.Equal(t, stdout.String(), before.String())
 	_, err := os.Stat(out)
 	require.True(t, os.IsNotExist(err), "dry run wrote a file")
 
@@ -42,7 +45,9 @@ func TestApplyRollbackFiles(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"apply"}, {"rollback"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"apply"}, {"rollback"}, {"-dry-run"}} {
 		require.Error(t, run(args, &bytes.Buffer{}), "%v", args)
 	}
+	require.ErrorContains(t, run([]string{"apply", "-dry-run", "base.csv"}, &bytes.Buffer{}), `unexpected argument "base.csv"`)
+	require.ErrorContains(t, run([]string{"frobnicate", "-x"}, &bytes.Buffer{}), `unknown command "frobnicate"`)
 }

@@ -326,7 +326,7 @@ func NewDelayEstimator(opt EstimateOptions) (*DelayEstimator, error) {
 	}
 	fuel := opt.Fuel
 	if fuel == (Fuel{}) {
-		fuel = Gasoline
+		fuel = Gasoline()
 	} else if err := fuel.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEstimate, err)
 	}

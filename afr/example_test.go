@@ -31,7 +31,7 @@ func ExampleReadTargetsCSV() {
 		panic(err)
 	}
 	fmt.Printf("%.2f\n", t.At(2250, 80))
-	fmt.Printf("lambda %.3f\n", afr.Gasoline.Lambda(t.At(3000, 100)))
+	fmt.Printf("lambda %.3f\n", afr.Gasoline().Lambda(t.At(3000, 100)))
 	// Output:
 	// 13.40
 	// lambda 0.871
@@ -39,7 +39,7 @@ func ExampleReadTargetsCSV() {
 
 func ExampleFuel_ValidAFR() {
 	for _, v := range []float64{13.2, afr.Sentinel, 19.5} {
-		fmt.Println(v, afr.Gasoline.ValidAFR(v))
+		fmt.Println(v, afr.Gasoline().ValidAFR(v))
 	}
 	// Output:
 	// 13.2 true

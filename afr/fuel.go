@@ -35,36 +35,48 @@ type Fuel struct {
 	MinLambda, MaxLambda float64
 }
 
-// The fuels a tuner meets. Stoichiometric ratios are the values tuning
-// software commonly uses: 14.7 for pump gasoline (the predecessor's value
-// everywhere but its generic loader), 14.13 for E10 and 9.77 for E85 (the
-// volume blends of gasoline and ethanol as usually quoted), 9.0 for ethanol
-// and 6.4 for methanol (rounded from their chemistry: 8.98 and 6.47).
+// The fuels a tuner meets, as functions so that no caller can change what
+// another gets. Stoichiometric ratios are the values tuning software
+// commonly uses: 14.7 for pump gasoline (the predecessor's value everywhere
+// but its generic loader), 14.13 for E10 and 9.77 for E85 (the volume
+// blends of gasoline and ethanol as usually quoted), 9.0 for ethanol and
+// 6.4 for methanol (rounded from their chemistry: 8.98 and 6.47).
 //
 // Gasoline's validity ranges are the predecessor's: AFR 9–18 and lambda
 // 0.6–1.3 (jetstream-dyno spec §2.1, ve-afr spec §7.7). The other fuels keep
 // the same lambda range and scale gasoline's AFR range by their
 // stoichiometric ratio, so 9–18 on gasoline (lambda 0.612–1.224) becomes
 // 5.98–11.96 on E85.
-var (
-	Gasoline = Fuel{Name: "gasoline", Stoich: 14.7, MinAFR: 9, MaxAFR: 18, MinLambda: 0.6, MaxLambda: 1.3}
-	E10      = scaled("e10", 14.13)
-	E85      = scaled("e85", 9.77)
-	Ethanol  = scaled("ethanol", 9.0)
-	Methanol = scaled("methanol", 6.4)
-)
+
+// Gasoline is pump gasoline: stoich 14.7, AFR 9–18, lambda 0.6–1.3.
+func Gasoline() Fuel {
+	return Fuel{Name: "gasoline", Stoich: 14.7, MinAFR: 9, MaxAFR: 18, MinLambda: 0.6, MaxLambda: 1.3}
+}
+
+// E10 is gasoline with 10 % ethanol: stoich 14.13.
+func E10() Fuel { return scaled("e10", 14.13) }
+
+// E85 is 85 % ethanol: stoich 9.77.
+func E85() Fuel { return scaled("e85", 9.77) }
+
+// Ethanol is neat ethanol: stoich 9.0.
+func Ethanol() Fuel { return scaled("ethanol", 9.0) }
+
+// Methanol is neat methanol: stoich 6.4.
+func Methanol() Fuel { return scaled("methanol", 6.4) }
 
 func scaled(name string, stoich float64) Fuel {
-	k := stoich / Gasoline.Stoich
+	g := Gasoline()
+	k := stoich / g.Stoich
 	return Fuel{
 		Name: name, Stoich: stoich,
-		MinAFR: Gasoline.MinAFR * k, MaxAFR: Gasoline.MaxAFR * k,
-		MinLambda: Gasoline.MinLambda, MaxLambda: Gasoline.MaxLambda,
+		MinAFR: g.MinAFR * k, MaxAFR: g.MaxAFR * k,
+		MinLambda: g.MinLambda, MaxLambda: g.MaxLambda,
 	}
 }
 
 // Fuels lists the predefined fuels.
-func Fuels() []Fuel { return []Fuel{Gasoline, E10, E85, Ethanol, Methanol} }
+func Fuels() []Fuel { return []Fuel{Gasoline(), E10(), E85(), Ethanol(), Methanol()} }
 
 // ErrUnknownFuel is returned by FuelByName for a name it does not know.
 var ErrUnknownFuel = errors.New("afr: unknown fuel")
@@ -75,7 +87,7 @@ func FuelByName(name string) (Fuel, error) {
 	n := strings.ToLower(strings.TrimSpace(name))
 	switch n {
 	case "gas", "petrol", "pump":
-		return Gasoline, nil
+		return Gasoline(), nil
 	}
 	for _, f := range Fuels() {
 		if f.Name == n {
@@ -88,7 +100,7 @@ func FuelByName(name string) (Fuel, error) {
 // orGasoline returns f, or Gasoline when f is the zero Fuel.
 func (f Fuel) orGasoline() Fuel {
 	if f == (Fuel{}) {
-		return Gasoline
+		return Gasoline()
 	}
 	return f
 }

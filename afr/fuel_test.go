@@ -19,13 +19,13 @@ func TestFuels(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, f, g)
 	}
-	assert.Equal(t, 14.7, Gasoline.Stoich)
-	assert.Equal(t, 14.13, E10.Stoich)
-	assert.Equal(t, 9.77, E85.Stoich)
-	assert.InDelta(t, 9*9.77/14.7, E85.MinAFR, 1e-12)
+	assert.Equal(t, 14.7, Gasoline().Stoich)
+	assert.Equal(t, 14.13, E10().Stoich)
+	assert.Equal(t, 9.77, E85().Stoich)
+	assert.InDelta(t, 9*9.77/14.7, E85().MinAFR, 1e-12)
 	g, err := FuelByName(" Petrol ")
 	require.NoError(t, err)
-	assert.Equal(t, Gasoline, g)
+	assert.Equal(t, Gasoline(), g)
 	_, err = FuelByName("diesel")
 	assert.ErrorIs(t, err, ErrUnknownFuel)
 	assert.Error(t, Fuel{Name: "x", Stoich: 14, MinAFR: 18, MaxAFR: 9, MinLambda: 0.6, MaxLambda: 1.3}.Validate())
@@ -40,23 +40,23 @@ func TestValidity(t *testing.T) {
 		{9, true}, {18, true}, {13.2, true}, {8.99, false}, {18.01, false},
 		{Sentinel, false}, {math.NaN(), false}, {math.Inf(1), false},
 	} {
-		assert.Equal(t, tt.want, Gasoline.ValidAFR(tt.afr), "%v", tt.afr)
+		assert.Equal(t, tt.want, Gasoline().ValidAFR(tt.afr), "%v", tt.afr)
 		if tt.want {
-			assert.Equal(t, tt.afr, Gasoline.Clean(tt.afr))
+			assert.Equal(t, tt.afr, Gasoline().Clean(tt.afr))
 		} else {
-			assert.False(t, dyno.Has(Gasoline.Clean(tt.afr)))
+			assert.False(t, dyno.Has(Gasoline().Clean(tt.afr)))
 		}
 	}
 	for _, tt := range []struct {
 		l    float64
 		want bool
 	}{{0.6, true}, {1.3, true}, {0.59, false}, {1.31, false}, {math.NaN(), false}} {
-		assert.Equal(t, tt.want, Gasoline.ValidLambda(tt.l), "%v", tt.l)
+		assert.Equal(t, tt.want, Gasoline().ValidLambda(tt.l), "%v", tt.l)
 	}
 	assert.True(t, IsSentinel(5.1))
 	assert.False(t, IsSentinel(5.11))
-	assert.True(t, E85.ValidAFR(6.5), "rich E85 is plausible")
-	assert.False(t, Gasoline.ValidAFR(6.5))
+	assert.True(t, E85().ValidAFR(6.5), "rich E85() is plausible")
+	assert.False(t, Gasoline().ValidAFR(6.5))
 }
 
 func TestMeasuredAFR(t *testing.T) {
@@ -64,9 +64,9 @@ func TestMeasuredAFR(t *testing.T) {
 	s.AFR[dyno.Front] = Sentinel
 	s.Lambda[dyno.Front] = 0.93
 	s.AFR[dyno.Rear] = 13.1
-	assert.InDelta(t, 0.93*14.7, Gasoline.MeasuredAFR(&s, dyno.Front), 1e-12, "sentinel falls back to lambda")
-	assert.Equal(t, 13.1, Gasoline.MeasuredAFR(&s, dyno.Rear))
-	assert.False(t, dyno.Has(Gasoline.MeasuredAFR(&s, 2)))
+	assert.InDelta(t, 0.93*14.7, Gasoline().MeasuredAFR(&s, dyno.Front), 1e-12, "sentinel falls back to lambda")
+	assert.Equal(t, 13.1, Gasoline().MeasuredAFR(&s, dyno.Rear))
+	assert.False(t, dyno.Has(Gasoline().MeasuredAFR(&s, 2)))
 }
 
 func TestCalibration(t *testing.T) {

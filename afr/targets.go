@@ -171,7 +171,7 @@ func DefaultTargetsFor(f Fuel) *Targets {
 	if f.Stoich == 0 {
 		return t
 	}
-	k := f.Stoich / Gasoline.Stoich
+	k := f.Stoich / Gasoline().Stoich
 	for i := range t.v {
 		t.v[i] *= k
 	}

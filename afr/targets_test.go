@@ -64,7 +64,7 @@ func TestNewTargetsRejects(t *testing.T) {
 		{"ragged", []float64{1000, 2000}, []float64{50, 100}, [][]float64{{14, 13}, {12}}, TargetOptions{}, "1 values for 2"},
 		{"lean", []float64{1000, 2000}, []float64{50, 100}, [][]float64{{14, 19}, {12, 11}}, TargetOptions{}, "outside gasoline"},
 		{"NaN value", []float64{1000, 2000}, []float64{50, 100}, [][]float64{{14, math.NaN()}, {12, 11}}, TargetOptions{}, "outside"},
-		{"gasoline on E85", []float64{1000, 2000}, []float64{50, 100}, ok, TargetOptions{Fuel: E85}, "outside e85"},
+		{"gasoline on E85()", []float64{1000, 2000}, []float64{50, 100}, ok, TargetOptions{Fuel: E85()}, "outside e85"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewTargets(tt.rpm, tt.mp, tt.v, tt.opt)
@@ -90,7 +90,7 @@ func TestReadTargetsCSV(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, tb, back)
 
-	lam, err := ReadTargetsCSV(strings.NewReader("RPM,50,100\n2000,1.0,0.85\n"), TargetOptions{Lambda: true, Fuel: E85})
+	lam, err := ReadTargetsCSV(strings.NewReader("RPM,50,100\n2000,1.0,0.85\n"), TargetOptions{Lambda: true, Fuel: E85()})
 	require.NoError(t, err)
 	assert.InDelta(t, 9.77*0.85, lam.At(2000, 100), 1e-12)
 }
@@ -162,7 +162,7 @@ func FuzzReadTargetsCSV(f *testing.F) {
 		for _, r := range []float64{0, 1000, 3000, 1e9} {
 			for _, m := range []float64{0, 50, 1e9} {
 				v := tb.At(r, m)
-				if !(v >= Gasoline.MinAFR && v <= Gasoline.MaxAFR) {
+				if !(v >= Gasoline().MinAFR && v <= Gasoline().MaxAFR) {
 					t.Fatalf("At(%v,%v) = %v outside the validated range", r, m, v)
 				}
 			}

@@ -356,7 +356,7 @@ func (o Options) resolved() (Options, error) {
 		}
 	}
 	if o.Fuel.Stoich == 0 {
-		o.Fuel = afr.Gasoline
+		o.Fuel = afr.Gasoline()
 	}
 	if err := o.Fuel.Validate(); err != nil {
 		return o, err

@@ -15,7 +15,7 @@ import (
 
 // optionalTB lets shareddata.Dir report a missing directory without
 // skipping the whole fuzz target: the real log only adds seeds. Under
-// CI=true a missing directory still fails.
+// DYNOAI_SHARED_REQUIRED=1 a missing directory still fails.
 type optionalTB struct {
 	testing.TB
 	missing bool

@@ -1,6 +1,7 @@
 package dynolog_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"math"
@@ -127,4 +128,55 @@ func BenchmarkWriteCSV(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkReadHPTuners streams an HP Tuners VCM Scanner export of 100,000
+// rows (the preamble, channel ids, names and units rows, then data with
+// MAP in psi, temperatures in °F and a commanded equivalence ratio to
+// convert), from memory.
+func BenchmarkReadHPTuners(b *testing.B) {
+	const n = 100_000
+	var buf []byte
+	buf = append(buf, "HP Tuners CSV Log File\nVersion: 1.0\n\n[Log Information]\nCreation Time: 6/5/2023 4:58:52 PM\n\n"+
+		"[Channel Information]\n0,12,11,14,15,17,16\n"+
+		"Offset,Engine RPM (SAE),Intake Manifold Absolute Pressure (SAE),Air-Fuel Ratio Commanded,Wideband AFR,Engine Coolant Temp (SAE),Throttle Position (SAE)\n"+
+		"s,rpm,psi,,,°F,%\n\n[Channel Data]\n"...)
+	for i := 0; i < n; i++ {
+		x := float64(i)
+		buf = strconv.AppendFloat(buf, x*0.125, 'f', 3, 64)
+		buf = append(buf, ',')
+		buf = strconv.AppendFloat(buf, math.Round(2500+1500*math.Sin(x/300)), 'f', -1, 64)
+		buf = append(buf, ',')
+		buf = strconv.AppendFloat(buf, math.Round((9+4*math.Sin(x/170))*1000)/1000, 'f', -1, 64)
+		buf = append(buf, ",13.2,"...)
+		buf = strconv.AppendFloat(buf, math.Round((13.3+0.4*math.Sin(x/7))*100)/100, 'f', -1, 64)
+		buf = append(buf, ",195.8,"...)
+		buf = strconv.AppendFloat(buf, math.Round((40+30*math.Sin(x/170))*10)/10, 'f', -1, 64)
+		buf = append(buf, '\n')
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		r, err := dynolog.NewReader(bytes.NewReader(buf), "bench.csv", dynolog.ReadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var s dyno.Sample
+		rows := 0
+		for {
+			err := r.Next(ctx, &s)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows++
+		}
+		if rows != n {
+			b.Fatalf("read %d rows, want %d", rows, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
@@ -253,13 +254,16 @@ func (r *Result) WriteReport(w io.Writer) error {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	switch {
+	case r.DelayEstimate != nil && r.Delay == r.DelayEstimate.Delay:
+		fmt.Fprintf(&b, "wideband delay learned from the log: %v (confidence %.2f, %d pairs); undone: %s\n",
+			r.DelayEstimate.Overall.Round(time.Millisecond), r.DelayEstimate.Confidence, r.DelayEstimate.Pairs, delayText(r.Delay))
 	case r.DelayEstimate != nil:
-		fmt.Fprintf(&b, "wideband delay learned from the log: %v (confidence %.2f, %d pairs); undone: %v + %.0f/rpm s\n",
-			r.DelayEstimate.Overall, r.DelayEstimate.Confidence, r.DelayEstimate.Pairs, r.Delay.Fixed, r.Delay.PerRPM)
+		fmt.Fprintf(&b, "wideband delay not learned: the best estimate, %v, has confidence %.2f only (%d pairs); undone: %s (the fallback; -delay sets it)\n",
+			r.DelayEstimate.Overall.Round(time.Millisecond), r.DelayEstimate.Confidence, r.DelayEstimate.Pairs, delayText(r.Delay))
 	case r.DelayNote != "":
 		fmt.Fprintf(&b, "wideband delay could not be learned (%s); undone: %v\n", r.DelayNote, r.Delay.Fixed)
 	case !r.Delay.IsZero():
-		fmt.Fprintf(&b, "wideband delay undone: %v + %.0f/rpm s\n", r.Delay.Fixed, r.Delay.PerRPM)
+		fmt.Fprintf(&b, "wideband delay undone: %s\n", delayText(r.Delay))
 	}
 	if len(r.Cylinders) == 0 {
 		b.WriteString("\nno cylinder had wideband data: nothing to correct\n")
@@ -474,4 +478,14 @@ func smoothnessSource(given float64) string {
 		return "given"
 	}
 	return "chosen from the log"
+}
+
+// delayText writes a transport delay as a tuner reads it: "280ms", or
+// "100ms + 150/rpm s" when it depends on engine speed.
+func delayText(d dyno.TransportDelay) string {
+	t := d.Fixed.Round(time.Millisecond).String()
+	if d.PerRPM != 0 {
+		t += fmt.Sprintf(" + %.0f/rpm s", d.PerRPM)
+	}
+	return t
 }

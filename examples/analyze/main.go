@@ -247,6 +247,11 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stdout, "analyzed %d samples in %v; wrote %d files to %s/: %s\n",
 			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
+		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
+			name := res.Cylinders[0].Name()
+			fmt.Fprintf(stdout, "next: apply a correction to your VE table, within limits and with a manifest for rollback:\n"+
+				"  go run ./examples/vetool apply -dry-run -base YOUR_VE_%s.csv -correction %s/VE_Multiplier_%s.csv\n", name, c.out, name)
+		}
 	}
 	if res.Corrected() == 0 {
 		return fmt.Errorf("%s: %w (see the advice above, and %s/Diagnostics.txt)", nameOf(res.Source), ve.ErrNoCorrections, c.out)

@@ -25,7 +25,6 @@ type Retimer struct {
 	havePen bool
 	err     error // the source's error, after the queue drains
 
-	stamp    time.Duration // the current group's stamp, as logged
 	offset   time.Duration // added to stamps after a restart
 	lastOut  time.Duration // the last time handed out
 	haveOut  bool

@@ -368,11 +368,10 @@ type slopeWindow struct {
 	ys     []float64
 	start  int
 	// sums over the points held, with t relative to t0
-	t0                  time.Duration
-	n                   float64
-	st, sy, stt, sty    float64
-	haveT0              bool
-	sinceRecompute, cap int
+	t0               time.Duration
+	n                float64
+	st, sy, stt, sty float64
+	haveT0           bool
 }
 
 func (w *slopeWindow) reset() {

@@ -16,7 +16,6 @@ import (
 type dynoai3Record struct {
 	rpm, kpa, tq, hp, tps, iat     float64
 	afrCmd, afrMeas, afrErr, knock [2]float64
-	hasHPColumn                    bool
 }
 
 // dynoai3Log is what the toolkit's loaders return.

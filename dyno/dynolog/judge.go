@@ -61,11 +61,11 @@ const (
 
 // summary describes a set of values.
 type summary struct {
-	n                 int // finite values
-	min, max, median  float64
-	mode              float64 // the most frequent value
-	modeN             int
-	neg, zero, belowT int // negative values, zeros, values below a threshold
+	n                int // finite values
+	min, max, median float64
+	mode             float64 // the most frequent value
+	modeN            int
+	neg, zero        int // negative values, zeros
 }
 
 // summarize describes the finite values of v at the rows where mask is

@@ -29,7 +29,7 @@ func exercise(t *testing.T, url string) {
 	assert.Contains(t, out, "schema version: 0")
 	assert.Contains(t, out, "not initialised")
 
-	code, out, errOut = dbtool(t, nil, "-db", url, "check")
+	code, _, errOut = dbtool(t, nil, "-db", url, "check")
 	assert.Equal(t, 1, code, "an uninitialised database fails the check")
 	assert.Contains(t, errOut, "run migrate")
 

@@ -12,34 +12,35 @@ import (
 
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/internal/robustsim"
 )
 
 // delayCases lists the sessions the delay learning is held to: {rough,
 // smooth} truth × {250, 500} rpm grid × seeds 1-8, and the decel-heavy
 // sessions of issue 10 (more and slower decels with fuel cut). Under the
 // race detector one seed.
-func delayCases() []robustCase {
+func delayCases() []robustsim.Case {
 	seeds := 8
 	if raceEnabled {
 		seeds = 1
 	}
-	var out []robustCase
-	for _, tk := range []truthKind{roughTruth, smoothTruth} {
+	var out []robustsim.Case
+	for _, tk := range []robustsim.Truth{robustsim.Rough, robustsim.Smooth} {
 		for _, step := range []float64{250, 500} {
 			for seed := 1; seed <= seeds; seed++ {
-				out = append(out, robustCase{truth: tk, rpmStep: step, seed: uint64(seed)})
+				out = append(out, robustsim.Case{Truth: tk, RPMStep: step, Seed: uint64(seed)})
 			}
 		}
 	}
 	for seed := 11; seed < 11+min(seeds, 2); seed++ {
-		out = append(out, robustCase{truth: roughTruth, rpmStep: 500, seed: uint64(seed), decel: true})
+		out = append(out, robustsim.Case{Truth: robustsim.Rough, RPMStep: 500, Seed: uint64(seed), Decel: true})
 	}
 	return out
 }
 
 // delayRow is one line of the acceptance table.
 type delayRow struct {
-	c                 robustCase
+	c                 robustsim.Case
 	truth, learned    time.Duration // at 3000 rev/min
 	transport, lag    time.Duration
 	est               afr.DelayEstimate
@@ -53,14 +54,18 @@ type delayRow struct {
 
 // learnSession runs AutoAlign at its defaults over session c, as the
 // analyzer does, and reports what it learned.
-func learnSession(ctx context.Context, c robustCase) delayRow {
+// delayTolerance is how far a delay learned from a session may be from the
+// session's effective delay at 3000 rev/min.
+const delayTolerance = 40 * time.Millisecond
+
+func learnSession(ctx context.Context, c robustsim.Case) delayRow {
 	r := delayRow{c: c}
-	s, err := newRobustSession(c)
+	s, err := robustsim.New(c)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	src, err := s.source()
+	src, err := s.Source()
 	if err != nil {
 		r.err = err
 		return r
@@ -82,8 +87,8 @@ func learnSession(ctx context.Context, c robustCase) delayRow {
 	r.elapsed = time.Since(start)
 	r.est, r.estErr = a.Estimate()
 	r.used = a.Delay()
-	r.truth = s.trueDelayAt(3000)
-	r.transport, r.lag = s.cfg.Delay.At(3000), s.cfg.SensorLag
+	r.truth = s.EffectiveDelayAt(3000)
+	r.transport, r.lag = s.Config.Delay.At(3000), s.Config.SensorLag
 	r.learned = r.used.At(3000)
 	r.confident = r.estErr == nil && r.est.Confidence >= afr.DefaultAutoMinConfidence
 	r.within = (r.learned - r.truth).Abs() <= delayTolerance
@@ -146,11 +151,11 @@ func TestAutoAlignRobustSessions(t *testing.T) {
 // BenchmarkEstimateDelaySession is the estimator's cost on one robustness
 // session: 30,000 rows at 50 Hz, two cylinders.
 func BenchmarkEstimateDelaySession(b *testing.B) {
-	s, err := newRobustSession(robustCase{truth: roughTruth, rpmStep: 250, seed: 1})
+	s, err := robustsim.New(robustsim.Case{Truth: robustsim.Rough, RPMStep: 250, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := s.source()
+	src, err := s.Source()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,11 +175,11 @@ func BenchmarkEstimateDelaySession(b *testing.B) {
 // BenchmarkAutoAlignSession is AutoAlign at its defaults over one
 // robustness session: the prefix it holds shows in B/op.
 func BenchmarkAutoAlignSession(b *testing.B) {
-	s, err := newRobustSession(robustCase{truth: roughTruth, rpmStep: 250, seed: 1})
+	s, err := robustsim.New(robustsim.Case{Truth: robustsim.Rough, RPMStep: 250, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := s.source()
+	src, err := s.Source()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynosim"
+	"github.com/dynoai/dynoai/internal/robustsim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -346,15 +347,15 @@ func TestEstimateDelayOnePull(t *testing.T) {
 // throttle are left out, so the estimate stays on the delay of steady
 // running (transport + sensor lag) on a decel-heavy session.
 func TestEstimateDelayDecelSession(t *testing.T) {
-	c := robustCase{truth: roughTruth, rpmStep: 500, seed: 11, decel: true}
-	s, err := newRobustSession(c)
+	c := robustsim.Case{Truth: robustsim.Rough, RPMStep: 500, Seed: 11, Decel: true}
+	s, err := robustsim.New(c)
 	require.NoError(t, err)
-	src, err := s.source()
+	src, err := s.Source()
 	require.NoError(t, err)
 	est, err := afr.EstimateDelay(t.Context(), src, afr.EstimateOptions{})
 	require.NoError(t, err)
-	t.Logf("%v: %v, confidence %.2f; truth %v at 3000 rev/min", c, est.Overall, est.Confidence, s.trueDelayAt(3000))
-	assert.InDelta(t, s.trueDelayAt(3000).Seconds(), est.Overall.Seconds(), delayTolerance.Seconds())
+	t.Logf("%v: %v, confidence %.2f; truth %v at 3000 rev/min", c, est.Overall, est.Confidence, s.EffectiveDelayAt(3000))
+	assert.InDelta(t, s.EffectiveDelayAt(3000).Seconds(), est.Overall.Seconds(), delayTolerance.Seconds())
 	assert.GreaterOrEqual(t, est.Confidence, afr.DefaultAutoMinConfidence)
 }
 

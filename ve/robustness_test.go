@@ -12,11 +12,12 @@ import (
 
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynosim"
+	"github.com/dynoai/dynoai/internal/robustsim"
 	"github.com/dynoai/dynoai/ve"
 )
 
 // The robustness harness of issue 10: sessions from the simulator made as
-// unlike its defaults as it can make them (robustness_session_test.go),
+// unlike its defaults as it can make them (internal/robustsim),
 // analyzed at default settings on the ECU's grid and target table, scored
 // against the per-node truth.
 //
@@ -26,6 +27,9 @@ import (
 // fails on every threshold the issue sets that a case misses;
 // TestRobustnessDecelLeak fails when decel rows push the 30-40 kPa nodes the
 // wrong way.
+
+// gridOf is a session's ECU grid as the analyzer takes it.
+func gridOf(s *robustsim.Session) ve.Grid { return ve.Grid{RPM: s.RPM, MAP: s.MAP} }
 
 // analyzeDefault is the one place the harness uses the analyzer: default
 // settings except the ECU's grid and target table, with the transport delay
@@ -76,23 +80,23 @@ const (
 // robustCases lists the sessions: {rough, smooth} truth × {250, 500} rpm
 // grid × seeds × {exact, 1 s} time, plus the decel-heavy sessions. Under
 // the race detector one seed.
-func robustCases() []robustCase {
+func robustCases() []robustsim.Case {
 	seeds := []uint64{1, 2}
 	if raceEnabled {
 		seeds = seeds[:1]
 	}
-	var out []robustCase
-	for _, tk := range []truthKind{smoothTruth, roughTruth} {
+	var out []robustsim.Case
+	for _, tk := range []robustsim.Truth{robustsim.Smooth, robustsim.Rough} {
 		for _, step := range []float64{500, 250} {
 			for _, seed := range seeds {
 				for _, coarse := range []bool{false, true} {
-					out = append(out, robustCase{truth: tk, rpmStep: step, seed: seed, coarse: coarse})
+					out = append(out, robustsim.Case{Truth: tk, RPMStep: step, Seed: seed, Coarse: coarse})
 				}
 			}
 		}
 	}
 	for _, seed := range seeds {
-		out = append(out, robustCase{truth: roughTruth, rpmStep: 500, seed: seed + 10, decel: true})
+		out = append(out, robustsim.Case{Truth: robustsim.Rough, RPMStep: 500, Seed: seed + 10, Decel: true})
 	}
 	return out
 }
@@ -117,7 +121,7 @@ func (e cellErr) String() string {
 
 // robustScore is a case's line of the table.
 type robustScore struct {
-	c                  robustCase
+	c robustsim.Case
 	rows               int
 	cells              []cellErr // every corrected cell (correction != 1)
 	maxAbs, rms, mean  float64   // percent, over cells
@@ -139,36 +143,36 @@ func (r *robustScore) alonePct() float64 {
 // A cell counts as corrected when its correction is not exactly 1: the
 // analyzer's way of leaving a cell alone today. When results report the
 // cells with evidence, score those instead.
-func score(ctx context.Context, c robustCase) robustScore {
+func score(ctx context.Context, c robustsim.Case) robustScore {
 	r := robustScore{c: c}
-	s, err := newSession(c)
+	s, err := robustsim.New(c)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	r.rows = s.rows
-	src, err := s.source()
+	r.rows = s.Rows
+	src, err := s.Source()
 	if err != nil {
 		r.err = err
 		return r
 	}
-	corr, err := analyzeDefault(ctx, src, s.grid, s.targets)
+	corr, err := analyzeDefault(ctx, src, gridOf(s), s.Targets)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	nm := len(s.grid.MAP)
+	nm := len(s.MAP)
 	var sum, sq float64
 	for cyl := range 2 {
 		tab := corr[cyl]
-		for i, rpm := range s.grid.RPM {
-			for j, mp := range s.grid.MAP {
+		for i, rpm := range s.RPM {
+			for j, mp := range s.MAP {
 				k := i*nm + j
 				got := 1.0
 				if tab != nil {
 					got = tab.Get(i, j)
 				}
-				if s.steady[k] >= sessionMinRow {
+				if s.Steady[k] >= robustsim.MinSteady {
 					r.wellSampled++
 					if got == 1 {
 						r.alone++
@@ -177,7 +181,7 @@ func score(ctx context.Context, c robustCase) robustScore {
 				if got == 1 {
 					continue
 				}
-				e := cellErr{cyl: cyl, rpm: rpm, map_: mp, truth: s.mult[cyl][k], got: got}
+				e := cellErr{cyl: cyl, rpm: rpm, map_: mp, truth: s.Mult[cyl][k], got: got}
 				r.cells = append(r.cells, e)
 				ep := e.errPct()
 				sum += ep
@@ -209,7 +213,7 @@ func (r *robustScore) failures(guard bool) []string {
 	if guard {
 		maxT, rmsT = roughMaxGuardPct, roughRMSGuardPct
 	}
-	if r.c.truth == smoothTruth {
+	if r.c.Truth == robustsim.Smooth {
 		maxT, rmsT = smoothMaxPct, smoothRMSPct
 	}
 	var out []string
@@ -308,7 +312,7 @@ func TestRobustnessAcceptance(t *testing.T) {
 // the rough-truth bound.
 func TestRobustnessDecelLeak(t *testing.T) {
 	for _, r := range robustResults() {
-		if !r.c.decel {
+		if !r.c.Decel {
 			continue
 		}
 		if r.err != nil {
@@ -348,43 +352,43 @@ func TestRobustnessDecelLeak(t *testing.T) {
 // truth) but tight for the harness: a node or cylinder mixed up is off by
 // several percent on most nodes.
 func TestRobustnessTruthAtNodes(t *testing.T) {
-	c := robustCase{truth: roughTruth, rpmStep: 500, seed: 3}
-	s, err := newSession(c)
+	c := robustsim.Case{Truth: robustsim.Rough, RPMStep: 500, Seed: 3}
+	s, err := robustsim.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Within the default 7 % clamp, so the clamp does not hide a mix-up.
-	for cyl := range s.mult {
-		for k, m := range s.mult[cyl] {
-			s.mult[cyl][k] = 1 + 0.6*(m-1)
+	for cyl := range s.Mult {
+		for k, m := range s.Mult[cyl] {
+			s.Mult[cyl][k] = 1 + 0.6*(m-1)
 		}
 	}
-	base := dynosim.DefaultTrueVE(s.cfg.Profile, 0)
+	base := dynosim.DefaultTrueVE(s.Config.Profile, 0)
 	for cyl := range 2 {
-		e, tr, err := dynosim.NodeTruth(base[cyl], s.grid.RPM, s.grid.MAP, s.mult[cyl])
+		e, tr, err := dynosim.NodeTruth(base[cyl], s.RPM, s.MAP, s.Mult[cyl])
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.cfg.ECUVE[cyl], s.cfg.TrueVE[cyl] = e, tr
+		s.Config.ECUVE[cyl], s.Config.TrueVE[cyl] = e, tr
 	}
 	held := struct{ rpm, mp []float64 }{[]float64{1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000}, []float64{30, 40, 50, 60, 70, 80, 90}}
-	s.cfg.Plan = dynosim.GridPlan(held.rpm, held.mp, 2*time.Second)
-	s.cfg.Noise, s.cfg.Delay, s.cfg.SensorLag, s.cfg.TimeResolution = dynosim.Noise{}, dyno.TransportDelay{}, 0, 0
-	src, err := s.source()
+	s.Config.Plan = dynosim.GridPlan(held.rpm, held.mp, 2*time.Second)
+	s.Config.Noise, s.Config.Delay, s.Config.SensorLag, s.Config.TimeResolution = dynosim.Noise{}, dyno.TransportDelay{}, 0, 0
+	src, err := s.Source()
 	if err != nil {
 		t.Fatal(err)
 	}
-	corr, err := analyzeDefault(t.Context(), src, s.grid, s.targets)
+	corr, err := analyzeDefault(t.Context(), src, gridOf(s), s.Targets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nm := len(s.grid.MAP)
+	nm := len(s.MAP)
 	worst := 0.0
 	for cyl := range 2 {
 		for _, r := range held.rpm {
 			for _, m := range held.mp {
-				i, j := nearest(s.grid.RPM, r), nearest(s.grid.MAP, m)
-				got, want := corr[cyl].Get(i, j), s.mult[cyl][i*nm+j]
+				i, j := robustsim.Nearest(s.RPM, r), robustsim.Nearest(s.MAP, m)
+				got, want := corr[cyl].Get(i, j), s.Mult[cyl][i*nm+j]
 				worst = max(worst, math.Abs(got-want))
 				if math.Abs(got-want) > 0.01 {
 					t.Errorf("cyl %d, %v rpm, %v kPa: corrected %.4f, truth %.4f", cyl, r, m, got, want)

@@ -22,6 +22,7 @@ type Retimer struct {
 	queue   []Sample // rows of the current stamp, waiting for the next stamp
 	head    int      // next queued row to hand out
 	pending Sample   // the first row of the next stamp, read ahead
+	next    Sample   // the row being read
 	havePen bool
 	err     error // the source's error, after the queue drains
 
@@ -79,22 +80,23 @@ func (t *Retimer) fill(ctx context.Context) error {
 		}
 		t.havePen = true
 	}
-	first := t.pending
-	t.queue = append(t.queue, first)
+	stamp := t.pending.Time
+	t.queue = append(t.queue, t.pending)
 	t.havePen = false
-	var next Sample
+	// t.next, not a local: a Sample passed to an interface method escapes,
+	// and a local would cost an allocation a row.
 	for len(t.queue) < maxRetimeGroup {
-		if err := t.src.Next(ctx, &next); err != nil {
+		if err := t.src.Next(ctx, &t.next); err != nil {
 			t.err = err
 			break
 		}
-		if next.Time != first.Time {
-			t.pending, t.havePen = next, true
+		if t.next.Time != stamp {
+			t.pending, t.havePen = t.next, true
 			break
 		}
-		t.queue = append(t.queue, next)
+		t.queue = append(t.queue, t.next)
 	}
-	t.assign(first.Time)
+	t.assign(stamp)
 	return nil
 }
 

@@ -57,8 +57,12 @@ type condSample struct {
 	// section counts the times the clock went backwards before the
 	// sample: smoothing windows never span two sections.
 	section int
-	rpm     float64
-	load    float64 // smoothed, on the grid's load axis
+	// sec is the sample's time in seconds and raw its load (rawLoad) and
+	// speed (rawRPM) as read, for the smoothers.
+	sec  float64
+	raw  [2]float64
+	rpm  float64
+	load float64 // smoothed, on the grid's load axis
 	// lagFix is what undoing the wideband's lag adds to each cylinder's
 	// measured AFR (τ times the reading's rate of change); 0 without lag.
 	lagFix [dyno.MaxCylinders]float64
@@ -73,8 +77,8 @@ func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float
 	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive, hasTime: hasTime}
 	if f.Smoothing > 0 && hasTime {
 		c.halfSpan = f.Smoothing / 2
-		c.loadS = newTrackSmoother(c.halfSpan, func(s *dyno.Sample) float64 { return loadOf(axis, s) })
-		c.rpmS = newTrackSmoother(c.halfSpan, func(s *dyno.Sample) float64 { return s.RPM })
+		c.loadS = newTrackSmoother(c.halfSpan, rawLoad)
+		c.rpmS = newTrackSmoother(c.halfSpan, rawRPM)
 	}
 	if hasTime {
 		c.ahead = max(c.halfSpan, f.PreGuard, lagWindow)
@@ -112,7 +116,8 @@ func (c *conditioner) push(s *dyno.Sample) {
 	if n := len(c.buf); n > 0 && s.Time < c.buf[n-1].s.Time {
 		c.section++
 	}
-	c.buf = append(c.buf, condSample{s: *s, reason: reason, section: c.section})
+	c.buf = append(c.buf, condSample{s: *s, reason: reason, section: c.section,
+		sec: s.Time.Seconds(), raw: [2]float64{loadOf(c.axis, s), s.RPM}})
 }
 
 // judge runs the checks that look back on s (transients, decel and fuel
@@ -286,8 +291,9 @@ func (c *conditioner) pop(flush bool) (*condSample, bool) {
 	cur.rpm, cur.load = cur.s.RPM, loadOf(c.axis, &cur.s)
 	if c.loadS != nil {
 		var loadSteady, rpmSteady bool
-		cur.load, loadSteady = c.loadS.smooth(c.buf, c.next, c.f.SteadySpan)
-		cur.rpm, rpmSteady = c.rpmS.smooth(c.buf, c.next, c.f.SteadySpan)
+		need := cur.reason < 0
+		cur.load, loadSteady = c.loadS.smooth(c.buf, c.next, c.f.SteadySpan, need)
+		cur.rpm, rpmSteady = c.rpmS.smooth(c.buf, c.next, c.f.SteadySpan, need)
 		if c.f.SteadySpan > 0 && cur.reason < 0 && !(loadSteady && rpmSteady) {
 			// Load or speed bends within the span: where the sample
 			// belongs is uncertain, and so is which exhaust the

@@ -121,7 +121,7 @@ func (e cellErr) String() string {
 
 // robustScore is a case's line of the table.
 type robustScore struct {
-	c robustsim.Case
+	c                  robustsim.Case
 	rows               int
 	cells              []cellErr // every corrected cell (correction != 1)
 	maxAbs, rms, mean  float64   // percent, over cells

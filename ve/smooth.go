@@ -27,13 +27,19 @@ import (
 // conditioner's buffer, whose indices it is told about when the buffer
 // is compacted.
 type trackSmoother struct {
-	value  func(*dyno.Sample) float64
+	ch     int                         // which of condSample.raw it smooths
 	half   [smoothLevels]time.Duration // half spans, increasing
 	lo, hi [smoothLevels]int           // each window is buf[lo:hi]
 	sums   [smoothLevels]lineSums
-	origin time.Duration // the time the sums' x is measured from
+	origin float64 // the time (s) the sums' x is measured from
 	noise  noiseTrack
 }
+
+// The channels a trackSmoother can smooth: condSample.raw's slots.
+const (
+	rawLoad = iota
+	rawRPM
+)
 
 // smoothLevels is the number of window sizes tried, each twice the last.
 const smoothLevels = 6
@@ -73,8 +79,8 @@ func (s *lineSums) at(x0, sigma float64) (v, se float64, ok bool) {
 	return ym + beta*d, sigma * math.Sqrt(1/s.n+d*d/sxx), true
 }
 
-func newTrackSmoother(halfSpan time.Duration, value func(*dyno.Sample) float64) *trackSmoother {
-	t := &trackSmoother{value: value}
+func newTrackSmoother(halfSpan time.Duration, ch int) *trackSmoother {
+	t := &trackSmoother{ch: ch}
 	for k := smoothLevels - 1; k >= 0; k-- {
 		t.half[k] = halfSpan
 		halfSpan /= 2
@@ -98,12 +104,13 @@ func (t *trackSmoother) shift(d int) {
 // has none or its neighbours are too few) and whether the channel was
 // steady there: false when a window of at least steadySpan held enough
 // samples but the rule had to stop below it (the channel bends within
-// that span: a throttle step, a pull's start).
-func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration) (float64, bool) {
+// that span: a throttle step, a pull's start). With need false (a sample
+// already rejected) it only moves the windows and returns the raw value.
+func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration, need bool) (float64, bool) {
 	center := buf[c].s.Time
-	raw := t.value(&buf[c].s)
-	if d := center - t.origin; d > rebaseAfter || d < -rebaseAfter {
-		t.rebase(buf, center)
+	raw := buf[c].raw[t.ch]
+	if d := buf[c].sec - t.origin; d > rebaseAfter.Seconds() || d < -rebaseAfter.Seconds() {
+		t.rebase(buf, buf[c].sec)
 	}
 	sec := buf[c].section
 	for k := range t.half {
@@ -116,24 +123,24 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 			t.lo[k], t.hi[k] = c, c
 		}
 		for t.hi[k] < len(buf) && buf[t.hi[k]].section == sec && buf[t.hi[k]].s.Time-center <= h {
-			if v := t.value(&buf[t.hi[k]].s); dyno.Has(v) {
-				s.add((buf[t.hi[k]].s.Time - t.origin).Seconds(), v, 1)
+			if b := &buf[t.hi[k]]; dyno.Has(b.raw[t.ch]) {
+				s.add(b.sec-t.origin, b.raw[t.ch], 1)
 			}
 			t.hi[k]++
 		}
 		for t.lo[k] < t.hi[k] && center-buf[t.lo[k]].s.Time > h {
-			if v := t.value(&buf[t.lo[k]].s); dyno.Has(v) {
-				s.add((buf[t.lo[k]].s.Time - t.origin).Seconds(), v, -1)
+			if b := &buf[t.lo[k]]; dyno.Has(b.raw[t.ch]) {
+				s.add(b.sec-t.origin, b.raw[t.ch], -1)
 			}
 			t.lo[k]++
 		}
 	}
-	if !dyno.Has(raw) {
+	if !need || !dyno.Has(raw) {
 		return raw, true
 	}
-	t.noise.observe(buf, c, t.value)
+	t.noise.observe(buf, c, t.ch)
 	sigma := t.noise.sigma(raw)
-	x0 := (center - t.origin).Seconds()
+	x0 := buf[c].sec - t.origin
 	est, span, wide := raw, time.Duration(0), false
 	lower, upper := math.Inf(-1), math.Inf(1)
 	for k := range t.sums {
@@ -152,14 +159,14 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 	return est, !wide || span >= steadySpan
 }
 
-// rebase moves the sums' time origin to now and recomputes them.
-func (t *trackSmoother) rebase(buf []condSample, now time.Duration) {
+// rebase moves the sums' time origin to now (s) and recomputes them.
+func (t *trackSmoother) rebase(buf []condSample, now float64) {
 	t.origin = now
 	for k := range t.sums {
 		s := lineSums{}
 		for i := t.lo[k]; i < t.hi[k] && i < len(buf); i++ {
-			if v := t.value(&buf[i].s); dyno.Has(v) {
-				s.add((buf[i].s.Time - t.origin).Seconds(), v, 1)
+			if v := buf[i].raw[t.ch]; dyno.Has(v) {
+				s.add(buf[i].sec-t.origin, v, 1)
 			}
 		}
 		t.sums[k] = s
@@ -181,7 +188,7 @@ type noiseTrack struct {
 
 const (
 	noiseRing  = 256
-	noiseEvery = 64
+	noiseEvery = 128
 	noiseMin   = 16
 )
 
@@ -192,11 +199,11 @@ func (n *noiseTrack) init() {
 
 // observe adds the second difference around buf[c], when its neighbours
 // have readings.
-func (n *noiseTrack) observe(buf []condSample, c int, value func(*dyno.Sample) float64) {
+func (n *noiseTrack) observe(buf []condSample, c, ch int) {
 	if c < 1 || c+1 >= len(buf) {
 		return
 	}
-	a, b, d := value(&buf[c-1].s), value(&buf[c].s), value(&buf[c+1].s)
+	a, b, d := buf[c-1].raw[ch], buf[c].raw[ch], buf[c+1].raw[ch]
 	if !dyno.Has(a) || !dyno.Has(b) || !dyno.Has(d) {
 		return
 	}

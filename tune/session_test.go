@@ -234,7 +234,11 @@ func BenchmarkScenario(b *testing.B) {
 
 // The other cases: sensor delays from 0 to 1 s learned from the
 // logs, no noise and twice the typical noise, a sensor lag, front and rear
-// wrong in opposite directions.
+// wrong in opposite directions. A session takes more iterations than two
+// corrections when the plan reaches a cell only in a later pull (its
+// evidence sits at the analyzer's threshold): that cell carries the
+// table's first error and needs its own correction. With twice the noise
+// more cells sit at the threshold, and the session takes up to ten.
 func TestSessionCases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 8 sessions")
@@ -249,7 +253,7 @@ func TestSessionCases(t *testing.T) {
 		{"700 ms", func(s *tune.Scenario) { s.Delay = 700 * time.Millisecond }, 6},
 		{"1 s", func(s *tune.Scenario) { s.Delay = time.Second }, 6},
 		{"quiet", func(s *tune.Scenario) { s.Quiet = true }, 6},
-		{"noisy", func(s *tune.Scenario) { s.NoiseScale = 2 }, 8},
+		{"noisy", func(s *tune.Scenario) { s.NoiseScale = 2 }, 10},
 		{"sensor lag 100 ms", func(s *tune.Scenario) { s.SensorLag = 100 * time.Millisecond }, 6},
 		{"front lean, rear rich", func(s *tune.Scenario) { s.FrontPct, s.RearPct = -12, 12 }, 6},
 	} {

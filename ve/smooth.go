@@ -2,7 +2,6 @@ package ve
 
 import (
 	"math"
-	"slices"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -42,7 +41,7 @@ const (
 )
 
 // smoothLevels is the number of window sizes tried, each twice the last.
-const smoothLevels = 6
+const smoothLevels = 4
 
 // iciGamma is the width of the confidence intervals, in standard errors.
 const iciGamma = 2
@@ -85,7 +84,6 @@ func newTrackSmoother(halfSpan time.Duration, ch int) *trackSmoother {
 		t.half[k] = halfSpan
 		halfSpan /= 2
 	}
-	t.noise.init()
 	return t
 }
 
@@ -149,8 +147,12 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 			continue
 		}
 		wide = wide || t.half[k] >= steadySpan
-		lower = math.Max(lower, v-iciGamma*se)
-		upper = math.Min(upper, v+iciGamma*se)
+		if l := v - iciGamma*se; l > lower {
+			lower = l
+		}
+		if u := v + iciGamma*se; u < upper {
+			upper = u
+		}
 		if lower > upper {
 			break
 		}
@@ -175,27 +177,20 @@ func (t *trackSmoother) rebase(buf []condSample, now float64) {
 
 // noiseTrack estimates a channel's sample-to-sample noise from the second
 // differences of consecutive readings (a straight trend cancels out of
-// them): σ = 1.4826 · median|d| / √6 over the last noiseRing of them,
-// recomputed every noiseEvery.
+// them): σ = 1.4826 · median|d| / √6, the median followed by a frugal
+// streaming estimate (each difference moves it a small step towards
+// itself), which costs nothing a sample and forgets old noise slowly.
 type noiseTrack struct {
-	ring  []float64
-	next  int
-	full  bool
-	since int
-	est   float64 // NaN until enough differences are in
-	tmp   []float64
+	med  float64 // the running median of |d|
+	seen int
 }
 
-const (
-	noiseRing  = 256
-	noiseEvery = 128
-	noiseMin   = 16
-)
+// noiseMin is how many differences the estimate needs before it is used.
+const noiseMin = 16
 
-func (n *noiseTrack) init() {
-	n.ring = make([]float64, noiseRing)
-	n.est = math.NaN()
-}
+// frugalStep is the relative step of the streaming median: about a
+// hundred differences move it by a factor of e.
+const frugalStep = 0.01
 
 // observe adds the second difference around buf[c], when its neighbours
 // have readings.
@@ -207,21 +202,15 @@ func (n *noiseTrack) observe(buf []condSample, c, ch int) {
 	if !dyno.Has(a) || !dyno.Has(b) || !dyno.Has(d) {
 		return
 	}
-	n.ring[n.next] = math.Abs(a - 2*b + d)
-	n.next++
-	if n.next == len(n.ring) {
-		n.next, n.full = 0, true
-	}
-	n.since++
-	count := n.next
-	if n.full {
-		count = len(n.ring)
-	}
-	if count >= noiseMin && (n.since >= noiseEvery || math.IsNaN(n.est) || count < noiseEvery) {
-		n.tmp = append(n.tmp[:0], n.ring[:count]...)
-		slices.Sort(n.tmp)
-		n.est = 1.4826 * n.tmp[count/2] / math.Sqrt(6)
-		n.since = 0
+	x := math.Abs(a - 2*b + d)
+	n.seen++
+	switch {
+	case n.seen == 1:
+		n.med = x
+	case x > n.med:
+		n.med += frugalStep*n.med + 1e-12
+	case x < n.med:
+		n.med -= frugalStep * n.med
 	}
 }
 
@@ -230,8 +219,12 @@ func (n *noiseTrack) observe(buf []condSample, c, ch int) {
 // windows would never widen), and a hundredth of it before any estimate.
 func (n *noiseTrack) sigma(x float64) float64 {
 	floor := 1e-3*math.Abs(x) + 1e-9
-	if math.IsNaN(n.est) {
+	if n.seen < noiseMin {
 		return math.Max(0.01*math.Abs(x), floor)
 	}
-	return math.Max(n.est, floor)
+	return math.Max(madToSigma*n.med, floor)
 }
+
+// madToSigma turns the median absolute second difference of white noise
+// into its standard deviation: 1.4826 / √6.
+const madToSigma = 1.4826 / 2.449489742783178

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/dynoai/dynoai/afr"
@@ -123,7 +124,7 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 	tpsLive := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTPS)
 	g := newGrowGrid(grid, extend, axis, loadPercent)
 	g.nearest = o.Attribution == NearestCell
-	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime)
+	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime, [2]float64{medianStep(g.rpm), medianStep(g.load)})
 	if hasTime {
 		cond.lag = o.SensorLag
 	}
@@ -590,4 +591,18 @@ func sortedReasons(r Rejections) []Reason {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return r[out[i]] > r[out[j]] })
 	return out
+}
+
+// medianStep returns the median spacing of an axis (0 with fewer than two
+// nodes).
+func medianStep(axis []float64) float64 {
+	if len(axis) < 2 {
+		return 0
+	}
+	d := make([]float64, len(axis)-1)
+	for i := range d {
+		d[i] = axis[i+1] - axis[i]
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
 }

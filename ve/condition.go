@@ -73,12 +73,14 @@ type pastSample struct {
 	tps, map_ float64
 }
 
-func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float64, ncyl int, tpsLive, hasTime bool) *conditioner {
+// newConditioner returns a conditioner; step holds the grid's typical node
+// spacing in RPM and load, which sets how large a bend in either matters.
+func newConditioner(f *Filter, axis LoadAxis, targets dyno.Surface, stoich float64, ncyl int, tpsLive, hasTime bool, step [2]float64) *conditioner {
 	c := &conditioner{f: f, axis: axis, targets: targets, stoich: stoich, ncyl: ncyl, tpsLive: tpsLive, hasTime: hasTime}
 	if f.Smoothing > 0 && hasTime {
 		c.halfSpan = f.Smoothing / 2
-		c.loadS = newTrackSmoother(c.halfSpan, rawLoad)
-		c.rpmS = newTrackSmoother(c.halfSpan, rawRPM)
+		c.loadS = newTrackSmoother(c.halfSpan, rawLoad, bendTolerance*step[1])
+		c.rpmS = newTrackSmoother(c.halfSpan, rawRPM, bendTolerance*step[0])
 	}
 	if hasTime {
 		c.ahead = max(c.halfSpan, f.PreGuard, lagWindow)
@@ -232,6 +234,10 @@ func (c *conditioner) isDecel(s *dyno.Sample) bool {
 	}
 	return false
 }
+
+// bendTolerance is the fraction of a grid step a bend in speed or load
+// may move a sample's place before the sample counts as a transient.
+const bendTolerance = 0.1
 
 // overrunRPM is the engine speed above which a closed throttle is
 // overrun, not idle.

@@ -223,8 +223,8 @@ type Filter struct {
 	Smoothing time.Duration
 	// SteadySpan rejects a sample as a transient when its speed or load
 	// bends within this span either side of it (the smoothing could not
-	// widen to it): its place on the grid, and which exhaust the wideband
-	// read, are uncertain there. Zero means 200 ms; negative disables it.
+	// widen to it) by more than a tenth of a grid step: its place on the
+	// grid, and which exhaust the wideband read, are uncertain there. Zero means 200 ms; negative disables it.
 	// It needs Smoothing.
 	SteadySpan time.Duration
 

@@ -27,6 +27,7 @@ import (
 // is compacted.
 type trackSmoother struct {
 	ch     int                         // which of condSample.raw it smooths
+	tol    float64                     // a bend smaller than this does not matter (a tenth of a grid step)
 	half   [smoothLevels]time.Duration // half spans, increasing
 	lo, hi [smoothLevels]int           // each window is buf[lo:hi]
 	sums   [smoothLevels]lineSums
@@ -78,8 +79,8 @@ func (s *lineSums) at(x0, sigma float64) (v, se float64, ok bool) {
 	return ym + beta*d, sigma * math.Sqrt(1/s.n+d*d/sxx), true
 }
 
-func newTrackSmoother(halfSpan time.Duration, ch int) *trackSmoother {
-	t := &trackSmoother{ch: ch}
+func newTrackSmoother(halfSpan time.Duration, ch int, tol float64) *trackSmoother {
+	t := &trackSmoother{ch: ch, tol: tol}
 	for k := smoothLevels - 1; k >= 0; k-- {
 		t.half[k] = halfSpan
 		halfSpan /= 2
@@ -102,8 +103,10 @@ func (t *trackSmoother) shift(d int) {
 // has none or its neighbours are too few) and whether the channel was
 // steady there: false when a window of at least steadySpan held enough
 // samples but the rule had to stop below it (the channel bends within
-// that span: a throttle step, a pull's start). With need false (a sample
-// already rejected) it only moves the windows and returns the raw value.
+// that span: a throttle step, a pull's start) and the bend moves the
+// estimate by more than the smoother's tolerance. With need false (a
+// sample already rejected) it only moves the windows and returns the raw
+// value.
 func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration, need bool) (float64, bool) {
 	center := buf[c].s.Time
 	raw := buf[c].raw[t.ch]
@@ -139,14 +142,19 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 	t.noise.observe(buf, c, t.ch)
 	sigma := t.noise.sigma(raw)
 	x0 := buf[c].sec - t.origin
-	est, span, wide := raw, time.Duration(0), false
+	est, span, wide, broke := raw, time.Duration(0), math.NaN(), false
 	lower, upper := math.Inf(-1), math.Inf(1)
 	for k := range t.sums {
 		v, se, ok := t.sums[k].at(x0, sigma)
 		if !ok {
 			continue
 		}
-		wide = wide || t.half[k] >= steadySpan
+		if t.half[k] >= steadySpan {
+			wide = v // the widest window's estimate, intervals aside
+		}
+		if broke {
+			continue
+		}
 		if l := v - iciGamma*se; l > lower {
 			lower = l
 		}
@@ -154,11 +162,12 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 			upper = u
 		}
 		if lower > upper {
-			break
+			broke = true
+			continue
 		}
 		est, span = v, t.half[k]
 	}
-	return est, !wide || span >= steadySpan
+	return est, span >= steadySpan || !(math.Abs(wide-est) > t.tol)
 }
 
 // rebase moves the sums' time origin to now (s) and recomputes them.

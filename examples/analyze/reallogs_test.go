@@ -47,11 +47,16 @@ var realLogs = []realLog{
 		},
 	},
 	{
-		file: "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt", corrected: true,
+		// Five seconds of part throttle, overrun and a WOT burst: read,
+		// but no cell holds steady long enough to be proven.
+		file:    "winpep8__rob9206__DynoAI_3__6th_gear_load_then_wot_10.txt",
+		refusal: []string{"no cell has the evidence for a correction"},
 		report: []string{
 			`afr (all)        "(DWRT CPU) LC2 Volts Petrol AFR2"`,
 			`WBO2 AFR Rear" (col 69), constant 0 AFR: dead`,
 			"rejected decel:",
+			"no cell has the evidence for a correction.",
+			"-min-samples",
 		},
 	},
 	{

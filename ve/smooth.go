@@ -142,16 +142,15 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 	t.noise.observe(buf, c, t.ch)
 	sigma := t.noise.sigma(raw)
 	x0 := buf[c].sec - t.origin
-	est, span, wide, broke := raw, time.Duration(0), math.NaN(), false
+	est, span, broke := raw, time.Duration(0), false
+	lo, hi := math.Inf(1), math.Inf(-1) // the range of every window's estimate
 	lower, upper := math.Inf(-1), math.Inf(1)
 	for k := range t.sums {
 		v, se, ok := t.sums[k].at(x0, sigma)
 		if !ok {
 			continue
 		}
-		if t.half[k] >= steadySpan {
-			wide = v // the widest window's estimate, intervals aside
-		}
+		lo, hi = min(lo, v), max(hi, v)
 		if broke {
 			continue
 		}
@@ -167,7 +166,10 @@ func (t *trackSmoother) smooth(buf []condSample, c int, steadySpan time.Duration
 		}
 		est, span = v, t.half[k]
 	}
-	return est, span >= steadySpan || !(math.Abs(wide-est) > t.tol)
+	// Unsteady: the rule stopped short of steadySpan, and the windows'
+	// estimates spread wider than the tolerance (a bend that moves the
+	// sample's place).
+	return est, span >= steadySpan || !broke || !(hi-lo > t.tol)
 }
 
 // rebase moves the sums' time origin to now (s) and recomputes them.

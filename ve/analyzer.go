@@ -257,14 +257,7 @@ func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample,
 		qi, qj, fr, fm = g.place(cs.rpm, cs.load)
 	}
 	for c := 0; c < ncyl; c++ {
-		meas := s.AFR[c]
-		if (!dyno.Has(meas) || meas <= 1 || afr.IsSentinel(meas)) && dyno.Has(s.Lambda[c]) && s.Lambda[c] > 0 {
-			meas = o.Fuel.AFR(s.Lambda[c])
-		}
-		if meas <= 1 || afr.IsSentinel(meas) {
-			meas = math.NaN() // no reading
-		}
-		meas += cs.lagFix[c]
+		meas := measuredAFR(s, c, o.Fuel.Stoich) + cs.lagFix[c]
 		if !dyno.Has(meas) && !dyno.Has(s.AFRCommanded[c]) && o.Targets == nil {
 			continue // the cylinder has no wideband in this log
 		}

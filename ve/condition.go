@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/dynoai/dynoai/afr"
 	"github.com/dynoai/dynoai/dyno"
 )
 
@@ -212,11 +213,8 @@ func (c *conditioner) isDecel(s *dyno.Sample) bool {
 	// The fuel-cut signature: a wideband far leaner than any target while
 	// the engine is not pulling.
 	for cyl := 0; cyl < c.ncyl; cyl++ {
-		m := s.AFR[cyl]
-		if !dyno.Has(m) && dyno.Has(s.Lambda[cyl]) {
-			m = s.Lambda[cyl] * c.stoich
-		}
-		if !dyno.Has(m) || m <= 1 {
+		m := measuredAFR(s, cyl, c.stoich)
+		if !dyno.Has(m) {
 			continue
 		}
 		if f.FuelCutAFR > 0 && m > f.FuelCutAFR {
@@ -356,14 +354,20 @@ func (c *conditioner) deconvolve(cur *condSample) {
 	}
 }
 
-// measuredAFR is a sample's measured AFR for a cylinder: the AFR channel,
-// or lambda times stoich; Missing for no reading (0, a sentinel).
+// measuredAFR is a sample's measured AFR for a cylinder as the wideband
+// read it, unfiltered (a fuel-cut reading far above any plausible AFR is
+// kept: the filters need it): the AFR channel, or lambda times stoich
+// when the AFR channel has no reading (missing, 0 or below, the sensor's
+// not-ready sentinel); Missing when neither has one.
 func measuredAFR(s *dyno.Sample, cyl int, stoich float64) float64 {
 	m := s.AFR[cyl]
-	if !(m > 1) && s.Lambda[cyl] > 0 {
-		m = s.Lambda[cyl] * stoich
+	if !(m > 1) || afr.IsSentinel(m) {
+		m = dyno.Missing
+		if l := s.Lambda[cyl]; l > 0 {
+			m = l * stoich
+		}
 	}
-	if !(m > 1) {
+	if !(m > 1) || afr.IsSentinel(m) {
 		return dyno.Missing
 	}
 	return m

@@ -20,6 +20,7 @@ type Memory struct {
 	runs      map[string]*memRun
 	nextFile  int64
 	nextApply int64
+	nextJob   int64
 	closed    bool
 	down      error
 }
@@ -29,6 +30,7 @@ type memRun struct {
 	history []StatusChange
 	files   []File
 	applies []Apply
+	job     *Job // nil for runs made with Create
 }
 
 var _ RunStore = (*Memory)(nil)
@@ -364,7 +366,7 @@ func (m *Memory) Recover(ctx context.Context, e RunError) ([]string, error) {
 	now := stamp(m.clock)
 	var ids []string
 	for id, mr := range m.runs {
-		if mr.run.Status != StatusProcessing {
+		if mr.run.Status != StatusProcessing || mr.job != nil {
 			continue
 		}
 		r, ch, err := ApplyMutation(copyRun(mr.run), FailMutation(0, e), now)

@@ -15,10 +15,12 @@ import (
 	"time"
 )
 
-// RunStore stores runs, their status history and their files' metadata.
-// Every implementation (SQLite, PostgreSQL, memory) behaves the same; the
-// runstoretest package checks it. Methods are safe for concurrent use.
+// RunStore stores runs, their status history, their files' metadata and
+// their analysis jobs (JobQueue). Every implementation (SQLite, PostgreSQL,
+// memory) behaves the same; the runstoretest package checks it. Methods are
+// safe for concurrent use.
 type RunStore interface {
+	JobQueue
 	// Create stores a new run in status queued and returns it with its
 	// generated id, version 1 and timestamps.
 	Create(ctx context.Context, n NewRun) (Run, error)
@@ -48,9 +50,12 @@ type RunStore interface {
 	Files(ctx context.Context, runID string) ([]File, error)
 	// File returns one file of a run, or ErrNotFound.
 	File(ctx context.Context, runID string, fileID int64) (File, error)
-	// Recover marks every run still in status processing as failed with e,
-	// returning their ids. A server calls it at startup: no worker of a
-	// previous process is still running them.
+	// Recover marks every run still in status processing that has no job
+	// as failed with e, returning their ids. Runs with a job are the
+	// queue's: an expired lease hands them to another worker (JobQueue).
+	// Only a store used by a single process may call it at startup (no
+	// worker of a previous process is still running those runs); a server
+	// sharing the store with other replicas must not.
 	Recover(ctx context.Context, e RunError) ([]string, error)
 	// RecordApply records an apply or rollback of a run's cylinder together
 	// with its files, in one transaction: after a crash either all of it

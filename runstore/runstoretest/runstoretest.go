@@ -132,6 +132,9 @@ func Run(t *testing.T, open Opener) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
 	}
+	for _, tc := range jobTests {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
+	}
 }
 
 func testCreateGet(t *testing.T, open Opener) {

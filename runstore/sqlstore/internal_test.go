@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/stretchr/testify/assert"
@@ -71,7 +72,9 @@ func FuzzParseURL(f *testing.F) {
 
 // TestMigrationKeepsRuns: a database made by migration 1 with runs and
 // files in it is migrated to the latest schema without losing anything;
-// its runs belong to the default tenant ("") and have no apply records.
+// its runs belong to the default tenant ("") and have no apply records, and
+// an upload a server accepted but never finished gets a job (migration 3),
+// so the queue analyzes it instead of the server failing it.
 func TestMigrationKeepsRuns(t *testing.T) {
 	ctx := context.Background()
 	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "old.db"), Options{SkipMigrate: true})
@@ -93,9 +96,28 @@ func TestMigrationKeepsRuns(t *testing.T) {
 		VALUES (?, 'VE_Applied_Front.csv', 'text/csv', 3, ?, ?, 1500)`, id, strings.Repeat("ab", 32), strings.Repeat("cd", 16))
 	require.NoError(t, err)
 
+	pending := strings.Repeat("0b", 16)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO runs (id, version, status, source, filename, created_us, updated_us)
+		VALUES (?, 2, 'processing', 'upload', 'pending.csv', 3000, 4000)`, pending)
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
+		VALUES (?, 'pending.csv', 'text/csv', 3, ?, ?, 3000)`, pending, strings.Repeat("ef", 32), strings.Repeat("ef", 32))
+	require.NoError(t, err)
+
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []int{2}, applied)
+	assert.Equal(t, []int{2, 3}, applied)
+	_, err = s.Job(ctx, id)
+	require.ErrorIs(t, err, runstore.ErrNotFound, "a completed run gets no job")
+	j, err := s.Job(ctx, pending)
+	require.NoError(t, err)
+	assert.Equal(t, runstore.JobAvailable, j.State)
+	pf, err := s.Files(ctx, pending)
+	require.NoError(t, err)
+	assert.Equal(t, pf[0].ID, j.InputFile)
+	l, err := s.Claim(ctx, runstore.Claim{Worker: "w", Lease: time.Minute})
+	require.NoError(t, err)
+	assert.Equal(t, pending, l.Run.ID)
 	r, err := s.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "", r.Tenant)
@@ -110,6 +132,6 @@ func TestMigrationKeepsRuns(t *testing.T) {
 	assert.Empty(t, aps)
 	p, err := s.List(ctx, runstore.Filter{Tenants: []string{""}})
 	require.NoError(t, err)
-	assert.Len(t, p.Runs, 1)
+	assert.Len(t, p.Runs, 2)
 	require.NoError(t, s.Check(ctx))
 }

@@ -880,7 +880,8 @@ func (s *Store) Recover(ctx context.Context, e runstore.RunError) ([]string, err
 	var ids []string
 	err := s.tx(ctx, func(tx *txn) error {
 		ids = nil
-		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM runs WHERE status = ? ORDER BY id`), string(runstore.StatusProcessing)); err != nil {
+		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM runs WHERE status = ?
+			AND NOT EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = runs.id) ORDER BY id`), string(runstore.StatusProcessing)); err != nil {
 			return fmt.Errorf("sqlstore: recover: %w", err)
 		}
 		for _, id := range ids {
@@ -980,20 +981,14 @@ func (s *Store) AddFile(ctx context.Context, runID string, m runstore.FileMeta) 
 		return runstore.File{}, err
 	}
 	now := stamp(s.clock)
-	f := runstore.File{RunID: runID, FileMeta: m, CreatedAt: now}
+	var f runstore.File
 	err := s.tx(ctx, func(tx *txn) error {
 		if err := s.exists(ctx, tx, runID); err != nil {
 			return err
 		}
-		err := tx.GetContext(ctx, &f.ID, tx.Rebind(`INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), runID, m.Name, m.ContentType, m.Size, m.SHA256, m.StorageKey, toMicros(now))
-		if isForeignKey(err) {
-			return notFound("run", runID)
-		}
-		if err != nil {
-			return fmt.Errorf("sqlstore: add file to run %s: %w", runID, err)
-		}
-		return nil
+		var err error
+		f, err = s.insertFile(ctx, tx, runID, m, now)
+		return err
 	})
 	if err != nil {
 		return runstore.File{}, err

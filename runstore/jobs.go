@@ -126,8 +126,8 @@ type Job struct {
 	State       JobState  `json:"state"`
 	Attempt     int       `json:"attempt"` // attempts started so far
 	MaxAttempts int       `json:"max_attempts"`
-	Token       int64     `json:"token"`             // the fencing token of the latest claim; raised by every claim
-	Worker      string    `json:"worker,omitempty"`  // the holder of the latest lease
+	Token       int64     `json:"token"`            // the fencing token of the latest claim; raised by every claim
+	Worker      string    `json:"worker,omitempty"` // the holder of the latest lease
 	LeaseUntil  time.Time `json:"lease_until,omitzero"`
 	RunAt       time.Time `json:"run_at"` // not claimed before this time
 	InputFile   int64     `json:"input_file"`

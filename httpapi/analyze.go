@@ -20,7 +20,6 @@ import (
 
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynolog"
-	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/ve"
 )
@@ -35,16 +34,6 @@ const (
 
 // allowedExt are the log extensions an upload may have.
 var allowedExt = map[string]bool{".csv": true, ".txt": true}
-
-// job is one accepted analysis waiting for or held by a worker.
-type job struct {
-	run      runstore.Run
-	blob     runstore.Blob
-	fileID   int64 // the input's file id in the run store
-	filename string
-	opts     AnalysisOptions
-	accepted time.Time
-}
 
 // uploadName reduces a client's file name to its base name and checks it:
 // no path ever reaches a filesystem (contents go to the FileStore under its
@@ -67,24 +56,6 @@ func uploadName(name string) (string, *Error) {
 			Details: map[string]any{"allowed_types": []string{"csv", "txt"}}}
 	}
 	return name, nil
-}
-
-// reserve takes an analysis slot, or explains why none is free.
-func (s *Server) reserve() *Error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.started || s.draining {
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-			Message: "the server is not accepting analyses (starting or shutting down)",
-			Details: map[string]any{"retry_after_seconds": 5}}
-	}
-	if n := s.inFlight.Load(); n >= int64(s.cfg.Queue+s.cfg.Workers) {
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-			Message: "too many analyses in progress; try again shortly",
-			Details: map[string]any{"retry_after_seconds": 5}}
-	}
-	s.inFlight.Add(1)
-	return nil
 }
 
 // accepting explains, without taking anything, why no analysis can be
@@ -184,45 +155,48 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkLog(r.Context(), blob, filename, opts); err != nil {
 		return err
 	}
-	// Only now, with the log stored and readable, take an analysis slot.
-	if herr := s.reserve(); herr != nil {
-		return herr
-	}
-	queued := false
-	defer func() {
-		if !queued {
-			s.inFlight.Add(-1)
-		}
-	}()
-	settings, _ := json.Marshal(opts)
-	run, err := s.cfg.Runs.Create(r.Context(), runstore.NewRun{Tenant: s.viewerOf(r).owner, Source: runstore.SourceUpload, Filename: filename,
-		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings})
-	if err != nil {
+	// Only now, with the log stored and readable, queue its analysis.
+	if err := s.checkBacklog(r.Context()); err != nil {
 		return err
 	}
-	input, err := runstore.Record(r.Context(), s.cfg.Runs, run.ID, runstore.FileMeta{Name: filename, ContentType: "text/csv",
-		Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}, storedAt)
+	if since := time.Since(storedAt); since > runstore.MinUnreferencedAge/2 {
+		return &Error{Status: http.StatusRequestTimeout, Code: CodeTimeout,
+			Message: fmt.Sprintf("the upload took %v; its contents may be swept before they are recorded, send it again faster", since.Round(time.Second))}
+	}
+	settings, _ := json.Marshal(opts)
+	sub, err := s.cfg.Runs.Submit(r.Context(), runstore.NewRun{Tenant: s.viewerOf(r).owner, Source: runstore.SourceUpload, Filename: filename,
+		InputSize: blob.Size, Vehicle: opts.Vehicle, Settings: settings},
+		runstore.NewJob{MaxAttempts: s.cfg.JobMaxAttempts, Input: runstore.FileMeta{Name: filename, ContentType: "text/csv",
+			Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}})
 	if err != nil {
-		s.failRun(run, "upload", "STORE_ERROR", "the upload could not be recorded", err)
 		return err
 	}
 	s.cfg.Metrics.ObserveUpload(blob.Size)
-	j := &job{run: run, blob: blob, fileID: input.ID, filename: filename, opts: opts, accepted: s.cfg.Now()}
-	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		s.failRun(run, "queue", "SHUTDOWN", "the server shut down before this analysis started", nil)
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-			Message: "the server is shutting down", Details: map[string]any{"retry_after_seconds": 5}}
-	}
-	s.jobs <- j // never blocks: reserve bounds inFlight by the channel's capacity
-	queued = true
-	s.mu.Unlock()
+	s.wake()
+	run := sub.Run
 	w.Header().Set("Location", "/api/runs/"+run.ID)
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"runId": run.ID, "run_id": run.ID, "status": "queued", "message": "Analysis started",
 		"links": map[string]string{"run": "/api/runs/" + run.ID, "status": "/api/status/" + run.ID},
 	})
+	return nil
+}
+
+// checkBacklog refuses an upload, with 503 and Retry-After, while Queue
+// or more analyses wait for a worker in the whole cluster (every replica
+// sharing the run store).
+func (s *Server) checkBacklog(ctx context.Context) error {
+	c, err := s.cfg.Runs.JobCounts(ctx)
+	if err != nil {
+		return err
+	}
+	s.backlog.Store(c.Backlog())
+	s.cfg.Metrics.SetJobBacklog(c.Backlog())
+	if c.Backlog() >= int64(s.cfg.Queue) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "too many analyses in progress; try again shortly",
+			Details: map[string]any{"retry_after_seconds": 5, "waiting": c.Backlog()}}
+	}
 	return nil
 }
 
@@ -289,107 +263,6 @@ func logError(err error) error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeCSVParsing, Message: err.Error(), Err: err}
 }
 
-// worker runs queued analyses until the queue is closed.
-func (s *Server) worker() {
-	defer s.workers.Done()
-	for j := range s.jobs {
-		s.safeProcess(j)
-		s.inFlight.Add(-1)
-	}
-}
-
-// safeProcess runs process, turning a panic (an analyzer bug) into a
-// failed run instead of a dead server.
-func (s *Server) safeProcess(j *job) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("analysis panicked", "run_id", j.run.ID, "panic", v)
-			s.failRun(j.run, "analysis", "INTERNAL_ERROR", "the analysis failed unexpectedly", fmt.Errorf("panic: %v", v))
-			s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, 0)
-		}
-	}()
-	s.process(j)
-}
-
-// failRun records a run as failed, with a context of its own so that a
-// shutting-down server still records it.
-func (s *Server) failRun(run runstore.Run, stage, code, message string, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	e := runstore.RunError{Stage: stage, Code: code, Message: message}
-	if cause != nil {
-		e.Detail = cause.Error()
-	}
-	for range 3 {
-		_, err := s.cfg.Runs.Fail(ctx, run.ID, run.Version, e)
-		if err == nil || errors.Is(err, runstore.ErrNotFound) {
-			return
-		}
-		if errors.Is(err, runstore.ErrConflict) {
-			cur, gerr := s.cfg.Runs.Get(ctx, run.ID)
-			if gerr != nil || cur.Status.Terminal() {
-				return
-			}
-			run = cur
-			continue
-		}
-		s.log.Error("could not record a failed run", "run_id", run.ID, "err", err)
-		return
-	}
-}
-
-// process runs one analysis to completion or failure.
-func (s *Server) process(j *job) {
-	start := time.Now()
-	run := j.run
-	if s.workCtx.Err() != nil {
-		s.failRun(run, "queue", "SHUTDOWN", "the server shut down before this analysis started", nil)
-		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.AnalysisTimeout)
-	defer cancel()
-	stage, zero, msg := "reading", 0.0, "reading the log"
-	run, err := s.cfg.Runs.Update(ctx, run.ID, runstore.Update{Version: run.Version, Status: runstore.StatusProcessing,
-		Stage: &stage, Progress: &zero, Message: &msg, Reason: "worker started"})
-	if err != nil {
-		s.failRun(j.run, "start", "STORE_ERROR", "the analysis could not start", err)
-		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
-		return
-	}
-	pr := &progress{s: s, run: run, total: j.blob.Size}
-	res, stats, err := s.analyze(ctx, j, pr)
-	run = pr.current()
-	if err == nil {
-		err = s.storeResult(ctx, j, pr, res, stats)
-		run = pr.current()
-	}
-	if err != nil {
-		stg, code, message := "analysis", "ANALYSIS_ERROR", "the analysis failed"
-		var pe *dynolog.ParseError
-		switch {
-		case s.workCtx.Err() != nil:
-			code, message = "SHUTDOWN", "the server shut down during this analysis; upload the log again"
-		case errors.Is(err, context.DeadlineExceeded):
-			code, message = "TIMEOUT", fmt.Sprintf("the analysis took longer than %v", s.cfg.AnalysisTimeout)
-		case errors.As(err, &pe) || errors.Is(err, dynolog.ErrMissingColumns):
-			code, message = CodeCSVParsing, err.Error() // names the client's file, line, column, offset
-		case errors.Is(err, runstore.ErrChecksum):
-			code, message = CodeChecksum, "the stored upload failed its checksum; upload the log again"
-		case errors.Is(err, ve.ErrMissingChannel) || errors.Is(err, ve.ErrShape) || errors.Is(err, ve.ErrAxis):
-			message = err.Error()
-		}
-		s.log.Warn("analysis failed", "run_id", run.ID, "code", code, "err", err)
-		s.failRun(run, stg, code, message, err)
-		s.cfg.Metrics.ObserveAnalysis(metrics.StatusError, metrics.SourceUpload, time.Since(start))
-		return
-	}
-	s.cfg.Metrics.ObserveAnalysis(metrics.StatusSuccess, metrics.SourceUpload, time.Since(start))
-	if stats.CorrectedCells != nil && stats.MaxCorrectionPct != nil {
-		s.cfg.Metrics.ObserveVECorrections(int(*stats.CorrectedCells), *stats.MaxCorrectionPct)
-	}
-}
-
 func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result, runstore.Stats, error) {
 	vopts, err := j.opts.VE()
 	if err != nil {
@@ -401,7 +274,7 @@ func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result,
 	}
 	// The input is read through its checksum: a log corrupted at rest
 	// fails the run (ErrChecksum) instead of being analyzed.
-	_, rc, err := runstore.OpenFile(ctx, s.cfg.Runs, s.cfg.Files, j.run.ID, j.fileID)
+	_, rc, err := runstore.OpenFile(ctx, s.cfg.Runs, s.cfg.Files, j.lease.Run.ID, j.fileID)
 	if err != nil {
 		return nil, runstore.Stats{}, err
 	}
@@ -421,10 +294,12 @@ func (s *Server) analyze(ctx context.Context, j *job, pr *progress) (*ve.Result,
 	return res, src.stats(res), nil
 }
 
-// storeResult writes the result's files into the FileStore and completes
-// the run.
-func (s *Server) storeResult(ctx context.Context, j *job, pr *progress, res *ve.Result, stats runstore.Stats) error {
-	pr.set(ctx, "writing", 0.9, "storing the results", true)
+// storeResult stores the result's files in the FileStore, then completes
+// the job: the run's result and the files' records are written in one
+// transaction that checks the lease, so they are written once, by the
+// lease's holder, or not at all.
+func (s *Server) storeResult(ctx context.Context, j *job, hb *heartbeat, res *ve.Result, stats runstore.Stats) error {
+	hb.progress.set(ctx, "writing", 0.9, "storing the results", true)
 	dir, err := os.MkdirTemp("", "dynoai-run-")
 	if err != nil {
 		return err
@@ -434,33 +309,43 @@ func (s *Server) storeResult(ctx context.Context, j *job, pr *progress, res *ve.
 	if err != nil {
 		return err
 	}
+	first := time.Now()
+	metas := make([]runstore.FileMeta, 0, len(names))
 	for _, name := range names {
-		if err := s.attachFile(ctx, j.run.ID, name, filepath.Join(dir, name)); err != nil {
+		m, err := s.putFile(ctx, name, filepath.Join(dir, name))
+		if err != nil {
 			return err
 		}
+		metas = append(metas, m)
+	}
+	if since := time.Since(first); since > runstore.MinUnreferencedAge/2 {
+		return fmt.Errorf("%w: storing the results took %v", runstore.ErrUnavailable, since)
 	}
 	doc, err := json.Marshal(res.Document())
 	if err != nil {
 		return err
 	}
-	run := pr.current()
-	done, err := s.cfg.Runs.Complete(ctx, run.ID, run.Version, runstore.Result{Results: doc, Stats: stats,
-		Message: fmt.Sprintf("analyzed %d samples", res.Samples)})
+	done, err := s.cfg.Runs.CompleteJob(ctx, hb.current(), runstore.Result{Results: doc, Stats: stats,
+		Message: fmt.Sprintf("analyzed %d samples", res.Samples)}, metas)
 	if err != nil {
 		return err
 	}
-	pr.setRun(done)
+	hb.progress.setRun(done)
 	return nil
 }
 
-func (s *Server) attachFile(ctx context.Context, runID, name, path string) error {
+// putFile stores a result file's contents and returns its record.
+func (s *Server) putFile(ctx context.Context, name, path string) (runstore.FileMeta, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return runstore.FileMeta{}, err
 	}
 	defer f.Close()
-	_, err = runstore.Attach(ctx, s.cfg.Runs, s.cfg.Files, runID, name, contentType(name), f)
-	return err
+	b, err := s.cfg.Files.Put(ctx, f)
+	if err != nil {
+		return runstore.FileMeta{}, err
+	}
+	return runstore.FileMeta{Name: name, ContentType: contentType(name), Size: b.Size, SHA256: b.SHA256, StorageKey: b.Key}, nil
 }
 
 func contentType(name string) string {

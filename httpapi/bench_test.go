@@ -32,7 +32,7 @@ func benchServer(b *testing.B, auth bool, mutate ...func(*Config)) (*Server, run
 	}
 	srv, err := New(cfg)
 	require.NoError(b, err)
-	_, err = srv.Start(context.Background())
+	err = srv.Start(context.Background())
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	for i := range 100 {
@@ -81,7 +81,10 @@ func BenchmarkAnalyzeAccept(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		// Keep the queue from filling: wait for the previous analysis.
-		for srv.inFlight.Load() > 0 {
+		for srv.busy.Load() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for c, _ := srv.cfg.Runs.JobCounts(context.Background()); c.Backlog() > 0; c, _ = srv.cfg.Runs.JobCounts(context.Background()) {
 			time.Sleep(time.Millisecond)
 		}
 		req := httptest.NewRequest("POST", "/api/analyze", bytes.NewReader(data))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ const (
 	DefaultRequestTimeout  = 30 * time.Second
 	DefaultAnalysisTimeout = 10 * time.Minute
 	DefaultQueue           = 16
+	DefaultJobLease        = 30 * time.Second
 	DefaultMaxStreams      = 64
 )
 
@@ -74,9 +76,28 @@ type Config struct {
 	AnalysisTimeout time.Duration
 	// Workers is how many analyses run at once; 0 means 2.
 	Workers int
-	// Queue is how many accepted analyses may wait for a worker; 0 means
-	// 16. A full queue answers 503 with Retry-After.
+	// Queue is how many accepted analyses may wait for a worker, counted
+	// over every replica sharing Runs; 0 means 16. A full queue answers
+	// uploads 503 with Retry-After.
 	Queue int
+	// Replica names this server among the replicas sharing Runs, in
+	// leases, logs and metrics; "" means the host name and process id.
+	Replica string
+	// JobLease is how long a worker's hold on an analysis lasts without a
+	// renewal: when a replica dies or stalls this long, another worker
+	// takes its analysis again. 0 means 30 s.
+	JobLease time.Duration
+	// JobHeartbeat is how often a running analysis renews its lease; 0
+	// means a third of JobLease. It must be at most half of JobLease, so
+	// that one late or failed renewal does not lose the lease.
+	JobHeartbeat time.Duration
+	// JobPoll is how often an idle worker looks for analyses queued by
+	// other replicas (an upload to this replica wakes a worker at once);
+	// 0 means 1 s.
+	JobPoll time.Duration
+	// JobMaxAttempts bounds the attempts of one analysis (a replica dying
+	// during it, a storage error); 0 means runstore.DefaultMaxAttempts.
+	JobMaxAttempts int
 	// MaxStreams bounds concurrent Server-Sent Events streams; 0 means 64.
 	MaxStreams int
 	// SweepInterval is how often file contents no run refers to any more
@@ -189,10 +210,21 @@ func (c *Config) validate() error {
 	for name, v := range map[string]int64{"MaxUploadBytes": c.MaxUploadBytes, "MaxBodyBytes": c.MaxBodyBytes,
 		"Workers": int64(c.Workers), "Queue": int64(c.Queue), "MaxStreams": int64(c.MaxStreams),
 		"RequestTimeout": int64(c.RequestTimeout), "AnalysisTimeout": int64(c.AnalysisTimeout),
-		"UploadGrace": int64(c.UploadGrace), "MaxHeaderBytes": int64(c.MaxHeaderBytes), "MaxURIBytes": int64(c.MaxURIBytes)} {
+		"UploadGrace": int64(c.UploadGrace), "MaxHeaderBytes": int64(c.MaxHeaderBytes), "MaxURIBytes": int64(c.MaxURIBytes),
+		"JobLease": int64(c.JobLease), "JobHeartbeat": int64(c.JobHeartbeat), "JobPoll": int64(c.JobPoll),
+		"JobMaxAttempts": int64(c.JobMaxAttempts)} {
 		if v < 0 {
 			bad("%s is negative", name)
 		}
+	}
+	if c.JobMaxAttempts > runstore.MaxMaxAttempts {
+		bad("JobMaxAttempts %d is more than %d", c.JobMaxAttempts, runstore.MaxMaxAttempts)
+	}
+	if lease := cmp.Or(c.JobLease, DefaultJobLease); c.JobHeartbeat > lease/2 {
+		bad("JobHeartbeat %v is more than half of JobLease %v: one late renewal would lose the lease", c.JobHeartbeat, lease)
+	}
+	if c.Replica != "" && (len(c.Replica) > 100 || strings.ContainsFunc(c.Replica, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
+		bad("Replica %q must be 1 to 100 bytes without spaces or control characters", c.Replica)
 	}
 	for i, o := range c.CORS.Origins {
 		if o == "*" {
@@ -261,6 +293,18 @@ func (c *Config) fill() {
 	}
 	if c.Queue == 0 {
 		c.Queue = DefaultQueue
+	}
+	if c.Replica == "" {
+		c.Replica = defaultReplicaName()
+	}
+	if c.JobLease == 0 {
+		c.JobLease = DefaultJobLease
+	}
+	if c.JobHeartbeat == 0 {
+		c.JobHeartbeat = c.JobLease / 3
+	}
+	if c.JobPoll == 0 {
+		c.JobPoll = time.Second
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams

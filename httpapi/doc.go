@@ -59,13 +59,20 @@
 // Config.MaxURIBytes (414 URI_TOO_LONG) and paths that clean to something
 // else (400).
 //
-// Uploads are read before an analysis slot is taken, at no less than
+// Uploads are read and stored before their analysis is queued, at no less than
 // Config.MinUploadRate after Config.UploadGrace (else 408
 // UPLOAD_TOO_SLOW); a body cut off or dropped by the client is 400
 // UPLOAD_INCOMPLETE; storage that cannot be written is 503
 // STORAGE_UNAVAILABLE.
 //
-// Analyses run on a bounded worker pool. Shutdown lets running analyses
-// finish until its context ends and then fails them, so no run is left
-// processing; Start fails the runs a previous process left behind.
+// Analyses run from the run store's durable queue (runstore.JobQueue): an
+// accepted upload is a run, its stored log and a job, written in one
+// transaction. Config.Workers workers per server claim jobs with a lease
+// (Config.JobLease), renew it every Config.JobHeartbeat and commit the
+// result in a transaction that checks the lease, so any number of servers
+// (replicas) can share one PostgreSQL database: a replica that dies or
+// stalls mid-analysis loses its lease and another worker runs the job
+// again, up to Config.JobMaxAttempts times, and its late writes are
+// refused. Shutdown lets running analyses finish until its context ends
+// and then gives them back to the queue; Start touches no run.
 package httpapi

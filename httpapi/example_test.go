@@ -21,7 +21,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := srv.Start(context.Background()); err != nil {
+	if err := srv.Start(context.Background()); err != nil {
 		panic(err)
 	}
 	defer srv.Shutdown(context.Background())

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -121,8 +122,10 @@ func (s *Server) components(ctx context.Context) []component {
 		wc.Status, wc.Message = "unhealthy", "shutting down"
 	case !started:
 		wc.Status, wc.Message = "unhealthy", "not started"
-	case s.inFlight.Load() >= int64(s.cfg.Queue+s.cfg.Workers):
-		wc.Status, wc.Message = "degraded", "queue full"
+	case s.backlog.Load() >= int64(s.cfg.Queue):
+		wc.Status, wc.Message = "degraded", fmt.Sprintf("queue full: %d analyses waiting in the cluster", s.backlog.Load())
+	default:
+		wc.Message = fmt.Sprintf("accepting analyses; %d of %d workers busy on replica %s", s.busy.Load(), s.cfg.Workers, s.cfg.Replica)
 	}
 	out = append(out, wc)
 	if s.cfg.JetDrive != nil {

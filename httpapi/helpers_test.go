@@ -89,7 +89,7 @@ func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	}
 	srv, err := New(cfg)
 	require.NoError(t, err)
-	_, err = srv.Start(context.Background())
+	err = srv.Start(context.Background())
 	require.NoError(t, err)
 	e.srv = srv
 	e.ts = httptest.NewServer(srv.Handler())

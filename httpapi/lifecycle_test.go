@@ -47,7 +47,11 @@ func newGate(t *testing.T) *gateAnalyzer {
 	return &gateAnalyzer{started: make(chan struct{}), release: make(chan struct{}), inner: inner}
 }
 
-func TestShutdownFailsInFlightAnalysis(t *testing.T) {
+// TestShutdownReleasesInFlightAnalysis: a shutdown that runs out of time
+// gives the analysis it cancels back to the queue whole (no attempt used,
+// nothing failed), leaves the queued one queued, and the next server on
+// the same store analyzes both without a new upload.
+func TestShutdownReleasesInFlightAnalysis(t *testing.T) {
 	gate := newGate(t)
 	e := newEnv(t, func(c *Config) {
 		c.NewAnalyzer = func(ve.Options) (ve.Analyzer, error) { return gate, nil }
@@ -62,17 +66,33 @@ func TestShutdownFailsInFlightAnalysis(t *testing.T) {
 	defer cancel()
 	err := e.srv.Shutdown(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	for _, r := range []resp{r1, r2} {
-		run, err := e.runs.Get(context.Background(), r.json(t)["runId"].(string))
+	ids := []string{r1.json(t)["runId"].(string), r2.json(t)["runId"].(string)}
+	for _, id := range ids {
+		run, err := e.runs.Get(context.Background(), id)
 		require.NoError(t, err)
-		assert.Equal(t, runstore.StatusFailed, run.Status, "no run is left queued or processing")
-		assert.Equal(t, "SHUTDOWN", run.Error.Code)
+		assert.False(t, run.Status.Terminal(), "nothing is failed by a shutdown: %s is %s", id, run.Status)
+		j, err := e.runs.Job(context.Background(), id)
+		require.NoError(t, err)
+		assert.Equal(t, runstore.JobAvailable, j.State)
+		assert.Equal(t, 0, j.Attempt, "a release does not use up an attempt")
 	}
 	r := e.upload(t, "c.csv", testLog(t), nil, nil)
 	assert.Equal(t, 503, r.code, "no analyses after shutdown")
 	assert.Equal(t, CodeUnavailable, r.errCode(t))
 	assert.NotEmpty(t, r.header.Get("Retry-After"))
 	assert.Equal(t, 503, e.get(t, "/api/health/ready").code)
+
+	// The next process on the same store finishes both.
+	next, err := New(Config{Runs: e.runs, Files: e.files, JobPoll: 10 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, next.Start(context.Background()))
+	defer next.Shutdown(context.Background())
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			run, err := e.runs.Get(context.Background(), id)
+			return err == nil && run.Status == runstore.StatusCompleted
+		}, 20*time.Second, 10*time.Millisecond, "run %s", id)
+	}
 }
 
 func TestShutdownFinishesInFlightAnalysis(t *testing.T) {
@@ -122,41 +142,65 @@ func TestServeGracefulShutdownOverTCP(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the analysis outlived the grace period")
 	run, err := runs.Get(context.Background(), acc["runId"].(string))
 	require.NoError(t, err)
-	assert.Equal(t, runstore.StatusFailed, run.Status)
+	assert.Equal(t, runstore.StatusProcessing, run.Status, "given back to the queue, not failed")
+	j, err := runs.Job(context.Background(), run.ID)
+	require.NoError(t, err)
+	assert.Equal(t, runstore.JobAvailable, j.State)
 	_, err = http.Get(url + "/api/health/live")
 	assert.Error(t, err, "the listener is closed")
 }
 
-func TestStartRecoversAbandonedRuns(t *testing.T) {
+// TestStartLeavesOtherReplicasWork: starting a server touches no run. An
+// analysis another live replica holds stays its own; one whose lease
+// expired (its replica died) is analyzed here without a new upload; a
+// processing run without a job (another source's) is left alone.
+func TestStartLeavesOtherReplicasWork(t *testing.T) {
 	ctx := context.Background()
 	runs := runstore.NewMemory(runstore.Options{})
-	mk := func() runstore.Run {
-		r, err := runs.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv"})
+	files := runstore.NewMemFileStore()
+	submit := func(name string) runstore.Submitted {
+		b, err := files.Put(ctx, bytes.NewReader(testLog(t)))
 		require.NoError(t, err)
-		return r
+		settings, _ := json.Marshal(DefaultAnalysisOptions())
+		sub, err := runs.Submit(ctx, runstore.NewRun{Source: runstore.SourceUpload, Filename: name, InputSize: b.Size, Settings: settings},
+			runstore.NewJob{Input: runstore.FileMeta{Name: name, ContentType: "text/csv", Size: b.Size, SHA256: b.SHA256, StorageKey: b.Key}})
+		require.NoError(t, err)
+		return sub
 	}
-	processing := mk()
-	_, err := runs.Update(ctx, processing.ID, runstore.Update{Version: processing.Version, Status: runstore.StatusProcessing})
+	held := submit("held.csv")
+	lease, err := runs.Claim(ctx, runstore.Claim{Worker: "replica-b/1", Lease: time.Hour})
 	require.NoError(t, err)
-	queued := mk()
+	require.Equal(t, held.Run.ID, lease.Run.ID)
+	dead := submit("dead.csv")
+	_, err = runs.Claim(ctx, runstore.Claim{Worker: "replica-c/1", Lease: time.Millisecond})
+	require.NoError(t, err)
 	other, err := runs.Create(ctx, runstore.NewRun{Source: runstore.SourceJetstream})
 	require.NoError(t, err)
-	srv, err := New(Config{Runs: runs, Files: runstore.NewMemFileStore()})
+	other, err = runs.Update(ctx, other.ID, runstore.Update{Version: other.Version, Status: runstore.StatusProcessing})
 	require.NoError(t, err)
-	ids, err := srv.Start(ctx)
+	time.Sleep(2 * time.Millisecond) // replica c's lease runs out
+
+	srv, err := New(Config{Runs: runs, Files: files, Replica: "replica-a", JobPoll: 10 * time.Millisecond})
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{processing.ID, queued.ID}, ids)
-	for _, id := range ids {
-		r, err := runs.Get(ctx, id)
-		require.NoError(t, err)
-		assert.Equal(t, runstore.StatusFailed, r.Status)
-		assert.Equal(t, "INTERRUPTED", r.Error.Code)
-	}
+	require.NoError(t, srv.Start(ctx))
+	require.Eventually(t, func() bool {
+		r, err := runs.Get(ctx, dead.Run.ID)
+		return err == nil && r.Status == runstore.StatusCompleted
+	}, 20*time.Second, 10*time.Millisecond)
+	j, err := runs.Job(ctx, dead.Run.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 2, j.Attempt)
+	assert.Contains(t, j.Worker, "replica-a/")
+	h, err := runs.Get(ctx, held.Run.ID)
+	require.NoError(t, err)
+	assert.Equal(t, runstore.StatusProcessing, h.Status, "replica b's analysis is still b's")
+	hj, err := runs.Job(ctx, held.Run.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "replica-b/1", hj.Worker)
 	o, err := runs.Get(ctx, other.ID)
 	require.NoError(t, err)
-	assert.Equal(t, runstore.StatusQueued, o.Status, "other sources' queued runs are theirs to handle")
-	_, err = srv.Start(ctx)
-	assert.Error(t, err)
+	assert.Equal(t, other, o, "other sources' runs are theirs to handle")
+	assert.Error(t, srv.Start(ctx))
 	require.NoError(t, srv.Shutdown(ctx))
 }
 
@@ -167,6 +211,7 @@ func TestQueueFull(t *testing.T) {
 		c.Workers, c.Queue = 1, 1
 	})
 	assert.Equal(t, 202, e.upload(t, "a.csv", testLog(t), nil, nil).code)
+	<-gate.started // the worker holds a; b is the one waiting
 	assert.Equal(t, 202, e.upload(t, "b.csv", testLog(t), nil, nil).code)
 	r := e.upload(t, "c.csv", testLog(t), nil, nil)
 	assert.Equal(t, 503, r.code)

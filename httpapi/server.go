@@ -67,8 +67,8 @@ type Server struct {
 
 	limDefault, limExpensive *budget
 
-	mu       sync.Mutex // guards jobs, draining and started
-	jobs     chan *job
+	mu       sync.Mutex    // guards draining and started
+	wakeup   chan struct{} // an upload was queued here: a worker need not wait for its poll
 	drained  chan struct{} // closed when shutdown begins
 	draining bool
 	started  bool
@@ -79,7 +79,8 @@ type Server struct {
 	// not hold the HTTP server's graceful shutdown hostage.
 	streamCtx   context.Context
 	stopStreams context.CancelFunc
-	inFlight    atomic.Int64 // analyses accepted and not yet finished
+	busy        atomic.Int64 // workers running an analysis now
+	backlog     atomic.Int64 // jobs waiting for a worker, as last counted
 
 	dbProbe, fileProbe *prober
 
@@ -99,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		mux:     http.NewServeMux(),
-		jobs:    make(chan *job, cfg.Queue),
+		wakeup:  make(chan struct{}, cfg.Workers),
 		drained: make(chan struct{}),
 		streams: make(chan struct{}, cfg.MaxStreams),
 		begun:   cfg.Now(),
@@ -150,27 +151,28 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's root handler, for http.Server or httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start makes the server ready to run analyses: it fails the runs a
-// previous process left processing or queued (no worker of it is running
-// them any more), then starts the analysis workers and, when JetDrive is
-// configured, the live-data hub. It returns the ids of the runs it failed.
-func (s *Server) Start(ctx context.Context) ([]string, error) {
+// Start makes the server ready to run analyses: it starts the analysis
+// workers, which take jobs from the run store's queue (see JobQueue in
+// package runstore) and, when JetDrive is configured, the live-data hub.
+// It touches no run: analyses a previous process left unfinished are
+// queued jobs whose leases expire, and workers of any replica take them
+// again then; analyses other replicas are running are theirs.
+func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
-		return nil, errors.New("httpapi: Start called twice")
+		return errors.New("httpapi: Start called twice")
 	}
 	if s.draining {
-		return nil, errors.New("httpapi: Start after Shutdown")
+		return errors.New("httpapi: Start after Shutdown")
 	}
-	recovered, err := s.recoverRuns(ctx)
-	if err != nil {
-		return recovered, err
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	s.started = true
-	for range s.cfg.Workers {
+	for n := range s.cfg.Workers {
 		s.workers.Add(1)
-		go s.worker()
+		go s.worker(n + 1)
 	}
 	if s.live != nil {
 		s.live.start(s.workCtx)
@@ -179,39 +181,9 @@ func (s *Server) Start(ctx context.Context) ([]string, error) {
 		s.workers.Add(1)
 		go s.sweeper()
 	}
-	if len(recovered) > 0 {
-		s.log.Warn("failed runs left behind by a previous process", "count", len(recovered))
-	}
-	return recovered, nil
-}
-
-// recoverRuns fails runs left processing (runstore.RunStore.Recover) and
-// uploads left queued by a previous process.
-func (s *Server) recoverRuns(ctx context.Context) ([]string, error) {
-	e := runstore.RunError{Stage: "startup", Code: "INTERRUPTED",
-		Message: "the server stopped before this analysis finished; upload the log again"}
-	ids, err := s.cfg.Runs.Recover(ctx, e)
-	if err != nil {
-		return ids, err
-	}
-	cursor := ""
-	for {
-		page, err := s.cfg.Runs.List(ctx, runstore.Filter{Statuses: []runstore.Status{runstore.StatusQueued},
-			Sources: []runstore.Source{runstore.SourceUpload}, Limit: runstore.MaxLimit, Cursor: cursor})
-		if err != nil {
-			return ids, err
-		}
-		for _, run := range page.Runs {
-			if _, err := s.cfg.Runs.Fail(ctx, run.ID, run.Version, e); err != nil && !errors.Is(err, runstore.ErrConflict) {
-				return ids, err
-			}
-			ids = append(ids, run.ID)
-		}
-		if page.Next == "" {
-			return ids, nil
-		}
-		cursor = page.Next
-	}
+	s.log.Info("analysis workers started", "replica", s.cfg.Replica, "workers", s.cfg.Workers,
+		"lease", s.cfg.JobLease, "heartbeat", s.cfg.JobHeartbeat)
+	return nil
 }
 
 // sweeper removes unreferenced file contents now and then every
@@ -239,15 +211,16 @@ func (s *Server) sweeper() {
 	}
 }
 
-// Shutdown stops accepting analyses and waits for the accepted ones to
-// finish. When ctx ends first, it cancels them: each is recorded as failed
-// (never left processing) and Shutdown returns ctx's error once all are.
+// Shutdown stops accepting analyses and claiming jobs, and waits for the
+// running analyses to finish. When ctx ends first, it cancels them: each
+// is given back to the queue whole (runstore's ReleaseJob; no attempt is
+// used up), for this server after a restart or another replica, and
+// Shutdown returns ctx's error once all are.
 // The live hub stops too. Shutdown does not close the stores.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.draining {
 		s.draining = true
-		close(s.jobs)
 		close(s.drained)
 	}
 	s.mu.Unlock()
@@ -273,7 +246,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // then shuts down gracefully: no new connections, in-flight requests and
 // analyses get shutdownTimeout to finish, after which analyses are failed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
-	if _, err := s.Start(ctx); err != nil {
+	if err := s.Start(ctx); err != nil {
 		ln.Close()
 		return err
 	}

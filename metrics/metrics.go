@@ -92,6 +92,7 @@ type Metrics struct {
 	storageFailures  *prometheus.CounterVec
 
 	http *httpMetrics
+	jobs *jobMetrics
 }
 
 // New creates the collectors and registers them on opts.Registerer. With a
@@ -169,12 +170,14 @@ func New(opts Options) (*Metrics, error) {
 		}, []string{"version", "python_version", "environment", "go_version"}),
 	}
 	m.http = newHTTPMetrics(opts.MaxEndpoints)
+	m.jobs = newJobMetrics()
 
 	cs := []prometheus.Collector{
 		m.analysisTotal, m.analysisDuration, m.veCount, m.veMagnitude, m.jetstreamRuns, m.jetstreamPoll,
 		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo, m.storageUp, m.storageFailures,
 		m.http.duration, m.http.total, m.http.exceptions, m.http.inFlight,
 	}
+	cs = append(cs, m.jobs.collectors()...)
 	if opts.Runtime {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -218,6 +221,7 @@ func New(opts Options) (*Metrics, error) {
 	for _, c := range storageParts {
 		m.storageFailures.WithLabelValues(c)
 	}
+	m.jobs.zero()
 	return m, nil
 }
 

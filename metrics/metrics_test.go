@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -48,7 +49,8 @@ func TestDisabledIsNoop(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	// Every name and label set of server-spec §3, plus the in-flight gauge.
+	// Every name and label set of server-spec §3, plus the in-flight gauge
+	// and the job queue's series.
 	m, reg := newTest(t, Options{Version: "2.0.0"})
 	m.ObserveAnalysis(StatusSuccess, SourceUpload, time.Second)
 	m.ObserveVECorrections(1, 1)
@@ -62,7 +64,10 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, []string{
 		"dynoai_active_sessions",
 		"dynoai_analysis_duration_seconds",
+		"dynoai_analysis_jobs_total",
+		"dynoai_analysis_queue_backlog",
 		"dynoai_analysis_total",
+		"dynoai_analysis_workers_busy",
 		"dynoai_app_info",
 		"dynoai_file_upload_bytes",
 		"dynoai_http_request_duration_seconds",
@@ -303,4 +308,26 @@ func TestConcurrentRecording(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 2000.0, value(t, reg, "dynoai_analysis_total", "status", "success", "source", "upload"))
 	assert.Equal(t, 0.0, value(t, reg, "dynoai_active_sessions"))
+}
+
+func TestJobSeries(t *testing.T) {
+	m, reg := newTest(t, Options{})
+	m.IncJobEvent(JobClaimed)
+	m.IncJobEvent(JobClaimed)
+	m.IncJobEvent(JobLeaseLost)
+	m.IncJobEvent("made-up")
+	m.SetJobBacklog(7)
+	m.AddBusyWorkers(2)
+	m.AddBusyWorkers(-1)
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.jobs.events.WithLabelValues(JobClaimed)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.jobs.events.WithLabelValues(JobLeaseLost)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.jobs.events.WithLabelValues(Other)))
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.jobs.events.WithLabelValues(JobReleased)), "known events start at zero")
+	assert.Equal(t, 7.0, testutil.ToFloat64(m.jobs.backlog))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.jobs.busy))
+	_ = reg
+	var nilM *Metrics
+	nilM.IncJobEvent(JobClaimed) // a nil *Metrics records nothing
+	nilM.SetJobBacklog(1)
+	nilM.AddBusyWorkers(1)
 }

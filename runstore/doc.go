@@ -23,8 +23,17 @@
 // vehicle, Jetstream id and minimum peak power, newest first (or by peak
 // power with SortPeakHP), and pages with an opaque keyset cursor on
 // (created, id), so a page boundary never skips or repeats a run while
-// others are inserted. Recover, called at startup, marks runs a previous
-// process left in status processing as failed.
+// others are inserted.
+//
+// Every RunStore is also a durable job queue (JobQueue): Submit writes a
+// run, its input file and its analysis job in one transaction; workers of
+// any number of processes Claim jobs with a lease, renew it (Heartbeat),
+// and end it with CompleteJob, FailJob or ReleaseJob, each checked against
+// the lease's fencing token so that a worker whose lease expired writes
+// nothing. A job whose worker died is claimed again when its lease runs
+// out; attempts are bounded, and a run fails only after its last one.
+// Recover, for single-process tools, fails runs left processing that have
+// no job.
 //
 // A run has an owner, its Tenant: the tenant of the API key that made it,
 // or "" for runs made without a key, which belong to the server's default

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/httpapi"
+	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/sqlstore"
 )
 
@@ -32,6 +33,11 @@ type settings struct {
 	TrustedProxies  []netip.Prefix
 	Workers         int
 	Queue           int
+	Replica         string
+	JobLease        time.Duration
+	JobHeartbeat    time.Duration
+	JobPoll         time.Duration
+	JobMaxAttempts  int
 	AnalysisTimeout time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
@@ -81,7 +87,12 @@ var knownVars = map[string]string{
 	"DYNOAI_CORS_ORIGINS":          "comma-separated allowed origins",
 	"DYNOAI_TRUSTED_PROXIES":       "comma-separated proxy networks whose X-Forwarded-For is believed",
 	"DYNOAI_WORKERS":               "concurrent analyses (default 2)",
-	"DYNOAI_QUEUE":                 "analyses waiting for a worker (default 16)",
+	"DYNOAI_QUEUE":                 "analyses waiting for a worker, over all replicas sharing the database (default 16)",
+	"DYNOAI_REPLICA_ID":            "this replica's name in leases, logs and health (default: host name and process id)",
+	"DYNOAI_JOB_LEASE":             "how long an analysis stays with a replica that stopped renewing it before another takes it (default 30s)",
+	"DYNOAI_JOB_HEARTBEAT":         "how often a running analysis renews its lease, at most half the lease (default: a third of it)",
+	"DYNOAI_JOB_POLL":              "how often idle workers look for analyses queued on other replicas (default 1s)",
+	"DYNOAI_JOB_MAX_ATTEMPTS":      "attempts of one analysis before its run fails (a replica dying during it, a storage error) (default 3)",
 	"DYNOAI_ANALYSIS_TIMEOUT":      "per-analysis limit, Go duration (default 10m)",
 	"DYNOAI_REQUEST_TIMEOUT":       "per-request limit, Go duration (default 30s)",
 	"DYNOAI_SHUTDOWN_TIMEOUT":      "grace period on shutdown (default 30s)",
@@ -257,6 +268,17 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	}
 	s.Workers = integer("DYNOAI_WORKERS", 2, 1, 64)
 	s.Queue = integer("DYNOAI_QUEUE", 16, 1, 10000)
+	s.Replica = str("DYNOAI_REPLICA_ID", "")
+	if strings.ContainsFunc(s.Replica, func(r rune) bool { return r <= ' ' || r == 0x7f }) || len(s.Replica) > 100 {
+		bad("DYNOAI_REPLICA_ID", "%q: want at most 100 bytes without spaces or control characters", s.Replica)
+	}
+	s.JobLease = duration("DYNOAI_JOB_LEASE", httpapi.DefaultJobLease)
+	s.JobHeartbeat = duration("DYNOAI_JOB_HEARTBEAT", s.JobLease/3)
+	if s.JobHeartbeat > s.JobLease/2 {
+		bad("DYNOAI_JOB_HEARTBEAT", "%v is more than half of DYNOAI_JOB_LEASE %v: one late renewal would lose the lease", s.JobHeartbeat, s.JobLease)
+	}
+	s.JobPoll = duration("DYNOAI_JOB_POLL", time.Second)
+	s.JobMaxAttempts = integer("DYNOAI_JOB_MAX_ATTEMPTS", runstore.DefaultMaxAttempts, 1, runstore.MaxMaxAttempts)
 	s.AnalysisTimeout = duration("DYNOAI_ANALYSIS_TIMEOUT", 10*time.Minute)
 	s.RequestTimeout = duration("DYNOAI_REQUEST_TIMEOUT", 30*time.Second)
 	s.ShutdownTimeout = duration("DYNOAI_SHUTDOWN_TIMEOUT", 30*time.Second)

@@ -9,7 +9,10 @@
 // API_KEYS*, RATE_LIMIT_*, PROMETHEUS_*, JETSTREAM_* and JETDRIVE_*
 // variables and malformed values stop the server at startup with a message
 // naming them. SIGINT or SIGTERM shuts it down gracefully: running analyses
-// get DYNOAI_SHUTDOWN_TIMEOUT to finish and are then recorded as failed.
+// get DYNOAI_SHUTDOWN_TIMEOUT to finish and are then given back to the
+// queue, where this server after its restart, or another replica on the
+// same database, runs them again. Several replicas share one PostgreSQL
+// database (DATABASE_URL); see the README's section on replicas.
 package main
 
 import (
@@ -133,6 +136,11 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		AnalysisTimeout: s.AnalysisTimeout,
 		Workers:         s.Workers,
 		Queue:           s.Queue,
+		Replica:         s.Replica,
+		JobLease:        s.JobLease,
+		JobHeartbeat:    s.JobHeartbeat,
+		JobPoll:         s.JobPoll,
+		JobMaxAttempts:  s.JobMaxAttempts,
 		Logger:          log,
 		Debug:           s.Debug,
 		Version:         ve.Version,

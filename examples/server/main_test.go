@@ -238,24 +238,33 @@ func TestRunServesAndPersists(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "dynoai.db"))
 	require.NoError(t, err, "SQLite file in the data dir")
 
-	// A restart finds the run, and fails a run a "crashed" process left
-	// processing.
+	// A restart finds the run, and analyzes an upload a "crashed" process
+	// had accepted and started (its lease runs out) without a new upload.
 	rs, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "dynoai.db"), sqlstore.Options{})
 	require.NoError(t, err)
-	left, err := rs.Create(context.Background(), runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv"})
+	files, err := runstore.NewLocalFileStore(filepath.Join(dir, "files"), runstore.LocalFileStoreOptions{})
 	require.NoError(t, err)
-	_, err = rs.Update(context.Background(), left.ID, runstore.Update{Version: left.Version, Status: runstore.StatusProcessing})
+	blob, err := files.Put(context.Background(), bytes.NewReader(testLog(t)))
+	require.NoError(t, err)
+	left, err := rs.Submit(context.Background(), runstore.NewRun{Source: runstore.SourceUpload, Filename: "x.csv", InputSize: blob.Size},
+		runstore.NewJob{Input: runstore.FileMeta{Name: "x.csv", ContentType: "text/csv", Size: blob.Size, SHA256: blob.SHA256, StorageKey: blob.Key}})
+	require.NoError(t, err)
+	_, err = rs.Claim(context.Background(), runstore.Claim{Worker: "crashed/1", Lease: time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, rs.Close())
 	url, stop = start(t, env)
 	defer func() { require.NoError(t, stop()) }()
-	for runID, want := range map[string]string{id: "completed", left.ID: "error"} {
-		res, err := http.Get(url + "/api/status/" + runID)
-		require.NoError(t, err)
-		var st map[string]any
-		require.NoError(t, json.NewDecoder(res.Body).Decode(&st))
-		res.Body.Close()
-		assert.Equal(t, want, st["status"], runID)
+	for runID, want := range map[string]string{id: "completed", left.Run.ID: "completed"} {
+		require.Eventually(t, func() bool {
+			res, err := http.Get(url + "/api/status/" + runID)
+			if err != nil {
+				return false
+			}
+			defer res.Body.Close()
+			var st map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&st)
+			return st["status"] == want
+		}, 30*time.Second, 50*time.Millisecond, runID)
 	}
 }
 

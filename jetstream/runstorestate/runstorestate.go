@@ -11,9 +11,9 @@
 // Results (and Stats.PeakHP / PeakTorque from the Outcome's "peak_hp" and
 // "peak_torque" figures), or failed with a RunError naming the stage. A run
 // Jetstream had already marked processed is cancelled. Keeping in-flight runs
-// queued matters: runstore.RunStore.Recover fails processing runs at a
-// server's start-up, which would turn an interrupted pickup into a failure
-// instead of a retry.
+// queued matters: runstore.RunStore.Recover (which a single-process tool
+// may call at start-up) fails processing runs without a job, which would
+// turn an interrupted pickup into a failure instead of a retry.
 //
 // What the store cannot hold: a retry's earliest time (after a restart a
 // waiting run is retried at once) and whether Jetstream acknowledged the

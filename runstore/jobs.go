@@ -257,6 +257,8 @@ func ExhaustedError(j Job) RunError {
 
 // ClaimMutation is the change a claim makes to a job's run: a queued run
 // starts processing; a run whose earlier attempt was cut short says so.
+// Every claim is recorded in the run's history ("claimed by W (attempt a
+// of m)"), a later attempt as a change from processing to processing.
 func ClaimMutation(j Job, rescued bool) Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if r.Status.Terminal() {
@@ -266,6 +268,11 @@ func ClaimMutation(j Job, rescued bool) Mutation {
 		ch, err := transition(r, StatusProcessing, reason, now)
 		if err != nil {
 			return nil, err
+		}
+		if ch == nil {
+			// A later attempt of a run already processing: the history
+			// still records who took it and when.
+			ch = &StatusChange{From: r.Status, To: r.Status, At: now, Reason: reason}
 		}
 		r.Stage, r.Progress = "queued", 0
 		r.Message = fmt.Sprintf("attempt %d of %d started", j.Attempt, j.MaxAttempts)

@@ -149,9 +149,14 @@ func testJobLeaseExpiry(t *testing.T, open Opener) {
 	assert.Contains(t, b.Job.LastError, "replica-a/1")
 	assert.Contains(t, b.Run.Message, "previous worker stopped")
 	assert.Equal(t, runstore.StatusProcessing, b.Run.Status)
+	h, err := e.s.History(e.ctx, sub.Run.ID)
+	require.NoError(t, err)
+	require.Len(t, h, 3, "creation, the first claim and the second")
+	assert.Equal(t, runstore.StatusChange{From: runstore.StatusProcessing, To: runstore.StatusProcessing,
+		At: e.clock.Now().Truncate(time.Microsecond), Reason: "claimed by replica-b/1 (attempt 2 of 3)"}, h[2])
 
 	// The stalled worker wakes up: every write it tries is refused.
-	_, err := e.s.Heartbeat(e.ctx, a, time.Minute)
+	_, err = e.s.Heartbeat(e.ctx, a, time.Minute)
 	require.ErrorIs(t, err, runstore.ErrLeaseLost)
 	_, err = e.s.CompleteJob(e.ctx, a, runstore.Result{Message: "late"}, []runstore.FileMeta{inputMeta("late.csv")})
 	require.ErrorIs(t, err, runstore.ErrLeaseLost)

@@ -75,3 +75,12 @@ func (m *Metrics) AddBusyWorkers(delta int) {
 	}
 	m.jobs.busy.Add(float64(delta))
 }
+
+// JobEvents returns the counter of one queue event, for tests that read
+// it (with prometheus/testutil); nil when m records nothing.
+func (m *Metrics) JobEvents(event string) prometheus.Counter {
+	if !m.Enabled() {
+		return nil
+	}
+	return m.jobs.events.WithLabelValues(oneOf(event, jobEvents))
+}

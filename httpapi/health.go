@@ -170,8 +170,19 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 		code = http.StatusServiceUnavailable
 	}
 	now := s.cfg.Now()
-	writeJSON(w, code, map[string]any{"status": overall, "timestamp": now.UTC().Format(time.RFC3339Nano),
-		"version": s.cfg.Version, "uptime_seconds": now.Sub(s.begun).Seconds(), "components": comps})
+	body := map[string]any{"status": overall, "timestamp": now.UTC().Format(time.RFC3339Nano),
+		"version": s.cfg.Version, "uptime_seconds": now.Sub(s.begun).Seconds(), "components": comps,
+		"replica": s.cfg.Replica}
+	// The cluster's queue as this replica sees it (every replica shares it).
+	qctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if c, err := s.cfg.Runs.JobCounts(qctx); err == nil {
+		s.backlog.Store(c.Backlog())
+		s.cfg.Metrics.SetJobBacklog(c.Backlog())
+		body["queue"] = map[string]any{"waiting": c.Available, "due": c.Due, "running": c.Running,
+			"expired_leases": c.Expired, "busy_workers_here": s.busy.Load(), "workers_here": s.cfg.Workers}
+	}
+	writeJSON(w, code, body)
 	return nil
 }
 

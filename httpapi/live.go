@@ -297,6 +297,10 @@ func (s *Server) handleJDStream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
+	// A client following the live dyno data is a live tuning session:
+	// dynoai_active_sessions counts the open streams of this replica.
+	s.cfg.Metrics.AddActiveSessions(1)
+	defer s.cfg.Metrics.AddActiveSessions(-1)
 	ctx := r.Context()
 	var sent uint64
 	keep := time.NewTicker(sseKeepAlive)

@@ -211,3 +211,47 @@ func TestJetstreamRoutes(t *testing.T) {
 	assert.Equal(t, CodeUpstream, r.errCode(t))
 	assert.NotContains(t, string(r.body), "secret detail")
 }
+
+// TestActiveSessions: dynoai_active_sessions counts the open live JetDrive
+// streams; a stream refused for lack of slots does not count, and a
+// closed one stops counting.
+func TestActiveSessions(t *testing.T) {
+	jd := &fakeJD{samples: make(chan dyno.Sample)}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Options{Registerer: reg})
+	require.NoError(t, err)
+	e := newEnv(t, func(c *Config) { c.JetDrive = jd; c.Metrics = m; c.MaxStreams = 2 })
+	sessions := func() float64 {
+		mf, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range mf {
+			if f.GetName() == "dynoai_active_sessions" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("dynoai_active_sessions not exported")
+		return 0
+	}
+	open := func() context.CancelFunc {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/api/jetdrive/live/stream", nil)
+		res, err := e.ts.Client().Do(req)
+		require.NoError(t, err)
+		require.Equal(t, 200, res.StatusCode)
+		t.Cleanup(func() { res.Body.Close() })
+		return cancel
+	}
+	assert.Equal(t, 0.0, sessions())
+	first := open()
+	second := open()
+	defer second()
+	// The handler counts the session right after sending the headers.
+	require.Eventually(t, func() bool { return sessions() == 2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 503, e.get(t, "/api/jetdrive/live/stream").code, "no slot left")
+	assert.Equal(t, 2.0, sessions(), "a refused stream is no session")
+	first()
+	require.Eventually(t, func() bool { return sessions() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"a closed stream ends its session")
+	second()
+	require.Eventually(t, func() bool { return sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
+}

@@ -75,6 +75,25 @@ type PollerOptions struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand returns uniform numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// Hooks let an observer (metrics, an audit log) follow the poller.
+	Hooks PollerHooks
+}
+
+// PollerHooks are called by a Poller as it works, so that observers such
+// as metrics follow it without this package knowing them. They run
+// synchronously on the poller's goroutines, several at once when runs are
+// processed concurrently: they must be fast, safe for concurrent use, and
+// must not call the Poller. A nil hook is skipped.
+type PollerHooks struct {
+	// Listed is called after each listing of runs (every page of one
+	// poll) with the time it took and its outcome: nil, or the failure
+	// that left the cursor where it was (a list request or the
+	// StateStore). A listing cut short because the poll's context ended is
+	// not reported.
+	Listed func(d time.Duration, err error)
+	// Event is called with every event, before subscribers receive it;
+	// unlike a subscription it never misses one.
+	Event func(Event)
 }
 
 // PollerStatus is a snapshot of a Poller. Its JSON form uses the
@@ -229,6 +248,9 @@ func (p *Poller) Subscribe(buffer int) (<-chan Event, func()) {
 
 func (p *Poller) emit(e Event) {
 	e.Time = p.o.Now()
+	if h := p.o.Hooks.Event; h != nil {
+		h(e)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ch := range p.subs {
@@ -313,7 +335,11 @@ func (p *Poller) Poll(ctx context.Context) (PollResult, error) {
 		}
 		p.recovered = true
 	}
+	start := time.Now()
 	newIDs, listErr := p.discover(ctx)
+	if h := p.o.Hooks.Listed; h != nil && ctx.Err() == nil {
+		h(time.Since(start), listErr)
+	}
 	res.New = newIDs
 	var se *storeError
 	if errors.As(listErr, &se) || ctx.Err() != nil {

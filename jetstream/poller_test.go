@@ -488,3 +488,60 @@ func TestPollerStatusJSON(t *testing.T) {
 	assert.JSONEq(t, `{"running":false,"connected":true,"last_poll":"2026-03-01T10:00:00Z","consecutive_failures":0,
 		"pending_runs":2,"processing_runs":["JS-1"],"done":0,"failed":0,"retried":0,"relisted":0}`, string(b))
 }
+
+// TestPollerHooks: the hooks see every listing with its outcome and every
+// event, even those a full subscription drops, and never a listing the
+// caller's context cut short.
+func TestPollerHooks(t *testing.T) {
+	type listing struct {
+		d   time.Duration
+		err error
+	}
+	var (
+		mu       sync.Mutex
+		listings []listing
+		events   []jetstream.Event
+	)
+	f := newPollerFixture(t, 4, func(o *jetstream.PollerOptions) {
+		o.Hooks = jetstream.PollerHooks{
+			Listed: func(d time.Duration, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				listings = append(listings, listing{d, err})
+			},
+			Event: func(e jetstream.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				events = append(events, e)
+			},
+		}
+	})
+	bad := f.runs[1]
+	bad.Data = jetstreamtest.Pull{PeakHP: 80, PeakTorque: 90, Dialect: jetstreamtest.DialectNoMAP}.CSV()
+	f.srv.Add(bad)
+	_, drop := f.p.Subscribe(0) // a subscriber with no room misses every event
+	defer drop()
+
+	_, err := f.p.Poll(context.Background())
+	require.NoError(t, err)
+	f.srv.Inject(jetstreamtest.Fault{Kind: jetstreamtest.FaultStatus, Endpoint: jetstreamtest.EndpointList, Status: 503})
+	_, err = f.p.Poll(context.Background())
+	require.ErrorIs(t, err, jetstream.ErrServer)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _ = f.p.Poll(ctx)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, listings, 2, "the cancelled poll's listing is not reported")
+	assert.NoError(t, listings[0].err)
+	assert.Positive(t, listings[0].d)
+	assert.ErrorIs(t, listings[1].err, jetstream.ErrServer)
+	assert.Positive(t, f.p.Status().DroppedEvents, "the subscriber missed events")
+	count := map[jetstream.RunStatus]int{}
+	for _, e := range events {
+		count[e.Status]++
+	}
+	assert.Equal(t, map[jetstream.RunStatus]int{jetstream.StatusQueued: 4, jetstream.StatusDownloading: 4,
+		jetstream.StatusConverting: 4, jetstream.StatusAnalyzing: 3, jetstream.StatusDone: 3, jetstream.StatusFailed: 1}, count)
+}

@@ -13,4 +13,17 @@
 // and anything unknown is recorded as "other", so a caller cannot create
 // unbounded series by mistake. The HTTP middleware labels requests with the
 // route pattern (for example "GET /api/runs/{id}"), never the raw path.
+//
+// Every series is recorded by something real:
+//   - HTTP series: [Metrics.HTTPMiddleware], around every httpapi route;
+//   - analyses, VE corrections, uploads, storage checks: httpapi's upload
+//     and analysis path and its health routes; Jetstream analyses: the
+//     processor of examples/server;
+//   - Jetstream polls and runs: package jetstreammetrics, through the
+//     poller's hooks (jetstream.PollerHooks);
+//   - active sessions: httpapi, for each open live JetDrive stream;
+//   - virtual tuning sessions and iterations, and simulator analyses:
+//     examples/closedloop -metrics-file (a batch job, written for the node
+//     exporter's textfile collector; a server exports them at zero);
+//   - the JetDrive client's series: package jetdrivemetrics.
 package metrics

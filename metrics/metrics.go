@@ -83,6 +83,7 @@ type Metrics struct {
 	veMagnitude      prometheus.Histogram
 	jetstreamRuns    *prometheus.CounterVec
 	jetstreamPoll    prometheus.Histogram
+	jetstreamPollErr prometheus.Counter
 	tuningSessions   *prometheus.CounterVec
 	tuningIterations prometheus.Histogram
 	uploadBytes      prometheus.Histogram
@@ -138,6 +139,10 @@ func New(opts Options) (*Metrics, error) {
 			Help:    "Time taken by one Jetstream poll, in seconds.",
 			Buckets: JetstreamPollBuckets,
 		}),
+		jetstreamPollErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "jetstream_poll_failures_total",
+			Help: "Jetstream polls whose listing of runs failed (the cursor stayed where it was).",
+		}),
 		tuningSessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "virtual_tuning_sessions_total",
 			Help: "Total number of virtual tuning sessions, by status.",
@@ -154,7 +159,7 @@ func New(opts Options) (*Metrics, error) {
 		}),
 		activeSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "active_sessions",
-			Help: "Number of active tuning sessions.",
+			Help: "Number of active live tuning sessions (clients streaming live JetDrive data).",
 		}),
 		storageUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "storage_up",
@@ -173,7 +178,7 @@ func New(opts Options) (*Metrics, error) {
 	m.jobs = newJobMetrics()
 
 	cs := []prometheus.Collector{
-		m.analysisTotal, m.analysisDuration, m.veCount, m.veMagnitude, m.jetstreamRuns, m.jetstreamPoll,
+		m.analysisTotal, m.analysisDuration, m.veCount, m.veMagnitude, m.jetstreamRuns, m.jetstreamPoll, m.jetstreamPollErr,
 		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo, m.storageUp, m.storageFailures,
 		m.http.duration, m.http.total, m.http.exceptions, m.http.inFlight,
 	}
@@ -321,6 +326,16 @@ func (m *Metrics) ObserveJetstreamPoll(d time.Duration) {
 	}
 }
 
+// IncJetstreamPollFailure counts a Jetstream poll whose listing of runs
+// failed, in dynoai_jetstream_poll_failures_total. Its latency is still
+// observed with ObserveJetstreamPoll, so failures over polls is a ratio.
+func (m *Metrics) IncJetstreamPollFailure() {
+	if !m.Enabled() {
+		return
+	}
+	m.jetstreamPollErr.Inc()
+}
+
 // IncVirtualTuning counts a virtual tuning session reaching status
 // (TuningRunning, TuningConverged, TuningFailed or TuningStopped).
 func (m *Metrics) IncVirtualTuning(status string) {
@@ -339,7 +354,8 @@ func (m *Metrics) ObserveVirtualTuningIterations(n int) {
 	m.tuningIterations.Observe(float64(n))
 }
 
-// SetActiveSessions sets the number of active tuning sessions.
+// SetActiveSessions sets the number of active tuning sessions. The
+// server counts its open live JetDrive streams with AddActiveSessions.
 func (m *Metrics) SetActiveSessions(n int) {
 	if !m.Enabled() {
 		return

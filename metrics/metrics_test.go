@@ -36,6 +36,7 @@ func TestDisabledIsNoop(t *testing.T) {
 			x.ObserveUpload(10)
 			x.IncJetstreamRun(RunComplete)
 			x.ObserveJetstreamPoll(time.Second)
+			x.IncJetstreamPollFailure()
 			x.IncVirtualTuning(TuningConverged)
 			x.ObserveVirtualTuningIterations(3)
 			x.SetActiveSessions(2)
@@ -75,6 +76,7 @@ func TestNames(t *testing.T) {
 		"dynoai_http_request_total",
 		"dynoai_http_requests_in_flight",
 		"dynoai_jetstream_poll_duration_seconds",
+		"dynoai_jetstream_poll_failures_total",
 		"dynoai_jetstream_runs_total",
 		"dynoai_storage_check_failures_total",
 		"dynoai_storage_up",
@@ -202,6 +204,9 @@ func TestBusinessMetrics(t *testing.T) {
 	m.ObserveJetstreamPoll(700 * time.Millisecond)
 	m.ObserveJetstreamPoll(-time.Millisecond)
 	assert.Equal(t, 1.0, value(t, reg, "dynoai_jetstream_poll_duration_seconds"))
+	assert.Equal(t, 0.0, value(t, reg, "dynoai_jetstream_poll_failures_total"), "exported from the start")
+	m.IncJetstreamPollFailure()
+	assert.Equal(t, 1.0, value(t, reg, "dynoai_jetstream_poll_failures_total"))
 
 	for _, s := range []string{TuningRunning, TuningConverged, TuningFailed, TuningStopped, TuningStopped, ""} {
 		m.IncVirtualTuning(s)

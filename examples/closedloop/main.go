@@ -10,6 +10,15 @@
 //	go run ./examples/closedloop -rpm-step 500        # the predecessor's coarser ECU grid
 //	go run ./examples/closedloop -plan                # and the next tests for what stayed weak
 //	go run ./examples/closedloop -json                # the report as JSON
+//	go run ./examples/closedloop -metrics-file /var/lib/node_exporter/textfile/closedloop.prom
+//
+// With -metrics-file the session is also recorded in DynoAI's metrics
+// (dynoai_virtual_tuning_sessions_total, dynoai_virtual_tuning_iterations,
+// and each iteration's analysis in dynoai_analysis_total and
+// dynoai_analysis_duration_seconds with source="simulator"), written in
+// the Prometheus text format when the session ends: a session is a batch
+// job of a second or so, too short to be scraped, so the file is for the
+// node exporter's textfile collector (or a look with cat).
 package main
 
 import (
@@ -26,7 +35,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/tune"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type options struct {
@@ -38,6 +49,8 @@ type options struct {
 	iterations int
 	plan       bool
 	json       bool
+	// metricsFile, when set, receives the session's metrics.
+	metricsFile string
 }
 
 func main() {
@@ -54,6 +67,7 @@ func main() {
 	flag.IntVar(&o.iterations, "iterations", 6, "most iterations")
 	flag.BoolVar(&o.plan, "plan", false, "print the next tests for the cells that stayed weak")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
+	flag.StringVar(&o.metricsFile, "metrics-file", "", "write the session's Prometheus metrics to this file (text format) when it ends")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		// flag stops at the first argument that is not a flag: whatever
@@ -81,8 +95,26 @@ func run(ctx context.Context, w io.Writer, o options) error {
 	}
 	cfg.LearnDelay = o.learn
 	cfg.MaxIterations = o.iterations
+	var (
+		reg *prometheus.Registry
+		m   *metrics.Metrics
+	)
+	if o.metricsFile != "" {
+		reg = prometheus.NewRegistry()
+		if m, err = metrics.New(metrics.Options{Registerer: reg, Environment: "closedloop"}); err != nil {
+			return err
+		}
+	}
+	m.IncVirtualTuning(metrics.TuningRunning)
 	start := time.Now()
 	rep, err := tune.Run(ctx, cfg)
+	recordSession(m, rep, err, ctx.Err() != nil)
+	if reg != nil {
+		// Written whatever the outcome: a failed session is a sample too.
+		if werr := prometheus.WriteToTextfile(o.metricsFile, reg); werr != nil {
+			return errors.Join(err, fmt.Errorf("writing the metrics: %w", werr))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -142,4 +174,27 @@ func run(ctx context.Context, w io.Writer, o options) error {
 		}
 	}
 	return nil
+}
+
+// recordSession records a finished session in m: its outcome (converged;
+// stopped when cancelled; failed when it ended oscillating, out of
+// iterations or with an error), the iterations a converged one took, and
+// the analysis of each iteration that completed.
+func recordSession(m *metrics.Metrics, rep *tune.Report, err error, cancelled bool) {
+	if rep != nil {
+		for _, it := range rep.Iterations {
+			m.ObserveAnalysis(metrics.StatusSuccess, metrics.SourceSimulator, it.Elapsed)
+		}
+	}
+	switch {
+	case err != nil && cancelled:
+		m.IncVirtualTuning(metrics.TuningStopped)
+	case err != nil:
+		m.IncVirtualTuning(metrics.TuningFailed)
+	case rep.Status == tune.Converged:
+		m.IncVirtualTuning(metrics.TuningConverged)
+		m.ObserveVirtualTuningIterations(len(rep.Iterations))
+	default:
+		m.IncVirtualTuning(metrics.TuningFailed)
+	}
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/metrics"
 	"github.com/dynoai/dynoai/metrics/jetdrivemetrics"
+	"github.com/dynoai/dynoai/metrics/jetstreammetrics"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/ve"
@@ -189,7 +190,8 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		}
 		state := runstorestate.New(rs, runstorestate.Options{CursorPath: filepath.Join(s.DataDir, "jetstream_cursor.json")})
 		poller, err := jetstream.NewPoller(client, state, jetstreamProcessor(cfg.Metrics), jetstream.PollerOptions{
-			Interval: s.JetstreamInterval, RecordOnly: !s.JetstreamAutoProcess, Logger: log})
+			Interval: s.JetstreamInterval, RecordOnly: !s.JetstreamAutoProcess, Logger: log,
+			Hooks: jetstreammetrics.Hooks(cfg.Metrics)}) // polls and runs on /metrics
 		if err != nil {
 			return fmt.Errorf("jetstream: %w", err)
 		}

@@ -216,3 +216,15 @@ func contains(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// metricsWith waits until /metrics contains want and returns the page.
+func (e *testEnv) metricsWith(t testing.TB, want string) string {
+	t.Helper()
+	var body string
+	require.Eventually(t, func() bool {
+		r := e.get(t, "/metrics")
+		body = string(r.body)
+		return r.code == 200 && strings.Contains(body, want)
+	}, 10*time.Second, 5*time.Millisecond, "/metrics never showed %s", want)
+	return body
+}

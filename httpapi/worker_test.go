@@ -57,7 +57,8 @@ func TestWorkerRetriesStorageError(t *testing.T) {
 		assert.NotEqual(t, runstore.StatusFailed, ch.To)
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.JobEvents(metrics.JobRetryScheduled)))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.JobEvents(metrics.JobCompleted)))
+	require.Eventually(t, func() bool { return testutil.ToFloat64(m.JobEvents(metrics.JobCompleted)) == 1 },
+		10*time.Second, 5*time.Millisecond, "the worker records the completion just after committing it")
 }
 
 // stallStore blocks lease renewals until released, as a process paused by

@@ -28,8 +28,7 @@ func TestAgainstTheServer(t *testing.T) {
 	runs := runstore.NewMemory(runstore.Options{})
 	srv, err := httpapi.New(httpapi.Config{Runs: runs, Files: runstore.NewMemFileStore()})
 	require.NoError(t, err)
-	_, err = srv.Start(context.Background())
-	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	defer func() {

@@ -135,9 +135,6 @@ var knownVars = map[string]string{
 	// Scale-out (issue 12): several replicas on shared storage.
 	"DYNOAI_FILES_URL":         "where run files live: file:///dir (default <files dir>), s3://bucket?endpoint=...&region=...&use_path_style=true, or mem:// (tests)",
 	"RATE_LIMIT_REDIS_FAILURE": "with RATE_LIMIT_STORAGE=redis://...: open (fall back to the in-process limiter) or closed (refuse) while Redis is down",
-	"DYNOAI_REPLICA_ID":        "this replica's name in logs, metrics and job leases (default: host name)",
-	"DYNOAI_JOB_LEASE":         "how long a claimed analysis job is held without a heartbeat before another replica may take it, Go duration (default 30s)",
-	"DYNOAI_JOB_MAX_ATTEMPTS":  "attempts of an analysis job before its run is failed (default 3)",
 }
 
 // strictPrefixes: a variable with one of these prefixes that the server

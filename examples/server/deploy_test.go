@@ -746,6 +746,7 @@ func TestDeploySeriesExported(t *testing.T) {
 		fams, err = p.TextToMetricFamilies(bytes.NewReader(b))
 		require.NoError(t, err)
 		return value(fams, "dynoai_jetstream_runs_total", "status", "complete") >= 1 &&
+			value(fams, "dynoai_analysis_jobs_total", "event", "completed") >= 1 && // recorded just after the commit
 			(!multicast || value(fams, "dynoai_active_sessions") == 1)
 	}, 30*time.Second, 100*time.Millisecond, "the Jetstream runs are processed and the live session counted")
 

@@ -229,11 +229,16 @@ func TestRunServesAndPersists(t *testing.T) {
 		_ = json.NewDecoder(res.Body).Decode(&st)
 		return st["status"] == "completed"
 	}, 30*time.Second, 50*time.Millisecond)
-	res, err = http.Get(url + "/metrics")
-	require.NoError(t, err)
-	mb, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	assert.Contains(t, string(mb), `dynoai_analysis_total{source="upload",status="success"} 1`)
+	// The worker records its metrics just after the run commits.
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/metrics")
+		if err != nil {
+			return false
+		}
+		mb, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return strings.Contains(string(mb), `dynoai_analysis_total{source="upload",status="success"} 1`)
+	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, stop())
 	_, err = os.Stat(filepath.Join(dir, "dynoai.db"))
 	require.NoError(t, err, "SQLite file in the data dir")

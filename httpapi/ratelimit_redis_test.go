@@ -87,6 +87,9 @@ func redisEnv(t testing.TB, client redis.UniversalClient, prefix string, mutate 
 		c.RateLimit.Enabled = true
 		c.RateLimit.Redis = client
 		c.RateLimit.RedisPrefix = prefix
+		// Generous for a loaded machine under -race, so that exact counts
+		// hold; the failure tests set the default's 100 ms.
+		c.RateLimit.RedisTimeout = 2 * time.Second
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		if mutate != nil {
 			mutate(c)
@@ -494,6 +497,7 @@ func TestRedisFailOpen(t *testing.T) {
 			require.NoError(t, err)
 			var logs syncBuffer
 			e := redisEnv(t, client, prefix, func(c *Config) {
+				c.RateLimit.RedisTimeout = DefaultRedisTimeout
 				c.RateLimit.Default = Rates{{3, time.Hour}}
 				c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey, key2), OpenReads: true}
 				c.Metrics = m
@@ -562,6 +566,7 @@ func TestRedisFailClosed(t *testing.T) {
 	require.NoError(t, err)
 	var logs syncBuffer
 	e := redisEnv(t, client, prefix, func(c *Config) {
+		c.RateLimit.RedisTimeout = DefaultRedisTimeout
 		c.RateLimit.Default = Rates{{100, time.Hour}}
 		c.RateLimit.RedisFailClosed = true
 		c.Metrics = m
@@ -605,7 +610,10 @@ func TestRedisNeverReachable(t *testing.T) {
 	ln.Close()
 	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
-	e := redisEnv(t, client, "", func(c *Config) { c.RateLimit.Default = Rates{{2, time.Hour}} })
+	e := redisEnv(t, client, "", func(c *Config) {
+		c.RateLimit.RedisTimeout = DefaultRedisTimeout
+		c.RateLimit.Default = Rates{{2, time.Hour}}
+	})
 	assert.Equal(t, 200, e.get(t, "/api/runs").code)
 	assert.Equal(t, 200, e.get(t, "/api/runs").code)
 	assert.Equal(t, 429, e.get(t, "/api/runs").code, "held by the in-process limiter")
@@ -660,4 +668,80 @@ func BenchmarkLimiterCheck(b *testing.B) {
 		st := &storeState{backend: metrics.BackendRedis, retry: storeRetry, logEvery: storeLogEvery}
 		run(b, &failover{shared: newRedisBudget(newRedisLimits(c), "default", rates, nil), local: newBudget(rates, c), st: st})
 	})
+}
+
+// TestRedisFloodDoesNotStarveKeys: 4000 requests without a valid key, from
+// as many addresses (IPv4, and IPv6 each in a /64 of its own) and half with
+// made-up keys, race through two servers on one Redis while a valid key
+// reads steadily: the key is never refused, and the anonymous total holds
+// the whole flood to its budget across both servers.
+func TestRedisFloodDoesNotStarveKeys(t *testing.T) {
+	client, prefix := testRedis(t)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Options{Registerer: reg})
+	require.NoError(t, err)
+	mut := func(c *Config) {
+		c.RateLimit.Default = Rates{{5, time.Hour}}
+		c.RateLimit.AnonymousTotal = Rates{{100, time.Hour}}
+		c.Auth = AuthConfig{Enabled: true, Keys: memKeys(t, testKey), OpenReads: true}
+		c.Metrics = m
+	}
+	a, b := redisEnv(t, client, prefix, mut), redisEnv(t, client, prefix, mut)
+	const flood = 4000
+	var next, anonOK, keyOK, keyRefused atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if r := []*testEnv{a, b}[i%2].do(t, "GET", "/api/health/live", nil, nil); r.code != 200 {
+				t.Errorf("liveness %d", r.code)
+			}
+		}
+	})
+	var fl sync.WaitGroup
+	for w := range 16 {
+		fl.Go(func() {
+			e := []*testEnv{a, b}[w%2]
+			for {
+				i := next.Add(1) - 1
+				if i >= flood {
+					return
+				}
+				var h map[string]string
+				if i%2 == 0 {
+					h = xff(fmt.Sprintf("100.%d.%d.%d", 64+i>>16, (i>>8)&255, i&255))
+				} else {
+					h = xff(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff))
+					h["X-API-Key"] = "dynoai_made_up_key_0123456789"
+				}
+				if e.do(t, "GET", "/api/runs", nil, h).code != 429 { // 200, or 403 for a made-up key
+					anonOK.Add(1)
+				}
+			}
+		})
+	}
+	// The valid key: five requests of its budget of five, spread over the flood.
+	for i := range 5 {
+		time.Sleep(50 * time.Millisecond)
+		r := []*testEnv{a, b}[i%2].do(t, "GET", "/api/runs", nil, map[string]string{"X-API-Key": testKey, "X-Forwarded-For": "100.64.0.2"})
+		if r.code == 200 {
+			keyOK.Add(1)
+		} else {
+			keyRefused.Add(1)
+			t.Logf("key refused: %d %s", r.code, r.body)
+		}
+	}
+	fl.Wait()
+	close(stop)
+	wg.Wait()
+	t.Logf("flood of %d over two servers: %d let through (anonymous total 100/hour); valid key %d/5 accepted", flood, anonOK.Load(), keyOK.Load())
+	assert.EqualValues(t, 5, keyOK.Load(), "the valid key is never held by the flood")
+	assert.Zero(t, keyRefused.Load())
+	assert.Zero(t, counter(t, reg, "dynoai_rate_limit_backend_errors_total", "backend", "redis"), "Redis decided every check")
+	assert.EqualValues(t, 100, anonOK.Load(), "the anonymous total holds across servers")
 }

@@ -54,6 +54,7 @@ type settings struct {
 	// RateRedis is set when RATE_LIMIT_STORAGE names a Redis server.
 	RateRedis      *redis.Options
 	RateFailClosed bool
+	RateTimeout    time.Duration
 
 	MetricsEnabled bool
 	MetricsPort    int
@@ -106,7 +107,8 @@ var knownVars = map[string]string{
 	"RATE_LIMIT_DEFAULT":           "default limit (default 600/minute)",
 	"RATE_LIMIT_EXPENSIVE":         "limit for analyses and uploads (default 5/minute;20/hour)",
 	"RATE_LIMIT_STORAGE":           "memory:// (per process, default) or redis://[user:pass@]host:port/db, rediss://... (TLS), unix:///path.sock: limits shared by every server on that Redis",
-	"RATE_LIMIT_REDIS_FAILURE":     "when Redis does not answer within 100 ms: open (default; each server applies the limits alone) or closed (rate-limited requests answer 503)",
+	"RATE_LIMIT_REDIS_FAILURE":     "when Redis does not answer in time: open (default; each server applies the limits alone) or closed (rate-limited requests answer 503)",
+	"RATE_LIMIT_REDIS_TIMEOUT":     "how long one check may wait for Redis, Go duration in 1ms..10s (default 100ms)",
 	"RATE_LIMIT_ANONYMOUS_TOTAL":   "one budget all requests without a valid key share (default: none)",
 	"RATE_LIMIT_MAX_CLIENTS":       "buckets kept per budget, for keys and for addresses each; least recently used recycled (default 100000)",
 	"RATE_LIMIT_IPV4_PREFIX":       "IPv4 addresses grouped per network of this many bits (default 32)",
@@ -294,6 +296,10 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 		}
 	default:
 		bad("RATE_LIMIT_REDIS_FAILURE", "%q is not open or closed", v)
+	}
+	s.RateTimeout = duration("RATE_LIMIT_REDIS_TIMEOUT", httpapi.DefaultRedisTimeout)
+	if s.RateTimeout < time.Millisecond || s.RateTimeout > 10*time.Second {
+		bad("RATE_LIMIT_REDIS_TIMEOUT", "%v is outside 1ms..10s", s.RateTimeout)
 	}
 
 	s.MetricsEnabled = boolean("PROMETHEUS_METRICS_ENABLED", false)

@@ -147,7 +147,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		redis.SetLogger(redisLog{log})
 		rc := redis.NewClient(s.RateRedis)
 		defer rc.Close()
-		cfg.RateLimit.Redis, cfg.RateLimit.RedisFailClosed = rc, s.RateFailClosed
+		cfg.RateLimit.Redis, cfg.RateLimit.RedisFailClosed, cfg.RateLimit.RedisTimeout = rc, s.RateFailClosed, s.RateTimeout
 		rateStore = redisAddr(s.RateRedis)
 	}
 	var reg *prometheus.Registry

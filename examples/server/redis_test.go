@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -30,6 +31,7 @@ func TestRateStorageSettings(t *testing.T) {
 	assert.Equal(t, "s3cret", s.RateRedis.Password)
 	assert.True(t, s.RateRedis.ContextTimeoutEnabled, "checks stop at their deadline")
 	assert.True(t, s.RateFailClosed)
+	assert.Equal(t, 100*time.Millisecond, s.RateTimeout, "the default")
 	assert.Equal(t, "redis://127.0.0.1:6390/2", redisAddr(s.RateRedis), "logged without the password")
 
 	s, err = load(map[string]string{"RATE_LIMIT_STORAGE": "rediss://cache.example:6380/0"})
@@ -56,6 +58,13 @@ func TestRateStorageSettings(t *testing.T) {
 		assert.Contains(t, err.Error(), "RATE_LIMIT_STORAGE")
 		assert.Contains(t, err.Error(), want, v)
 		assert.NotContains(t, err.Error(), "s3cret", "the password never appears")
+	}
+	s, err = load(map[string]string{"RATE_LIMIT_STORAGE": "redis://h:6379/0", "RATE_LIMIT_REDIS_TIMEOUT": "250ms"})
+	require.NoError(t, err)
+	assert.Equal(t, 250*time.Millisecond, s.RateTimeout)
+	for _, v := range []string{"0", "100", "20s", "500us"} {
+		_, err = load(map[string]string{"RATE_LIMIT_REDIS_TIMEOUT": v})
+		assert.ErrorContains(t, err, "RATE_LIMIT_REDIS_TIMEOUT", v)
 	}
 	_, err = load(map[string]string{"RATE_LIMIT_REDIS_FAILURE": "closed"})
 	assert.ErrorContains(t, err, "RATE_LIMIT_REDIS_FAILURE: closed needs RATE_LIMIT_STORAGE=redis://")

@@ -255,6 +255,8 @@ func (c *Config) validate() error {
 		for _, l := range r {
 			if l.N < 1 || l.Per <= 0 {
 				bad("rate limit %v is not positive", l)
+			} else if c.RateLimit.Redis != nil && l.Per < time.Millisecond {
+				bad("rate limit %v: Redis keeps periods of 1ms or more", l)
 			}
 		}
 	}

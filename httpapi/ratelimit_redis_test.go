@@ -24,6 +24,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// go-redis logs every failed dial itself; the failure tests cause many.
+func init() { redis.SetLogger(quietRedis{}) }
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 // redisURLEnv names the Redis server the tests use (.ci/redis.sh starts
 // one and writes it to /tmp/dynoai-ci-redis.env).
 const redisURLEnv = "DYNOAI_TEST_REDIS_URL"
@@ -622,10 +629,16 @@ func TestRedisNeverReachable(t *testing.T) {
 
 func TestRedisConfigValidation(t *testing.T) {
 	e := newEnv(t, nil)
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled: New does no I/O
+	defer rc.Close()
 	for name, mut := range map[string]func(*Config){
 		"negative timeout": func(c *Config) { c.RateLimit.RedisTimeout = -time.Millisecond },
 		"prefix space":     func(c *Config) { c.RateLimit.RedisPrefix = "a b:" },
 		"long prefix":      func(c *Config) { c.RateLimit.RedisPrefix = strings.Repeat("x", 65) },
+		"sub-ms period": func(c *Config) {
+			c.RateLimit.Redis = rc
+			c.RateLimit.Default = Rates{{1, time.Microsecond}}
+		},
 	} {
 		c := Config{Runs: e.runs, Files: e.files}
 		mut(&c)

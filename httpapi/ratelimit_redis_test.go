@@ -675,6 +675,25 @@ func BenchmarkLimiterCheck(b *testing.B) {
 		c := RateLimitConfig{Redis: client, RedisPrefix: prefix, RedisTimeout: time.Second}
 		run(b, newRedisBudget(newRedisLimits(c), "default", rates, nil))
 	})
+	b.Run("redis_parallel", func(b *testing.B) {
+		// Many requests at once, as a busy server checks them: the
+		// round trips overlap on the client's connection pool.
+		client, prefix := testRedis(b)
+		c := RateLimitConfig{Redis: client, RedisPrefix: prefix, RedisTimeout: time.Second}
+		l := newRedisBudget(newRedisLimits(c), "default", rates, nil)
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			ctx, now := context.Background(), time.Now()
+			for pb.Next() {
+				if _, _, err := l.check(ctx, keys[n.Add(1)&1023], now); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("redis_with_failover", func(b *testing.B) {
 		client, prefix := testRedis(b)
 		c := RateLimitConfig{Redis: client, RedisPrefix: prefix, RedisTimeout: time.Second}

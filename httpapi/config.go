@@ -16,6 +16,7 @@ import (
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/ve"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of the zero Config fields.
@@ -177,6 +178,35 @@ type RateLimitConfig struct {
 	// IPv6 /64, as one customer gets a /64 or more and can use any address
 	// in it).
 	IPv4Prefix, IPv6Prefix int
+
+	// Redis, when set, keeps the buckets in Redis, so that every server
+	// using the same Redis and RedisPrefix enforces the limits together
+	// (with the same guarantees: keys and anonymous clients apart, the
+	// anonymous total, networks grouped by IPv4Prefix and IPv6Prefix).
+	// Key names hold keyed digests, never a key id or an address, and
+	// every key but one (the digests' salt) expires once its bucket is
+	// full again. The caller owns the client. nil keeps the buckets in
+	// process, per server.
+	Redis redis.UniversalClient
+	// RedisTimeout bounds one check in Redis; 0 means 100 ms. A client
+	// with go-redis's ContextTimeoutEnabled stops the command then;
+	// another is left to finish in the background.
+	RedisTimeout time.Duration
+	// RedisFailClosed chooses what happens while Redis does not answer a
+	// check in time (or at all): false (the default) lets the in-process
+	// buckets decide, so each server holds clients to the limits on its
+	// own traffic; true answers 503 SERVICE_UNAVAILABLE with Retry-After
+	// to every rate-limited request. Either way a line is logged at most
+	// every 30 s, dynoai_rate_limit_backend_errors_total counts the
+	// failures, /api/health reports the redis component degraded (open)
+	// or unhealthy (closed, and then readiness fails), and after a
+	// failure checks skip Redis for a second before one tries again.
+	RedisFailClosed bool
+	// RedisPrefix starts every key name in Redis; "" means "dynoai:rl:".
+	// Servers with different prefixes keep apart budgets. Redis Cluster
+	// needs one hash slot for a check's keys: use a hash tag, such as
+	// "{dynoai:rl}:".
+	RedisPrefix string
 }
 
 // CORSConfig lists the browser origins allowed to call the API.
@@ -244,6 +274,12 @@ func (c *Config) validate() error {
 	if p := c.RateLimit.IPv6Prefix; p != 0 && (p < 16 || p > 128) {
 		bad("RateLimit.IPv6Prefix %d is outside 16..128", p)
 	}
+	if c.RateLimit.RedisTimeout < 0 {
+		bad("RateLimit.RedisTimeout is negative")
+	}
+	if p := c.RateLimit.RedisPrefix; len(p) > 64 || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("RateLimit.RedisPrefix %q is longer than 64 bytes or holds spaces or control characters", p)
+	}
 	if c.RateLimit.MaxClients < 0 {
 		bad("RateLimit.MaxClients is negative")
 	}
@@ -251,6 +287,8 @@ func (c *Config) validate() error {
 		for _, l := range r {
 			if l.N < 1 || l.Per <= 0 {
 				bad("rate limit %v is not positive", l)
+			} else if c.RateLimit.Redis != nil && l.Per < time.Millisecond {
+				bad("rate limit %v: Redis keeps periods of 1ms or more", l)
 			}
 		}
 	}
@@ -314,6 +352,12 @@ func (c *Config) fill() {
 	}
 	if c.RateLimit.IPv6Prefix == 0 {
 		c.RateLimit.IPv6Prefix = 64
+	}
+	if c.RateLimit.RedisTimeout == 0 {
+		c.RateLimit.RedisTimeout = DefaultRedisTimeout
+	}
+	if c.RateLimit.RedisPrefix == "" {
+		c.RateLimit.RedisPrefix = DefaultRedisPrefix
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Hour

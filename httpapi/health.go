@@ -38,6 +38,7 @@ var rank = map[string]int{"healthy": 0, "degraded": 1, "unhealthy": 2}
 const (
 	componentDatabase  = metrics.ComponentDatabase
 	componentFileStore = metrics.ComponentFileStore
+	componentRedis     = metrics.ComponentRedis // rate limits, when in Redis
 )
 
 // probeEvery is how long a storage check's result is reused: health and
@@ -100,8 +101,9 @@ func (p *prober) result(ctx context.Context) (time.Duration, error) {
 }
 
 // components checks what the server depends on: the run store and the file
-// store with a durable write and read back (runstore's Probe), the
-// analysis workers, and the live sources. Nothing here calls out of the
+// store with a durable write and read back (runstore's Probe), Redis when
+// rate limits are kept there (a write and read back), the analysis
+// workers, and the live sources. Nothing here calls out of the
 // process: Jetstream is judged by its poller's last result.
 func (s *Server) components(ctx context.Context) []component {
 	var out []component
@@ -112,6 +114,9 @@ func (s *Server) components(ctx context.Context) []component {
 			c.Status, c.Message = "unhealthy", "storage check failed (see the server log)"
 		}
 		out = append(out, c)
+	}
+	if s.redisProbe != nil {
+		out = append(out, s.redisComponent(ctx))
 	}
 	s.mu.Lock()
 	started, draining := s.started, s.draining
@@ -195,11 +200,12 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) error {
 
 // handleReady answers whether the server can take work: its run store and
 // file store pass a durable write and read back, and its workers accept
-// analyses. It is open to anyone, so a failure names only the component
-// (database, file_store or analysis_workers), never its error.
+// analyses, and, when rate limits are in Redis and fail closed, Redis
+// answers. It is open to anyone, so a failure names only the component
+// (database, file_store, analysis_workers or redis), never its error.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range s.components(r.Context()) {
-		if (c.Name == componentDatabase || c.Name == componentFileStore || c.Name == "analysis_workers") && c.Status == "unhealthy" {
+		if (c.Name == componentDatabase || c.Name == componentFileStore || c.Name == "analysis_workers" || c.Name == componentRedis) && c.Status == "unhealthy" {
 			w.Header().Set("Retry-After", "5")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "component": c.Name})
 			return nil

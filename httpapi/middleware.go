@@ -216,11 +216,11 @@ func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 	if s.limDefault == nil || rt.unlimited {
 		return next
 	}
-	lim := s.limDefault
+	lim, local := s.rlDefault, s.limDefault
 	if rt.expensive {
-		lim = s.limExpensive
+		lim, local = s.rlExpensive, s.limExpensive
 	}
-	if len(lim.rates) == 0 && lim.anonTotal == nil {
+	if len(local.rates) == 0 && local.anonTotal == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -235,8 +235,16 @@ func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 		if key.key == "" {
 			key.net = clientNet(clientIP(r, s.cfg.TrustedProxies), s.cfg.RateLimit.IPv4Prefix, s.cfg.RateLimit.IPv6Prefix)
 		}
-		d, rates := lim.allow(key, s.cfg.Now())
+		d, rates, err := lim.check(r.Context(), key, s.cfg.Now())
 		h := w.Header()
+		if err != nil {
+			// Failing closed: the shared store did not answer in time.
+			secs := int(math.Ceil(s.limStore.retryIn(time.Now()).Seconds()))
+			h.Set("Retry-After", strconv.Itoa(secs))
+			writeEnvelope(w, r, http.StatusServiceUnavailable, CodeUnavailable, "Rate limits cannot be checked right now. Please retry shortly.",
+				map[string]any{"retry_after_seconds": secs, "retry_after": strconv.Itoa(secs) + " seconds"})
+			return
+		}
 		if d.limit > 0 {
 			h.Set("X-RateLimit-Limit", strconv.Itoa(d.limit))
 			h.Set("X-RateLimit-Remaining", strconv.Itoa(max(d.remaining, 0)))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -287,6 +288,20 @@ func newBudget(r Rates, c RateLimitConfig) *budget {
 		b.anonTotal = newLimiter(c.AnonymousTotal, 32)
 	}
 	return b
+}
+
+// rateLimiter charges requests to one budget (the default routes' or the
+// expensive ones'). The in-process budget, the Redis one and the failover
+// between them are interchangeable behind it. An error means the request
+// could not be decided.
+type rateLimiter interface {
+	check(ctx context.Context, key clientKey, now time.Time) (decision, Rates, error)
+}
+
+// check is allow as a rateLimiter; it never fails.
+func (b *budget) check(_ context.Context, key clientKey, now time.Time) (decision, Rates, error) {
+	d, r := b.allow(key, now)
+	return d, r, nil
 }
 
 // allow charges one request of key (a verified key id, or "" with the

@@ -65,7 +65,12 @@ type Server struct {
 	handler http.Handler
 	routes  []*route
 
+	// limDefault and limExpensive are the in-process budgets; rlDefault
+	// and rlExpensive decide requests: the same budgets, or, with Redis,
+	// a failover from the Redis budgets to them (limStore its state).
 	limDefault, limExpensive *budget
+	rlDefault, rlExpensive   rateLimiter
+	limStore                 *storeState
 
 	mu       sync.Mutex    // guards draining and started
 	wakeup   chan struct{} // an upload was queued here: a worker need not wait for its poll
@@ -83,6 +88,7 @@ type Server struct {
 	backlog     atomic.Int64 // jobs waiting for a worker, as last counted
 
 	dbProbe, fileProbe *prober
+	redisProbe         *prober // nil without Redis
 
 	runLocks keyedMutex
 	streams  chan struct{}
@@ -116,6 +122,10 @@ func New(cfg Config) (*Server, error) {
 			exp = cfg.RateLimit.Default
 		}
 		s.limExpensive = newBudget(exp, cfg.RateLimit)
+		s.rlDefault, s.rlExpensive = s.limDefault, s.limExpensive
+		if cfg.RateLimit.Redis != nil {
+			s.useRedis(exp)
+		}
 	}
 	if cfg.JetDrive != nil {
 		s.live = newLiveHub(cfg.JetDrive, s.log)

@@ -33,6 +33,9 @@ const (
 
 	ComponentDatabase  = "database"   // storage check: the run store
 	ComponentFileStore = "file_store" // storage check: the file contents store
+	ComponentRedis     = "redis"      // storage check: Redis, when rate limits are kept there
+
+	BackendRedis = "redis" // rate limit backend
 
 	TuningRunning   = "running"
 	TuningConverged = "converged"
@@ -45,7 +48,8 @@ var (
 	analysisSources  = []string{SourceUpload, SourceJetstream, SourceSimulator, SourceJetDrive}
 	runStatuses      = []string{RunPending, RunProcessing, RunComplete, StatusError}
 	tuningStatuses   = []string{TuningRunning, TuningConverged, TuningFailed, TuningStopped}
-	storageParts     = []string{ComponentDatabase, ComponentFileStore}
+	storageParts     = []string{ComponentDatabase, ComponentFileStore, ComponentRedis}
+	rateBackends     = []string{BackendRedis}
 )
 
 // Histogram buckets, as in the predecessor.
@@ -91,6 +95,7 @@ type Metrics struct {
 	appInfo          *prometheus.GaugeVec
 	storageUp        *prometheus.GaugeVec
 	storageFailures  *prometheus.CounterVec
+	rateBackendErrs  *prometheus.CounterVec
 
 	http *httpMetrics
 	jobs *jobMetrics
@@ -169,6 +174,10 @@ func New(opts Options) (*Metrics, error) {
 			Namespace: Namespace, Name: "storage_check_failures_total",
 			Help: "Storage checks that failed, by component.",
 		}, []string{"component"}),
+		rateBackendErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "rate_limit_backend_errors_total",
+			Help: "Rate limit checks the shared backend did not answer in time (or at all), by backend; each was decided by the server's own limits or refused, as configured.",
+		}, []string{"backend"}),
 		appInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "app_info",
 			Help: "DynoAI application information (always 1).",
@@ -179,7 +188,7 @@ func New(opts Options) (*Metrics, error) {
 
 	cs := []prometheus.Collector{
 		m.analysisTotal, m.analysisDuration, m.veCount, m.veMagnitude, m.jetstreamRuns, m.jetstreamPoll, m.jetstreamPollErr,
-		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo, m.storageUp, m.storageFailures,
+		m.tuningSessions, m.tuningIterations, m.uploadBytes, m.activeSessions, m.appInfo, m.storageUp, m.storageFailures, m.rateBackendErrs,
 		m.http.duration, m.http.total, m.http.exceptions, m.http.inFlight,
 	}
 	cs = append(cs, m.jobs.collectors()...)
@@ -227,12 +236,25 @@ func New(opts Options) (*Metrics, error) {
 		m.storageFailures.WithLabelValues(c)
 	}
 	m.jobs.zero()
+	for _, b := range rateBackends {
+		m.rateBackendErrs.WithLabelValues(b)
+	}
 	return m, nil
 }
 
+// IncRateLimitBackendError counts a rate limit check that backend
+// (BackendRedis) did not answer in time, in
+// dynoai_rate_limit_backend_errors_total.
+func (m *Metrics) IncRateLimitBackendError(backend string) {
+	if !m.Enabled() {
+		return
+	}
+	m.rateBackendErrs.WithLabelValues(oneOf(backend, rateBackends)).Inc()
+}
+
 // ObserveStorageCheck records the outcome of one storage check of
-// component (ComponentDatabase, ComponentFileStore): dynoai_storage_up is
-// set to 1 or 0, and a failure counts in
+// component (ComponentDatabase, ComponentFileStore, ComponentRedis):
+// dynoai_storage_up is set to 1 or 0, and a failure counts in
 // dynoai_storage_check_failures_total.
 func (m *Metrics) ObserveStorageCheck(component string, err error) {
 	if !m.Enabled() {

@@ -42,6 +42,7 @@ func TestDisabledIsNoop(t *testing.T) {
 			x.SetActiveSessions(2)
 			x.AddActiveSessions(-1)
 			x.ObserveStorageCheck(ComponentDatabase, nil)
+			x.IncRateLimitBackendError(BackendRedis)
 		})
 		mw := x.HTTPMiddleware(nil)
 		h := okHandler()
@@ -78,6 +79,7 @@ func TestNames(t *testing.T) {
 		"dynoai_jetstream_poll_duration_seconds",
 		"dynoai_jetstream_poll_failures_total",
 		"dynoai_jetstream_runs_total",
+		"dynoai_rate_limit_backend_errors_total",
 		"dynoai_storage_check_failures_total",
 		"dynoai_storage_up",
 		"dynoai_ve_corrections_count",
@@ -257,6 +259,25 @@ func TestStorageCheck(t *testing.T) {
 	assert.Equal(t, 2.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "file_store"))
 	assert.Equal(t, 0.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "database"))
 	assert.Equal(t, 1.0, value(t, reg, "dynoai_storage_check_failures_total", "component", "other"))
+}
+
+// TestRateLimitBackendErrors: the counter starts at zero for every known
+// backend (so increase() works from the first scrape), counts per backend,
+// and files an unknown backend under "other".
+func TestRateLimitBackendErrors(t *testing.T) {
+	m, reg := newTest(t, Options{})
+	requireExposition(t, reg, `
+		# HELP dynoai_rate_limit_backend_errors_total Rate limit checks the shared backend did not answer in time (or at all), by backend; each was decided by the server's own limits or refused, as configured.
+		# TYPE dynoai_rate_limit_backend_errors_total counter
+		dynoai_rate_limit_backend_errors_total{backend="redis"} 0
+	`, "dynoai_rate_limit_backend_errors_total")
+	m.IncRateLimitBackendError(BackendRedis)
+	m.IncRateLimitBackendError(BackendRedis)
+	m.IncRateLimitBackendError("memcached")
+	assert.Equal(t, 2.0, value(t, reg, "dynoai_rate_limit_backend_errors_total", "backend", "redis"))
+	assert.Equal(t, 1.0, value(t, reg, "dynoai_rate_limit_backend_errors_total", "backend", "other"))
+	m.ObserveStorageCheck(ComponentRedis, errors.New("connection refused"))
+	assert.Equal(t, 0.0, value(t, reg, "dynoai_storage_up", "component", "redis"))
 }
 
 func TestAppInfo(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	neturl "net/url"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/dynoai/dynoai/httpapi"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/sqlstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // settings is the server's configuration, parsed once at startup.
@@ -55,6 +57,10 @@ type settings struct {
 	RateMaxClients int
 	RateIPv4Prefix int
 	RateIPv6Prefix int
+	// RateRedis is set when RATE_LIMIT_STORAGE names a Redis server.
+	RateRedis      *redis.Options
+	RateFailClosed bool
+	RateTimeout    time.Duration
 
 	MetricsEnabled bool
 	MetricsPort    int
@@ -111,7 +117,9 @@ var knownVars = map[string]string{
 	"RATE_LIMIT_ENABLED":           "enable rate limits (default true)",
 	"RATE_LIMIT_DEFAULT":           "default limit (default 600/minute)",
 	"RATE_LIMIT_EXPENSIVE":         "limit for analyses and uploads (default 5/minute;20/hour)",
-	"RATE_LIMIT_STORAGE":           "limiter storage: memory:// only",
+	"RATE_LIMIT_STORAGE":           "memory:// (per process, default) or redis://[user:pass@]host:port/db, rediss://... (TLS), unix:///path.sock: limits shared by every server on that Redis",
+	"RATE_LIMIT_REDIS_FAILURE":     "when Redis does not answer in time: open (default; each server applies the limits alone) or closed (rate-limited requests answer 503)",
+	"RATE_LIMIT_REDIS_TIMEOUT":     "how long one check may wait for Redis, Go duration in 1ms..10s (default 100ms)",
 	"RATE_LIMIT_ANONYMOUS_TOTAL":   "one budget all requests without a valid key share (default: none)",
 	"RATE_LIMIT_MAX_CLIENTS":       "buckets kept per budget, for keys and for addresses each; least recently used recycled (default 100000)",
 	"RATE_LIMIT_IPV4_PREFIX":       "IPv4 addresses grouped per network of this many bits (default 32)",
@@ -134,7 +142,6 @@ var knownVars = map[string]string{
 	"JETDRIVE_IFACE":               "interface name or address (default: default route)",
 	// Scale-out (issue 12): several replicas on shared storage.
 	"DYNOAI_FILES_URL":         "where run files live: file:///dir (default <files dir>), s3://bucket?endpoint=...&region=...&use_path_style=true, or mem:// (tests)",
-	"RATE_LIMIT_REDIS_FAILURE": "with RATE_LIMIT_STORAGE=redis://...: open (fall back to the in-process limiter) or closed (refuse) while Redis is down",
 }
 
 // strictPrefixes: a variable with one of these prefixes that the server
@@ -303,8 +310,20 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.RateMaxClients = integer("RATE_LIMIT_MAX_CLIENTS", httpapi.DefaultMaxClients, 32, 10_000_000)
 	s.RateIPv4Prefix = integer("RATE_LIMIT_IPV4_PREFIX", 32, 8, 32)
 	s.RateIPv6Prefix = integer("RATE_LIMIT_IPV6_PREFIX", 64, 16, 128)
-	if v := str("RATE_LIMIT_STORAGE", "memory://"); v != "memory://" {
-		bad("RATE_LIMIT_STORAGE", "%q: only memory:// is supported (limits are per process)", v)
+	s.RateRedis = rateStorage(str("RATE_LIMIT_STORAGE", "memory://"), func(format string, a ...any) { bad("RATE_LIMIT_STORAGE", format, a...) })
+	switch v := strings.ToLower(str("RATE_LIMIT_REDIS_FAILURE", "open")); v {
+	case "open":
+	case "closed":
+		s.RateFailClosed = true
+		if s.RateRedis == nil {
+			bad("RATE_LIMIT_REDIS_FAILURE", "closed needs RATE_LIMIT_STORAGE=redis://...")
+		}
+	default:
+		bad("RATE_LIMIT_REDIS_FAILURE", "%q is not open or closed", v)
+	}
+	s.RateTimeout = duration("RATE_LIMIT_REDIS_TIMEOUT", httpapi.DefaultRedisTimeout)
+	if s.RateTimeout < time.Millisecond || s.RateTimeout > 10*time.Second {
+		bad("RATE_LIMIT_REDIS_TIMEOUT", "%v is outside 1ms..10s", s.RateTimeout)
 	}
 
 	s.MetricsEnabled = boolean("PROMETHEUS_METRICS_ENABLED", false)
@@ -366,6 +385,57 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 		s.JetDriveGroup = a
 	}
 	return s, errors.Join(errs...)
+}
+
+// rateStorage parses RATE_LIMIT_STORAGE: nil for memory://, the options of
+// a Redis client for redis://, rediss:// and unix:// URLs (whose commands
+// stop at their context's deadline, as httpapi's bounded checks want). A
+// bad URL is reported without its password.
+func rateStorage(v string, bad func(format string, a ...any)) *redis.Options {
+	if v == "memory://" {
+		return nil
+	}
+	scheme, _, ok := strings.Cut(v, "://")
+	switch scheme = strings.ToLower(scheme); {
+	case !ok:
+		bad("want memory://, redis://host:port/db, rediss://host:port/db or unix:///path")
+		return nil
+	case scheme != "redis" && scheme != "rediss" && scheme != "unix":
+		bad("scheme %q is not memory, redis, rediss or unix", scheme)
+		return nil
+	}
+	if _, err := neturl.Parse(v); err != nil {
+		bad("not a valid URL") // the parser's message would show the password
+		return nil
+	}
+	o, err := redis.ParseURL(v)
+	if err != nil {
+		bad("%s", redactErr(err.Error(), v))
+		return nil
+	}
+	o.ContextTimeoutEnabled = true
+	return o
+}
+
+// redactErr removes the password of url from msg.
+func redactErr(msg, url string) string {
+	if u, err := neturl.Parse(url); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// redisAddr names a Redis server for the log, without credentials.
+func redisAddr(o *redis.Options) string {
+	if o.TLSConfig != nil {
+		return "rediss://" + o.Addr + "/" + strconv.Itoa(o.DB)
+	}
+	if o.Network == "unix" {
+		return "unix://" + o.Addr
+	}
+	return "redis://" + o.Addr + "/" + strconv.Itoa(o.DB)
 }
 
 // checkExposure refuses an unauthenticated server reachable beyond this

@@ -46,6 +46,7 @@ import (
 	"github.com/dynoai/dynoai/ve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -148,6 +149,16 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		JetstreamConfig: jetstream.Config{APIURL: s.JetstreamURL, APIKey: s.JetstreamKey,
 			PollInterval: s.JetstreamInterval, AutoProcess: s.JetstreamAutoProcess, Enabled: s.JetstreamEnabled},
 	}
+	rateStore := "memory"
+	if s.RateRedis != nil && s.RateEnabled {
+		// go-redis's own lines (one per failed dial) go to debug: the
+		// server logs a failing Redis itself, at most every 30 s.
+		redis.SetLogger(redisLog{log})
+		rc := redis.NewClient(s.RateRedis)
+		defer rc.Close()
+		cfg.RateLimit.Redis, cfg.RateLimit.RedisFailClosed, cfg.RateLimit.RedisTimeout = rc, s.RateFailClosed, s.RateTimeout
+		rateStore = redisAddr(s.RateRedis)
+	}
 	var reg *prometheus.Registry
 	if s.MetricsEnabled {
 		reg = prometheus.NewRegistry()
@@ -230,13 +241,20 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "auth", auth.Enabled, "keys", auth.Store.Len(),
-		"database", redactedDB(rs), "rate_limits", s.RateEnabled, "metrics", s.MetricsEnabled, "debug", s.Debug)
+		"database", redactedDB(rs), "rate_limits", s.RateEnabled, "rate_limit_storage", rateStore, "metrics", s.MetricsEnabled, "debug", s.Debug)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	err = srv.Serve(ctx, ln, s.ShutdownTimeout)
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// redisLog passes go-redis's log lines to the server's log at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 func redactedDB(rs *sqlstore.Store) string { return string(rs.Dialect()) + " " + rs.DSN() }

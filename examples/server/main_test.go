@@ -103,11 +103,11 @@ func TestLoadSettings(t *testing.T) {
 	assert.NoError(t, s.checkExposure(false))
 
 	environ, lookup = lookupOf(map[string]string{
-		"DYNOAI_PORTT":            "1",         // typo
-		"DYNOAI_DEBUG":            "maybe",     // malformed bool
-		"DYNOAI_PORT":             "70000",     // out of range
-		"RATE_LIMIT_DEFAULT":      "lots",      // malformed rate
-		"RATE_LIMIT_STORAGE":      "redis://x", // unsupported
+		"DYNOAI_PORTT":            "1",             // typo
+		"DYNOAI_DEBUG":            "maybe",         // malformed bool
+		"DYNOAI_PORT":             "70000",         // out of range
+		"RATE_LIMIT_DEFAULT":      "lots",          // malformed rate
+		"RATE_LIMIT_STORAGE":      "memcached://x", // unsupported
 		"DYNOAI_TRUSTED_PROXIES":  "10.0.0.0/8,nope",
 		"DYNOAI_SHUTDOWN_TIMEOUT": "30",       // no unit
 		"JETSTREAM_ENABLED":       "true",     // without url and key

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -109,6 +110,9 @@ func (s *Server) components(ctx context.Context) []component {
 		c := component{Name: p.name, Status: "healthy", Message: "write, sync and read back succeeded", LatencyMS: ms(lat)}
 		if err != nil {
 			c.Status, c.Message = "unhealthy", "storage check failed (see the server log)"
+		}
+		if d, ok := s.cfg.Files.(fmt.Stringer); ok && p == s.fileProbe {
+			c.Message = d.String() + ": " + c.Message // which store: a directory, a bucket
 		}
 		out = append(out, c)
 	}

@@ -163,6 +163,9 @@ func NewLocalFileStore(dir string, opts LocalFileStoreOptions) (*LocalFileStore,
 // used afterwards.
 func (s *LocalFileStore) Close() error { return s.held.Close() }
 
+// String names the store: "directory <absolute path>".
+func (s *LocalFileStore) String() string { return "directory " + s.dir }
+
 // Dir returns the store's absolute directory.
 func (s *LocalFileStore) Dir() string { return s.dir }
 
@@ -473,6 +476,9 @@ var _ FileStore = (*MemFileStore)(nil)
 func NewMemFileStore() *MemFileStore {
 	return &MemFileStore{blobs: make(map[string]memBlob), now: time.Now}
 }
+
+// String names the store: "memory".
+func (s *MemFileStore) String() string { return "memory" }
 
 // SetClock sets the clock that stamps stored contents (time.Now when nil).
 func (s *MemFileStore) SetClock(now func() time.Time) {

@@ -166,33 +166,18 @@ func New(b *blob.Bucket, opts Options) *Store {
 // the URLs accepted) and returns a store over it. It does not contact the
 // bucket: call Probe to check it can be used.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		// url's error repeats the URL, which may hold secrets.
-		return nil, fmt.Errorf("blobstore: the URL does not parse; want s3://bucket?..., file:///dir or mem://")
+		return nil, err
 	}
-	if u.User != nil {
-		return nil, fmt.Errorf("blobstore: %s: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or use a profile or role)", u.Scheme)
-	}
-	q := u.Query()
-	switch u.Scheme {
-	case "s3":
-		if u.Host == "" {
-			return nil, errors.New("blobstore: s3 URL without a bucket; want s3://bucket?region=...")
-		}
-	case "file":
-		if u.Path == "" || u.Path == "/" && u.Host == "" {
-			return nil, errors.New("blobstore: file URL without a directory; want file:///absolute/dir")
-		}
+	if u.Scheme == "file" {
+		q := u.Query()
 		for k, v := range map[string]string{"create_dir": "1", "metadata": "skip", "no_tmp_dir": "1", "dir_file_mode": "0750"} {
 			if _, set := q[k]; !set {
 				q.Set(k, v)
 			}
 		}
 		u.RawQuery = q.Encode()
-	case "mem":
-	default:
-		return nil, fmt.Errorf("blobstore: unsupported URL scheme %q; want s3://, file:// or mem://", u.Scheme)
 	}
 	b, err := blob.OpenBucket(ctx, u.String())
 	if err != nil {
@@ -221,6 +206,40 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// CheckURL reports whether Open could accept rawURL, without opening
+// anything: a scheme it supports, a bucket or directory, and no
+// credentials. (The drivers' query parameters are checked by Open.) Its
+// errors never repeat the URL.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url's error repeats the URL, which may hold secrets.
+		return nil, errors.New("blobstore: the URL does not parse; want s3://bucket?..., file:///dir or mem://")
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("blobstore: %s: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or use a profile or role)", u.Scheme)
+	}
+	switch u.Scheme {
+	case "s3":
+		if u.Host == "" {
+			return nil, errors.New("blobstore: s3 URL without a bucket; want s3://bucket?region=...")
+		}
+	case "file":
+		if u.Path == "" || u.Path == "/" && u.Host == "" {
+			return nil, errors.New("blobstore: file URL without a directory; want file:///absolute/dir")
+		}
+	case "mem":
+	default:
+		return nil, fmt.Errorf("blobstore: unsupported URL scheme %q; want s3://, file:// or mem://", u.Scheme)
+	}
+	return u, nil
 }
 
 // fileDir is the directory a file URL names, as fileblob reads it.

@@ -114,6 +114,11 @@ func TestOpenURLs(t *testing.T) {
 	} {
 		_, err := blobstore.Open(ctx, tc.url, blobstore.Options{})
 		require.Error(t, err, tc.url)
+		if cerr := blobstore.CheckURL(tc.url); cerr != nil {
+			assert.Equal(t, err.Error(), cerr.Error(), "CheckURL refuses as Open does")
+		} else {
+			assert.Contains(t, tc.want, "query parameter", "CheckURL leaves only the drivers' parameters to Open")
+		}
 		assert.Contains(t, err.Error(), tc.want, tc.url)
 		assert.NotContains(t, err.Error(), "secret", "errors never repeat credentials")
 	}
@@ -125,6 +130,7 @@ func TestOpenURLs(t *testing.T) {
 		{"s3://bucket?region=us-east-1&endpoint=http://127.0.0.1:1/path&use_path_style=true&prefix=dynoai/",
 			"s3://bucket prefix dynoai/ at http://127.0.0.1:1"},
 	} {
+		require.NoError(t, blobstore.CheckURL(tc.url))
 		s := openStore(t, tc.url)
 		assert.Equal(t, tc.name, s.String())
 	}

@@ -113,6 +113,9 @@ func (s *Server) components(ctx context.Context) []component {
 		if err != nil {
 			c.Status, c.Message = "unhealthy", "storage check failed (see the server log)"
 		}
+		if d, ok := s.cfg.Files.(fmt.Stringer); ok && p == s.fileProbe {
+			c.Message = d.String() + ": " + c.Message // which store: a directory, a bucket
+		}
 		out = append(out, c)
 	}
 	if s.redisProbe != nil {

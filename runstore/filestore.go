@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -73,12 +74,19 @@ var ErrUnavailable = errors.New("runstore: store unavailable")
 // addressing: such contents belong to exactly one file.
 func legacyKey(key string) bool { return isHex(key, 32) }
 
-func checkKey(key string) error {
+// CheckStorageKey returns an *InvalidError unless key is of a form a file
+// store makes: 64 lowercase hex digits (a SHA-256), or the 32 random hex
+// digits of contents stored before content addressing. FileStore
+// implementations call it before using a key, so that a key can never name
+// something outside the store.
+func CheckStorageKey(key string) error {
 	if !isHex(key, 64) && !legacyKey(key) {
 		return invalid("file.storage_key", "%q was not made by this file store", truncate(key, 80))
 	}
 	return nil
 }
+
+func checkKey(key string) error { return CheckStorageKey(key) }
 
 // Failpoint, when set in a store's options, is called at the named steps of
 // a multi-step write (see the constants). Crash tests kill the process
@@ -118,7 +126,10 @@ type LocalFileStore struct {
 	fail Failpoint
 }
 
-var _ FileStore = (*LocalFileStore)(nil)
+var (
+	_ FileStore   = (*LocalFileStore)(nil)
+	_ TempSweeper = (*LocalFileStore)(nil)
+)
 
 // NewLocalFileStore returns a store rooted at dir, creating it if needed.
 func NewLocalFileStore(dir string, opts LocalFileStoreOptions) (*LocalFileStore, error) {
@@ -151,6 +162,9 @@ func NewLocalFileStore(dir string, opts LocalFileStoreOptions) (*LocalFileStore,
 // Close releases the directory the store holds open. The store must not be
 // used afterwards.
 func (s *LocalFileStore) Close() error { return s.held.Close() }
+
+// String names the store: "directory <absolute path>".
+func (s *LocalFileStore) String() string { return "directory " + s.dir }
 
 // Dir returns the store's absolute directory.
 func (s *LocalFileStore) Dir() string { return s.dir }
@@ -381,6 +395,54 @@ func (s *LocalFileStore) Probe(ctx context.Context) error {
 	return s.checkRoot()
 }
 
+// SweepTemp implements TempSweeper: it removes the temporary files of
+// Puts and Probes (".put-*", ".probe-*" in the store's root) last written
+// before cutoff. A Put in progress rewrites its temporary file's
+// modification time with every write, so only a write stalled since cutoff
+// can lose its temporary file, and then its rename fails: Put returns an
+// error and stores nothing.
+func (s *LocalFileStore) SweepTemp(ctx context.Context, cutoff time.Time) (TempSweep, error) {
+	var st TempSweep
+	if err := s.checkRoot(); err != nil {
+		return st, err
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return st, fmt.Errorf("runstore: file store: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		name := e.Name()
+		if !e.Type().IsRegular() || !(strings.HasPrefix(name, ".put-") || strings.HasPrefix(name, ".probe-")) {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		st.Removed++
+		st.Bytes += info.Size()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return st, fmt.Errorf("runstore: file store: sweeping temporary files: %w", err)
+	}
+	return st, nil
+}
+
 // ctxReader stops a copy when its context is cancelled.
 type ctxReader struct {
 	ctx context.Context
@@ -414,6 +476,9 @@ var _ FileStore = (*MemFileStore)(nil)
 func NewMemFileStore() *MemFileStore {
 	return &MemFileStore{blobs: make(map[string]memBlob), now: time.Now}
 }
+
+// String names the store: "memory".
+func (s *MemFileStore) String() string { return "memory" }
 
 // SetClock sets the clock that stamps stored contents (time.Now when nil).
 func (s *MemFileStore) SetClock(now func() time.Time) {
@@ -562,13 +627,62 @@ func (s *MemFileStore) Corrupt(key string) bool {
 	return true
 }
 
-// MinUnreferencedAge is how long contents must have gone unwritten before
-// DeleteRun or SweepFiles removes them when no file refers to them. A
-// writer stores contents (Put) and then records the file that refers to
-// them; Attach and CommitApply refuse to record a file whose contents were
-// stored longer ago than half this age, so contents about to be referred to
-// are never removed, even when several runs share them.
+// Replace sets the bytes stored under key without changing their
+// modification time, as a disk or an operator changing them behind the
+// store's back would (for tests of ErrChecksum). It reports whether key
+// exists.
+func (s *MemFileStore) Replace(key string, data []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blobs[key]
+	if !ok {
+		return false
+	}
+	b.data = bytes.Clone(data)
+	s.blobs[key] = b
+	return true
+}
+
+// MinUnreferencedAge is the grace period of everything a file store may
+// hold that nothing refers to: how long contents must have gone unwritten
+// before DeleteRun or SweepFiles removes them when no file refers to them,
+// and how old a temporary object left by a write must be before SweepFiles
+// removes it (see TempSweeper).
+//
+// The rule that keeps a write in flight from losing its contents: a writer
+// stores contents (Put, which rewrites them and so refreshes their
+// modification time even when they were already stored) and then records
+// the file that refers to them; Attach, Record and CommitApply refuse to
+// record a file whose contents were stored longer ago than half this age.
+// So contents younger than the grace are either about to be referred to or
+// abandoned, and contents older than it that nothing refers to are
+// abandoned, even when several runs share them. The other half of the grace
+// absorbs clock skew between the replicas (whose clocks stamp storedAt) and
+// the store (whose clock stamps modification times, as an object store's
+// server does), and a sweep that checked a key just before a writer stored
+// it again: SweepFiles looks at a key's modification time again right
+// before deleting it.
+//
+// A temporary object exists only while a Put streams or copies it; a Put
+// that finds its temporary object swept fails, so it never records
+// contents it did not store.
 const MinUnreferencedAge = time.Hour
+
+// TempSweep reports what a TempSweeper removed.
+type TempSweep struct {
+	Removed int   // temporary objects removed
+	Bytes   int64 // their bytes
+}
+
+// TempSweeper is implemented by file stores whose writes go through
+// temporary objects that a crash can leave behind (LocalFileStore's
+// temporary files, an object store's temporary keys). SweepFiles calls
+// SweepTemp with cutoff = now - MinUnreferencedAge.
+type TempSweeper interface {
+	// SweepTemp removes the temporary objects last written before cutoff
+	// and reports how many it removed.
+	SweepTemp(ctx context.Context, cutoff time.Time) (TempSweep, error)
+}
 
 // errStale is returned by the writers when recording would come too late
 // after Put (see MinUnreferencedAge).
@@ -737,17 +851,30 @@ type SweepStats struct {
 	Seen    int   // contents listed
 	Removed int   // contents removed
 	Bytes   int64 // bytes removed
+	// TempRemoved and TempBytes count the temporary objects of crashed
+	// writes removed (stores that implement TempSweeper).
+	TempRemoved int
+	TempBytes   int64
 }
 
 // SweepFiles removes contents that no file of any run refers to and that
 // were stored at least MinUnreferencedAge before now (time.Now when zero):
 // uploads refused after storing, files of deleted runs, and the leftovers of
-// a process killed between storing contents and recording them.
+// a process killed between storing contents and recording them. When fs is
+// a TempSweeper it also removes the temporary objects of writes that
+// crashed at least MinUnreferencedAge before now.
 func SweepFiles(ctx context.Context, rs RunStore, fs FileStore, now time.Time) (SweepStats, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
 	var st SweepStats
+	if ts, ok := fs.(TempSweeper); ok {
+		tst, err := ts.SweepTemp(ctx, now.Add(-MinUnreferencedAge))
+		st.TempRemoved, st.TempBytes = tst.Removed, tst.Bytes
+		if err != nil {
+			return st, err
+		}
+	}
 	sizes := map[string]int64{}
 	var batch []string
 	flush := func() error {
@@ -760,6 +887,20 @@ func SweepFiles(ctx context.Context, rs RunStore, fs FileStore, now time.Time) (
 			return err
 		}
 		for _, k := range unref {
+			// Stored again since it was listed? Then a writer may be about
+			// to refer to it.
+			if !legacyKey(k) {
+				in, err := fs.Stat(ctx, k)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if now.Sub(in.ModTime) < MinUnreferencedAge {
+					continue
+				}
+			}
 			if err := fs.Delete(ctx, k); err != nil {
 				return err
 			}

@@ -1,13 +1,16 @@
 package runstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/runstore/runstoretest"
@@ -16,14 +19,41 @@ import (
 )
 
 func TestMemFileStoreConformance(t *testing.T) {
-	runstoretest.RunFileStore(t, func(t *testing.T) runstore.FileStore { return runstore.NewMemFileStore() })
+	runstoretest.RunFileStore(t, func(t *testing.T) runstoretest.FileHarness {
+		fs := runstore.NewMemFileStore()
+		return runstoretest.FileHarness{
+			Store: fs,
+			Alter: func(key string, data []byte) error {
+				if !fs.Replace(key, data) {
+					return fmt.Errorf("no contents under %s", key)
+				}
+				return nil
+			},
+			ModTimeStep: 10 * time.Millisecond,
+		}
+	})
 }
 
 func TestLocalFileStoreConformance(t *testing.T) {
-	runstoretest.RunFileStore(t, func(t *testing.T) runstore.FileStore {
-		fs, err := runstore.NewLocalFileStore(t.TempDir(), runstore.LocalFileStoreOptions{})
+	runstoretest.RunFileStore(t, func(t *testing.T) runstoretest.FileHarness {
+		dir := t.TempDir()
+		fs, err := runstore.NewLocalFileStore(dir, runstore.LocalFileStoreOptions{})
 		require.NoError(t, err)
-		return fs
+		t.Cleanup(func() { fs.Close() })
+		return runstoretest.FileHarness{
+			Store: fs,
+			Alter: func(key string, data []byte) error {
+				return os.WriteFile(filepath.Join(dir, key[:2], key), data, 0o600)
+			},
+			Crash: func(t *testing.T, data []byte) {
+				crashing, err := runstore.NewLocalFileStore(dir, runstore.LocalFileStoreOptions{
+					Failpoint: runstoretest.CrashAt(runstore.FailpointBlobSynced)})
+				require.NoError(t, err)
+				defer crashing.Close()
+				runstoretest.SurviveCrash(t, func() { _, _ = crashing.Put(context.Background(), bytes.NewReader(data)) })
+			},
+			ModTimeStep: 10 * time.Millisecond,
+		}
 	})
 }
 

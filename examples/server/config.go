@@ -15,6 +15,7 @@ import (
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/httpapi"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/blobstore"
 	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -27,6 +28,7 @@ type settings struct {
 	Environment     string
 	DataDir         string
 	FilesDir        string
+	FilesURL        string // a blob store; overrides FilesDir
 	DatabaseURL     string
 	MaxUploadBytes  int64
 	MinUploadRate   int64
@@ -89,6 +91,7 @@ var knownVars = map[string]string{
 	"DYNOAI_ENV":                   "environment label for metrics (default development)",
 	"DYNOAI_DATA_DIR":              "data directory (default ./data)",
 	"DYNOAI_FILES_DIR":             "file contents directory (default <data>/files)",
+	"DYNOAI_FILES_URL":             "file contents in a blob store shared by replicas: s3://bucket?region=..., file:///dir or mem://; overrides DYNOAI_FILES_DIR",
 	"DYNOAI_MAX_UPLOAD_MB":         "upload limit in MiB (default 50)",
 	"DYNOAI_CORS_ORIGINS":          "comma-separated allowed origins",
 	"DYNOAI_TRUSTED_PROXIES":       "comma-separated proxy networks whose X-Forwarded-For is believed",
@@ -140,8 +143,6 @@ var knownVars = map[string]string{
 	"JETDRIVE_MCAST_GROUP":         "multicast group (default 224.0.2.10)",
 	"JETDRIVE_PORT":                "UDP port (default 22344)",
 	"JETDRIVE_IFACE":               "interface name or address (default: default route)",
-	// Scale-out (issue 12): several replicas on shared storage.
-	"DYNOAI_FILES_URL":         "where run files live: file:///dir (default <files dir>), s3://bucket?endpoint=...&region=...&use_path_style=true, or mem:// (tests)",
 }
 
 // strictPrefixes: a variable with one of these prefixes that the server
@@ -250,6 +251,12 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.Environment = str("DYNOAI_ENV", "development")
 	s.DataDir = str("DYNOAI_DATA_DIR", "data")
 	s.FilesDir = str("DYNOAI_FILES_DIR", filepath.Join(s.DataDir, "files"))
+	s.FilesURL = str("DYNOAI_FILES_URL", "")
+	if s.FilesURL != "" {
+		if err := blobstore.CheckURL(s.FilesURL); err != nil {
+			bad("DYNOAI_FILES_URL", "%v", err) // the URL itself is not repeated
+		}
+	}
 	s.DatabaseURL = str("DATABASE_URL", "sqlite:"+filepath.Join(s.DataDir, "dynoai.db"))
 	if _, _, err := sqlstore.ParseURL(s.DatabaseURL); err != nil {
 		bad("DATABASE_URL", "%v", err) // the URL appears only redacted

@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +43,7 @@ import (
 	"github.com/dynoai/dynoai/metrics/jetdrivemetrics"
 	"github.com/dynoai/dynoai/metrics/jetstreammetrics"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/blobstore"
 	"github.com/dynoai/dynoai/runstore/sqlstore"
 	"github.com/dynoai/dynoai/ve"
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,10 +120,11 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		return err
 	}
 	defer rs.Close()
-	files, err := runstore.NewLocalFileStore(s.FilesDir, runstore.LocalFileStoreOptions{})
+	files, closeFiles, err := openFiles(ctx, s, log)
 	if err != nil {
 		return err
 	}
+	defer closeFiles()
 
 	cfg := httpapi.Config{
 		Runs: rs, Files: files,
@@ -308,4 +311,25 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// openFiles opens the file contents store: the blob store DYNOAI_FILES_URL
+// names, or else the durable local directory DYNOAI_FILES_DIR.
+func openFiles(ctx context.Context, s settings, log *slog.Logger) (runstore.FileStore, func(), error) {
+	if s.FilesURL == "" {
+		fs, err := runstore.NewLocalFileStore(s.FilesDir, runstore.LocalFileStoreOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return fs, func() { fs.Close() }, nil
+	}
+	bs, err := blobstore.Open(ctx, s.FilesURL, blobstore.Options{Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("DYNOAI_FILES_URL: %w", err)
+	}
+	if strings.HasPrefix(s.FilesURL, "mem:") {
+		log.Warn("file contents are kept in memory and lost when the server stops (DYNOAI_FILES_URL=mem://)")
+	}
+	log.Info("file contents in a blob store", "store", bs.String())
+	return bs, func() { bs.Close() }, nil
 }

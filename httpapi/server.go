@@ -214,8 +214,9 @@ func (s *Server) sweeper() {
 		switch {
 		case err != nil && s.workCtx.Err() == nil:
 			s.log.Warn("sweeping unreferenced file contents failed", "err", err)
-		case st.Removed > 0:
-			s.log.Info("swept unreferenced file contents", "removed", st.Removed, "bytes", st.Bytes)
+		case st.Removed > 0 || st.TempRemoved > 0:
+			s.log.Info("swept unreferenced file contents", "removed", st.Removed, "bytes", st.Bytes,
+				"temp_removed", st.TempRemoved, "temp_bytes", st.TempBytes)
 		}
 		t.Reset(s.cfg.SweepInterval)
 	}

@@ -43,7 +43,9 @@
 // contents is their SHA-256, so a key always names the same bytes, and
 // LocalFileStore writes them durably (temporary file, fsync, rename, fsync
 // of the directory) under names made of hex digits only, which cannot
-// escape its directory. The run store keeps each file's name, type, size,
+// escape its directory. Package blobstore keeps them in a gocloud.dev bucket
+// instead (S3-compatible object storage that several replicas share, a
+// directory, memory). The run store keeps each file's name, type, size,
 // SHA-256 and storage key. Attach, OpenFile and DeleteRun tie the two
 // together; OpenFile verifies the checksum while the caller reads, failing
 // with ErrChecksum on mismatch. Contents may be shared by several files, so

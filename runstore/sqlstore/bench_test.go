@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,6 +207,43 @@ func BenchmarkCommitApply(b *testing.B) {
 				parent = rec.ID
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "applies/s")
+		})
+	}
+}
+
+// BenchmarkJobCycle is one analysis job's life in the store: Submit (run,
+// input file and job in one transaction), Claim, one Heartbeat and
+// CompleteJob with 8 result files: what the queue adds to an analysis.
+func BenchmarkJobCycle(b *testing.B) {
+	for _, be := range writeBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			defer s.Close()
+			ctx := context.Background()
+			sum := strings.Repeat("ab", 32)
+			meta := runstore.FileMeta{Name: "pull.csv", ContentType: "text/csv", Size: 1000, SHA256: sum, StorageKey: sum}
+			out := make([]runstore.FileMeta, 8)
+			for i := range out {
+				out[i] = meta
+				out[i].Name = fmt.Sprintf("VE_Correction_%d.csv", i)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Submit(ctx, runstore.NewRun{Source: runstore.SourceUpload, Filename: "pull.csv"}, runstore.NewJob{Input: meta}); err != nil {
+					b.Fatal(err)
+				}
+				l, err := s.Claim(ctx, runstore.Claim{Worker: "bench/1", Lease: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if l, err = s.Heartbeat(ctx, l, time.Minute); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.CompleteJob(ctx, l, runstore.Result{Results: []byte(`{"cells":3}`)}, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 		})
 	}
 }

@@ -393,12 +393,6 @@ type progress struct {
 	frac  float64
 }
 
-func (p *progress) current() runstore.Run {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.run
-}
-
 func (p *progress) setRun(r runstore.Run) {
 	p.mu.Lock()
 	p.run = r

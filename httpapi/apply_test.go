@@ -226,16 +226,13 @@ func TestApplyFailureLeavesPreviousState(t *testing.T) {
 	baseID := int64(up.json(t)["file"].(map[string]any)["id"].(float64))
 	ap := e.postJSON(t, "/api/runs/"+run.ID+"/apply", map[string]any{"base_file_id": baseID, "comment": "first"}, nil)
 	require.Equal(t, 200, ap.code, "body %s", ap.body)
-	filesBefore, err := e.runs.Files(context.Background(), run.ID)
-	require.NoError(t, err)
-
 	// A second apply on another base fails at its second or third file.
 	other := baseTable(t, rpm, mp)
 	other = bytes.Replace(other, []byte("40.00"), []byte("41.00"), 1)
 	up = e.uploadTable(t, run.ID, "base2.csv", other)
 	require.Equal(t, http.StatusCreated, up.code, "body %s", up.body)
 	base2 := int64(up.json(t)["file"].(map[string]any)["id"].(float64))
-	filesBefore, err = e.runs.Files(context.Background(), run.ID)
+	filesBefore, err := e.runs.Files(context.Background(), run.ID)
 	require.NoError(t, err)
 	for _, failAt := range []int64{2, 3} {
 		files.calls.Store(0)

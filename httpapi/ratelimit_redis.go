@@ -259,7 +259,6 @@ func newRedisBudget(r *redisLimits, class string, rates, anonTotal Rates) *redis
 func (b *redisBudget) check(ctx context.Context, key clientKey, _ time.Time) (decision, Rates, error) {
 	type answer struct {
 		vals []int64
-		err  error
 	}
 	res, err := within(ctx, b.r.timeout, b.r.bounded, func(ctx context.Context) (answer, error) {
 		stale := ""

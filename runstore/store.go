@@ -95,8 +95,6 @@ func (o Options) clock() func() time.Time {
 // toMicros converts a time to UTC microseconds since the epoch.
 func toMicros(t time.Time) int64 { return t.UnixMicro() }
 
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
 // now returns the clock's time in UTC, truncated to microseconds.
 func stamp(clock func() time.Time) time.Time {
 	return clock().UTC().Truncate(time.Microsecond)

@@ -3,7 +3,6 @@ package jetstreamtest
 import (
 	"bytes"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -210,12 +209,6 @@ func GenerateRuns(n int, start time.Time, spacing time.Duration, seed uint64) []
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
-
-func seedOf(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}
 
 // String names the dialect.
 func (d Dialect) String() string {

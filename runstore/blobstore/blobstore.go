@@ -229,7 +229,7 @@ func parseURL(rawURL string) (*url.URL, error) {
 	switch u.Scheme {
 	case "s3":
 		if u.Host == "" {
-			return nil, errors.New("blobstore: s3 URL without a bucket; want s3://bucket?region=...")
+			return nil, errors.New("blobstore: s3 URL without a bucket; want s3://bucket?region=REGION")
 		}
 	case "file":
 		if u.Path == "" || u.Path == "/" && u.Host == "" {

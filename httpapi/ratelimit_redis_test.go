@@ -8,13 +8,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
 	"time"
+
+	"github.com/dynoai/dynoai/internal/services"
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/metrics"
@@ -37,16 +39,10 @@ const redisURLEnv = "DYNOAI_TEST_REDIS_URL"
 
 // testRedisOptions returns the options of the Redis named by
 // $DYNOAI_TEST_REDIS_URL. Without the variable the test is skipped, except
-// under CI=true where it fails.
+// under DYNOAI_SERVICES_REQUIRED=1 (set by .ci/run) where it fails.
 func testRedisOptions(t testing.TB) *redis.Options {
 	t.Helper()
-	u := os.Getenv(redisURLEnv)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set; CI must run the Redis tests (.ci/redis.sh starts a server)", redisURLEnv)
-		}
-		t.Skipf("%s is not set: skipping Redis tests (run .ci/redis.sh as root, then source /tmp/dynoai-ci-redis.env, or set it to e.g. redis://127.0.0.1:6379/0)", redisURLEnv)
-	}
+	u := services.Need(t, redisURLEnv, "Redis tests; run .ci/redis.sh as root, then source /tmp/dynoai-ci-redis.env, or set it to e.g. redis://127.0.0.1:6379/0")
 	o, err := redis.ParseURL(u)
 	require.NoError(t, err, "%s", redisURLEnv)
 	o.ContextTimeoutEnabled = true

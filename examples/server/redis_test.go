@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
 	"testing"
+
 	"time"
+
+	"github.com/dynoai/dynoai/internal/services"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -76,13 +78,7 @@ func TestRateStorageSettings(t *testing.T) {
 // $DYNOAI_TEST_REDIS_URL's server, emptied first): a client's limit holds
 // across both, and health names Redis.
 func TestRedisRateLimitWiring(t *testing.T) {
-	base := os.Getenv("DYNOAI_TEST_REDIS_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("DYNOAI_TEST_REDIS_URL is not set; CI must run the Redis tests (.ci/redis.sh starts a server)")
-		}
-		t.Skip("DYNOAI_TEST_REDIS_URL is not set: skipping Redis tests (run .ci/redis.sh as root, then source /tmp/dynoai-ci-redis.env)")
-	}
+	base := services.Need(t, "DYNOAI_TEST_REDIS_URL", "Redis tests; run .ci/redis.sh as root, then source /tmp/dynoai-ci-redis.env")
 	u, err := url.Parse(base)
 	require.NoError(t, err)
 	u.Path = "/3"

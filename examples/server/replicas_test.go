@@ -35,7 +35,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
 	"time"
+
+	"github.com/dynoai/dynoai/internal/services"
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/runstore"
@@ -93,13 +96,13 @@ func heavyTest(t *testing.T) {
 	}
 }
 
-// optionalService returns a service's address from env, "" when unset; in
-// CI an unset service fails the test.
+// optionalService returns a service's address from env, "" when unset;
+// under DYNOAI_SERVICES_REQUIRED=1 an unset service fails the test.
 func optionalService(t *testing.T, env string) string {
 	t.Helper()
 	v := os.Getenv(env)
-	if v == "" && os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not set; CI must run the multi-replica test on it", env)
+	if v == "" && services.Required() {
+		t.Fatalf("%s is not set and %s=1; CI must run the multi-replica test on it", env, services.RequiredEnv)
 	}
 	if v == "" {
 		t.Logf("%s is not set: the replicas share what they have without it", env)

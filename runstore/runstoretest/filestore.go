@@ -9,11 +9,13 @@ import (
 	"errors"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
+
 	"time"
+
+	"github.com/dynoai/dynoai/internal/services"
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/stretchr/testify/assert"
@@ -28,17 +30,11 @@ const S3Env = "DYNOAI_TEST_S3_URL"
 
 // S3URL returns $DYNOAI_TEST_S3_URL with a prefix of its own (prefix=t-<random>/),
 // so that each test sees an empty store; the caller removes what it
-// stored. Without the variable the test is skipped, except under CI=true
-// where it fails.
+// stored. Without the variable the test is skipped, except under
+// DYNOAI_SERVICES_REQUIRED=1 (set by .ci/run) where it fails.
 func S3URL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(S3Env)
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set; CI must run the S3 tests (.ci/s3.sh starts a server)", S3Env)
-		}
-		t.Skipf("%s is not set: skipping S3 tests (run .ci/s3.sh as root and source /tmp/dynoai-ci-s3.env)", S3Env)
-	}
+	base := services.Need(t, S3Env, "S3 tests; run .ci/s3.sh as root and source /tmp/dynoai-ci-s3.env")
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "s3" {
 		t.Fatalf("%s is not an s3:// URL", S3Env)

@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/dynoai/dynoai/internal/services"
 
 	_ "github.com/lib/pq" // the PostgreSQL driver
 )
@@ -18,17 +19,11 @@ const PostgresEnv = "DYNOAI_TEST_POSTGRES_DSN"
 
 // PostgresDSN returns a DSN for an isolated, empty schema in the database
 // named by $DYNOAI_TEST_POSTGRES_DSN; the schema is dropped when the test
-// ends. Without the variable the test is skipped, except under CI=true
-// where it fails.
+// ends. Without the variable the test is skipped, except under
+// DYNOAI_SERVICES_REQUIRED=1 (set by .ci/run) where it fails.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(PostgresEnv)
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set; CI must run the PostgreSQL tests", PostgresEnv)
-		}
-		t.Skipf("%s is not set: skipping PostgreSQL tests (set it to e.g. postgres://postgres@127.0.0.1:5432/dynoai_test?sslmode=disable)", PostgresEnv)
-	}
+	base := services.Need(t, PostgresEnv, "PostgreSQL tests; run .ci/postgres.sh as root and source /tmp/dynoai-ci-postgres.env, or set it to e.g. postgres://postgres@127.0.0.1:5432/dynoai_test?sslmode=disable")
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)

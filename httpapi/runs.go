@@ -70,7 +70,7 @@ type runView struct {
 	Version     int64              `json:"version"`
 	Status      runstore.Status    `json:"status"`
 	LegacyState string             `json:"legacy_status"`
-	Source      runstore.Source    `json:"source"`
+	Source      runstore.RunSource `json:"source"`
 	Stage       string             `json:"stage,omitempty"`
 	Progress    float64            `json:"progress"`
 	Message     string             `json:"message,omitempty"`

@@ -78,7 +78,7 @@ func TestStubRunsThroughVEIntoSQLite(t *testing.T) {
 	require.Empty(t, again.New)
 	require.Empty(t, again.Processed, "a second poll must not process anything again")
 
-	page, err := rs.List(ctx, runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}})
+	page, err := rs.List(ctx, runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}})
 	require.NoError(t, err)
 	require.Len(t, page.Runs, 7)
 	for _, run := range page.Runs {

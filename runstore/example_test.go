@@ -54,7 +54,7 @@ func ExampleRunStore_List() {
 	for _, name := range []string{"a.csv", "b.csv", "c.csv", "d.csv", "e.csv"} {
 		s.Create(ctx, runstore.NewRun{Source: runstore.SourceJetstream, Filename: name})
 	}
-	f := runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}, Limit: 2}
+	f := runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}, Limit: 2}
 	for {
 		p, err := s.List(ctx, f)
 		if err != nil {

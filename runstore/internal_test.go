@@ -100,7 +100,7 @@ func TestParseStatusAndSource(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for in, want := range map[string]Source{"upload": SourceUpload, "manual_upload": SourceUpload, "simulator_pull": SourceSimulator,
+	for in, want := range map[string]RunSource{"upload": SourceUpload, "manual_upload": SourceUpload, "simulator_pull": SourceSimulator,
 		"simulate": SourceSimulator, "real": SourceJetDrive, "JetStream": SourceJetstream, "api": SourceAPI} {
 		got, err := ParseSource(in)
 		require.NoError(t, err, in)

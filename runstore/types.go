@@ -23,8 +23,10 @@ const (
 	StatusCancelled  Status = "cancelled"
 )
 
-// Statuses lists every valid Status.
-var Statuses = []Status{StatusQueued, StatusProcessing, StatusCompleted, StatusFailed, StatusCancelled}
+// Statuses returns every valid Status, in a new slice the caller may keep.
+func Statuses() []Status {
+	return []Status{StatusQueued, StatusProcessing, StatusCompleted, StatusFailed, StatusCancelled}
+}
 
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
@@ -78,23 +80,26 @@ func ParseStatus(s string) (Status, error) {
 	return "", invalid("status", "unknown status %q", s)
 }
 
-// Source says where a run came from. It is a closed set; see ParseSource.
-type Source string
+// RunSource says where a run came from. It is a closed set; see ParseSource.
+// (It is not a dyno.Source, which yields samples.)
+type RunSource string
 
 // The sources.
 const (
-	SourceUpload    Source = "upload"
-	SourceJetstream Source = "jetstream"
-	SourceJetDrive  Source = "jetdrive"
-	SourceSimulator Source = "simulator"
-	SourceAPI       Source = "api"
+	SourceUpload    RunSource = "upload"
+	SourceJetstream RunSource = "jetstream"
+	SourceJetDrive  RunSource = "jetdrive"
+	SourceSimulator RunSource = "simulator"
+	SourceAPI       RunSource = "api"
 )
 
-// Sources lists every valid Source.
-var Sources = []Source{SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI}
+// Sources returns every valid RunSource, in a new slice the caller may keep.
+func Sources() []RunSource {
+	return []RunSource{SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI}
+}
 
 // Valid reports whether s is one of the defined sources.
-func (s Source) Valid() bool {
+func (s RunSource) Valid() bool {
 	switch s {
 	case SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI:
 		return true
@@ -102,10 +107,10 @@ func (s Source) Valid() bool {
 	return false
 }
 
-// ParseSource returns the Source named by s. Besides the canonical names it
+// ParseSource returns the RunSource named by s. Besides the canonical names it
 // accepts the predecessor's: manual_upload → upload, simulator_pull and
 // simulate → simulator, real → jetdrive.
-func ParseSource(s string) (Source, error) {
+func ParseSource(s string) (RunSource, error) {
 	v := strings.ToLower(strings.TrimSpace(s))
 	switch v {
 	case "manual_upload":
@@ -115,7 +120,7 @@ func ParseSource(s string) (Source, error) {
 	case "real":
 		return SourceJetDrive, nil
 	}
-	if src := Source(v); src.Valid() {
+	if src := RunSource(v); src.Valid() {
 		return src, nil
 	}
 	return "", invalid("source", "unknown source %q", s)
@@ -147,7 +152,7 @@ type Run struct {
 	Tenant      string          `json:"tenant,omitempty"` // the owner; "" for runs made without a key
 	Version     int64           `json:"version"`          // bumped by every write; pass it back in Update
 	Status      Status          `json:"status"`
-	Source      Source          `json:"source"`
+	Source      RunSource       `json:"source"`
 	Stage       string          `json:"stage,omitempty"`
 	Progress    float64         `json:"progress"` // 0..1
 	Message     string          `json:"message,omitempty"`
@@ -172,7 +177,7 @@ type NewRun struct {
 	// captures, imports, and runs stored before tenants existed), which
 	// belong to the server's default tenant. See ValidTenant.
 	Tenant      string
-	Source      Source
+	Source      RunSource
 	Filename    string // the user's name for the input, no path
 	InputSize   int64
 	Vehicle     string
@@ -227,7 +232,7 @@ type Filter struct {
 	// the runs made without a key).
 	Tenants       []string
 	Statuses      []Status
-	Sources       []Source
+	Sources       []RunSource
 	CreatedAfter  time.Time // inclusive
 	CreatedBefore time.Time // exclusive
 	// Text matches, case-insensitively, a substring of the filename or vehicle.
@@ -247,8 +252,8 @@ const (
 
 // Page is one page of List.
 type Page struct {
-	Runs []Run
-	Next string // "" when there are no more runs
+	Runs []Run  `json:"runs"`
+	Next string `json:"next"` // "" when there are no more runs
 }
 
 // FileMeta describes a file's contents and where a FileStore keeps them.

@@ -166,7 +166,7 @@ func do(ctx context.Context, cmd, url string, out io.Writer) error {
 			return nil
 		}
 		fmt.Fprintf(out, "runs:           %d\n", in.Runs)
-		for _, st := range runstore.Statuses {
+		for _, st := range runstore.Statuses() {
 			if n := in.ByStatus[st]; n > 0 {
 				fmt.Fprintf(out, "  %-12s  %d\n", st, n)
 			}

@@ -161,7 +161,7 @@ func (s *Store) lookup(ctx context.Context, id string) (runstore.Run, bool, erro
 			return runstore.Run{}, false, err
 		}
 	}
-	page, err := s.rs.List(ctx, runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}, JetstreamID: id, Limit: 2})
+	page, err := s.rs.List(ctx, runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}, JetstreamID: id, Limit: 2})
 	if err != nil {
 		return runstore.Run{}, false, err
 	}
@@ -348,7 +348,7 @@ func (s *Store) RunStates(ctx context.Context, statuses ...jetstream.RunStatus) 
 // when empty), newest first.
 func (s *Store) list(ctx context.Context, statuses []runstore.Status) ([]runstore.Run, error) {
 	var out []runstore.Run
-	f := runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}, Statuses: statuses, Limit: runstore.MaxLimit}
+	f := runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}, Statuses: statuses, Limit: runstore.MaxLimit}
 	for {
 		page, err := s.rs.List(ctx, f)
 		if err != nil {

@@ -395,8 +395,8 @@ func testTransitions(t *testing.T, open Opener) {
 		require.Equal(t, st, r.Status)
 		return r
 	}
-	for _, from := range runstore.Statuses {
-		for _, to := range runstore.Statuses {
+	for _, from := range runstore.Statuses() {
+		for _, to := range runstore.Statuses() {
 			if from == to {
 				continue
 			}
@@ -549,7 +549,7 @@ func ids(runs []runstore.Run) []string {
 func testListFilters(t *testing.T, open Opener) {
 	e := newEnv(t, open)
 	type spec struct {
-		src      runstore.Source
+		src      runstore.RunSource
 		file     string
 		vehicle  string
 		finalSt  runstore.Status
@@ -607,8 +607,8 @@ func testListFilters(t *testing.T, open Opener) {
 			want(func(i int) bool {
 				return specs[i].finalSt == runstore.StatusFailed || specs[i].finalSt == runstore.StatusCancelled
 			})},
-		{"jetstream", runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}}, want(func(i int) bool { return specs[i].src == runstore.SourceJetstream })},
-		{"jetstream completed", runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}, Statuses: []runstore.Status{runstore.StatusCompleted}}, []string{all[2].ID}},
+		{"jetstream", runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}}, want(func(i int) bool { return specs[i].src == runstore.SourceJetstream })},
+		{"jetstream completed", runstore.Filter{Sources: []runstore.RunSource{runstore.SourceJetstream}, Statuses: []runstore.Status{runstore.StatusCompleted}}, []string{all[2].ID}},
 		{"text case-insensitive", runstore.Filter{Text: "pull"}, []string{all[1].ID, all[0].ID}},
 		{"text in vehicle", runstore.Filter{Text: "road"}, []string{all[5].ID, all[3].ID, all[0].ID}},
 		{"text percent is literal", runstore.Filter{Text: "100%"}, []string{all[2].ID}},
@@ -620,7 +620,7 @@ func testListFilters(t *testing.T, open Opener) {
 		{"jetstream id", runstore.Filter{JetstreamID: "JS-2"}, []string{all[3].ID}},
 		{"min peak hp", runstore.Filter{MinPeakHP: ptr(100.0)}, []string{all[6].ID, all[2].ID}},
 		{"sort by peak hp", runstore.Filter{Sort: runstore.SortPeakHP}, []string{all[2].ID, all[6].ID, all[1].ID}},
-		{"sort by peak hp, filtered", runstore.Filter{Sort: runstore.SortPeakHP, Sources: []runstore.Source{runstore.SourceUpload}}, []string{all[1].ID}},
+		{"sort by peak hp, filtered", runstore.Filter{Sort: runstore.SortPeakHP, Sources: []runstore.RunSource{runstore.SourceUpload}}, []string{all[1].ID}},
 		{"limit", runstore.Filter{Limit: 2}, want(func(i int) bool { return i >= 5 })},
 	}
 	for _, tc := range cases {
@@ -746,7 +746,7 @@ func testPaginationConcurrentInserts(t *testing.T, open Opener) {
 			}
 		}()
 	}
-	first, err := e.s.List(e.ctx, runstore.Filter{Sources: []runstore.Source{runstore.SourceUpload}, Limit: 6})
+	first, err := e.s.List(e.ctx, runstore.Filter{Sources: []runstore.RunSource{runstore.SourceUpload}, Limit: 6})
 	require.NoError(t, err)
 	got := ids(first.Runs)
 	f := runstore.Filter{Limit: 6, Cursor: first.Next}

@@ -98,7 +98,7 @@ func BenchmarkList50Of100k(b *testing.B) {
 			}{
 				{"newest", runstore.Filter{Limit: 50}},
 				{"cursor-at-50k", runstore.Filter{Limit: 50, Cursor: mid.Next}},
-				{"status+source", runstore.Filter{Limit: 50, Statuses: []runstore.Status{runstore.StatusFailed}, Sources: []runstore.Source{runstore.SourceJetstream}}},
+				{"status+source", runstore.Filter{Limit: 50, Statuses: []runstore.Status{runstore.StatusFailed}, Sources: []runstore.RunSource{runstore.SourceJetstream}}},
 				{"text", runstore.Filter{Limit: 50, Text: "fat bob"}},
 				{"sort-peak-hp", runstore.Filter{Limit: 50, Sort: runstore.SortPeakHP}},
 			}

@@ -31,7 +31,7 @@ func SeedRuns(ctx context.Context, s *Store, n int, start time.Time) error {
 				file := fmt.Sprintf("pull_%06d.csv", k)
 				veh := []string{"Road Glide", "Street Glide", "Fat Bob", "Sportster"}[k%4]
 				st := []runstore.Status{runstore.StatusCompleted, runstore.StatusCompleted, runstore.StatusFailed, runstore.StatusCompleted}[k%4]
-				src := runstore.Sources[k%len(runstore.Sources)]
+				src := runstore.Sources()[k%len(runstore.Sources())]
 				us := toMicros(at)
 				args = append(args, id, 3, string(st), string(src), file, veh, runstore.SearchText(file, veh), 80+float64(k%60), us, us, us)
 			}

@@ -586,7 +586,7 @@ func js(raw json.RawMessage) sql.NullString {
 
 func (row *runRow) run() (runstore.Run, error) {
 	r := runstore.Run{
-		ID: row.ID, Tenant: row.Tenant, Version: row.Version, Status: runstore.Status(row.Status), Source: runstore.Source(row.Source),
+		ID: row.ID, Tenant: row.Tenant, Version: row.Version, Status: runstore.Status(row.Status), Source: runstore.RunSource(row.Source),
 		Stage: row.Stage, Progress: row.Progress, Message: row.Message, Filename: row.Filename,
 		InputSize: row.InputSize, Vehicle: row.Vehicle, JetstreamID: row.JetstreamID,
 		Stats: runstore.Stats{PeakHP: nf(row.PeakHP), PeakTorque: nf(row.PeakTorque), AFRMean: nf(row.AFRMean),

@@ -236,7 +236,7 @@ func readCrashState(t *testing.T, ctx context.Context, dsn, dir, runID string) c
 	// Every recorded file reads back whole; every record is complete and
 	// consistent; the latest apply rolls back to its base exactly.
 	for _, rec := range st.records {
-		require.Len(t, rec.Files, runstore.ApplyFiles[rec.Kind], "record %d", rec.ID)
+		require.Len(t, rec.Files, rec.Kind.Files(), "record %d", rec.ID)
 		if rec.ID <= verifiedUpTo.Load() {
 			continue
 		}
@@ -376,7 +376,7 @@ func runApplyCrash(t *testing.T, dsn string) {
 	}
 	var points []point
 	for _, op := range []string{"apply", "rollback"} {
-		blobs := runstore.ApplyFiles[runstore.ApplyKind(op)]
+		blobs := runstore.ApplyKind(op).Files()
 		for n := 1; n <= blobs; n++ {
 			for _, p := range []string{runstore.FailpointBlobWritten, runstore.FailpointBlobSynced,
 				runstore.FailpointBlobRenamed, runstore.FailpointBlobDirSynced} {

@@ -12,9 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// HTTPDurationBuckets are the buckets of dynoai_http_request_duration_seconds,
-// those of the predecessor's exporter.
-var HTTPDurationBuckets = []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+// HTTPDurationBuckets returns the buckets of
+// dynoai_http_request_duration_seconds, those of the predecessor's exporter,
+// in a new slice.
+func HTTPDurationBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+}
 
 // Endpoint label values for requests without a route.
 const (
@@ -38,7 +41,7 @@ func newHTTPMetrics(maxEndpoints int) *httpMetrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "http_request_duration_seconds",
 			Help:    "HTTP request duration in seconds, by method, route pattern and status.",
-			Buckets: HTTPDurationBuckets,
+			Buckets: HTTPDurationBuckets(),
 		}, []string{"method", "endpoint", "status"}),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "http_request_total",

@@ -52,15 +52,28 @@ var (
 	rateBackends     = []string{BackendRedis}
 )
 
-// Histogram buckets, as in the predecessor.
-var (
-	AnalysisDurationBuckets  = []float64{1, 5, 10, 30, 60, 120, 300}
-	VECorrectionCountBuckets = []float64{0, 10, 25, 50, 100, 250, 500, 1000}
-	VECorrectionMagBuckets   = []float64{0.5, 1, 2, 5, 7, 10, 15}
-	JetstreamPollBuckets     = []float64{0.1, 0.5, 1, 2, 5, 10}
-	TuningIterationsBuckets  = []float64{1, 2, 3, 5, 7, 10, 15, 20}
-	UploadBytesBuckets       = []float64{1024, 10240, 102400, 1048576, 10485760, 52428800}
-)
+// The histogram buckets, as in the predecessor. Each function returns a new
+// slice, so a caller cannot change what New registers.
+
+// AnalysisDurationBuckets returns the buckets of dynoai_analysis_duration_seconds.
+func AnalysisDurationBuckets() []float64 { return []float64{1, 5, 10, 30, 60, 120, 300} }
+
+// VECorrectionCountBuckets returns the buckets of dynoai_ve_corrections_count.
+func VECorrectionCountBuckets() []float64 { return []float64{0, 10, 25, 50, 100, 250, 500, 1000} }
+
+// VECorrectionMagBuckets returns the buckets of dynoai_ve_corrections_magnitude_percent.
+func VECorrectionMagBuckets() []float64 { return []float64{0.5, 1, 2, 5, 7, 10, 15} }
+
+// JetstreamPollBuckets returns the buckets of dynoai_jetstream_poll_duration_seconds.
+func JetstreamPollBuckets() []float64 { return []float64{0.1, 0.5, 1, 2, 5, 10} }
+
+// TuningIterationsBuckets returns the buckets of dynoai_virtual_tuning_iterations.
+func TuningIterationsBuckets() []float64 { return []float64{1, 2, 3, 5, 7, 10, 15, 20} }
+
+// UploadBytesBuckets returns the buckets of dynoai_file_upload_bytes.
+func UploadBytesBuckets() []float64 {
+	return []float64{1024, 10240, 102400, 1048576, 10485760, 52428800}
+}
 
 // Options configures [New]. The zero value records nothing.
 type Options struct {
@@ -123,17 +136,17 @@ func New(opts Options) (*Metrics, error) {
 		analysisDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "analysis_duration_seconds",
 			Help:    "Time taken by one analysis, in seconds.",
-			Buckets: AnalysisDurationBuckets,
+			Buckets: AnalysisDurationBuckets(),
 		}, []string{"source"}),
 		veCount: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "ve_corrections_count",
 			Help:    "Number of VE cells corrected per analysis.",
-			Buckets: VECorrectionCountBuckets,
+			Buckets: VECorrectionCountBuckets(),
 		}),
 		veMagnitude: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "ve_corrections_magnitude_percent",
 			Help:    "Largest absolute VE correction of an analysis, in percent.",
-			Buckets: VECorrectionMagBuckets,
+			Buckets: VECorrectionMagBuckets(),
 		}),
 		jetstreamRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "jetstream_runs_total",
@@ -142,7 +155,7 @@ func New(opts Options) (*Metrics, error) {
 		jetstreamPoll: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "jetstream_poll_duration_seconds",
 			Help:    "Time taken by one Jetstream poll, in seconds.",
-			Buckets: JetstreamPollBuckets,
+			Buckets: JetstreamPollBuckets(),
 		}),
 		jetstreamPollErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "jetstream_poll_failures_total",
@@ -155,12 +168,12 @@ func New(opts Options) (*Metrics, error) {
 		tuningIterations: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "virtual_tuning_iterations",
 			Help:    "Iterations a virtual tuning session took to converge.",
-			Buckets: TuningIterationsBuckets,
+			Buckets: TuningIterationsBuckets(),
 		}),
 		uploadBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "file_upload_bytes",
 			Help:    "Size of uploaded files, in bytes.",
-			Buckets: UploadBytesBuckets,
+			Buckets: UploadBytesBuckets(),
 		}),
 		activeSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "active_sessions",

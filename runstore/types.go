@@ -523,8 +523,17 @@ const (
 	ApplyKindRollback ApplyKind = "rollback"
 )
 
-// ApplyFiles is how many files a record of each kind has.
-var ApplyFiles = map[ApplyKind]int{ApplyKindApply: 3, ApplyKindRollback: 1}
+// Files returns how many files a record of kind k has: 3 for an apply, 1 for
+// a rollback, 0 for an unknown kind.
+func (k ApplyKind) Files() int {
+	switch k {
+	case ApplyKindApply:
+		return 3
+	case ApplyKindRollback:
+		return 1
+	}
+	return 0
+}
 
 // NewApply is the input of RecordApply: one apply or rollback of a run's
 // cylinder, with the metadata of its files (CommitApply fills them in
@@ -562,8 +571,8 @@ func (a NewApply) Validate() error {
 	if len(a.Cylinder) > 32 {
 		return invalid("apply.cylinder", "longer than 32 bytes")
 	}
-	want, ok := ApplyFiles[a.Kind]
-	if !ok {
+	want := a.Kind.Files()
+	if want == 0 {
 		return invalid("apply.kind", "unknown kind %q", a.Kind)
 	}
 	if a.Parent < 0 {

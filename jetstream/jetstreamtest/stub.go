@@ -35,10 +35,12 @@ var stubRuns = []stubRun{
 	{"JS-GAMMA-404", "2020 Softail Standard", "Dynojet 200", "M8 107", 18, 75, 29.10, 55, 78, 95, true, 1},
 }
 
-// StubNoise is the sensor noise of the stub's simulated runs: TypicalNoise()
-// with a quieter torque cell, so the logged peaks stay within about 1 % of
-// the engine's.
-var StubNoise = dynosim.Noise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 0.3}
+// StubNoise returns the sensor noise of the stub's simulated runs:
+// TypicalNoise() with a quieter torque cell, so the logged peaks stay within
+// about 1 % of the engine's.
+func StubNoise() dynosim.Noise {
+	return dynosim.Noise{AFR: 0.05, RPM: 5, MAP: 0.5, TPS: 0.2, TorquePct: 0.3}
+}
 
 // StubRuns returns the predecessor's seven sample runs (spec §1.8), stamped
 // relative to now by their age, none yet processed. Each one's raw data is a
@@ -67,7 +69,7 @@ func StubRuns(ctx context.Context, now time.Time) ([]Run, error) {
 				Vehicle: s.vehicle, DynoType: s.dyno},
 			EngineType: s.engine, AmbientTempF: s.tempF, AmbientPressureInHg: s.inHg, HumidityPercent: s.rh,
 		}
-		cfg := dynosim.Config{Profile: p, Seed: uint64(i + 1), Noise: StubNoise, BaroKPa: baro, IATC: iatC}
+		cfg := dynosim.Config{Profile: p, Seed: uint64(i + 1), Noise: StubNoise(), BaroKPa: baro, IATC: iatC}
 		if s.ecuVE != 1 {
 			trueVE := dynosim.DefaultTrueVE(p, baro)
 			for c := range cfg.ECUVE {

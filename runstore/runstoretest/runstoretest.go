@@ -60,8 +60,8 @@ func (c *Clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-// Epoch is the suite's starting time.
-var Epoch = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
+// epoch is the suite's starting time.
+var epoch = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
 
 type env struct {
 	t     *testing.T
@@ -72,7 +72,7 @@ type env struct {
 
 func newEnv(t *testing.T, open Opener) *env {
 	t.Helper()
-	c := NewClock(Epoch)
+	c := NewClock(epoch)
 	s := open(t, c.Now)
 	t.Cleanup(func() { s.Close() })
 	return &env{t: t, ctx: context.Background(), clock: c, s: s}
@@ -144,7 +144,7 @@ func testCreateGet(t *testing.T, open Opener) {
 	assert.True(t, runstore.ValidID(r.ID), "id %q", r.ID)
 	assert.Equal(t, int64(1), r.Version)
 	assert.Equal(t, runstore.StatusQueued, r.Status)
-	assert.Equal(t, Epoch.Truncate(time.Microsecond), r.CreatedAt)
+	assert.Equal(t, epoch.Truncate(time.Microsecond), r.CreatedAt)
 	assert.Equal(t, r.CreatedAt, r.UpdatedAt)
 	assert.True(t, r.CompletedAt.IsZero())
 	got, err := e.s.Get(e.ctx, r.ID)
@@ -320,7 +320,7 @@ func testLifecycle(t *testing.T, open Opener) {
 	r, err := e.s.Update(e.ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing, Stage: ptr("validate"), Reason: "worker 1"})
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), r.Version)
-	assert.Equal(t, Epoch.Add(time.Second).Truncate(time.Microsecond), r.UpdatedAt)
+	assert.Equal(t, epoch.Add(time.Second).Truncate(time.Microsecond), r.UpdatedAt)
 	e.clock.Advance(time.Second)
 	r, err = e.s.Update(e.ctx, r.ID, runstore.Update{Version: r.Version, Stage: ptr("analyze"), Progress: ptr(0.5), Message: ptr("binning")})
 	require.NoError(t, err)
@@ -333,7 +333,7 @@ func testLifecycle(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	assert.Equal(t, runstore.StatusCompleted, r.Status)
 	assert.Equal(t, 1.0, r.Progress)
-	assert.Equal(t, Epoch.Add(3*time.Second).Truncate(time.Microsecond), r.CompletedAt)
+	assert.Equal(t, epoch.Add(3*time.Second).Truncate(time.Microsecond), r.CompletedAt)
 	got, err := e.s.Get(e.ctx, r.ID)
 	require.NoError(t, err)
 	assert.Equal(t, stats, got.Stats)
@@ -349,7 +349,7 @@ func testLifecycle(t *testing.T, open Opener) {
 		[]runstore.Status{h[0].To, h[1].To, h[2].To})
 	assert.Equal(t, runstore.StatusQueued, h[1].From)
 	assert.Equal(t, "worker 1", h[1].Reason)
-	assert.Equal(t, Epoch.Add(time.Second).Truncate(time.Microsecond), h[1].At)
+	assert.Equal(t, epoch.Add(time.Second).Truncate(time.Microsecond), h[1].At)
 
 	// A completed run cannot change.
 	_, err = e.s.Update(e.ctx, r.ID, runstore.Update{Version: got.Version, Stage: ptr("again")})
@@ -595,7 +595,7 @@ func testListFilters(t *testing.T, open Opener) {
 		}
 		return out
 	}
-	t0 := Epoch
+	t0 := epoch
 	cases := []struct {
 		name string
 		f    runstore.Filter
@@ -898,7 +898,7 @@ func testApplies(t *testing.T, open Opener) {
 	r := e.create(runstore.NewRun{})
 	rec := func(kind runstore.ApplyKind, cyl string, parent int64, tag string) (runstore.Apply, error) {
 		return e.s.RecordApply(e.ctx, r.ID, runstore.NewApply{Cylinder: cyl, Kind: kind, Parent: parent,
-			Files: applyFiles(runstore.ApplyFiles[kind], tag)})
+			Files: applyFiles(kind.Files(), tag)})
 	}
 	a1, err := rec(runstore.ApplyKindApply, "Front", 0, "a1")
 	require.NoError(t, err)

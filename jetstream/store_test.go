@@ -8,5 +8,5 @@ import (
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
-	jetstreamtest.TestStateStore(t, func(*testing.T) jetstream.StateStore { return jetstream.NewMemoryStore() })
+	jetstreamtest.RunStateStore(t, func(*testing.T) jetstream.StateStore { return jetstream.NewMemoryStore() })
 }

@@ -8,11 +8,14 @@ import (
 	"github.com/dynoai/dynoai/jetstream"
 )
 
-// TestStateStore checks that a jetstream.StateStore keeps what a Poller
+// RunStateStore checks that a jetstream.StateStore keeps what a Poller
 // relies on: the cursor, one record per run id, statuses and their filters,
 // attempts and errors of unfinished runs, outcomes of done runs, and records
-// listed oldest first. open returns a new, empty store.
-func TestStateStore(t *testing.T, open func(t *testing.T) jetstream.StateStore) {
+// listed oldest first. open returns a new, empty store. (Conformance suites
+// in this module are named Run, for a test package's main interface, or
+// RunX for interface X: runstoretest.Run, runstoretest.RunFileStore,
+// authkeystest.Run.)
+func RunStateStore(t *testing.T, open func(t *testing.T) jetstream.StateStore) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 	run := func(i int) jetstream.Run {

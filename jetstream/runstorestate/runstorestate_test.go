@@ -216,12 +216,12 @@ func TestPollerOnSQLiteAcrossRestart(t *testing.T) {
 
 func TestConformance(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		jetstreamtest.TestStateStore(t, func(*testing.T) jetstream.StateStore {
+		jetstreamtest.RunStateStore(t, func(*testing.T) jetstream.StateStore {
 			return runstorestate.New(runstore.NewMemory(runstore.Options{}), runstorestate.Options{})
 		})
 	})
 	t.Run("sqlite", func(t *testing.T) {
-		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
+		jetstreamtest.RunStateStore(t, func(t *testing.T) jetstream.StateStore {
 			db, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "runs.db"), sqlstore.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })
@@ -229,7 +229,7 @@ func TestConformance(t *testing.T) {
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		jetstreamtest.TestStateStore(t, func(t *testing.T) jetstream.StateStore {
+		jetstreamtest.RunStateStore(t, func(t *testing.T) jetstream.StateStore {
 			db, err := sqlstore.OpenPostgres(context.Background(), runstoretest.PostgresDSN(t), sqlstore.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { db.Close() })

@@ -321,7 +321,7 @@ func checkVersion(r *Run, version int64) error {
 }
 
 // Mutation returns the change u makes: the version check, the status
-// transition, stage, progress and message.
+// transition, stage, progress, message and settings.
 func (u Update) Mutation() Mutation {
 	return func(r *Run, now time.Time) (*StatusChange, error) {
 		if err := checkVersion(r, u.Version); err != nil {
@@ -345,6 +345,9 @@ func (u Update) Mutation() Mutation {
 		}
 		if u.Message != nil {
 			r.Message = *u.Message
+		}
+		if u.Settings != nil {
+			r.Settings = clone(u.Settings)
 		}
 		if r.Status == StatusCompleted {
 			r.Progress = 1

@@ -194,6 +194,10 @@ type Update struct {
 	Stage    *string
 	Progress *float64
 	Message  *string
+	// Settings, when not nil, replaces the run's Settings document (for a
+	// caller that keeps structured state of its own there, such as the
+	// Jetstream poller's status and attempt count).
+	Settings json.RawMessage
 	Reason   string // recorded in the status history when Status changes
 }
 
@@ -422,6 +426,11 @@ func (u Update) Validate() error {
 		p := *u.Progress
 		if math.IsNaN(p) || p < 0 || p > 1 {
 			return invalid("progress", "%v is outside 0..1", p)
+		}
+	}
+	if u.Settings != nil {
+		if err := checkJSON("settings", u.Settings); err != nil {
+			return err
 		}
 	}
 	if u.Message != nil {

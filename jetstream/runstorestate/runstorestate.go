@@ -3,9 +3,11 @@
 // run of the store (source "jetstream", JetstreamID set) that httpapi and
 // its users see, and the poller resumes from the store after a restart.
 //
-// Mapping. A recorded run is created queued. While it waits or moves
-// through the pipeline it stays queued in the store and its Stage says
-// where it is and which attempt ("downloading (attempt 2)"), its Message
+// Mapping. A recorded run is created queued, with the Jetstream list item
+// in its Settings. While it waits or moves through the pipeline it stays
+// queued in the store; the poller's status and attempt count are kept in
+// its Settings ("poller": {"status": "downloading", "attempts": 2}), its
+// Stage shows them to people ("downloading (attempt 2)"), and its Message
 // carries the last retryable failure; a run becomes processing only at the
 // instant it completes, then completed with the processor's Outcome as
 // Results (and Stats.PeakHP / PeakTorque from the Outcome's "peak_hp" and
@@ -68,9 +70,17 @@ func New(rs runstore.RunStore, o Options) *Store {
 	return &Store{rs: rs, o: o, ids: map[string]string{}}
 }
 
-// settings is what a run's Settings hold: the Jetstream list item.
+// settings is what a run's Settings hold: the Jetstream list item and, while
+// the run is unfinished, where the poller has it.
 type settings struct {
 	Jetstream jetstream.Run `json:"jetstream"`
+	Poller    *pollerState  `json:"poller,omitempty"`
+}
+
+// pollerState is the poller's record of an unfinished run.
+type pollerState struct {
+	Status   jetstream.RunStatus `json:"status"`
+	Attempts int                 `json:"attempts"`
 }
 
 const (
@@ -187,10 +197,33 @@ func (s *Store) RunState(ctx context.Context, id string) (jetstream.RunState, bo
 	return st, err == nil, err
 }
 
-var stageRE = regexp.MustCompile(`^([a-z]+) \(attempt (\d+)\)$`)
+// legacyStageRE matches the Stage of runs recorded before the poller's
+// state moved to Settings; only those are read from it.
+var legacyStageRE = regexp.MustCompile(`^([a-z]+) \(attempt (\d+)\)$`)
 
+// stageText is the Stage people see for a run the poller has in status st.
 func stageText(st jetstream.RunStatus, attempts int) string {
 	return fmt.Sprintf("%s (attempt %d)", st, attempts)
+}
+
+// pollerOf returns where the poller has run r: from its Settings, or, for a
+// run recorded before they held it, from its Stage text.
+func pollerOf(r runstore.Run, set settings) (pollerState, error) {
+	if p := set.Poller; p != nil {
+		if p.Attempts < 0 {
+			return pollerState{}, fmt.Errorf("runstorestate: run %s: settings.poller.attempts is %d, want >= 0", r.ID, p.Attempts)
+		}
+		return *p, nil
+	}
+	m := legacyStageRE.FindStringSubmatch(r.Stage)
+	if m == nil {
+		return pollerState{}, nil
+	}
+	n, err := strconv.Atoi(m[2])
+	if err != nil {
+		return pollerState{}, fmt.Errorf("runstorestate: run %s: attempt count in stage %q: %w", r.ID, r.Stage, err)
+	}
+	return pollerState{Status: jetstream.RunStatus(m[1]), Attempts: n}, nil
 }
 
 // toState reads a store run back as the poller's record.
@@ -200,10 +233,11 @@ func toState(r runstore.Run) (jetstream.RunState, error) {
 		return jetstream.RunState{}, fmt.Errorf("runstorestate: run %s has no Jetstream settings", r.ID)
 	}
 	st := jetstream.RunState{Run: set.Jetstream, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
-	if m := stageRE.FindStringSubmatch(r.Stage); m != nil {
-		st.Status = jetstream.RunStatus(m[1])
-		st.Attempts, _ = strconv.Atoi(m[2])
+	p, err := pollerOf(r, set)
+	if err != nil {
+		return jetstream.RunState{}, err
 	}
+	st.Status, st.Attempts = p.Status, p.Attempts
 	switch r.Status {
 	case runstore.StatusQueued, runstore.StatusProcessing:
 		if st.Status == "" || st.Status.Terminal() {
@@ -298,15 +332,25 @@ func (s *Store) PutRunState(ctx context.Context, st jetstream.RunState) error {
 			Message: &msg, Reason: msg})
 		return err
 	}
+	var set settings
+	if err := json.Unmarshal(r.Settings, &set); err != nil {
+		return fmt.Errorf("runstorestate: run %s settings: %w", r.ID, err)
+	}
+	now := pollerState{Status: st.Status, Attempts: st.Attempts}
 	stage := stageText(st.Status, st.Attempts)
 	msg := ""
 	if st.Error != nil {
 		msg = truncate(st.Error.Message, 4096)
 	}
-	if r.Stage == stage && r.Message == msg {
+	if set.Poller != nil && *set.Poller == now && r.Stage == stage && r.Message == msg {
 		return nil
 	}
-	_, err = s.rs.Update(ctx, r.ID, runstore.Update{Version: r.Version, Stage: &stage, Message: &msg})
+	set.Poller = &now
+	b, err := json.Marshal(set)
+	if err != nil {
+		return err
+	}
+	_, err = s.rs.Update(ctx, r.ID, runstore.Update{Version: r.Version, Stage: &stage, Message: &msg, Settings: b})
 	return err
 }
 

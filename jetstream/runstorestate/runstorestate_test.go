@@ -2,6 +2,7 @@ package runstorestate_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math"
 	"path/filepath"
@@ -236,4 +237,67 @@ func TestConformance(t *testing.T) {
 			return runstorestate.New(db, runstorestate.Options{})
 		})
 	})
+}
+
+// TestPollerStateInSettings: the poller's status and attempt count live in
+// the run's Settings, not in its display Stage; runs recorded before (state
+// only in the Stage text) still read back, and a state that cannot be read
+// is an error naming the run, never a silent zero.
+func TestPollerStateInSettings(t *testing.T) {
+	ctx := context.Background()
+	rs := runstore.NewMemory(runstore.Options{})
+	s := runstorestate.New(rs, runstorestate.Options{})
+	run := jetstream.Run{ID: "JS-7", Timestamp: t0}
+	require.NoError(t, s.PutRunState(ctx, jetstream.RunState{Run: run, Status: jetstream.StatusConverting, Attempts: 3}))
+
+	page, err := rs.List(ctx, runstore.Filter{})
+	require.NoError(t, err)
+	require.Len(t, page.Runs, 1)
+	r := page.Runs[0]
+	var set struct {
+		Poller struct {
+			Status   string `json:"status"`
+			Attempts int    `json:"attempts"`
+		} `json:"poller"`
+	}
+	require.NoError(t, json.Unmarshal(r.Settings, &set))
+	assert.Equal(t, "converting", set.Poller.Status)
+	assert.Equal(t, 3, set.Poller.Attempts)
+	assert.Equal(t, "converting (attempt 3)", r.Stage, "the Stage still shows it")
+
+	// Someone rewords the Stage: the state does not change.
+	stage := "converting, third try"
+	_, err = rs.Update(ctx, r.ID, runstore.Update{Version: r.Version, Stage: &stage})
+	require.NoError(t, err)
+	got, ok, err := s.RunState(ctx, "JS-7")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, jetstream.StatusConverting, got.Status)
+	assert.Equal(t, 3, got.Attempts)
+
+	legacy := func(id, stage, settings string) string {
+		t.Helper()
+		r, err := rs.Create(ctx, runstore.NewRun{Source: runstore.SourceJetstream, JetstreamID: id, Settings: []byte(settings)})
+		require.NoError(t, err)
+		_, err = rs.Update(ctx, r.ID, runstore.Update{Version: r.Version, Stage: &stage})
+		require.NoError(t, err)
+		return r.ID
+	}
+	legacy("JS-old", "downloading (attempt 2)", `{"jetstream":{"id":"JS-old"}}`)
+	got, ok, err = runstorestate.New(rs, runstorestate.Options{}).RunState(ctx, "JS-old")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, jetstream.StatusDownloading, got.Status)
+	assert.Equal(t, 2, got.Attempts)
+
+	for _, tc := range []struct{ id, stage, settings, want string }{
+		{"JS-big", "downloading (attempt 99999999999999999999)", `{"jetstream":{"id":"JS-big"}}`, "attempt count"},
+		{"JS-neg", "", `{"jetstream":{"id":"JS-neg"},"poller":{"status":"queued","attempts":-1}}`, "attempts is -1"},
+	} {
+		rid := legacy(tc.id, tc.stage, tc.settings)
+		_, _, err := runstorestate.New(rs, runstorestate.Options{}).RunState(ctx, tc.id)
+		require.Error(t, err, tc.id)
+		assert.Contains(t, err.Error(), rid)
+		assert.Contains(t, err.Error(), tc.want)
+	}
 }

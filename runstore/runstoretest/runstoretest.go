@@ -123,6 +123,7 @@ func Run(t *testing.T, open Opener) {
 		{"Probe", testProbe},
 		{"Cascade", testCascade},
 		{"JSONRoundTrip", testJSONRoundTrip},
+		{"UpdateSettings", testUpdateSettings},
 		{"TimeZones", testTimeZones},
 		{"LargeResults", testLargeResults},
 		{"Unicode", testUnicode},
@@ -1061,6 +1062,33 @@ func testJSONRoundTrip(t *testing.T, open Opener) {
 	assert.Nil(t, got.Settings, "no settings stays nil")
 	assert.Nil(t, got.Results)
 	assert.Nil(t, got.Error)
+}
+
+// testUpdateSettings: Update replaces Settings when given one, keeps them
+// when not, refuses a document that is not JSON, and a stale version
+// changes nothing.
+func testUpdateSettings(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	r := e.create(runstore.NewRun{Settings: []byte(`{"a":1}`)})
+	stage := "waiting"
+	r, err := e.s.Update(e.ctx, r.ID, runstore.Update{Version: r.Version, Stage: &stage})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"a":1}`, string(r.Settings), "an update without settings keeps them")
+
+	r2, err := e.s.Update(e.ctx, r.ID, runstore.Update{Version: r.Version, Settings: []byte(`{"a":2,"poller":{"attempts":3}}`)})
+	require.NoError(t, err)
+	got, err := e.s.Get(e.ctx, r.ID)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"a":2,"poller":{"attempts":3}}`, string(got.Settings))
+	assert.Equal(t, r2.Version, got.Version)
+
+	_, err = e.s.Update(e.ctx, r.ID, runstore.Update{Version: r2.Version, Settings: []byte(`{"a":`)})
+	require.ErrorIs(t, err, runstore.ErrInvalid)
+	_, err = e.s.Update(e.ctx, r.ID, runstore.Update{Version: r.Version, Settings: []byte(`{"a":3}`)})
+	require.ErrorIs(t, err, runstore.ErrConflict, "a stale version")
+	got, err = e.s.Get(e.ctx, r.ID)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"a":2,"poller":{"attempts":3}}`, string(got.Settings), "refused updates change nothing")
 }
 
 func testTimeZones(t *testing.T, open Opener) {

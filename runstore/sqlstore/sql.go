@@ -805,9 +805,9 @@ func (s *Store) mutateTx(ctx context.Context, tx *txn, id string, m runstore.Mut
 		return runstore.Run{}, err
 	}
 	res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs SET version = ?, status = ?, stage = ?, progress = ?, message = ?,
-		results = ?, error = ?, peak_hp = ?, peak_torque = ?, afr_mean = ?, afr_std = ?, corrected_cells = ?,
+		settings = ?, results = ?, error = ?, peak_hp = ?, peak_torque = ?, afr_mean = ?, afr_std = ?, corrected_cells = ?,
 		max_correction_pct = ?, updated_us = ?, completed_us = ? WHERE id = ? AND version = ?`),
-		r.Version, string(r.Status), r.Stage, r.Progress, r.Message, js(r.Results), errJSON(r.Error),
+		r.Version, string(r.Status), r.Stage, r.Progress, r.Message, js(r.Settings), js(r.Results), errJSON(r.Error),
 		fn(r.Stats.PeakHP), fn(r.Stats.PeakTorque), fn(r.Stats.AFRMean), fn(r.Stats.AFRStd),
 		nullInt(r.Stats.CorrectedCells), fn(r.Stats.MaxCorrectionPct), toMicros(r.UpdatedAt),
 		completed(r.CompletedAt), id, cur.Version)

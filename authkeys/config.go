@@ -1,11 +1,10 @@
 package authkeys
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
+
+	"github.com/dynoai/dynoai/internal/envvar"
 )
 
 // Environment variables read by [LoadEnv], named as in the predecessor.
@@ -27,7 +26,8 @@ type Setup struct {
 }
 
 // LoadEnv builds a Setup from API_AUTH_ENABLED, API_KEYS and API_KEYS_FILE,
-// read through lookup (os.LookupEnv when nil).
+// read through lookup; a main package passes os.LookupEnv (the library never
+// reads the process environment itself), and a nil lookup is an error.
 //
 // API_AUTH_ENABLED accepts 1/true/yes/on and 0/false/no/off in any case
 // (unset or empty means false); any other value is an error naming the
@@ -36,14 +36,10 @@ type Setup struct {
 // keys is not an error (requests then fail closed) but is logged at Error
 // through opts.Logger.
 func LoadEnv(lookup func(string) (string, bool), opts FileOptions) (Setup, error) {
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
 	var s Setup
-	raw, _ := lookup(EnvEnabled)
-	enabled, err := ParseBool(raw)
+	enabled, err := envvar.Bool(envvar.Lookup(lookup), EnvEnabled, false)
 	if err != nil {
-		return Setup{}, fmt.Errorf("authkeys: %s=%q: %w", EnvEnabled, raw, err)
+		return Setup{}, fmt.Errorf("authkeys: %w", err)
 	}
 	s.Enabled = enabled
 	env, err := NewEnv(EnvKeys, lookup)
@@ -51,8 +47,8 @@ func LoadEnv(lookup func(string) (string, bool), opts FileOptions) (Setup, error
 		return Setup{}, err
 	}
 	stores := []KeyStore{env}
-	if path, _ := lookup(EnvKeysFile); strings.TrimSpace(path) != "" {
-		f, err := OpenFile(strings.TrimSpace(path), opts)
+	if path, _ := envvar.String(envvar.Lookup(lookup), EnvKeysFile); path != "" {
+		f, err := OpenFile(path, opts)
 		if err != nil {
 			return Setup{}, fmt.Errorf("%s: %w", EnvKeysFile, err)
 		}
@@ -77,16 +73,9 @@ func LoadEnv(lookup func(string) (string, bool), opts FileOptions) (Setup, error
 }
 
 // ErrNotBool is returned by [ParseBool] for a value that is not a boolean.
-var ErrNotBool = errors.New("not a boolean (want one of 1, true, yes, on, 0, false, no, off)")
+var ErrNotBool = envvar.ErrNotBool
 
 // ParseBool parses a boolean setting: 1, true, yes, on / 0, false, no, off
-// in any case, surrounding spaces ignored; the empty string is false.
-func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "true", "yes", "on":
-		return true, nil
-	case "", "0", "false", "no", "off":
-		return false, nil
-	}
-	return false, ErrNotBool
-}
+// in any case, surrounding spaces ignored; the empty string is false. It is
+// the rule of every boolean variable the module reads.
+func ParseBool(s string) (bool, error) { return envvar.ParseBool(s) }

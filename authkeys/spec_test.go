@@ -288,3 +288,12 @@ func TestSpecMiddleware(t *testing.T) {
 		}
 	})
 }
+
+// A nil lookup is an error, not an empty environment: the library never
+// reads the process environment itself.
+func TestLoadEnvNilLookup(t *testing.T) {
+	_, err := LoadEnv(nil, FileOptions{})
+	require.Error(t, err)
+	_, err = NewEnv("", nil)
+	require.Error(t, err)
+}

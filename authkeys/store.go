@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dynoai/dynoai/internal/envvar"
 )
 
 // KeyStore verifies presented API keys.
@@ -168,14 +169,15 @@ type Env struct {
 	mu     sync.Mutex
 }
 
-// NewEnv reads the variable name (EnvVar when empty) through lookup
-// (os.LookupEnv when nil). An unset or empty variable means no keys.
+// NewEnv reads the variable name (EnvVar when empty) through lookup (a main
+// package passes os.LookupEnv; nil is an error). An unset or empty variable
+// means no keys.
 func NewEnv(name string, lookup func(string) (string, bool)) (*Env, error) {
 	if name == "" {
 		name = EnvVar
 	}
 	if lookup == nil {
-		lookup = os.LookupEnv
+		return nil, fmt.Errorf("authkeys: environment variable %s: %w", name, envvar.ErrNoLookup)
 	}
 	e := &Env{name: name, lookup: lookup}
 	if _, err := e.Reload(context.Background()); err != nil {

@@ -71,11 +71,15 @@ func TestStubMode(t *testing.T) {
 		{map[string]string{"JETSTREAM_STUB_MODE": "true"}, true},
 		{map[string]string{"JETSTREAM_USE_STUBS": " ON "}, true},
 		{map[string]string{"JETSTREAM_STUB_DATA": "false", "JETSTREAM_STUB_MODE": "true"}, false}, // the predecessor's precedence
-		{map[string]string{"JETSTREAM_STUB_MODE": "maybe"}, false},
+		{map[string]string{"JETSTREAM_STUB_DATA": " ", "JETSTREAM_USE_STUBS": "1"}, true},
 	}
 	for _, tc := range tests {
-		assert.Equal(t, tc.want, jetstream.StubMode(func(k string) string { return tc.env[k] }), "%v", tc.env)
+		got, err := jetstream.StubMode(lookupIn(tc.env))
+		require.NoError(t, err, "%v", tc.env)
+		assert.Equal(t, tc.want, got, "%v", tc.env)
 	}
+	_, err := jetstream.StubMode(lookupIn(map[string]string{"JETSTREAM_STUB_MODE": "maybe"}))
+	require.ErrorContains(t, err, `JETSTREAM_STUB_MODE="maybe"`)
 }
 
 func TestNewHTTPClientValidates(t *testing.T) {

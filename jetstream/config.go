@@ -2,10 +2,11 @@ package jetstream
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/dynoai/dynoai/internal/envvar"
 )
 
 // MaskKey returns key fit for display and logs: empty stays empty; a key of
@@ -63,23 +64,33 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 }
 
 // ConfigFromEnv reads the predecessor's environment variables through
-// getenv (typically os.Getenv): JETSTREAM_API_URL, JETSTREAM_API_KEY,
-// JETSTREAM_POLL_INTERVAL (seconds, default 30; an unreadable value keeps the
-// default), JETSTREAM_AUTO_PROCESS (true unless set to something other than
-// "true") and JETSTREAM_ENABLED (false unless "true"), case-insensitively.
-func ConfigFromEnv(getenv func(string) string) Config {
-	c := Config{APIURL: strings.TrimSpace(getenv("JETSTREAM_API_URL")), APIKey: strings.TrimSpace(getenv("JETSTREAM_API_KEY")),
-		PollInterval: 30 * time.Second, AutoProcess: true}
-	if v := strings.TrimSpace(getenv("JETSTREAM_POLL_INTERVAL")); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			c.PollInterval = time.Duration(n) * time.Second
-		}
+// lookup (a main package passes os.LookupEnv; the library never reads the
+// process environment itself): JETSTREAM_API_URL, JETSTREAM_API_KEY,
+// JETSTREAM_POLL_INTERVAL (whole seconds above zero, default 30),
+// JETSTREAM_AUTO_PROCESS (default true) and JETSTREAM_ENABLED (default
+// false). Booleans are 1/true/yes/on or 0/false/no/off in any case; an
+// unset or empty variable keeps its default, and any other value is an
+// error naming the variable (the predecessor silently kept the default).
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	l := envvar.Lookup(lookup)
+	c := Config{PollInterval: 30 * time.Second}
+	var err error
+	if c.APIURL, err = envvar.String(l, "JETSTREAM_API_URL"); err != nil {
+		return Config{}, fmt.Errorf("jetstream: %w", err)
 	}
-	if v := getenv("JETSTREAM_AUTO_PROCESS"); v != "" {
-		c.AutoProcess = strings.EqualFold(strings.TrimSpace(v), "true")
+	c.APIKey, _ = envvar.String(l, "JETSTREAM_API_KEY")
+	secs, err := envvar.PositiveInt(l, "JETSTREAM_POLL_INTERVAL", 30)
+	if err != nil {
+		return Config{}, fmt.Errorf("jetstream: %w", err)
 	}
-	c.Enabled = strings.EqualFold(strings.TrimSpace(getenv("JETSTREAM_ENABLED")), "true")
-	return c
+	c.PollInterval = time.Duration(secs) * time.Second
+	if c.AutoProcess, err = envvar.Bool(l, "JETSTREAM_AUTO_PROCESS", true); err != nil {
+		return Config{}, fmt.Errorf("jetstream: %w", err)
+	}
+	if c.Enabled, err = envvar.Bool(l, "JETSTREAM_ENABLED", false); err != nil {
+		return Config{}, fmt.Errorf("jetstream: %w", err)
+	}
+	return c, nil
 }
 
 // Masked returns a copy of c whose APIKey is masked with MaskKey.
@@ -99,21 +110,26 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// StubMode reports whether the environment asks for stub mode, by the
-// predecessor's rule: the first non-empty of JETSTREAM_STUB_DATA,
-// JETSTREAM_STUB_MODE and JETSTREAM_USE_STUBS decides, and it is on when its
-// trimmed lower-case value is 1, true, yes or on. getenv is typically os.Getenv.
-func StubMode(getenv func(string) string) bool {
+// StubMode reports whether the environment, read through lookup (a main
+// package passes os.LookupEnv), asks for stub mode. As in the predecessor
+// the first non-empty of JETSTREAM_STUB_DATA, JETSTREAM_STUB_MODE and
+// JETSTREAM_USE_STUBS decides; its value is a boolean by ConfigFromEnv's
+// rule, and anything else is an error naming the variable.
+func StubMode(lookup func(string) (string, bool)) (bool, error) {
+	l := envvar.Lookup(lookup)
 	for _, name := range []string{"JETSTREAM_STUB_DATA", "JETSTREAM_STUB_MODE", "JETSTREAM_USE_STUBS"} {
-		v := strings.ToLower(strings.TrimSpace(getenv(name)))
+		v, err := envvar.String(l, name)
+		if err != nil {
+			return false, fmt.Errorf("jetstream: %w", err)
+		}
 		if v == "" {
 			continue
 		}
-		switch v {
-		case "1", "true", "yes", "on":
-			return true
+		on, err := envvar.Bool(l, name, false)
+		if err != nil {
+			return false, fmt.Errorf("jetstream: %w", err)
 		}
-		return false
+		return on, nil
 	}
-	return false
+	return false, nil
 }

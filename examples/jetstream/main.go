@@ -35,18 +35,27 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit code (0 ok, 1
 // failure, 2 usage).
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg := jetstream.ConfigFromEnv(getenv)
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := jetstream.ConfigFromEnv(lookup)
+	if err != nil {
+		fmt.Fprintln(stderr, "jetstream:", err)
+		return 2
+	}
+	stubEnv, err := jetstream.StubMode(lookup)
+	if err != nil {
+		fmt.Fprintln(stderr, "jetstream:", err)
+		return 2
+	}
 	fl := flag.NewFlagSet("jetstream", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	url := fl.String("url", cfg.APIURL, "Jetstream API base URL")
 	key := fl.String("key", cfg.APIKey, "API key (default $JETSTREAM_API_KEY)")
-	stub := fl.Bool("stub", jetstream.StubMode(getenv), "serve the stub runs from an in-process fake")
+	stub := fl.Bool("stub", stubEnv, "serve the stub runs from an in-process fake")
 	once := fl.Bool("once", false, "poll once and exit")
 	interval := fl.Duration("interval", cfg.PollInterval, "time between polls")
 	dbPath := fl.String("db", "", "SQLite run store (default: in memory)")

@@ -15,8 +15,17 @@ import (
 func runCmd(t *testing.T, ctx context.Context, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code := run(ctx, args, func(k string) string { return env[k] }, &o, &e)
+	code := run(ctx, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &o, &e)
 	return code, o.String(), e.String()
+}
+
+// A variable that does not parse is a usage error naming it.
+func TestBadEnvironment(t *testing.T) {
+	for name, bad := range map[string]string{"JETSTREAM_POLL_INTERVAL": "soon", "JETSTREAM_STUB_MODE": "maybe"} {
+		code, _, errOut := runCmd(t, context.Background(), map[string]string{name: bad}, "-once")
+		assert.Equal(t, 2, code, name)
+		assert.Contains(t, errOut, name+"=", name)
+	}
 }
 
 func TestStubOnce(t *testing.T) {

@@ -463,7 +463,7 @@ func TestRotationInFlight(t *testing.T) {
 		return resp.StatusCode
 	}
 
-	var stableFailures, bad atomic.Int64
+	var stableFailures, bad, checks atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -480,6 +480,7 @@ func TestRotationInFlight(t *testing.T) {
 				if s := status(Generate()); s != http.StatusForbidden {
 					bad.Add(1)
 				}
+				checks.Add(1)
 			}
 		})
 	}
@@ -494,7 +495,9 @@ func TestRotationInFlight(t *testing.T) {
 	assert.Equal(t, 2, n)
 	assert.Equal(t, http.StatusForbidden, status(old))
 	assert.Equal(t, http.StatusOK, status(next))
-	time.Sleep(20 * time.Millisecond)
+	// A few more rounds of checks after the last rotation, then stop.
+	after := checks.Load()
+	require.Eventually(t, func() bool { return checks.Load() >= after+20 }, 30*time.Second, time.Millisecond)
 	close(stop)
 	wg.Wait()
 	cancel()

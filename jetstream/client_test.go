@@ -286,11 +286,9 @@ func TestTimeoutIsNetworkError(t *testing.T) {
 		o.Timeout = 50 * time.Millisecond
 		o.Retry.MaxAttempts = 2
 	})
-	start := time.Now()
-	err := c.Health(context.Background())
+	err := c.Health(context.Background()) // the stall outlasts the test: only the timeout ends it
 	assert.ErrorIs(t, err, jetstream.ErrNetwork)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Len(t, sl.all(), 1)
 }
 

@@ -84,7 +84,8 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 			Chaos: jetstreamtest.Chaos{Seed: 2026, Rate: 0.2, RetryAfter: "1"}}),
 		store: jetstream.NewMemoryStore(), proc: newPeakProcessor()}
 	defer rig.srv.Close()
-	rig.proc.delay = 5 * time.Millisecond // analysis takes time: the restart cuts some short
+	rig.proc.delay = 5 * time.Millisecond   // analysis takes time: the restart may cut more short
+	rig.proc.holdOne = make(chan string, 1) // and it cuts one short for certain
 	publish := func(idx ...int) {
 		for _, i := range idx {
 			rig.srv.Add(runs[i])
@@ -110,17 +111,17 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 
 	// First poller: stopped midway.
 	ctx1, cancel1 := context.WithCancel(context.Background())
-	p1, errc1 := rig.start(t, ctx1)
-	events, unsubscribe := p1.Subscribe(1000)
+	_, errc1 := rig.start(t, ctx1)
 	require.Eventually(t, func() bool { return rig.count(t, jetstream.StatusDone) >= 12 }, 60*time.Second, 2*time.Millisecond)
-	// Stop while a run is being analyzed: the restart cuts it short.
-	for e := range events {
-		if e.Status == jetstream.StatusAnalyzing && time.Since(e.Time) < time.Millisecond {
-			break
-		}
+	// Stop while a run is being analyzed (the processor holds one until its
+	// context ends): the restart cuts it short.
+	var heldRun string
+	select {
+	case heldRun = <-rig.proc.holdOne:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no run reached analysis")
 	}
 	stopPoller(t, cancel1, errc1)
-	unsubscribe()
 	doneAtRestart := rig.count(t, jetstream.StatusDone)
 	t.Logf("restart after %d runs done", doneAtRestart)
 	require.Less(t, doneAtRestart, 27, "the restart must happen midway")
@@ -165,6 +166,8 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 		assert.Equal(t, 1, rig.srv.Marks(r.ID), "run %s marked once", r.ID)
 	}
 	assert.Zero(t, rig.count(t, jetstream.StatusFailed))
+	assert.GreaterOrEqual(t, calls[heldRun], 2, "run %s, cut short by the restart, was analyzed again", heldRun)
+	assert.Positive(t, extraCalls)
 	inj := rig.srv.Injected()
 	t.Logf("50 runs in %v (%.1f runs/s) through %d injected faults %v; %d processor calls cut short and retried; poller 2: %d retries, %d relisted",
 		elapsed.Round(time.Millisecond), 50/elapsed.Seconds(), total(inj), inj, extraCalls, st.Retried, st.Relisted)

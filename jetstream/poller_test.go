@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,11 @@ type peakProcessor struct {
 	completed map[string]int
 	calls     map[string]int
 	delay     time.Duration
+	// holdOne, when set before the processor is used, receives the id of
+	// the first run to reach analysis, which then waits for its context to
+	// end: a test can stop the poller while that run is being analyzed.
+	holdOne chan string
+	held    atomic.Bool
 }
 
 func newPeakProcessor() *peakProcessor {
@@ -52,6 +58,11 @@ func (p *peakProcessor) Process(ctx context.Context, run jetstream.RunMetadata, 
 		if hp := s.Torque * s.RPM / 5252; hp > peak {
 			peak, peakRPM = hp, s.RPM
 		}
+	}
+	if p.holdOne != nil && p.held.CompareAndSwap(false, true) {
+		p.holdOne <- run.ID
+		<-ctx.Done()
+		return jetstream.Outcome{}, ctx.Err()
 	}
 	if p.delay > 0 {
 		select {

@@ -60,13 +60,15 @@ func TestAgainstTheServer(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
+	stop := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-stop:
 		}
 	}))
 	defer slow.Close()
+	defer close(stop)
 	redirect := httptest.NewServer(http.RedirectHandler("/elsewhere", http.StatusFound))
 	defer redirect.Close()
 	closed := httptest.NewServer(http.NotFoundHandler())
@@ -82,10 +84,10 @@ func TestFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			start := time.Now()
+			// The slow server answers only when the test ends: the message
+			// proves the check gave up at its own timeout.
 			assert.Equal(t, 1, run(context.Background(), tc.args, envOf(nil), &out, &errOut))
 			assert.Contains(t, errOut.String(), tc.want)
-			assert.Less(t, time.Since(start), 3*time.Second)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,15 +50,18 @@ func TestHooksRecordARealPoller(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m, err := metrics.New(metrics.Options{Registerer: reg})
 	require.NoError(t, err)
+	t0 := time.Now()
+	var clock atomic.Int64 // nanoseconds past t0: the poller's clock, moved by the test
+	now := func() time.Time { return t0.Add(time.Duration(clock.Load())) }
 	p, err := jetstream.NewPoller(client, jetstream.NewMemoryStore(), countRows, jetstream.PollerOptions{
 		Retry: jetstream.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, NoJitter: true},
-		Hooks: jetstreammetrics.Hooks(m)})
+		Hooks: jetstreammetrics.Hooks(m), Now: now})
 	require.NoError(t, err)
 
 	res, err := p.Poll(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, []string{runs[2].ID}, res.Retrying)
-	time.Sleep(5 * time.Millisecond) // the retry is due
+	clock.Add(int64(time.Second)) // the retry is due
 	res, err = p.Poll(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, []string{runs[2].ID}, res.Processed)

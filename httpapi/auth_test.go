@@ -277,7 +277,7 @@ func TestAuth(t *testing.T) {
 	t.Run("analyze with a valid key is accepted", func(t *testing.T) {
 		r := e.upload(t, "a.csv", testLog(t), nil, hdr(key2))
 		assert.Equal(t, 202, r.code)
-		e.wait(t, r.json(t)["runId"].(string))
+		e.wait(t, r.json(t)["run_id"].(string))
 	})
 }
 
@@ -295,7 +295,7 @@ func TestAuthDisabledIgnoresKeys(t *testing.T) {
 	for _, h := range []map[string]string{nil, {"X-API-Key": "wrong"}} {
 		r := e.upload(t, "a.csv", testLog(t), nil, h)
 		assert.Equal(t, 202, r.code)
-		run := e.wait(t, r.json(t)["runId"].(string))
+		run := e.wait(t, r.json(t)["run_id"].(string))
 		assert.Empty(t, run.Tenant, "runs made without authentication belong to the default tenant")
 	}
 	assert.Equal(t, 200, e.get(t, "/api/runs").code)

@@ -88,7 +88,7 @@ func TestLargeFileDownload(t *testing.T) {
 	require.Greater(t, len(log), bufferVerifyLimit, "the streaming path")
 	r := e.upload(t, "big.csv", log, nil, nil)
 	require.Equal(t, 202, r.code)
-	run := e.wait(t, r.json(t)["runId"].(string))
+	run := e.wait(t, r.json(t)["run_id"].(string))
 	require.Equal(t, runstore.StatusCompleted, run.Status)
 	files, err := e.runs.Files(context.Background(), run.ID)
 	require.NoError(t, err)

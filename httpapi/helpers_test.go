@@ -188,7 +188,7 @@ func (e *testEnv) analyze(t testing.TB, hdr map[string]string) runstore.Run {
 	t.Helper()
 	r := e.upload(t, "pulls.csv", testLog(t), map[string]string{"smoothPasses": "2"}, hdr)
 	require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
-	return e.wait(t, r.json(t)["runId"].(string))
+	return e.wait(t, r.json(t)["run_id"].(string))
 }
 
 func (e *testEnv) wait(t testing.TB, id string) runstore.Run {

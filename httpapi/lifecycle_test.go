@@ -66,7 +66,7 @@ func TestShutdownReleasesInFlightAnalysis(t *testing.T) {
 	defer cancel()
 	err := e.srv.Shutdown(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	ids := []string{r1.json(t)["runId"].(string), r2.json(t)["runId"].(string)}
+	ids := []string{r1.json(t)["run_id"].(string), r2.json(t)["run_id"].(string)}
 	for _, id := range ids {
 		run, err := e.runs.Get(context.Background(), id)
 		require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestShutdownFinishesInFlightAnalysis(t *testing.T) {
 	}
 	close(gate.release)
 	require.NoError(t, <-done)
-	run, err := e.runs.Get(context.Background(), r.json(t)["runId"].(string))
+	run, err := e.runs.Get(context.Background(), r.json(t)["run_id"].(string))
 	require.NoError(t, err)
 	assert.Equal(t, runstore.StatusCompleted, run.Status)
 }
@@ -144,7 +144,7 @@ func TestServeGracefulShutdownOverTCP(t *testing.T) {
 	cancel()
 	err = <-served
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the analysis outlived the grace period")
-	run, err := runs.Get(context.Background(), acc["runId"].(string))
+	run, err := runs.Get(context.Background(), acc["run_id"].(string))
 	require.NoError(t, err)
 	assert.Equal(t, runstore.StatusProcessing, run.Status, "given back to the queue, not failed")
 	j, err := runs.Job(context.Background(), run.ID)
@@ -266,7 +266,7 @@ func TestWorkerPanicFailsRun(t *testing.T) {
 	})
 	r := e.upload(t, "a.csv", testLog(t), nil, nil)
 	require.Equal(t, 202, r.code)
-	run := e.wait(t, r.json(t)["runId"].(string))
+	run := e.wait(t, r.json(t)["run_id"].(string))
 	assert.Equal(t, runstore.StatusFailed, run.Status)
 	assert.Equal(t, "INTERNAL_ERROR", run.Error.Code)
 	assert.NotContains(t, run.Error.Message, "analyzer bug")
@@ -280,7 +280,7 @@ func TestAnalysisTimeout(t *testing.T) {
 	})
 	r := e.upload(t, "a.csv", testLog(t), nil, nil)
 	require.Equal(t, 202, r.code)
-	run := e.wait(t, r.json(t)["runId"].(string))
+	run := e.wait(t, r.json(t)["run_id"].(string))
 	assert.Equal(t, runstore.StatusFailed, run.Status)
 	assert.Equal(t, "TIMEOUT", run.Error.Code)
 }
@@ -313,7 +313,7 @@ func TestMetrics(t *testing.T) {
 	bad := append(append([]byte{}, testLog(t)...), []byte("1,abc\n")...)
 	up := e.upload(t, "x.csv", bad, nil, nil)
 	require.Equal(t, 202, up.code)
-	e.wait(t, up.json(t)["runId"].(string))
+	e.wait(t, up.json(t)["run_id"].(string))
 	e.metricsWith(t, `dynoai_analysis_total{source="upload",status="error"} 1`)
 }
 
@@ -410,7 +410,7 @@ func TestCorruptUploadFailsRun(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Files = corruptingFiles{runstore.NewMemFileStore()} })
 	r := e.upload(t, "a.csv", testLog(t), nil, nil)
 	require.Equal(t, 202, r.code, "body %s", r.body)
-	run := e.wait(t, r.json(t)["runId"].(string))
+	run := e.wait(t, r.json(t)["run_id"].(string))
 	assert.Equal(t, runstore.StatusFailed, run.Status)
 	assert.Equal(t, CodeChecksum, run.Error.Code)
 }

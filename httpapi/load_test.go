@@ -138,7 +138,7 @@ func TestLoad(t *testing.T) {
 				mu.Lock()
 				acceptLat = append(acceptLat, time.Since(t0))
 				mu.Unlock()
-				id := acc["runId"].(string)
+				id := acc["run_id"].(string)
 				ids.Store(id, true)
 				accepted.Add(1)
 				for { // wait for the run, as a client would poll

@@ -156,7 +156,7 @@ func TestRedisLimitSharedAcrossServers(t *testing.T) {
 
 	up := a.upload(t, "a.csv", testLog(t), nil, hdr(testKey))
 	require.Equal(t, 202, up.code, "the expensive budget is apart: %s", up.body)
-	a.wait(t, up.json(t)["runId"].(string))
+	a.wait(t, up.json(t)["run_id"].(string))
 	up = b.upload(t, "a.csv", testLog(t), nil, hdr(testKey))
 	assert.Equal(t, 429, up.code, "and shared too")
 }

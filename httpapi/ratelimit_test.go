@@ -126,7 +126,7 @@ func TestLimiterFloodDoesNotStarve(t *testing.T) {
 	assert.Zero(t, e.srv.limExpensive.keyed.len(), "made-up keys never get a key's bucket")
 	r := e.upload(t, "a.csv", testLog(t), nil, map[string]string{"X-API-Key": key2, "X-Forwarded-For": "198.18.0.1"})
 	assert.Equal(t, 202, r.code, "a valid key is served after the flood: %s", r.body)
-	e.wait(t, r.json(t)["runId"].(string))
+	e.wait(t, r.json(t)["run_id"].(string))
 	r = e.do(t, "POST", "/api/analyze", nil, map[string]string{"X-Forwarded-For": "203.0.113.200"})
 	assert.Equal(t, 401, r.code, "a new address gets a fresh bucket (then needs a key)")
 }
@@ -244,7 +244,7 @@ func TestRateLimitHTTP(t *testing.T) {
 		h := map[string]string{"X-API-Key": testKey}
 		r := e.upload(t, "a.csv", testLog(t), nil, h)
 		require.Equal(t, 202, r.code)
-		e.wait(t, r.json(t)["runId"].(string))
+		e.wait(t, r.json(t)["run_id"].(string))
 		r = e.upload(t, "a.csv", testLog(t), nil, h)
 		assert.Equal(t, 429, r.code)
 		assert.Equal(t, "1", r.header.Get("X-RateLimit-Limit"))

@@ -66,10 +66,8 @@ func (s *Server) getRun(ctx context.Context, r *http.Request) (runstore.Run, err
 // only when asked for.
 type runView struct {
 	ID          string             `json:"id"`
-	RunID       string             `json:"runId"`
 	Version     int64              `json:"version"`
 	Status      runstore.Status    `json:"status"`
-	LegacyState string             `json:"legacy_status"`
 	Source      runstore.RunSource `json:"source"`
 	Stage       string             `json:"stage,omitempty"`
 	Progress    float64            `json:"progress"`
@@ -89,7 +87,7 @@ type runView struct {
 }
 
 func viewRun(run runstore.Run, full bool) runView {
-	v := runView{ID: run.ID, RunID: run.ID, Version: run.Version, Status: run.Status, LegacyState: legacyStatus(run.Status),
+	v := runView{ID: run.ID, Version: run.Version, Status: run.Status,
 		Source: run.Source, Stage: run.Stage, Progress: run.Progress, Message: run.Message, Filename: run.Filename,
 		InputSize: run.InputSize, Vehicle: run.Vehicle, JetstreamID: run.JetstreamID, Settings: run.Settings,
 		Stats: run.Stats, CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt,
@@ -187,13 +185,14 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleStatus is the predecessor's /api/status/{id} shape, read from the
-// store.
+// store: its camelCase runId and its status words (queued, running,
+// completed, error). Native clients read /api/runs/{id}.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) error {
 	run, err := s.getRun(r.Context(), r)
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"runId": run.ID, "status": legacyStatus(run.Status), "state": run.Status,
+	body := map[string]any{"runId": run.ID, "status": legacyStatus(run.Status),
 		"progress": int(math.Round(run.Progress * 100)), "stage": run.Stage, "message": run.Message, "filename": run.Filename}
 	if run.Error != nil {
 		body["error"] = run.Error.Message

@@ -161,7 +161,8 @@ func TestAnalyzeLifecycle(t *testing.T) {
 	r := e.upload(t, "pulls.csv", testLog(t), map[string]string{"smoothPasses": "2", "clamp": "10", "vehicle": "FLHX 114"}, nil)
 	require.Equal(t, http.StatusAccepted, r.code, "body %s", r.body)
 	m := r.json(t)
-	id := m["runId"].(string)
+	id := m["run_id"].(string)
+	assert.Equal(t, id, m["runId"], "the predecessor's name, on its route")
 	assert.Equal(t, "queued", m["status"])
 	assert.Equal(t, "/api/runs/"+id, r.header.Get("Location"))
 	run := e.wait(t, id)
@@ -183,11 +184,19 @@ func TestAnalyzeLifecycle(t *testing.T) {
 	st := e.get(t, "/api/status/"+id).json(t)
 	assert.Equal(t, "completed", st["status"])
 	assert.EqualValues(t, 100, st["progress"])
+	assert.Equal(t, id, st["runId"], "the predecessor's route keeps its names")
+	assert.NotContains(t, st, "state", "one name per field: status")
+	assert.NotContains(t, st, "run_id")
 
 	g := e.get(t, "/api/runs/"+id)
 	require.Equal(t, 200, g.code)
 	gm := g.json(t)
 	assert.Contains(t, gm["run"].(map[string]any), "results")
+	assert.Equal(t, id, gm["run"].(map[string]any)["id"])
+	assert.Equal(t, "completed", gm["run"].(map[string]any)["status"])
+	for _, dup := range []string{"runId", "legacy_status", "state"} {
+		assert.NotContains(t, gm["run"].(map[string]any), dup, "the native API has one name per field")
+	}
 	assert.NotContains(t, string(g.body), "storage_key")
 	hist := gm["history"].([]any)
 	assert.Len(t, hist, 3) // created, processing, completed
@@ -300,7 +309,7 @@ func TestAnalyzeBadUploads(t *testing.T) {
 			r := e.upload(t, c.file, c.data, c.fields, nil)
 			require.Equal(t, c.want, r.code, "body %s", r.body)
 			if c.want == 202 {
-				id := r.json(t)["runId"].(string)
+				id := r.json(t)["run_id"].(string)
 				run := e.wait(t, id)
 				assert.NotContains(t, run.Filename, "/")
 				assert.NotContains(t, run.Filename, "..")
@@ -333,7 +342,7 @@ func TestAnalyzeBadUploads(t *testing.T) {
 		bad := append(append([]byte{}, log...), []byte("0.5,abc,50\n")...)
 		r := e.upload(t, "late.csv", bad, nil, nil)
 		require.Equal(t, 202, r.code, "body %s", r.body)
-		run := e.wait(t, r.json(t)["runId"].(string))
+		run := e.wait(t, r.json(t)["run_id"].(string))
 		require.Equal(t, runstore.StatusFailed, run.Status)
 		assert.Equal(t, CodeCSVParsing, run.Error.Code)
 		assert.Contains(t, run.Error.Message, "late.csv")

@@ -81,7 +81,7 @@ func TestSlowUploadsTakeNoSlot(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the slow uploads are in
 	r := e.upload(t, "fast.csv", log, nil, nil)
 	require.Equal(t, 202, r.code, "an analysis while slow uploads trickle: %s", r.body)
-	e.wait(t, r.json(t)["runId"].(string))
+	e.wait(t, r.json(t)["run_id"].(string))
 	wg.Wait()
 	close(results)
 	for res := range results {

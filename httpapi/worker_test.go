@@ -45,7 +45,7 @@ func TestWorkerRetriesStorageError(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Files = files; c.Metrics = m; c.JobPoll = 20 * time.Millisecond })
 	r := e.upload(t, "a.csv", testLog(t), nil, nil)
 	require.Equal(t, 202, r.code)
-	id := r.json(t)["runId"].(string)
+	id := r.json(t)["run_id"].(string)
 	run := e.wait(t, id)
 	require.Equal(t, runstore.StatusCompleted, run.Status, "%+v", run.Error)
 	j, err := e.runs.Job(context.Background(), id)
@@ -98,7 +98,7 @@ func TestStalledWorkerWritesNothing(t *testing.T) {
 	})
 	r := a.upload(t, "a.csv", testLog(t), nil, nil)
 	require.Equal(t, 202, r.code)
-	id := r.json(t)["runId"].(string)
+	id := r.json(t)["run_id"].(string)
 	<-gate.started // A holds the job, and stalls
 
 	b := newEnv(t, func(c *Config) {

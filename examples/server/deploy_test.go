@@ -709,7 +709,7 @@ func TestDeploySeriesExported(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, 202, res.StatusCode, "%v", acc)
 	require.Eventually(t, func() bool {
-		_, b := get("/api/status/" + acc["runId"].(string))
+		_, b := get("/api/status/" + acc["run_id"].(string))
 		return bytes.Contains(b, []byte(`"status":"completed"`))
 	}, 60*time.Second, 50*time.Millisecond, "the upload is analyzed")
 

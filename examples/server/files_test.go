@@ -113,7 +113,7 @@ func serveOnBlobs(t *testing.T, filesURL string, stored func(key string) bool) {
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&acc))
 	res.Body.Close()
 	require.Equal(t, 202, res.StatusCode, "%v", acc)
-	id := acc["runId"].(string)
+	id := acc["run_id"].(string)
 	require.Eventually(t, func() bool {
 		_, st := getJSON(t, url+"/api/status/"+id, nil)
 		return st["status"] == "completed"

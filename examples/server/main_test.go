@@ -218,7 +218,7 @@ func TestRunServesAndPersists(t *testing.T) {
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&acc))
 	res.Body.Close()
 	require.Equal(t, 202, res.StatusCode, "%v", acc)
-	id := acc["runId"].(string)
+	id := acc["run_id"].(string)
 	require.Eventually(t, func() bool {
 		res, err := http.Get(url + "/api/status/" + id)
 		if err != nil {
@@ -378,7 +378,7 @@ func TestDataDirDeletedWhileRunning(t *testing.T) {
 	require.Equal(t, 202, code, body)
 	var acc map[string]any
 	require.NoError(t, json.Unmarshal([]byte(body), &acc))
-	kept := acc["runId"].(string)
+	kept := acc["run_id"].(string)
 	require.Eventually(t, func() bool {
 		res, err := http.Get(url + "/api/status/" + kept)
 		if err != nil {

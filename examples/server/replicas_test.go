@@ -360,7 +360,7 @@ func (c *cluster) upload(r *replica, name string, body []byte) (string, int, err
 	if res.StatusCode != http.StatusAccepted {
 		return "", res.StatusCode, fmt.Errorf("upload to %s: %d %v", r.name, res.StatusCode, acc)
 	}
-	id, _ := acc["runId"].(string)
+	id, _ := acc["run_id"].(string)
 	return id, res.StatusCode, nil
 }
 

@@ -2,8 +2,12 @@ package ve
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -359,7 +363,10 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 		path := filepath.Join(dir, f.name)
 		var err error
 		if f.paste {
-			err = os.WriteFile(path, []byte(f.t.PasteBlock(f.f.Cell)), 0o644)
+			err = writeFileAtomic(path, func(w io.Writer) error {
+				_, err := io.WriteString(w, f.t.PasteBlock(f.f.Cell))
+				return err
+			})
 		} else {
 			err = writeFileAtomic(path, func(w io.Writer) error { return f.t.WriteCSV(w, f.f) })
 		}
@@ -372,9 +379,11 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 }
 
 // writeFileAtomic writes path through a temporary file and a rename, so a
-// reader never sees half a file and a failed write leaves the old one.
+// reader never sees half a file and a failed write leaves the old one. The
+// file gets mode 0666 masked by the umask, like os.WriteFile's exports
+// elsewhere (os.CreateTemp would make it 0600 whatever the umask).
 func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	tmp, err := createExport(path)
 	if err != nil {
 		return err
 	}
@@ -387,6 +396,24 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// createExport creates a new temporary file beside path with mode 0666
+// (masked by the umask).
+func createExport(path string) (*os.File, error) {
+	for range 100 {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		name := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("ve: no free temporary name beside %s", path)
 }
 
 // dynoAI3Grid is the predecessor's analysis grid: RPM 1500..6500 by 500 and

@@ -121,7 +121,7 @@ func apply(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out+".manifest.json", append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(*out+".manifest.json", append(data, '\n'), 0o666); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s.correction.csv and %s.manifest.json (result sha256 %s)\n", *out, *out, *out, m.ResultSHA256)
@@ -179,5 +179,5 @@ func writeTable(path string, t *ve.Table) error {
 	if err := t.WriteCSV(&b, ve.CSVFormat{Cell: ve.CellFormat{Decimals: t.Precision}}); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return os.WriteFile(path, []byte(b.String()), 0o666)
 }

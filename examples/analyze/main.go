@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -249,8 +250,15 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()
+			base := "YOUR_VE_" + name + ".csv"
+			if len(args) > 0 {
+				// The shipped sample has its ECU's tables beside it.
+				if p := filepath.Join(filepath.Dir(args[0]), "ve_base_"+name+".csv"); fileExists(p) {
+					base = p
+				}
+			}
 			fmt.Fprintf(stdout, "next: apply a correction to your VE table, within limits and with a manifest for rollback:\n"+
-				"  go run ./examples/vetool apply -dry-run -base YOUR_VE_%s.csv -correction %s/VE_Multiplier_%s.csv\n", name, c.out, name)
+				"  go run ./examples/vetool apply -dry-run -base %s -correction %s/VE_Multiplier_%s.csv\n", base, c.out, name)
 		}
 	}
 	if res.Corrected() == 0 {
@@ -501,4 +509,10 @@ func progress(done <-chan struct{}, w io.Writer, c *countingReader, size int64) 
 			fmt.Fprintf(w, "\rreading: %5.1f %% of %d MiB", 100*float64(c.n.Load())/float64(size), size>>20)
 		}
 	}
+}
+
+// fileExists reports whether path names a regular file.
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }

@@ -33,7 +33,10 @@ func TestAnalyzeShippedSample(t *testing.T) {
 	out := stdout.String()
 	require.Contains(t, out, "channels (csv format")
 	require.Contains(t, out, "front: ")
-	require.Contains(t, out, "read 6765 rows")
+	require.Contains(t, out, "read 6305 rows")
+	require.Contains(t, out, "next: apply a correction", "the output points to the next step")
+	require.Contains(t, out, "-base ../../testdata/ve_base_Front.csv -correction "+c.out+"/VE_Multiplier_Front.csv",
+		"with the ECU table shipped beside the sample")
 	// The sample's ECU has the front VE 6 % low (lean) and the rear 4 % high
 	// (rich): corrections must add fuel in front and take it out at the rear.
 	res := loadMultipliers(t, filepath.Join(c.out, "VE_Multiplier_Front.csv"))

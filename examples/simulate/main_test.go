@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,5 +34,31 @@ func TestSimulateWritesReadableLog(t *testing.T) {
 	}
 	for _, s := range samples[:100] {
 		require.Equal(t, s.RPM, float64(int(s.RPM)), "rpm is logged whole")
+	}
+}
+
+// The shipped sample log and its ECU's VE tables are exactly what the
+// command writes without flags (regenerate them with the command in the
+// package doc when the simulator changes).
+func TestShippedSampleIsCurrent(t *testing.T) {
+	sc, err := defaultScenario()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, run(sc, filepath.Join(dir, "sample_pulls.csv")))
+	require.NoError(t, writeECUVE(sc, filepath.Join(dir, "ve_base")))
+	for _, name := range []string{"sample_pulls.csv", "ve_base_Front.csv", "ve_base_Rear.csv"} {
+		want, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
+		require.NoError(t, err)
+		if runtime.GOARCH != "amd64" {
+			// Other architectures may fuse multiply-adds, which can move a
+			// rounded digit: the shape must match, the bytes need not.
+			require.Equal(t, bytes.Count(want, []byte("\n")), bytes.Count(got, []byte("\n")), name)
+			require.Equal(t, want[:bytes.IndexByte(want, '\n')], got[:bytes.IndexByte(got, '\n')], name)
+			continue
+		}
+		require.True(t, bytes.Equal(want, got),
+			"testdata/%s is not what examples/simulate writes; run: go run ./examples/simulate -out testdata/sample_pulls.csv -ecu-ve testdata/ve_base", name)
 	}
 }

@@ -24,15 +24,49 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "vetool:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "vetool:", err)
 		os.Exit(1)
 	}
 }
 
+const usage = `usage: vetool <command> [flags]
+
+Commands:
+  apply     apply a correction (multipliers, 1.0 = no change) to a VE table
+            within authority limits, with a SHA-256 manifest
+  rollback  restore the table an apply started from, bit for bit
+
+"vetool <command> -h" lists a command's flags. For example:
+  vetool apply -dry-run -base testdata/ve_base.csv -correction out/VE_Multiplier_Front.csv
+`
+
+// errUsage marks a mistake in the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+}
+
 func run(args []string, stdout io.Writer) error {
 	// The command is the first argument that names one, so flags may come
-	// before it as well as after.
+	// before it as well as after; help before any command prints the usage.
+	for _, a := range args {
+		if a == "apply" || a == "rollback" {
+			break
+		}
+		switch a {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
 	for i, a := range args {
 		rest := append(slices.Clone(args[:i]), args[i+1:]...)
 		switch a {
@@ -44,10 +78,10 @@ func run(args []string, stdout io.Writer) error {
 	}
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
-			return fmt.Errorf("unknown command %q: want apply or rollback", a)
+			return usageErr("unknown command %q: want apply or rollback (vetool -h)", a)
 		}
 	}
-	return errors.New("usage: vetool apply|rollback [flags]")
+	return usageErr("no command\n%s", usage)
 }
 
 // parse parses a command's flags; vetool takes every file by flag, so any
@@ -57,7 +91,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q (files are given by flag: -h lists them)", fs.Name(), fs.Arg(0))
+		return usageErr("%s: unexpected argument %q (files are given by flag: -h lists them)", fs.Name(), fs.Arg(0))
 	}
 	return nil
 }
@@ -78,7 +112,7 @@ func apply(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *basePath == "" || *corrPath == "" || (*out == "" && !*dry) {
-		return errors.New("apply needs -base, -correction and -out (or -dry-run)")
+		return usageErr("apply needs -base, -correction and -out (or -dry-run)")
 	}
 	base, err := readTable(*basePath)
 	if err != nil {
@@ -136,7 +170,7 @@ func rollback(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *appliedPath == "" || *out == "" {
-		return errors.New("rollback needs -applied and -out")
+		return usageErr("rollback needs -applied and -out")
 	}
 	applied, err := readTable(*appliedPath)
 	if err != nil {

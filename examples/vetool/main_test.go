@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,8 +47,19 @@ func TestApplyRollbackFiles(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"frobnicate"}, {"apply"}, {"rollback"}, {"-dry-run"}} {
-		require.Error(t, run(args, &bytes.Buffer{}), "%v", args)
+		require.ErrorIs(t, run(args, &bytes.Buffer{}), errUsage, "%v", args)
 	}
 	require.ErrorContains(t, run([]string{"apply", "-dry-run", "base.csv"}, &bytes.Buffer{}), `unexpected argument "base.csv"`)
 	require.ErrorContains(t, run([]string{"frobnicate", "-x"}, &bytes.Buffer{}), `unknown command "frobnicate"`)
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"-dry-run", "-h"}} {
+		var out bytes.Buffer
+		require.NoError(t, run(args, &out), "%v", args)
+		require.Contains(t, out.String(), "Commands:", "%v", args)
+		require.Contains(t, out.String(), "rollback")
+	}
+	// A command's own -h lists its flags and is not an error of the user's.
+	require.ErrorIs(t, run([]string{"apply", "-h"}, &bytes.Buffer{}), flag.ErrHelp)
 }

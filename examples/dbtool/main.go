@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	dbURL := fl.String("db", "", "database URL")
 	timeout := fl.Duration("timeout", time.Minute, "give up after this long")
 	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: the usage is printed, nothing went wrong
+		}
 		return 2
 	}
 	if fl.NArg() == 0 {

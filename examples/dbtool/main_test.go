@@ -147,3 +147,12 @@ func TestErrorsHidePassword(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.NotContains(t, errOut, "topsecret")
 }
+
+// -h prints the usage and is not an error; no command is.
+func TestHelpExitsZero(t *testing.T) {
+	code, _, stderr := dbtool(t, nil, "-h")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stderr, "commands:")
+	code, _, _ = dbtool(t, nil)
+	assert.Equal(t, 2, code)
+}

@@ -22,9 +22,9 @@ import (
 // command is looked up without the variables set before it.
 var skipped = map[string]string{
 	`go run ./examples/analyze -map afr="LC2 AFR2" -unit ect=C LOG`: "needs the reader's own log (LOG) with that column",
-	`go run ./examples/analyze -targets targets.csv LOG`:             "needs the reader's own target table and log",
-	`go run ./examples/server`:                                       "a server: runs until stopped (examples/server's tests run it)",
-	`go run ./examples/jetdrive simulate -iface loopback`:            "runs until stopped, on multicast (examples/jetdrive's tests run it)",
+	`go run ./examples/analyze -targets targets.csv LOG`:            "needs the reader's own target table and log",
+	`go run ./examples/server`:                                      "a server: runs until stopped (examples/server's tests run it)",
+	`go run ./examples/jetdrive simulate -iface loopback`:           "runs until stopped, on multicast (examples/jetdrive's tests run it)",
 }
 
 // substitute replaces the README's placeholders for a log with the sample

@@ -322,7 +322,13 @@ func TestKeyRotationInFlight(t *testing.T) {
 	path404 := "/api/runs/00000000000000000000000000000000"
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	var bad atomic.Int64
+	var bad, rounds atomic.Int64
+	// more waits until the clients have made n more rounds of requests.
+	more := func(n int64) {
+		t.Helper()
+		after := rounds.Load()
+		require.Eventually(t, func() bool { return rounds.Load() >= after+n }, time.Minute, time.Millisecond)
+	}
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -341,16 +347,17 @@ func TestKeyRotationInFlight(t *testing.T) {
 						bad.Add(1)
 					}
 				}
+				rounds.Add(1)
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	more(20) // the clients are at work before the rotation
 	require.NoError(t, os.WriteFile(path, []byte(newKey+"\n"), 0o600))
 	// The watcher picks the change up (it needs two equal reads).
 	require.Eventually(t, func() bool {
 		return e.do(t, "DELETE", path404, nil, hdr(newKey)).code == 404
 	}, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
+	more(20) // and after it
 	stop.Store(true)
 	wg.Wait()
 	assert.Zero(t, bad.Load(), "answers other than 403/404 during rotation")

@@ -131,9 +131,11 @@ func TestTruncatedUploads(t *testing.T) {
 		fmt.Fprintf(conn, "POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", ct, len(full))
 		_, err = conn.Write(full[:len(full)/2])
 		require.NoError(t, err)
-		time.Sleep(100 * time.Millisecond)
 		require.NoError(t, conn.Close())
-		time.Sleep(300 * time.Millisecond)
+		// The request's own log line says the handler is done with it.
+		require.Eventually(t, func() bool {
+			return strings.Contains(logs.String(), "msg=request") && strings.Contains(logs.String(), "path=/api/analyze")
+		}, time.Minute, 5*time.Millisecond)
 		assert.NotContains(t, logs.String(), "level=ERROR", "a client that hangs up is not a server error")
 	})
 	page, err := e.runs.List(context.Background(), runstore.Filter{})

@@ -146,3 +146,19 @@ func TestAnalyzeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalyzeCompatRefusesOutOfWindowLog: the shipped sample's intake
+// temperature is in °C, which the predecessor's toolkit reads against a
+// 30-300 °F window, so no row passes: -compat says so and exits 3
+// instead of writing empty grids with exit 0.
+func TestAnalyzeCompatRefusesOutOfWindowLog(t *testing.T) {
+	c := defaults()
+	c.out, c.compat = t.TempDir(), true
+	err := run(t.Context(), c, []string{filepath.Join("..", "..", "testdata", "sample_pulls.csv")}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorIs(t, err, ve.ErrNoCorrections)
+	require.ErrorContains(t, err, "intake temperature outside 30-300")
+	require.Equal(t, ve.ExitNoCorrections, exitCode(err, io.Discard))
+	entries, rerr := os.ReadDir(c.out)
+	require.NoError(t, rerr)
+	require.Empty(t, entries, "no empty grids are written")
+}

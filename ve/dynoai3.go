@@ -3,11 +3,11 @@ package ve
 import (
 	"context"
 	"fmt"
-	"strings"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DynoAI3Options are the predecessor toolkit's command-line options. Start

@@ -45,6 +45,7 @@ type config struct {
 	weighting     string
 	attribution   string
 	estimator     string
+	balance       string
 	clamp         float64
 	smooth        int
 	minSamples    float64
@@ -84,6 +85,7 @@ func newFlags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.weighting, "weighting", "equal", "sample weighting: equal, torque or power")
 	fs.StringVar(&c.attribution, "attribution", "bilinear", "how samples are shared among nodes: bilinear or nearest")
 	fs.StringVar(&c.estimator, "estimator", "fit", "node estimate: fit (least squares on the bilinear weights) or mean (cell means)")
+	fs.StringVar(&c.balance, "balance", "to_target", "cylinder balance trims: to_target, equalize, match_first or none (needs a wideband per cylinder)")
 	fs.Float64Var(&c.clamp, "clamp", 15, "clamp corrections to +/- this percent")
 	fs.IntVar(&c.smooth, "smooth", -1, "K1/K2 smoothing passes (0..5); -1 disables smoothing")
 	fs.Float64Var(&c.minSamples, "min-samples", 5, "evidence (effective samples) a node needs before it is corrected")
@@ -238,6 +240,11 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	balanceNames, balanceLine, err := writeBalance(c, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, balanceNames...)
 	if !c.quiet {
 		if err := res.WriteReport(stdout); err != nil {
 			return err
@@ -247,6 +254,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stdout, "analyzed %d samples in %v; wrote %d files to %s/: %s\n",
 			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
+		if balanceLine != "" {
+			fmt.Fprintln(stdout, balanceLine)
+		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()
 			fmt.Fprintf(stdout, "next: apply a correction to your VE table, within limits and with a manifest for rollback:\n"+

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dynoai/dynoai/ve"
+)
+
+// writeBalance compares the cylinders (ve.Balance) when the log has a
+// wideband per cylinder and writes Balance_Trim_*.csv and
+// Cylinder_Balance_Report.json next to the corrections. It returns the
+// files written and a line for the tuner; nothing for -balance none or a
+// single wideband.
+func writeBalance(c config, res *ve.Result) ([]string, string, error) {
+	if c.balance == "none" {
+		return nil, "", nil
+	}
+	mode, err := ve.ParseBalanceMode(c.balance)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: -balance: %v", errUsage, err)
+	}
+	rep, err := ve.Balance(res, ve.BalanceOptions{Mode: mode})
+	switch {
+	case errors.Is(err, ve.ErrBalanceOneSensor) || (err == nil && len(rep.Cylinders) < 2):
+		return nil, "", nil
+	case err != nil && len(res.Cylinders) < 2:
+		return nil, "", nil
+	case err != nil:
+		return nil, "", err
+	}
+	names, err := rep.WriteFiles(c.out)
+	if err != nil {
+		return names, "", err
+	}
+	line := fmt.Sprintf("balance (%s): %d of %d compared cells imbalanced, max spread %.1f %% between cylinders; trims in %s/Balance_Trim_*.csv",
+		mode, rep.Imbalanced, rep.Analysed, rep.MaxSpreadPct, c.out)
+	for _, a := range rep.Anomalies {
+		line += "\n  " + a
+	}
+	return names, line, nil
+}

@@ -7,6 +7,25 @@ import (
 	"github.com/dynoai/dynoai/ve"
 )
 
+// writeValleys looks for torque valleys across RPM at high load
+// (ve.SparkValleys) and writes Spark_Valleys.csv and Spark_Valleys.json. It
+// returns the files written and a line per valley for the tuner.
+func writeValleys(c config, res *ve.Result) ([]string, []string, error) {
+	valleys, err := ve.SparkValleys(res, ve.ValleyOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := ve.WriteValleys(c.out, valleys)
+	if err != nil {
+		return names, nil, err
+	}
+	var lines []string
+	for _, v := range valleys {
+		lines = append(lines, fmt.Sprintf("spark valley at %g kPa (confidence %.0f %%): %s", v.Load, 100*v.Confidence, v.Suggestion))
+	}
+	return names, lines, nil
+}
+
 // writeBalance compares the cylinders (ve.Balance) when the log has a
 // wideband per cylinder and writes Balance_Trim_*.csv and
 // Cylinder_Balance_Report.json next to the corrections. It returns the

@@ -245,6 +245,11 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	names = append(names, balanceNames...)
+	valleyNames, valleyLines, err := writeValleys(c, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, valleyNames...)
 	if !c.quiet {
 		if err := res.WriteReport(stdout); err != nil {
 			return err
@@ -256,6 +261,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
 		if balanceLine != "" {
 			fmt.Fprintln(stdout, balanceLine)
+		}
+		for _, l := range valleyLines {
+			fmt.Fprintln(stdout, l)
 		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()

@@ -220,7 +220,8 @@ type growGrid struct {
 	// how many nodes were added at each end
 	addedR0, addedR1, addedL0, addedL1 int
 	cyl                                []*cylAcc
-	nearest                            bool // nearest-cell attribution
+	decel                              []*decelAcc // per cylinder: the samples rejected as decel
+	nearest                            bool        // nearest-cell attribution
 	rIdx, lIdx                         *axisIndex
 	reach                              [4]float64 // rpm lo, hi, load lo, hi
 }
@@ -338,6 +339,14 @@ func extendAxis(a []float64, below, above int) []float64 {
 func roundAxis(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
 // acc returns cylinder c's accumulator, creating it.
+// decelAt returns cylinder c's decel accumulator.
+func (g *growGrid) decelAt(c int) *decelAcc {
+	for len(g.decel) <= c {
+		g.decel = append(g.decel, &decelAcc{})
+	}
+	return g.decel[c]
+}
+
 func (g *growGrid) acc(c int) *cylAcc {
 	for len(g.cyl) <= c {
 		g.cyl = append(g.cyl, nil)

@@ -215,6 +215,9 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		}
 		cr.Combined = combined
 		res.Cylinders = append(res.Cylinders, cr)
+		if c < len(g.decel) {
+			res.Decel = append(res.Decel, finishDecel(g.decel[c], c, cr.Name(), res.Grid, o.Decel))
+		}
 	}
 	return res, nil
 }
@@ -266,13 +269,19 @@ func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample,
 		}
 		acc := g.acc(c)
 		seen[c] = true
+		target := s.AFRCommanded[c]
+		if o.Targets != nil && dyno.Has(cs.rpm) && dyno.Has(cs.load) {
+			target = o.Targets.At(cs.rpm, cs.load)
+		}
+		fuelCut := dyno.Has(meas) && ((f.FuelCutAFR > 0 && meas > f.FuelCutAFR) ||
+			(f.FuelCutRatio > 0 && dyno.Has(target) && meas > f.FuelCutRatio*target && common == RejectDecel))
+		if common == RejectDecel || (common < 0 && fuelCut) {
+			// Decel is the decel analysis's, never the correction's.
+			g.decelAt(c).add(cs.rpm, cs.load, meas, target, fuelCut)
+		}
 		if common >= 0 {
 			acc.rejected[common]++
 			continue
-		}
-		target := s.AFRCommanded[c]
-		if o.Targets != nil {
-			target = o.Targets.At(cs.rpm, cs.load)
 		}
 		switch {
 		case !dyno.Has(meas):

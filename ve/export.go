@@ -219,6 +219,11 @@ func (r *Result) WriteFiles(dir string) ([]string, error) {
 			return names, err
 		}
 	}
+	decel, err := r.writeDecel(dir, put)
+	names = append(names, decel...)
+	if err != nil {
+		return names, err
+	}
 	names = append(names, "Diagnostics.txt", "result.json")
 	if err := writeFileAtomic(filepath.Join(dir, "Diagnostics.txt"), r.WriteReport); err != nil {
 		return names, err

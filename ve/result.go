@@ -170,7 +170,10 @@ type Result struct {
 	Grid      Grid
 	Samples   int // samples read
 	Cylinders []CylinderResult
-	Options   Options // the settings used, defaults filled in
+	// Decel is the decel fuel analysis per cylinder (see DecelOptions),
+	// for the cylinders that had decel samples; empty without any.
+	Decel   []DecelCylinder
+	Options Options // the settings used, defaults filled in
 	// Load is the load axis (the grid's second axis) and LoadWhy why it
 	// was chosen.
 	Load    LoadAxis

@@ -241,6 +241,11 @@ type Config struct {
 	// DefaultFuelCutNoisePct, negative means none. Only decel steps cut
 	// fuel, so it changes nothing in a plan without one.
 	FuelCutNoisePct float64
+	// DecelFuel, when positive, keeps the ECU fueling through decel steps
+	// instead of cutting fuel: at this fraction of what the target needs,
+	// so 0.88 burns 1/0.88 = 13.6 % lean on closed throttle, the lean decel
+	// that pops in the exhaust. Zero means fuel cut. Allowed: 0 or 0.5-1.5.
+	DecelFuel float64
 
 	// TimeResolution, when positive, floors every Sample.Time to a
 	// multiple of it: 1 s gives the integer-second time column of cheap
@@ -406,6 +411,7 @@ type Simulator struct {
 	cutSensor    float64 // the share of fuel-cut exhaust the widebands see
 	sensorInit   bool
 	cut          bool // the ECU cuts fuel now
+	decelFueled  bool // closed throttle in a decel with Config.DecelFuel: fueled lean
 	transient    bool // the throttle slews or the manifold lags
 	status       Status
 }
@@ -506,6 +512,9 @@ func (s *Simulator) init(cfg Config) error {
 	}
 	if cfg.FuelCutAFR == 0 {
 		cfg.FuelCutAFR = DefaultFuelCutAFR
+	}
+	if !finite(cfg.DecelFuel) || cfg.DecelFuel != 0 && (cfg.DecelFuel < 0.5 || cfg.DecelFuel > 1.5) {
+		return simErr("DecelFuel", "%v; want 0 (fuel cut) or 0.5 to 1.5", cfg.DecelFuel)
 	}
 	if !finite(cfg.FuelCutAFR) || cfg.FuelCutAFR < 10 || cfg.FuelCutAFR > 30 {
 		return simErr("FuelCutAFR", "%v is outside 10..30", cfg.FuelCutAFR)
@@ -895,7 +904,9 @@ func (s *Simulator) physics(st *Step, tpsTarget float64, inertia bool) {
 		steady = max(steady, st.MAP)
 	}
 	s.mapKPa += (steady - s.mapKPa) * s.mapAlpha
-	s.cut = st.Kind == StepDecel && s.tps <= simCutTPS
+	closed := st.Kind == StepDecel && s.tps <= simCutTPS
+	s.cut = closed && s.cfg.DecelFuel == 0
+	s.decelFueled = closed && s.cfg.DecelFuel > 0
 	s.transient = slewing || math.Abs(s.mapKPa-steady) > max(1, 0.02*steady)
 	if inertia {
 		tq := s.eval(s.rpm, s.mapKPa, s.cut).torque
@@ -927,6 +938,9 @@ func (s *Simulator) eval(rpm, mapKPa float64, cut bool) engineState {
 	for c := range 2 {
 		tv := s.trueVE[c].At(rpm, mapKPa)
 		e.produced[c] = e.target * tv / s.ecuVE[c].At(rpm, mapKPa)
+		if s.decelFueled {
+			e.produced[c] /= s.cfg.DecelFuel
+		}
 		if s.knock[c] != nil {
 			e.knock[c] = max(s.knock[c].At(rpm, mapKPa), 0)
 		}

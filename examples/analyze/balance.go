@@ -7,6 +7,25 @@ import (
 	"github.com/dynoai/dynoai/ve"
 )
 
+// decelLines describes the decel analysis's popping-prone cells, if any.
+func decelLines(res *ve.Result, out string) []string {
+	var lines []string
+	for _, d := range res.Decel {
+		if len(d.PopProne) == 0 {
+			continue
+		}
+		worst := d.PopProne[0]
+		for _, c := range d.PopProne {
+			if c.LeanPct > worst.LeanPct {
+				worst = c
+			}
+		}
+		lines = append(lines, fmt.Sprintf("decel: %s pops lean in %d cells on closed throttle (up to %.1f %% lean at %g rpm / %g): enrich the decel fuel there by the figures in %s/Decel_Enrichment_%s.csv",
+			d.Name, len(d.PopProne), worst.LeanPct, worst.RPM, worst.Load, out, d.Name))
+	}
+	return lines
+}
+
 // writeValleys looks for torque valleys across RPM at high load
 // (ve.SparkValleys) and writes Spark_Valleys.csv and Spark_Valleys.json. It
 // returns the files written and a line per valley for the tuner.

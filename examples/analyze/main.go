@@ -265,6 +265,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		for _, l := range valleyLines {
 			fmt.Fprintln(stdout, l)
 		}
+		for _, l := range decelLines(res, c.out) {
+			fmt.Fprintln(stdout, l)
+		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()
 			fmt.Fprintf(stdout, "next: apply a correction to your VE table, within limits and with a manifest for rollback:\n"+

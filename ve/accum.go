@@ -207,6 +207,28 @@ type cylAcc struct {
 
 	accepted int
 	rejected Rejections
+	// rejectedAt counts rejections per reason on fine bins of speed and
+	// load (the grid may still grow), for the decision log; bounded by the
+	// range of speed and load, not the log's length.
+	rejectedAt map[decelKey]*Rejections
+}
+
+// rejectAt counts a rejection for reason r at (rpm, load) when both are
+// known.
+func (a *cylAcc) rejectAt(rpm, load float64, r Reason) {
+	if !Has(rpm) || !Has(load) {
+		return
+	}
+	if a.rejectedAt == nil {
+		a.rejectedAt = make(map[decelKey]*Rejections)
+	}
+	k := decelKey{int32(math.Round(rpm / decelRPMBin)), int32(math.Round(load / decelLoadBin))}
+	rj := a.rejectedAt[k]
+	if rj == nil {
+		rj = new(Rejections)
+		a.rejectedAt[k] = rj
+	}
+	rj[r]++
 }
 
 // growGrid is the analysis grid, which may grow beyond its starting axes

@@ -279,25 +279,29 @@ func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample,
 			// Decel is the decel analysis's, never the correction's.
 			g.decelAt(c).add(cs.rpm, cs.load, meas, target, fuelCut)
 		}
+		reject := func(r Reason) {
+			acc.rejected[r]++
+			acc.rejectAt(cs.rpm, cs.load, r)
+		}
 		if common >= 0 {
-			acc.rejected[common]++
+			reject(common)
 			continue
 		}
 		switch {
 		case !dyno.Has(meas):
-			acc.rejected[RejectNoAFR]++
+			reject(RejectNoAFR)
 			continue
 		case !dyno.Has(target):
-			acc.rejected[RejectNoTarget]++
+			reject(RejectNoTarget)
 			continue
 		case meas > f.FuelCutAFR && f.FuelCutAFR > 0:
-			acc.rejected[RejectDecel]++
+			reject(RejectDecel)
 			continue
 		case meas < f.AFRMin || meas > f.AFRMax || target < f.AFRMin || target > f.AFRMax:
-			acc.rejected[RejectAFRRange]++
+			reject(RejectAFRRange)
 			continue
 		case weight <= 0 || (o.Weighting != WeightEqual && weight < 5):
-			acc.rejected[RejectLowWeight]++
+			reject(RejectLowWeight)
 			continue
 		}
 		acc.accepted++
@@ -491,6 +495,18 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 				cell.StdErr = ca.stdErr()
 			}
 			raw.Values[i] = cell.Multiplier
+			switch {
+			case ca.share < o.MinSamples || float64(ca.near) < o.MinSamples:
+				cell.Verdict = VerdictBelowFloor
+			case !Has(cell.Multiplier):
+				cell.Verdict = VerdictNoData
+			case fit != nil && (!Has(cell.StdErr) || cell.StdErr > o.MaxStdErr):
+				cell.Verdict = VerdictUncertain
+			case fit != nil && cell.Resolution < o.MinResolution:
+				cell.Verdict = VerdictLowResolution
+			default:
+				cell.Verdict = VerdictCorrected
+			}
 			if correct && Has(cell.Multiplier) {
 				pct.Values[i] = (cell.Multiplier - 1) * 100
 				cell.Confidence = grade(ca.share, cell.StdErr)
@@ -517,7 +533,17 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 		}
 		corr.Values[i] = roundDecimal(1+p/100, corr.Precision)
 	}
-	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells,
+	cellRej, off := foldRejections(acc.rejectedAt, Grid{RPM: g.rpm, MAP: g.load})
+	placed := Rejections{}
+	for _, rj := range cellRej {
+		for r, n := range rj {
+			placed[r] += n
+		}
+	}
+	for r := range off {
+		off[r] = acc.rejected[r] - placed[r] // with the ones never placed
+	}
+	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells, cellRejected: cellRej, unplaced: off,
 		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped, Smoothness: smoothness}, nil
 }
 

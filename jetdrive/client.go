@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 // OverflowPolicy says what a full sample buffer does with a new sample.
@@ -180,7 +181,7 @@ type ProviderStats struct {
 	Name     string         `json:"name"` // "" until a ChannelInfo arrived
 	Addr     netip.AddrPort `json:"addr"` // source address of its last datagram
 	Messages uint64         `json:"messages"`
-	Seq      SeqStats       `json:"seq"`
+	Seq      wire.SeqStats  `json:"seq"`
 	// Errors counts its messages dropped as malformed (those whose header
 	// was readable; the rest count only in Stats.Errors).
 	Errors     ErrorCounts `json:"errors"`
@@ -197,7 +198,7 @@ type ProviderStats struct {
 
 // ChannelStats describes one channel of a provider.
 type ChannelStats struct {
-	ChannelDef
+	wire.ChannelDef
 	Known  bool      `json:"known"` // described by a ChannelInfo
 	Count  uint64    `json:"count"`
 	Last   float32   `json:"last"`
@@ -210,7 +211,7 @@ type ChannelStats struct {
 }
 
 type chanState struct {
-	def        ChannelDef
+	def        wire.ChannelDef
 	known      bool
 	count      uint64
 	last       float32
@@ -234,7 +235,7 @@ type provState struct {
 	host       uint16
 	name       string
 	addr       netip.AddrPort
-	seq        SeqTracker
+	seq        wire.SeqTracker
 	chans      map[uint16]*chanState
 	dense      []*chanState // chans by index for IDs below denseIDs
 	known      int
@@ -349,8 +350,8 @@ type Client struct {
 	head, n  int
 	endErr   error
 	frameGen uint64
-	vals     []Value
-	info     ChannelInfo
+	vals     []wire.Value
+	info     wire.ChannelInfo
 }
 
 // NewClient starts a client. It runs until ctx is cancelled or Close is
@@ -395,12 +396,12 @@ func newClient(ctx context.Context, cfg ClientConfig, tr Transport) *Client {
 	cctx, cancel := context.WithCancel(ctx)
 	c := &Client{
 		cfg: cfg, tr: tr, ctx: cctx, cancel: cancel,
-		node:   newNode(tr, cfg.Logger, cfg.HostID, DefaultMTU),
+		node:   newNode(tr, cfg.Logger, cfg.HostID, wire.DefaultMTU),
 		renego: make(chan struct{}, 1), notify: make(chan struct{}, 1), done: make(chan struct{}),
 		events: make(chan Event, 256),
 		provs:  map[uint16]*provState{},
 		ring:   make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
-		vals: make([]Value, 0, 1024),
+		vals: make([]wire.Value, 0, 1024),
 	}
 	c.space = sync.NewCond(&c.mu)
 	c.timed, _ = tr.(interface{ PacketTime() time.Time })
@@ -585,12 +586,12 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	c.lastAt = at
 	c.stats.Datagrams++
 	c.stats.Bytes += uint64(len(b))
-	m, err := ParseMessage(b)
+	m, err := wire.ParseMessage(b)
 	if err != nil {
 		c.countErr(nil, err)
 		return
 	}
-	if m.Host == AllHosts {
+	if m.Host == wire.AllHosts {
 		c.stats.Errors.SourceAllHosts++
 		return
 	}
@@ -611,9 +612,9 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 		}
 		return
 	}
-	addressed := m.Dest == AllHosts || m.Dest == me
+	addressed := m.Dest == wire.AllHosts || m.Dest == me
 	if m.Host == 0 { // a node negotiating its ID: it only pings
-		if m.Key == KeyPing && addressed {
+		if m.Key == wire.KeyPing && addressed {
 			c.handlePing(&m, nil, at)
 		}
 		return
@@ -623,44 +624,44 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 		c.stats.Errors.OverLimit++
 		return
 	}
-	if m.Key == KeyClearChannelInfo {
+	if m.Key == wire.KeyClearChannelInfo {
 		p.seq.Reset() // a provider that restarted with the same ID
 	}
 	p.seq.Observe(m.Seq)
 	switch m.Key {
-	case KeyChannelInfo, KeyChannelValues, KeyClearChannelInfo:
+	case wire.KeyChannelInfo, wire.KeyChannelValues, wire.KeyClearChannelInfo:
 		if !addressed && c.cfg.OnlyAddressed {
 			c.stats.NotForUs++
 			return
 		}
-	case KeyPing, KeyRequestChannelInfo:
+	case wire.KeyPing, wire.KeyRequestChannelInfo:
 		if !addressed {
 			c.stats.NotForUs++
 			return
 		}
-	case KeyPong:
+	case wire.KeyPong:
 		if me == 0 || m.Dest != me { // to ALL_HOSTS is invalid; to 0 is negotiation
 			c.stats.NotForUs++
 			return
 		}
 	}
 	switch m.Key {
-	case KeyChannelInfo:
-		if err := DecodeChannelInfo(&m, &c.info); err != nil {
+	case wire.KeyChannelInfo:
+		if err := wire.DecodeChannelInfo(&m, &c.info); err != nil {
 			c.countErr(p, err)
 			return
 		}
 		c.learn(p, &c.info, at)
-	case KeyChannelValues:
+	case wire.KeyChannelValues:
 		c.values(p, &m, at)
-	case KeyClearChannelInfo:
+	case wire.KeyClearChannelInfo:
 		name := p.name
 		c.clear(p)
 		c.emit(Event{Kind: EventCleared, Host: p.host, Name: name, At: at})
-	case KeyPing:
+	case wire.KeyPing:
 		c.handlePing(&m, p, at)
-	case KeyPong:
-		pong, err := DecodePong(&m)
+	case wire.KeyPong:
+		pong, err := wire.DecodePong(&m)
 		if err != nil {
 			c.countErr(p, err)
 			return
@@ -679,13 +680,13 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 // add counts err by kind.
 func (e *ErrorCounts) add(err error) {
 	switch {
-	case errors.Is(err, ErrShortHeader):
+	case errors.Is(err, wire.ErrShortHeader):
 		e.ShortHeader++
-	case errors.Is(err, ErrTruncated):
+	case errors.Is(err, wire.ErrTruncated):
 		e.Truncated++
-	case errors.Is(err, ErrPayloadTooShort):
+	case errors.Is(err, wire.ErrPayloadTooShort):
 		e.PayloadTooShort++
-	case errors.Is(err, ErrBadVersion):
+	case errors.Is(err, wire.ErrBadVersion):
 		e.BadVersion++
 	}
 }
@@ -697,7 +698,7 @@ func (c *Client) countErr(p *provState, err error) {
 	if p != nil {
 		p.errs.add(err)
 	}
-	if errors.Is(err, ErrBadVersion) {
+	if errors.Is(err, wire.ErrBadVersion) {
 		// Unlike the reference, which then drops all traffic, only this
 		// message is ignored.
 		c.cfg.Logger.Warn("jetdrive: incompatible protocol version", "err", err)
@@ -728,8 +729,8 @@ func (c *Client) provider(host uint16, from netip.AddrPort, at time.Time) *provS
 	return p
 }
 
-func (c *Client) handlePing(m *Message, p *provState, at time.Time) {
-	ping, err := DecodePing(m)
+func (c *Client) handlePing(m *wire.Message, p *provState, at time.Time) {
+	ping, err := wire.DecodePing(m)
 	if err != nil {
 		c.countErr(p, err)
 		return
@@ -755,15 +756,15 @@ func (c *Client) ping(p *provState, at time.Time) {
 	}
 	p.lastPing = at
 	p.unanswered++
-	v := AppendPing(nil, Ping{Version: ProtocolVersion, HostTS: c.node.clock(at)})
-	if err := c.node.send(KeyPing, p.host, v); err != nil {
+	v := wire.AppendPing(nil, wire.Ping{Version: wire.ProtocolVersion, HostTS: c.node.clock(at)})
+	if err := c.node.send(wire.KeyPing, p.host, v); err != nil {
 		c.cfg.Logger.Warn("jetdrive: ping", "err", err)
 	}
 }
 
 // sync applies Cristian's algorithm with the lowest-RTT exchange (offset and
 // latency from the same round trip), refreshed after two ping intervals.
-func (c *Client) sync(p *provState, pong Pong, at time.Time) {
+func (c *Client) sync(p *provState, pong wire.Pong, at time.Time) {
 	now := c.node.clock(at)
 	rtt := now - pong.HostTS
 	if rtt > 10_000 {
@@ -780,7 +781,7 @@ func (c *Client) sync(p *provState, pong Pong, at time.Time) {
 	p.synced, p.anchor, p.bestRTT, p.syncAt, p.unanswered = true, true, rtt, at, 0
 }
 
-func (c *Client) learn(p *provState, info *ChannelInfo, at time.Time) {
+func (c *Client) learn(p *provState, info *wire.ChannelInfo, at time.Time) {
 	changed := p.name != info.Provider // overrides may select by provider name
 	p.name = info.Provider
 	p.lastInfo = at
@@ -860,8 +861,8 @@ func (c *Client) remap() {
 	c.cfg.Logger.Info("jetdrive: channel mapping updated", "fields", len(c.assign))
 }
 
-func (c *Client) values(p *provState, m *Message, at time.Time) {
-	c.vals, _, _ = AppendValues(c.vals[:0], m)
+func (c *Client) values(p *provState, m *wire.Message, at time.Time) {
+	c.vals, _, _ = wire.AppendValues(c.vals[:0], m)
 	p.lastValues = at
 	arrival := c.localMS(at)
 	for _, v := range c.vals {
@@ -885,7 +886,7 @@ func (c *Client) values(p *provState, m *Message, at time.Time) {
 				c.stats.Errors.OverLimit++
 				continue
 			}
-			ch = &chanState{def: ChannelDef{ID: v.Channel, Unit: UnitNone}, assign: -1}
+			ch = &chanState{def: wire.ChannelDef{ID: v.Channel, Unit: wire.UnitNone}, assign: -1}
 			p.insert(v.Channel, ch)
 		}
 		if !ch.known {
@@ -1000,7 +1001,7 @@ func (c *Client) controlLoop() {
 		c.mu.Lock()
 		c.emit(Event{Kind: EventHostID, Host: id, At: time.Now()})
 		c.mu.Unlock()
-		if err := c.node.send(KeyRequestChannelInfo, AllHosts, nil); err != nil {
+		if err := c.node.send(wire.KeyRequestChannelInfo, wire.AllHosts, nil); err != nil {
 			c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 		}
 		return true
@@ -1010,7 +1011,7 @@ func (c *Client) controlLoop() {
 			if !negotiate() {
 				return
 			}
-		} else if err := c.node.send(KeyRequestChannelInfo, AllHosts, nil); err != nil {
+		} else if err := c.node.send(wire.KeyRequestChannelInfo, wire.AllHosts, nil); err != nil {
 			c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 		}
 	}
@@ -1054,7 +1055,7 @@ func (c *Client) tick(transmit bool) {
 		}
 		if p.known == 0 && len(p.chans) > 0 && now.Sub(p.lastReq) > c.cfg.RequestInterval {
 			p.lastReq = now
-			if err := c.node.send(KeyRequestChannelInfo, h, nil); err != nil {
+			if err := c.node.send(wire.KeyRequestChannelInfo, h, nil); err != nil {
 				c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 			}
 		}

@@ -4,15 +4,10 @@
 //
 // # Codec
 //
-// The codec needs no network and is usable alone. ParseMessage splits a
-// datagram into its Header and Value without allocating; the payload
-// decoders (DecodeChannelInfo, AppendValues, DecodePing, DecodePong and the
-// extended commands) append into caller-provided buffers. Malformed input
-// returns a *FormatError wrapping ErrShortHeader, ErrTruncated,
-// ErrPayloadTooShort or ErrBadVersion with the byte offset; nothing panics.
-// An Encoder stamps host ID and sequence numbers and pages ChannelInfo (39
-// channels) and ChannelValues (140 values) to the 1400-byte MTU budget.
-// SeqTracker classifies sequence numbers modulo 256.
+// The KLHDV codec is package jetdrive/wire: it needs no network and is
+// usable alone (decoding captures, writing another transport). The client
+// and provider here are built on it, and their APIs speak its types
+// (wire.ChannelDef, wire.Value, wire.Unit).
 //
 // # Client
 //

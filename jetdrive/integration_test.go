@@ -18,23 +18,24 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var dynoChannels = []jetdrive.ChannelDef{
-	{ID: 0, Name: "Engine RPM", Unit: jetdrive.UnitEngineSpeed},
-	{ID: 1, Name: "Air/Fuel Ratio 1", Unit: jetdrive.UnitAFR},
-	{ID: 2, Name: "Torque", Unit: jetdrive.UnitTorque},
-	{ID: 3, Name: "Power", Unit: jetdrive.UnitPower},
+var dynoChannels = []wire.ChannelDef{
+	{ID: 0, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+	{ID: 1, Name: "Air/Fuel Ratio 1", Unit: wire.UnitAFR},
+	{ID: 2, Name: "Torque", Unit: wire.UnitTorque},
+	{ID: 3, Name: "Power", Unit: wire.UnitPower},
 }
 
-var probeChannels = []jetdrive.ChannelDef{
-	{ID: 0, Name: "Temperature 1", Unit: jetdrive.UnitTemperature},
-	{ID: 1, Name: "Barometric Pressure", Unit: jetdrive.UnitPressure},
+var probeChannels = []wire.ChannelDef{
+	{ID: 0, Name: "Temperature 1", Unit: wire.UnitTemperature},
+	{ID: 1, Name: "Barometric Pressure", Unit: wire.UnitPressure},
 }
 
-func startProvider(t *testing.T, ctx context.Context, port int, name string, chans []jetdrive.ChannelDef) *jetdrive.Provider {
+func startProvider(t *testing.T, ctx context.Context, port int, name string, chans []wire.ChannelDef) *jetdrive.Provider {
 	t.Helper()
 	p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Net: jetdrivetest.Net(port), Name: name,
 		NegotiateWindow: 100 * time.Millisecond, ReplyInterval: 20 * time.Millisecond}, chans)
@@ -84,7 +85,7 @@ func nextWhere(t *testing.T, ctx context.Context, c *jetdrive.Client, ok func(*d
 	}
 }
 
-func publishFrames(t *testing.T, p *jetdrive.Provider, n int, every time.Duration, values func(i int, ts uint32) []jetdrive.Value) {
+func publishFrames(t *testing.T, p *jetdrive.Provider, n int, every time.Duration, values func(i int, ts uint32) []wire.Value) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		require.NoError(t, p.Publish(values(i, p.Clock())))
@@ -93,7 +94,7 @@ func publishFrames(t *testing.T, p *jetdrive.Provider, n int, every time.Duratio
 }
 
 // goPublish publishes in the background; the returned func waits for it.
-func goPublish(p *jetdrive.Provider, n int, every time.Duration, values func(i int, ts uint32) []jetdrive.Value) (wait func()) {
+func goPublish(p *jetdrive.Provider, n int, every time.Duration, values func(i int, ts uint32) []wire.Value) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -107,8 +108,8 @@ func goPublish(p *jetdrive.Provider, n int, every time.Duration, values func(i i
 	return func() { <-done }
 }
 
-func dynoFrame(i int, ts uint32) []jetdrive.Value {
-	return []jetdrive.Value{{0, ts, float32(3000 + i)}, {1, ts, 13.2}, {2, ts, 135.58179}, {3, ts, 74.57}}
+func dynoFrame(i int, ts uint32) []wire.Value {
+	return []wire.Value{{Channel: 0, TS: ts, Value: float32(3000 + i)}, {Channel: 1, TS: ts, Value: 13.2}, {Channel: 2, TS: ts, Value: 135.58179}, {Channel: 3, TS: ts, Value: 74.57}}
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -172,7 +173,7 @@ func TestSeveralProvidersMerge(t *testing.T) {
 			ts := dynoP.Clock()
 			_ = dynoP.Publish(dynoFrame(i, ts))
 			// The probe reuses channel IDs 0 and 1: they must not be taken for RPM/AFR.
-			_ = probe.Publish([]jetdrive.Value{{0, probe.Clock(), 21.5}, {1, probe.Clock(), 98.7}})
+			_ = probe.Publish([]wire.Value{{Channel: 0, TS: probe.Clock(), Value: 21.5}, {Channel: 1, TS: probe.Clock(), Value: 98.7}})
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
@@ -216,7 +217,7 @@ func TestProviderRestart(t *testing.T) {
 
 	p2 := startProvider(t, ctx, port, "Sim Dyno", dynoChannels)
 	defer p2.Close()
-	defer goPublish(p2, 20, 5*time.Millisecond, func(i int, ts uint32) []jetdrive.Value { return dynoFrame(1000+i, ts) })()
+	defer goPublish(p2, 20, 5*time.Millisecond, func(i int, ts uint32) []wire.Value { return dynoFrame(1000+i, ts) })()
 	s := nextWhere(t, ctx, c, func(s *dyno.Sample) bool {
 		return dyno.Has(s.RPM) && s.RPM >= 4000
 	})
@@ -252,7 +253,7 @@ func TestLossAndReorderThroughRelay(t *testing.T) {
 	})
 	rs := relay.Stats()
 	st := c.Stats()
-	var seq jetdrive.SeqStats
+	var seq wire.SeqStats
 	for _, ps := range st.Providers {
 		if ps.Host == p.HostID() {
 			seq = ps.Seq
@@ -318,7 +319,7 @@ func TestMalformedFloodWhileValidTrafficContinues(t *testing.T) {
 		}
 	}
 	// The client is alive: new valid frames still come through.
-	defer goPublish(p, 20, 5*time.Millisecond, func(i int, ts uint32) []jetdrive.Value { return dynoFrame(5000+i, ts) })()
+	defer goPublish(p, 20, 5*time.Millisecond, func(i int, ts uint32) []wire.Value { return dynoFrame(5000+i, ts) })()
 	s := nextWhere(t, ctx, c, func(s *dyno.Sample) bool { return s.RPM >= 5000 })
 	assert.GreaterOrEqual(t, s.RPM, 5000.0)
 	st := c.Stats()
@@ -357,8 +358,8 @@ func TestCollisionRenegotiates(t *testing.T) {
 	require.NoError(t, err)
 	defer other.Close()
 	// Another node claims our ID and addresses us (Host = Dest = own ID, V16).
-	e := jetdrive.Encoder{Host: id, Seq: 99}
-	d, err := e.Append(nil, jetdrive.KeyRequestChannelInfo, id, nil)
+	e := wire.Encoder{Host: id, Seq: 99}
+	d, err := e.Append(nil, wire.KeyRequestChannelInfo, id, nil)
 	require.NoError(t, err)
 	require.NoError(t, other.WritePacket(d))
 	waitFor(t, "renegotiation", 3*time.Second, func() bool { return c.Stats().Collisions == 1 && c.HostID() != 0 && c.HostID() != id })

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -175,7 +176,7 @@ func Listen(ctx context.Context, cfg NetConfig) (*MulticastConn, error) {
 	}
 	port := cfg.Port
 	if port == 0 {
-		port = DefaultPort
+		port = wire.DefaultPort
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error

@@ -30,6 +30,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 func main() {
@@ -55,7 +56,7 @@ type netFlags struct {
 func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.iface, "iface", "", `interface name or address, "loopback", or "" for the default route`)
 	fs.StringVar(&n.groups, "group", jetdrive.DefaultGroup.String(), "multicast groups to join, comma-separated (the first one is sent to)")
-	fs.IntVar(&n.port, "port", jetdrive.DefaultPort, "UDP port")
+	fs.IntVar(&n.port, "port", wire.DefaultPort, "UDP port")
 	fs.BoolVar(&n.verbose, "v", false, "log protocol events to stderr")
 }
 

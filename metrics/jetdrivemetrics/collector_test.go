@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/assert"
@@ -46,7 +47,7 @@ func TestCollector(t *testing.T) {
 		OwnEchoes: 5, NotForUs: 6, Ignored: 7, Values: 80, Unknown: 3,
 		Samples: 40, Overflow: 1, Buffered: 9, Collisions: 1, ReadErrors: 2, Gone: 1,
 		Providers: []jetdrive.ProviderStats{
-			{Host: 7, Name: "Dyno\x00One", Messages: 90, Seq: jetdrive.SeqStats{Dropped: 4, Reordered: 1, Duplicates: 2},
+			{Host: 7, Name: "Dyno\x00One", Messages: 90, Seq: wire.SeqStats{Dropped: 4, Reordered: 1, Duplicates: 2},
 				LastValues: now.Add(-1500 * time.Millisecond), Synced: true, RTT: 3 * time.Millisecond,
 				Channels: []jetdrive.ChannelStats{{Stale: true}, {Frozen: true}, {}, {}}},
 			{Host: 9, Name: strings.Repeat("x", 100), Stale: true},

@@ -1,4 +1,4 @@
-package jetdrive
+package wire
 
 import (
 	"encoding/hex"
@@ -245,19 +245,6 @@ func TestPingPongVectors(t *testing.T) {
 	m, _ = ParseMessage(unhex(t, "040500000001ffff01e8030000"))
 	_, err = DecodePong(&m)
 	assert.ErrorIs(t, err, ErrWrongKey)
-}
-
-func TestClockSyncWorkedExample(t *testing.T) {
-	// §3.8: ping at 1000, pong (V6) at 1040 → latency 20, offset −122416; a
-	// sample at 123500 maps to 1064.
-	p := &provState{}
-	c := &Client{cfg: ClientConfig{PingInterval: 30e9}, node: &node{}}
-	c.base = c.node.base
-	at := c.node.base.Add(1040e6)
-	c.sync(p, Pong{Version: 1, HostTS: 1000, RemoteTS: 123456}, at)
-	require.True(t, p.synced)
-	assert.Equal(t, int64(-122416-20), p.offset)
-	assert.Equal(t, int64(1064), p.unwrap(123500)+p.offset)
 }
 
 func TestExtendedVectors(t *testing.T) {

@@ -44,4 +44,3 @@ func ExampleEncoder_ChannelInfo() {
 	// 1384 bytes
 	// 160 bytes
 }
-

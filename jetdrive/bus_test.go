@@ -75,8 +75,11 @@ func TestClientAnswersPingAndRequestsUnknownChannels(t *testing.T) {
 	})
 	st := c.Stats()
 	assert.Equal(t, uint64(1), st.Unknown)
-	require.Len(t, st.Providers, 2)
-	assert.False(t, st.Providers[1].Channels[0].Known)
+	// The pinger 0x3C4D is a peer, not a provider: only 0x5555 is listed.
+	require.Len(t, st.Providers, 1)
+	assert.Equal(t, uint16(0x5555), st.Providers[0].Host)
+	assert.False(t, st.Providers[0].Channels[0].Known)
+	assert.Equal(t, uint64(1), st.Peer)
 }
 
 func TestStaleFrozenAndGone(t *testing.T) {
@@ -213,7 +216,7 @@ func TestForgedFloodIsBounded(t *testing.T) {
 	}
 	vals := make([]wire.Value, 0, 2000)
 	for id := 0; id < 2000; id++ {
-		vals = append(vals, wire.Value{Channel: uint16(id), TS: uint32(id), Value: 1})
+		vals = append(vals, wire.Value{Channel: uint16(id), TS: uint32(id + 2), Value: 1}) // after the first message's TS 1
 	}
 	e := wire.Encoder{Host: 1, MTU: 60000}
 	ds, _ := e.Values(nil, wire.AllHosts, vals)

@@ -29,7 +29,7 @@
 //
 // # Capture format
 //
-// Record writes, and Replay, ReplayTransport and OpenReplay read, a capture
+// Record writes, and Replay and OpenReplay read, a capture
 // file: the 8 bytes "JDCAPv1\n", the capture start as int64 Unix
 // nanoseconds (little-endian), then one record per datagram:
 //

@@ -60,10 +60,12 @@ type Provider struct {
 	cfg  ProviderConfig
 	node *node
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	reply  chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	reply    chan struct{}
+	stopOnce sync.Once
+	stopped  chan struct{}
 
 	mu    sync.Mutex
 	chans []wire.ChannelDef
@@ -87,6 +89,9 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []wire.ChannelDe
 	if cfg.ReplyInterval <= 0 {
 		cfg.ReplyInterval = 200 * time.Millisecond
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	tr := cfg.Transport
 	if tr == nil {
 		mc, err := Listen(ctx, cfg.Net)
@@ -97,7 +102,7 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []wire.ChannelDe
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	p := &Provider{cfg: cfg, node: newNode(tr, cfg.Logger, cfg.HostID, cfg.MTU), ctx: pctx, cancel: cancel,
-		reply: make(chan struct{}, 1), chans: append([]wire.ChannelDef(nil), chans...)}
+		reply: make(chan struct{}, 1), stopped: make(chan struct{}), chans: append([]wire.ChannelDef(nil), chans...)}
 	p.wg.Add(1)
 	go p.readLoop()
 	if cfg.HostID == 0 {
@@ -118,7 +123,7 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []wire.ChannelDe
 	go p.controlLoop()
 	go func() {
 		<-pctx.Done()
-		_ = tr.Close()
+		p.stop()
 	}()
 	return p, nil
 }
@@ -204,14 +209,33 @@ func (p *Provider) Publish(vals []wire.Value) error {
 	return err
 }
 
-// Close sends ClearChannelInfo, stops the provider and closes its transport.
+// Close sends ClearChannelInfo, stops the provider and closes its
+// transport. The provider does the same when its context is cancelled (a
+// -duration or SIGINT): listeners always learn that its channels are gone.
 func (p *Provider) Close() error {
-	if p.ctx.Err() == nil {
-		_ = p.send(wire.KeyClearChannelInfo, nil)
-	}
 	p.cancel()
+	<-p.stopped
 	p.wg.Wait()
 	return nil
+}
+
+// clearTimeout bounds the final ClearChannelInfo, which is sent after the
+// provider's context may be done.
+const clearTimeout = 250 * time.Millisecond
+
+// stop sends ClearChannelInfo with its own short deadline, then closes the
+// transport; it runs once, when the provider's context is done.
+func (p *Provider) stop() {
+	p.stopOnce.Do(func() {
+		defer close(p.stopped)
+		if d, ok := p.node.tr.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			_ = d.SetWriteDeadline(time.Now().Add(clearTimeout))
+		}
+		if err := p.send(wire.KeyClearChannelInfo, nil); err != nil {
+			p.cfg.Logger.Warn("jetdrive: provider: final ClearChannelInfo", "err", err)
+		}
+		_ = p.node.tr.Close()
+	})
 }
 
 func (p *Provider) readLoop() {
@@ -330,19 +354,10 @@ type sampleChannel struct {
 	field Field
 }
 
-// SampleChannels returns the channels Stream announces for a source with
+// sampleChannels returns the channels Stream announces for a source with
 // layout l: DynoAI's names with SI JDUnits ("Engine RPM"/EngineSpeed,
 // "MAP kPa"/Pressure, "Air/Fuel Ratio 1"/AFR, "Torque"/Torque in N·m,
-// "Power"/Power in kW ...), IDs from 0 in field order.
-func SampleChannels(l dyno.Layout) []wire.ChannelDef {
-	sc := sampleChannels(l)
-	out := make([]wire.ChannelDef, len(sc))
-	for i, c := range sc {
-		out[i] = c.def
-	}
-	return out
-}
-
+// "Power"/Power in kW ...), IDs from 0 in field order, with their fields.
 func sampleChannels(l dyno.Layout) []sampleChannel {
 	cyl := min(max(l.Cylinders, 1), dyno.MaxCylinders)
 	var out []sampleChannel
@@ -398,7 +413,9 @@ type StreamOptions struct {
 	Rate float64
 }
 
-// Stream announces the channels of src's layout (SampleChannels) and
+// Stream announces the channels of src's layout (DynoAI's names with SI
+// JDUnits: "Engine RPM", "MAP kPa", "Air/Fuel Ratio 1", "Torque" in N·m,
+// "Power" in kW ..., IDs from 0 in field order) and
 // publishes every sample of src, converted to JDUnits and stamped on the
 // provider's clock, until src ends (nil) or ctx is cancelled. Missing
 // fields are not sent.

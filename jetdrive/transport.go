@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dynoai/dynoai/jetdrive/wire"
 	"golang.org/x/net/ipv4"
@@ -243,6 +244,9 @@ func (m *MulticastConn) WritePacket(b []byte) error {
 	_, err := m.pc.WriteTo(b, nil, m.dst)
 	return err
 }
+
+// SetWriteDeadline bounds WritePacket calls; a zero time removes the bound.
+func (m *MulticastConn) SetWriteDeadline(t time.Time) error { return m.conn.SetWriteDeadline(t) }
 
 // Interface returns the joined interface.
 func (m *MulticastConn) Interface() *net.Interface { return m.iface }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -14,87 +13,6 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive/wire"
 )
-
-// OverflowPolicy says what a full sample buffer does with a new sample.
-type OverflowPolicy int
-
-const (
-	// DropOldest discards the oldest buffered sample (live displays and
-	// analysis want the freshest data). The default.
-	DropOldest OverflowPolicy = iota
-	// DropNewest discards the new sample, like the reference provider queue.
-	DropNewest
-	// Block makes the reader wait for room: nothing is discarded by the
-	// client. For replays; on a live network the socket buffer then
-	// overflows instead, which shows as sequence drops.
-	Block
-)
-
-// ClientConfig configures a Client. The zero value is a transmitting client
-// on the default-route interface with the documented defaults.
-type ClientConfig struct {
-	// Net chooses the interface, groups and port when Transport is nil.
-	Net NetConfig
-	// Transport, when set, replaces the network (a replay, a test relay).
-	// The client closes it.
-	Transport Transport
-	// Passive makes the client silent: no host ID, no Ping, no Pong, no
-	// RequestChannelInfo; it then learns channels only from the providers'
-	// periodic ChannelInfo and times samples by arrival.
-	Passive bool
-	// HostID is a fixed host ID; 0 negotiates one.
-	HostID uint16
-	// NegotiateWindow is how long negotiation listens; 0 means 1 s.
-	NegotiateWindow time.Duration
-	// PingInterval re-synchronises each provider's clock; 0 means 30 s.
-	PingInterval time.Duration
-	// RequestInterval limits RequestChannelInfo to a provider whose values
-	// arrive without channel names; 0 means 5 s.
-	RequestInterval time.Duration
-	// StaleAfter marks a channel or provider stale without values; 0 means 5 s.
-	// A stale channel's field becomes dyno.Missing in new samples. A
-	// provider that cleared its channels and then sent nothing for
-	// StaleAfter is forgotten.
-	StaleAfter time.Duration
-	// GoneAfter forgets a provider that sent nothing at all; 0 means 75 s.
-	GoneAfter time.Duration
-	// FrozenAfter flags a channel whose values keep arriving but have not
-	// changed for this long; 0 means 3 s. See ChannelStats for the rule.
-	FrozenAfter time.Duration
-	// OnlyAddressed ignores ChannelInfo, ChannelValues and ClearChannelInfo
-	// addressed to another host. By default they are accepted, because the
-	// reference provider addresses ChannelInfo to whoever requested it.
-	OnlyAddressed bool
-	// Buffer is the number of samples held for Next; 0 means 4096.
-	Buffer int
-	// Overflow is the policy of a full buffer; every discarded sample is
-	// counted in Stats.Overflow.
-	Overflow OverflowPolicy
-	// Overrides map named channels to fields before auto-mapping.
-	Overrides []Override
-	// Logger receives diagnostics; nil discards them.
-	Logger *slog.Logger
-}
-
-func (c *ClientConfig) defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.NegotiateWindow, time.Second)
-	def(&c.PingInterval, 30*time.Second)
-	def(&c.RequestInterval, 5*time.Second)
-	def(&c.StaleAfter, 5*time.Second)
-	def(&c.GoneAfter, 75*time.Second)
-	def(&c.FrozenAfter, 3*time.Second)
-	if c.Buffer <= 0 {
-		c.Buffer = 4096
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-}
 
 // Client is a live JetDrive client: it joins the network, learns providers
 // and channels, tracks their health, maps channels to dyno.Sample fields
@@ -464,58 +382,6 @@ func (c *Client) peer(m *wire.Message, addressed bool, at time.Time) {
 	case !m.Key.Known():
 		c.stats.Errors.UnknownKey++
 	}
-}
-
-func (c *Client) handlePing(m *wire.Message, p *provState, at time.Time) {
-	ping, err := wire.DecodePing(m)
-	if err != nil {
-		c.countErr(p, err)
-		return
-	}
-	if c.cfg.Passive || c.node.host() == 0 {
-		return
-	}
-	if err := c.node.pong(m.Host, ping, at); err != nil {
-		c.cfg.Logger.Warn("jetdrive: pong", "err", err)
-	}
-	if p != nil && !p.synced {
-		c.ping(p, at)
-	}
-}
-
-func (c *Client) ping(p *provState, at time.Time) {
-	every := time.Second
-	if p.unanswered >= 5 { // a provider that does not answer pings
-		every = c.cfg.PingInterval
-	}
-	if c.cfg.Passive || c.node.host() == 0 || (!p.lastPing.IsZero() && at.Sub(p.lastPing) < every) {
-		return
-	}
-	p.lastPing = at
-	p.unanswered++
-	v := wire.AppendPing(nil, wire.Ping{Version: wire.ProtocolVersion, HostTS: c.node.clock(at)})
-	if err := c.node.send(wire.KeyPing, p.host, v); err != nil {
-		c.cfg.Logger.Warn("jetdrive: ping", "err", err)
-	}
-}
-
-// sync applies Cristian's algorithm with the lowest-RTT exchange (offset and
-// latency from the same round trip), refreshed after two ping intervals.
-func (c *Client) sync(p *provState, pong wire.Pong, at time.Time) {
-	now := c.node.clock(at)
-	rtt := now - pong.HostTS
-	if rtt > 10_000 {
-		return // not an answer to a recent ping of ours
-	}
-	remote := p.unwrap(pong.RemoteTS)
-	p.unanswered = 0
-	if p.synced && rtt > p.bestRTT && at.Sub(p.syncAt) < 2*c.cfg.PingInterval {
-		return
-	}
-	// The client clock in ms since c.base; node.clock counts from node.base.
-	local := int64(now) + c.node.base.Sub(c.base).Milliseconds()
-	p.offset = local - remote - int64(rtt/2)
-	p.synced, p.anchor, p.bestRTT, p.syncAt, p.unanswered = true, true, rtt, at, 0
 }
 
 func (c *Client) wake() {

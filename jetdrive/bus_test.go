@@ -268,3 +268,51 @@ func TestEvents(t *testing.T) {
 	}
 	assert.Equal(t, "provider-gone", jetdrive.EventProviderGone.String())
 }
+
+// TestProviderClearsHoweverItStops: listeners learn that a provider's
+// channels are gone whether it is closed or its context ends (the
+// -duration and SIGINT of examples/jetdrive), even when Close follows a
+// cancelled context.
+func TestProviderClearsHoweverItStops(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		stop func(cancel context.CancelFunc, p *jetdrive.Provider)
+	}{
+		{"Close", func(_ context.CancelFunc, p *jetdrive.Provider) { require.NoError(t, p.Close()) }},
+		{"context cancelled", func(cancel context.CancelFunc, _ *jetdrive.Provider) { cancel() }},
+		{"context cancelled, then Close", func(cancel context.CancelFunc, p *jetdrive.Provider) {
+			cancel()
+			require.NoError(t, p.Close())
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var bus jetdrivetest.Bus
+			c, err := jetdrive.NewClient(context.Background(), jetdrive.ClientConfig{Transport: bus.Endpoint(), Passive: true})
+			require.NoError(t, err)
+			defer c.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: bus.Endpoint(), HostID: 0x2222, Name: "Sim"}, dynoChannels)
+			require.NoError(t, err)
+			defer p.Close()
+			deadline := time.After(5 * time.Second)
+			sawChannels := false
+			for {
+				select {
+				case ev := <-c.Events():
+					if ev.Kind == jetdrive.EventChannels {
+						sawChannels = true
+						tt.stop(cancel, p)
+					}
+					if ev.Kind == jetdrive.EventCleared && sawChannels {
+						assert.Equal(t, "Sim", ev.Name)
+						assert.Equal(t, uint16(0x2222), ev.Host)
+						return
+					}
+				case <-deadline:
+					t.Fatal("no ClearChannelInfo after the provider stopped")
+				}
+			}
+		})
+	}
+}

@@ -50,10 +50,22 @@ func FuzzClientHandle(f *testing.F) {
 	c := newClient(context.Background(), cfg, nopTransport{})
 	c.node.setHost(0x1A2B)
 	from := netip.MustParseAddrPort("127.0.0.1:22344")
+	var last time.Duration
+	emitted := false
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c.handleSafe(b, from, time.Now())
 		if st := c.Stats(); st.Errors.Panics != 0 {
 			t.Fatalf("the handler panicked on %x", b)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for ; c.n > 0; c.n-- {
+			s := c.ring[c.head]
+			c.head = (c.head + 1) % len(c.ring)
+			if emitted && s.Time <= last {
+				t.Fatalf("sample time %v after %v, on %x", s.Time, last, b)
+			}
+			last, emitted = s.Time, true
 		}
 	})
 }

@@ -27,8 +27,10 @@ var (
 // Transport carries whole datagrams. *MulticastConn is the network one;
 // tests and replays provide others. ReadPacket blocks until a datagram
 // arrives or the transport is closed (then it returns an error; io.EOF
-// means a finite transport such as a replay has ended). Close unblocks
-// ReadPacket. WritePacket sends one datagram to the group.
+// means a finite transport such as a replay has ended; a closed transport
+// returns net.ErrClosed). Close unblocks ReadPacket. WritePacket sends one
+// datagram to the group and is safe for concurrent use. Implementations run
+// the conformance suite jetdrivetest.RunTransport.
 type Transport interface {
 	ReadPacket(b []byte) (n int, from netip.AddrPort, err error)
 	WritePacket(b []byte) error

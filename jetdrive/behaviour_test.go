@@ -366,3 +366,22 @@ func TestRepeatedDiscoveries(t *testing.T) {
 	h.c.tick(false)
 	assert.Len(t, h.c.Stats().Providers, 2)
 }
+
+// TestRetimedWhenTheClockMovesBack: a re-synchronisation that moves a
+// provider's offset back cannot make a sample older than the last one.
+func TestRetimedWhenTheClockMovesBack(t *testing.T) {
+	h := newHarness(t, ClientConfig{})
+	h.info(0x2222, "Dyno", twoChannels)
+	h.values(0x2222, 100, 2000, 13)
+	h.now = h.now.Add(100 * time.Millisecond)
+	h.values(0x2222, 200, 2001, 13)
+	h.c.mu.Lock()
+	h.c.provs[0x2222].offset -= 500 // as a better round trip would
+	h.c.mu.Unlock()
+	h.now = h.now.Add(100 * time.Millisecond)
+	h.values(0x2222, 300, 2002, 13)
+	got := h.drain()
+	require.Len(t, got, 3)
+	assert.Equal(t, got[1].Time+time.Millisecond, got[2].Time)
+	assert.Equal(t, uint64(1), h.c.Stats().Discarded.Retimed)
+}

@@ -246,6 +246,12 @@ type Config struct {
 	// so 0.88 burns 1/0.88 = 13.6 % lean on closed throttle, the lean decel
 	// that pops in the exhaust. Zero means fuel cut. Allowed: 0 or 0.5-1.5.
 	DecelFuel float64
+	// TipInLeanPct, when positive, leaves the ECU's acceleration
+	// enrichment short: while MAP rises the cylinders burn leaner, by this
+	// percent at a rise of 100 kPa/s or faster (in proportion below), the
+	// excess decaying with a 0.3 s time constant (fuel wetting the port
+	// walls). Zero means perfect transient fueling. Allowed: 0 to 50.
+	TipInLeanPct float64
 
 	// TimeResolution, when positive, floors every Sample.Time to a
 	// multiple of it: 1 s gives the integer-second time column of cheap
@@ -410,9 +416,10 @@ type Simulator struct {
 	sensor       [2]float64
 	cutSensor    float64 // the share of fuel-cut exhaust the widebands see
 	sensorInit   bool
-	cut          bool // the ECU cuts fuel now
-	decelFueled  bool // closed throttle in a decel with Config.DecelFuel: fueled lean
-	transient    bool // the throttle slews or the manifold lags
+	cut          bool    // the ECU cuts fuel now
+	decelFueled  bool    // closed throttle in a decel with Config.DecelFuel: fueled lean
+	wet          float64 // the lean fraction a short acceleration enrichment leaves (Config.TipInLeanPct)
+	transient    bool    // the throttle slews or the manifold lags
 	status       Status
 }
 
@@ -512,6 +519,9 @@ func (s *Simulator) init(cfg Config) error {
 	}
 	if cfg.FuelCutAFR == 0 {
 		cfg.FuelCutAFR = DefaultFuelCutAFR
+	}
+	if !finite(cfg.TipInLeanPct) || cfg.TipInLeanPct < 0 || cfg.TipInLeanPct > 50 {
+		return simErr("TipInLeanPct", "%v; want 0 to 50", cfg.TipInLeanPct)
 	}
 	if !finite(cfg.DecelFuel) || cfg.DecelFuel != 0 && (cfg.DecelFuel < 0.5 || cfg.DecelFuel > 1.5) {
 		return simErr("DecelFuel", "%v; want 0 (fuel cut) or 0.5 to 1.5", cfg.DecelFuel)
@@ -903,7 +913,14 @@ func (s *Simulator) physics(st *Step, tpsTarget float64, inertia bool) {
 	if st.Kind == StepDecel {
 		steady = max(steady, st.MAP)
 	}
+	before := s.mapKPa
 	s.mapKPa += (steady - s.mapKPa) * s.mapAlpha
+	if s.cfg.TipInLeanPct > 0 {
+		// Short acceleration enrichment: leaner in proportion to the rise.
+		rise := (s.mapKPa - before) / s.dt
+		now := s.cfg.TipInLeanPct / 100 * min(max(rise, 0)/100, 1)
+		s.wet = max(s.wet*math.Exp(-s.dt/0.3), now)
+	}
 	closed := st.Kind == StepDecel && s.tps <= simCutTPS
 	s.cut = closed && s.cfg.DecelFuel == 0
 	s.decelFueled = closed && s.cfg.DecelFuel > 0
@@ -941,6 +958,7 @@ func (s *Simulator) eval(rpm, mapKPa float64, cut bool) engineState {
 		if s.decelFueled {
 			e.produced[c] /= s.cfg.DecelFuel
 		}
+		e.produced[c] *= 1 + s.wet
 		if s.knock[c] != nil {
 			e.knock[c] = max(s.knock[c].At(rpm, mapKPa), 0)
 		}

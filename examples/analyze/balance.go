@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
+	"github.com/dynoai/dynoai/dyno/dynolog"
 
 	"github.com/dynoai/dynoai/ve"
 )
@@ -24,6 +27,43 @@ func decelLines(res *ve.Result, out string) []string {
 			d.Name, len(d.PopProne), worst.LeanPct, worst.RPM, worst.Load, out, d.Name))
 	}
 	return lines
+}
+
+// writeTransients reads the log a second time for its tip-ins
+// (ve.Transients) and writes Transient_Fuel.json. It returns the file and a
+// line per throttle-rate bin with a suggestion; nothing for a simulated
+// session (-simulate) or a log without time, throttle or wideband.
+func writeTransients(ctx context.Context, c config, args []string, res *ve.Result) ([]string, []string, error) {
+	if len(args) != 1 {
+		return nil, nil, nil
+	}
+	ropts, err := readOptions(c, res.Options)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := dynolog.Open(args[0], ropts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer src.Close()
+	tr, err := ve.Transients(ctx, src, ve.TransientOptions{Stoich: res.Options.Fuel.Stoich, Delay: res.Delay})
+	if err != nil {
+		return nil, nil, err
+	}
+	if tr.Note != "" || len(tr.Events) == 0 {
+		return nil, nil, nil
+	}
+	names, err := tr.WriteFiles(c.out)
+	if err != nil {
+		return names, nil, err
+	}
+	var lines []string
+	for _, b := range tr.Bins {
+		if b.ChangePct != 0 {
+			lines = append(lines, fmt.Sprintf("tip-ins at %g+ %%/s throttle: %s", b.From, b.Suggestion))
+		}
+	}
+	return names, lines, nil
 }
 
 // writeValleys looks for torque valleys across RPM at high load

@@ -250,6 +250,11 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	names = append(names, valleyNames...)
+	transientNames, transientLines, err := writeTransients(ctx, c, args, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, transientNames...)
 	if !c.quiet {
 		if err := res.WriteReport(stdout); err != nil {
 			return err
@@ -266,6 +271,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 			fmt.Fprintln(stdout, l)
 		}
 		for _, l := range decelLines(res, c.out) {
+			fmt.Fprintln(stdout, l)
+		}
+		for _, l := range transientLines {
 			fmt.Fprintln(stdout, l)
 		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {

@@ -16,7 +16,7 @@ function errorBox(err) {
     err.requestID ? h('span', { class: 'muted' }, ' (request ', err.requestID, ')') : null);
 }
 function page(title, ...children) {
-  clear(main).append(h('h1', {}, title), ...children);
+  clear(main).append(h('h1', {}, title), ...children.flat().filter((c) => c !== null && c !== undefined));
   document.title = title + ' · DynoAI';
 }
 const date = (s) => (s ? new Date(s).toLocaleString() : '');
@@ -30,7 +30,7 @@ function showLogin(message) {
   leave(); leave = () => {};
   const input = h('input', { type: 'password', id: 'api-key', name: 'key', autocomplete: 'current-password', required: true, size: 40 });
   const out = h('div', { 'aria-live': 'polite' });
-  const form = h('form', { class: 'card', id: 'login' },
+  const form = h('form', { class: 'card', id: 'login', method: 'post' },
     h('p', {}, 'This server needs an API key. Enter it once: it is exchanged for a session in this browser and never put in a URL.'),
     h('div', { class: 'row' }, h('label', { for: 'api-key' }, 'API key', input), h('button', { type: 'submit' }, 'Sign in')), out);
   form.addEventListener('submit', async (ev) => {
@@ -243,10 +243,12 @@ async function runPage(id) {
   };
   for (const [key, title] of METRICS) tabs.append(h('button', { type: 'button', 'data-metric': key, onclick: () => show(key) }, title));
   const anomalies = res.anomalies || [];
-  const anomalyTable = anomalies.length ? h('div', { class: 'scroll' }, h('table', { class: 'list', id: 'anomalies' },
+  const kinds = {};
+  for (const a of anomalies) kinds[a.kind || '?'] = (kinds[a.kind || '?'] || 0) + 1;
+  const anomalyTable = anomalies.length ? h('details', { id: 'anomalies-box' }, h('summary', {}, Object.entries(kinds).map(([k, n]) => `${k.replaceAll('_', ' ')}: ${n}`).join(' · ')), h('div', { class: 'scroll' }, h('table', { class: 'list', id: 'anomalies' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Cylinder'), h('th', { class: 'num' }, 'RPM'), h('th', { class: 'num' }, label), h('th', {}, 'Detail'))),
     h('tbody', {}, ...anomalies.slice(0, 200).map((a) => h('tr', {}, h('td', {}, a.kind || ''), h('td', {}, a.cylinder || ''),
-      h('td', { class: 'num' }, String(a.rpm ?? '')), h('td', { class: 'num' }, String(pick(a, 'map_kpa', 'load') ?? '')), h('td', {}, a.detail || '')))))) : h('p', { class: 'muted' }, 'No anomalies.');
+      h('td', { class: 'num' }, String(a.rpm ?? '')), h('td', { class: 'num' }, String(pick(a, 'map_kpa', 'load') ?? '')), h('td', { class: 'wrap' }, a.detail || ''))))))) : h('p', { class: 'muted' }, 'No anomalies.');
   page('Run ' + (run.filename || id), summary, h('h2', {}, 'Maps'), tabs, grids, evidence,
     h('h2', {}, 'Channel report'), channelReport(res), h('h2', {}, `Anomalies (${anomalies.length})`), anomalyTable, downloads(files));
   show('percent');
@@ -396,7 +398,7 @@ async function livePage() {
     clear(provs).append(list.length ? h('div', { class: 'scroll' }, h('table', { class: 'list' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Provider'), h('th', {}, 'Address'), h('th', { class: 'num' }, 'Messages'), h('th', {}, 'Channels'), h('th', {}, 'State'))),
       h('tbody', {}, ...list.map((v) => h('tr', {}, h('td', {}, v.name || String(v.host)), h('td', {}, v.addr || ''), h('td', { class: 'num' }, String(v.messages ?? '')),
-        h('td', {}, (v.channels || []).map((c) => `${c.name}${c.field ? ' → ' + c.field : ''}`).join(', ')), h('td', {}, v.stale ? 'stale' : 'live'))))))
+        h('td', { class: 'wrap' }, (v.channels || []).map((c) => `${c.name}${c.field ? ' → ' + c.field : ''}`).join(', ')), h('td', {}, v.stale ? 'stale' : 'live'))))))
       : h('p', { class: 'muted' }, 'No JetDrive provider seen yet.'));
   } catch (err) { clear(provs).append(errorBox(err)); if (err.status === 503 || err.status === 401 || err.status === 403) { state.textContent = 'unavailable'; return; } }
   const es = new EventSource(url('api/jetdrive/live/stream'), { withCredentials: true });

@@ -111,13 +111,25 @@ func (k sessionKeys) Len() int {
 	return k.inner.Len()
 }
 
+// HeaderRequestedWith must accompany every request that changes state
+// with a session cookie (the web UI sends it): a form another site (or
+// another port of the same host, which SameSite counts as the same site)
+// makes a browser post cannot set it.
+const HeaderRequestedWith = "X-Requested-With"
+
 // withSessionCookie presents a request's session cookie as its key when it
 // carries no key of its own, so that the key middleware checks it like
-// any key, scopes and tenant included.
+// any key, scopes and tenant included. A cookie-borne request that changes
+// state without HeaderRequestedWith is refused 403 FORBIDDEN.
 func withSessionCookie(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(authkeys.HeaderAPIKey) == "" && r.Header.Get("Authorization") == "" {
 			if c, err := r.Cookie(SessionCookie); err == nil && strings.HasPrefix(c.Value, sessionPrefix) {
+				if authkeys.RequireMutating(r) && r.Header.Get(HeaderRequestedWith) == "" {
+					writeEnvelope(w, r, http.StatusForbidden, CodeForbidden,
+						"a request made with a session cookie that changes state needs the "+HeaderRequestedWith+" header", nil)
+					return
+				}
 				r = r.Clone(r.Context())
 				r.Header.Set("Authorization", "Bearer "+c.Value)
 			}
@@ -135,11 +147,23 @@ type sessionView struct {
 	Tenant        string     `json:"tenant,omitempty"`
 	Scopes        []string   `json:"scopes,omitempty"`
 	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	// Features says which optional parts this server runs, so that a page
+	// does not ask for what is not there; only to those who may read.
+	Features *features `json:"features,omitempty"`
+}
+
+type features struct {
+	JetDrive  bool `json:"jetdrive"`
+	Jetstream bool `json:"jetstream"`
+}
+
+func (s *Server) features() *features {
+	return &features{JetDrive: s.cfg.JetDrive != nil, Jetstream: s.cfg.Jetstream != nil}
 }
 
 func (s *Server) sessionOf(id authkeys.Identity, exp time.Time) sessionView {
 	v := sessionView{AuthEnabled: s.cfg.Auth.Enabled, OpenReads: s.cfg.Auth.OpenReads, Authenticated: true,
-		KeyID: string(id.ID), Tenant: id.Tenant, Scopes: strings.Split(id.Scopes.String(), "+")}
+		KeyID: string(id.ID), Tenant: id.Tenant, Scopes: strings.Split(id.Scopes.String(), "+"), Features: s.features()}
 	if !exp.IsZero() {
 		e := exp.UTC()
 		v.ExpiresAt = &e
@@ -162,7 +186,7 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if !s.cfg.Auth.Enabled {
-		writeJSON(w, http.StatusOK, sessionView{})
+		writeJSON(w, http.StatusOK, sessionView{Features: s.features()})
 		return nil
 	}
 	if req.Key == "" {
@@ -191,6 +215,9 @@ func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request) err
 // It is never an error: the UI decides from it whether to show a login.
 func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) error {
 	v := sessionView{AuthEnabled: s.cfg.Auth.Enabled, OpenReads: s.cfg.Auth.OpenReads}
+	if !s.cfg.Auth.Enabled || s.cfg.Auth.OpenReads {
+		v.Features = s.features()
+	}
 	if !s.cfg.Auth.Enabled {
 		writeJSON(w, http.StatusOK, v)
 		return nil

@@ -84,6 +84,10 @@ func TestSessionCookie(t *testing.T) {
 	assert.Equal(t, http.StatusOK, e.do(t, "GET", "/api/runs", nil, hdr).code)
 	body, ct := multipartBody(t, "pulls.csv", testLog(t), nil)
 	r = e.do(t, "POST", "/api/analyze", body, map[string]string{"Cookie": cookie, "Content-Type": ct})
+	assert.Equal(t, http.StatusForbidden, r.code, "a state change with the cookie alone, as a cross-site form would make it")
+	assert.Equal(t, CodeForbidden, r.errCode(t))
+	body, ct = multipartBody(t, "pulls.csv", testLog(t), nil)
+	r = e.do(t, "POST", "/api/analyze", body, map[string]string{"Cookie": cookie, "Content-Type": ct, HeaderRequestedWith: "test"})
 	require.Equal(t, http.StatusAccepted, r.code, "%s", r.body)
 	run := e.wait(t, r.json(t)["run_id"].(string))
 	assert.Equal(t, "shop", run.Tenant, "the session's tenant owns what it makes")
@@ -91,7 +95,7 @@ func TestSessionCookie(t *testing.T) {
 	// A read-only key's session has only the read scope.
 	rcookie, _ := sessionCookie(t, e, sessKeyRead)
 	assert.Equal(t, http.StatusOK, e.do(t, "GET", "/api/runs/"+run.ID, nil, map[string]string{"Cookie": rcookie}).code)
-	r = e.do(t, "DELETE", "/api/runs/"+run.ID, nil, map[string]string{"Cookie": rcookie})
+	r = e.do(t, "DELETE", "/api/runs/"+run.ID, nil, map[string]string{"Cookie": rcookie, HeaderRequestedWith: "test"})
 	assert.Equal(t, http.StatusForbidden, r.code)
 	assert.Equal(t, authkeys.CodeInsufficientScope, r.errCode(t))
 
@@ -166,5 +170,7 @@ func TestSessionWithoutAuth(t *testing.T) {
 	r := e.postJSON(t, "/api/session", map[string]string{"key": "anything"}, nil)
 	require.Equal(t, http.StatusOK, r.code)
 	assert.Empty(t, r.header.Values("Set-Cookie"))
-	assert.Equal(t, false, e.get(t, "/api/session").json(t)["auth_enabled"])
+	m := e.get(t, "/api/session").json(t)
+	assert.Equal(t, false, m["auth_enabled"])
+	assert.Equal(t, map[string]any{"jetdrive": false, "jetstream": false}, m["features"])
 }

@@ -31,9 +31,13 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/httpapi"
 	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+	"github.com/dynoai/dynoai/jetstream"
+	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
+	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/dynoai/dynoai/ve"
@@ -591,4 +595,58 @@ func TestBrowserLogin(t *testing.T) {
 	var who string
 	run(t, ctx, 5*time.Second, chromedp.Text(`#who`, &who, chromedp.ByQuery))
 	assert.Contains(t, who, "shop")
+}
+
+// TestBrowserNotConfigured: on a server without JetDrive or Jetstream the
+// live and Jetstream pages say so, without a failed request.
+func TestBrowserNotConfigured(t *testing.T) {
+	s := newServer(t, nil)
+	ctx, _ := browser(t)
+	var live, js string
+	run(t, ctx, 10*time.Second,
+		chromedp.Navigate(s.url("/#/live")), chromedp.WaitVisible(`#jd-off`, chromedp.ByQuery), chromedp.Text(`#jd-off`, &live, chromedp.ByQuery),
+		chromedp.Navigate(s.url("/#/jetstream")), chromedp.WaitVisible(`#js-off`, chromedp.ByQuery), chromedp.Text(`#js-off`, &js, chromedp.ByQuery))
+	assert.Contains(t, live, "JetDrive is not configured")
+	assert.Contains(t, js, "Jetstream is not configured")
+}
+
+// TestBrowserJetstream: the Jetstream page shows the poller's status, a
+// sync from the page picks up the fake cloud's runs, and they are listed.
+func TestBrowserJetstream(t *testing.T) {
+	chromiumPath(t)
+	stub, err := jetstreamtest.NewStub(context.Background(), jetstreamtest.Options{APIKey: "js-key-0123456789"})
+	require.NoError(t, err)
+	defer stub.Close()
+	client, err := jetstream.NewHTTPClient(jetstream.HTTPOptions{BaseURL: stub.URL, APIKey: "js-key-0123456789"})
+	require.NoError(t, err)
+	runs := runstore.NewMemory(runstore.Options{})
+	state := runstorestate.New(runs, runstorestate.Options{})
+	poller, err := jetstream.NewPoller(client, state, jetstream.ProcessorFunc(
+		func(ctx context.Context, _ jetstream.RunMetadata, src dyno.Source) (jetstream.Outcome, error) {
+			a, err := ve.New(ve.Options{})
+			if err != nil {
+				return jetstream.Outcome{}, err
+			}
+			res, err := a.Analyze(ctx, src)
+			if err != nil {
+				return jetstream.Outcome{}, err
+			}
+			return jetstream.Outcome{Summary: map[string]float64{"samples": float64(res.Samples)}}, nil
+		}), jetstream.PollerOptions{Interval: time.Hour})
+	require.NoError(t, err)
+	s := newServer(t, func(c *httpapi.Config) { c.Runs = runs; c.Jetstream = poller })
+	ctx, _ := browser(t)
+	var status string
+	run(t, ctx, 10*time.Second, chromedp.Navigate(s.url("/#/jetstream")), chromedp.WaitVisible(`#js-status dl`, chromedp.ByQuery),
+		chromedp.Text(`#js-status`, &status, chromedp.ByQuery))
+	assert.Contains(t, status, "consecutive failures")
+	var n int
+	run(t, ctx, 60*time.Second, chromedp.Click(`#js-sync`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#js-runs li`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#js-runs li').length`, &n))
+	page, err := runs.List(context.Background(), runstore.Filter{Sources: []runstore.Source{runstore.SourceJetstream}, Limit: 20})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Runs)
+	assert.Equal(t, len(page.Runs), n, "every Jetstream run is listed")
+	shot(t, ctx, "jetstream", false)
 }

@@ -25,7 +25,9 @@ async function errorOf(res) {
 }
 
 export async function request(method, path, body, opts = {}) {
-  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  // X-Requested-With: the server refuses state changes made with the
+  // session cookie without it (a cross-site form cannot send it).
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', 'X-Requested-With': 'dynoai-ui' } };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) { init.body = JSON.stringify(body); init.headers['Content-Type'] = 'application/json'; }
   if (opts.signal) init.signal = opts.signal;
@@ -51,6 +53,7 @@ export function upload(path, form, onProgress) {
     x.open('POST', url(path));
     x.withCredentials = true;
     x.setRequestHeader('Accept', 'application/json');
+    x.setRequestHeader('X-Requested-With', 'dynoai-ui');
     x.upload.onprogress = (ev) => { if (ev.lengthComputable) onProgress(ev.loaded / ev.total); };
     x.onerror = () => reject(new APIError(0, 'NETWORK', 'the upload failed: the server could not be reached', '', null));
     x.onload = () => {

@@ -392,6 +392,11 @@ async function livePage() {
   const gauge = (id, name, unit) => h('div', { class: 'gauge' }, h('div', { class: 'n' }, name), h('div', { class: 'v', id: 'g-' + id }, '–'), h('div', { class: 'n' }, unit));
   page('Live', h('p', {}, 'Stream ', state, ' ', h('span', { class: 'muted', id: 'live-count' }, '')), provs, gauges,
     h('h2', {}, 'Trace (RPM, MAP ×50)'), trace, h('h2', {}, 'Coverage (samples per cell, this page)'), cover);
+  if (session && session.features && !session.features.jetdrive) {
+    state.textContent = 'off';
+    clear(provs).append(h('p', { class: 'notice', id: 'jd-off' }, 'JetDrive is not configured on this server: start it with JETDRIVE_ENABLED=true (examples/server) or set httpapi.Config.JetDrive.'));
+    return;
+  }
   try {
     const p = await get('api/jetdrive/providers');
     const list = p.providers || [];
@@ -440,13 +445,16 @@ async function livePage() {
 // ---- jetstream -------------------------------------------------------------
 async function jetstreamPage() {
   const status = h('div', { id: 'js-status' }, h('p', { class: 'muted' }, 'Loading…'));
-  const runs = h('div');
-  const out = h('div');
+  const runs = h('div', { id: 'js-runs' });
+  const out = h('div', { 'aria-live': 'polite' });
   page('Jetstream', status, h('p', {}, h('button', { type: 'button', id: 'js-sync', onclick: async () => {
     clear(out);
     try { const r = await post('api/jetstream/sync'); out.append(h('p', {}, `${r.new_runs_found ?? 0} new runs found.`)); jetstreamPage(); } catch (err) { out.append(errorBox(err)); }
   } }, 'Sync now')), out, h('h2', {}, 'Recent Jetstream runs'), runs);
-  try {
+  if (session && session.features && !session.features.jetstream) {
+    clear(status).append(h('p', { class: 'notice', id: 'js-off' }, 'Jetstream is not configured on this server: start it with JETSTREAM_ENABLED=true and the API settings (examples/server) or set httpapi.Config.Jetstream.'));
+    document.getElementById('js-sync').disabled = true;
+  } else try {
     const s = await get('api/jetstream/status');
     clear(status).append(h('div', { class: 'card' }, h('dl', { class: 'kv' }, ...Object.entries(s).flatMap(([k, v]) => [h('dt', {}, k.replaceAll('_', ' ')), h('dd', {}, Array.isArray(v) ? v.join(', ') || '–' : v === null ? '–' : String(v))]))));
   } catch (err) { clear(status).append(errorBox(err)); }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,8 +48,9 @@ func sessionCookie(t *testing.T, e *testEnv, key string) (string, *http.Cookie) 
 
 func TestSessionCookie(t *testing.T) {
 	secret := bytes.Repeat([]byte("s"), 32)
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var offset atomic.Int64 // the clock is read by the server's goroutines too
+	clock := func() time.Time { return start.Add(time.Duration(offset.Load())) }
 	var logs syncBuffer
 	e := sessionEnv(t, secret, clock, &logs, nil)
 
@@ -114,7 +116,7 @@ func TestSessionCookie(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, other.do(t, "GET", "/api/runs/"+run.ID, nil, hdr).code)
 
 	// Sessions expire.
-	now = now.Add(8*time.Hour + time.Second)
+	offset.Store(int64(8*time.Hour + time.Second))
 	assert.Equal(t, http.StatusForbidden, e.do(t, "GET", "/api/runs", nil, hdr).code)
 	assert.Equal(t, false, e.do(t, "GET", "/api/session", nil, hdr).json(t)["authenticated"])
 

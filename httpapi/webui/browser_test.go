@@ -30,6 +30,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/httpapi"
@@ -350,6 +351,10 @@ func TestBrowserUploadRunCalibrate(t *testing.T) {
 		chromedp.Text(`#evidence`, &evidence, chromedp.ByQuery))
 	assert.Contains(t, evidence, "Samples (hits)")
 	assert.Contains(t, evidence, strconv.FormatFloat(res.RPM[3], 'f', -1, 64)+" RPM")
+	// Arrow keys move between cells, the evidence following.
+	run(t, ctx, 10*time.Second, chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowRight),
+		chromedp.Text(`#evidence`, &evidence, chromedp.ByQuery))
+	assert.Contains(t, evidence, strconv.FormatFloat(res.RPM[4], 'f', -1, 64)+" RPM × "+strconv.FormatFloat(res.MAP[4], 'f', -1, 64))
 	run(t, ctx, 5*time.Second, chromedp.Evaluate(`window.scrollTo(0, document.querySelector(".tabs").getBoundingClientRect().top + window.scrollY - 60)`, nil))
 	shot(t, ctx, "run", true)
 

@@ -52,13 +52,22 @@ export function heatmap(opts) {
       }
       if (opts.marks && opts.marks.has(i + ',' + j)) td.classList.add('clamped');
       if (opts.onCell) {
-        td.tabIndex = 0;
+        // One tab stop per table (the roving cell); arrows move inside it.
+        td.tabIndex = i === 0 && j === 0 ? 0 : -1;
         td.setAttribute('role', 'button');
         td.setAttribute('aria-label', `${r} RPM, ${l} ${opts.loadLabel || ''}: ${fmt(v, digits) || 'no data'}`);
         const act = () => { td.closest('table').querySelectorAll('td.sel').forEach((x) => x.classList.remove('sel')); td.classList.add('sel'); opts.onCell(i, j, td); };
         td.addEventListener('click', act);
         td.addEventListener('mouseenter', act);
-        td.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); act(); } });
+        td.addEventListener('keydown', (ev) => {
+          if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); act(); return; }
+          const step = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[ev.key];
+          if (!step) return;
+          ev.preventDefault();
+          const next = td.closest('tbody').querySelector(`td[data-row="${i + step[0]}"][data-col="${j + step[1]}"]`);
+          if (!next) return;
+          td.tabIndex = -1; next.tabIndex = 0; next.focus(); next.click();
+        });
       }
       return td;
     });

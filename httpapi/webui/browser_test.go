@@ -655,3 +655,48 @@ func TestBrowserJetstream(t *testing.T) {
 	assert.Equal(t, len(page.Runs), n, "every Jetstream run is listed")
 	shot(t, ctx, "jetstream", false)
 }
+
+// TestBrowserRunsListAndUploadError: the runs list pages through 25 runs
+// 20 at a time and filters by source; an upload the API refuses shows the
+// API's message.
+func TestBrowserRunsListAndUploadError(t *testing.T) {
+	s := newServer(t, nil)
+	for i := range 25 {
+		src := runstore.SourceUpload
+		if i%5 == 0 {
+			src = runstore.SourceJetstream
+		}
+		_, err := s.runs.Create(context.Background(), runstore.NewRun{Source: src, Filename: fmt.Sprintf("pull-%02d.csv", i)})
+		require.NoError(t, err)
+	}
+	ctx, exp := browser(t)
+	rows := func() int {
+		var n int
+		run(t, ctx, 5*time.Second, chromedp.Evaluate(`document.querySelectorAll('#runs tbody tr').length`, &n))
+		return n
+	}
+	run(t, ctx, 10*time.Second, chromedp.Navigate(s.url("/#/runs")), chromedp.WaitVisible(`#runs tbody tr`, chromedp.ByQuery))
+	assert.Equal(t, 20, rows())
+	run(t, ctx, 10*time.Second, chromedp.Click(`//button[contains(., "Older")]`, chromedp.BySearch),
+		chromedp.Poll(`document.querySelectorAll('#runs tbody tr').length === 5`, nil))
+	run(t, ctx, 10*time.Second, chromedp.Click(`//button[contains(., "Newer")]`, chromedp.BySearch),
+		chromedp.Poll(`document.querySelectorAll('#runs tbody tr').length === 20`, nil))
+	run(t, ctx, 10*time.Second, chromedp.SetValue(`#f-source`, "jetstream", chromedp.ByQuery),
+		chromedp.Click(`#runs-filter button[type=submit]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelectorAll('#runs tbody tr').length === 5`, nil))
+	var sources []string
+	run(t, ctx, 5*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('#runs tbody tr td:nth-child(3)')].map(td => td.textContent)`, &sources))
+	assert.Equal(t, []string{"jetstream", "jetstream", "jetstream", "jetstream", "jetstream"}, sources)
+
+	// A file the API refuses: its message, as the API words it.
+	bad := filepath.Join(t.TempDir(), "engine.bin")
+	require.NoError(t, os.WriteFile(bad, []byte{0, 1, 2, 3}, 0o644))
+	exp.add("status of 400 (Bad Request) " + s.url("/api/analyze"))
+	var msg string
+	run(t, ctx, 20*time.Second, chromedp.Navigate(s.url("/#/upload")), chromedp.WaitVisible(`#drop`, chromedp.ByQuery),
+		chromedp.SetUploadFiles(`#file`, []string{bad}, chromedp.ByQuery), chromedp.WaitEnabled(`#analyze`, chromedp.ByQuery),
+		chromedp.Click(`#analyze`, chromedp.ByQuery), chromedp.WaitVisible(`#upload .error`, chromedp.ByQuery),
+		chromedp.Text(`#upload .error`, &msg, chromedp.ByQuery))
+	assert.Contains(t, msg, "FILE_TYPE_NOT_ALLOWED")
+	shot(t, ctx, "upload-refused", false)
+}

@@ -99,7 +99,7 @@ function runsPage(params) {
         h('button', { type: 'button', class: 'secondary', disabled: !next, onclick: () => { cursors[at + 1] = next; at++; load(); } }, 'Older ›'));
     } catch (err) { msg.append(errorBox(err)); }
   };
-  const filters = h('form', { class: 'row card', role: 'search' },
+  const filters = h('form', { class: 'row card', role: 'search', id: 'runs-filter' },
     h('label', {}, 'Status', status), h('label', {}, 'Source', source), h('label', {}, 'Search', q),
     h('button', { type: 'submit' }, 'Filter'));
   filters.addEventListener('submit', (ev) => { ev.preventDefault(); cursors.length = 1; at = 0; load(); });

@@ -174,10 +174,10 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Metrics.ObserveUpload(blob.Size)
 	s.wake()
 	run := sub.Run
-	w.Header().Set("Location", "/api/runs/"+run.ID)
+	w.Header().Set("Location", s.link("/api/runs/"+run.ID))
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"runId": run.ID, "run_id": run.ID, "status": "queued", "message": "Analysis started",
-		"links": map[string]string{"run": "/api/runs/" + run.ID, "status": "/api/status/" + run.ID},
+		"links": map[string]string{"run": s.link("/api/runs/" + run.ID), "status": s.link("/api/status/" + run.ID)},
 	})
 	return nil
 }

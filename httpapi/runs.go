@@ -88,12 +88,12 @@ type runView struct {
 	Links       map[string]string  `json:"links"`
 }
 
-func viewRun(run runstore.Run, full bool) runView {
+func (s *Server) viewRun(run runstore.Run, full bool) runView {
 	v := runView{ID: run.ID, RunID: run.ID, Version: run.Version, Status: run.Status, LegacyState: legacyStatus(run.Status),
 		Source: run.Source, Stage: run.Stage, Progress: run.Progress, Message: run.Message, Filename: run.Filename,
 		InputSize: run.InputSize, Vehicle: run.Vehicle, JetstreamID: run.JetstreamID, Settings: run.Settings,
 		Stats: run.Stats, CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt,
-		Links: map[string]string{"self": "/api/runs/" + run.ID, "files": "/api/runs/" + run.ID + "/files"}}
+		Links: map[string]string{"self": s.link("/api/runs/" + run.ID), "files": s.link("/api/runs/" + run.ID + "/files")}}
 	if !run.CompletedAt.IsZero() {
 		t := run.CompletedAt
 		v.CompletedAt = &t
@@ -163,7 +163,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]runView, len(page.Runs))
 	for i, run := range page.Runs {
-		out[i] = viewRun(run, false)
+		out[i] = s.viewRun(run, false)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out, "next": page.Next})
 	return nil
@@ -182,7 +182,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": viewRun(run, true), "history": hist, "files": viewFiles(files)})
+	writeJSON(w, http.StatusOK, map[string]any{"run": s.viewRun(run, true), "history": hist, "files": s.viewFiles(files)})
 	return nil
 }
 
@@ -236,11 +236,11 @@ type fileView struct {
 	URL         string    `json:"url"`
 }
 
-func viewFiles(fs []runstore.File) []fileView {
+func (s *Server) viewFiles(fs []runstore.File) []fileView {
 	out := make([]fileView, len(fs))
 	for i, f := range fs {
 		out[i] = fileView{ID: f.ID, RunID: f.RunID, Name: f.Name, ContentType: f.ContentType, Size: f.Size,
-			SHA256: f.SHA256, CreatedAt: f.CreatedAt, URL: fmt.Sprintf("/api/runs/%s/files/%d", f.RunID, f.ID)}
+			SHA256: f.SHA256, CreatedAt: f.CreatedAt, URL: s.link(fmt.Sprintf("/api/runs/%s/files/%d", f.RunID, f.ID))}
 	}
 	return out
 }
@@ -254,7 +254,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run_id": run.ID, "files": viewFiles(files)})
+	writeJSON(w, http.StatusOK, map[string]any{"run_id": run.ID, "files": s.viewFiles(files)})
 	return nil
 }
 

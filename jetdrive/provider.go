@@ -1,6 +1,7 @@
 package jetdrive
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -474,6 +475,12 @@ func (p *Provider) Stream(ctx context.Context, src dyno.Source, opt StreamOption
 			}
 		}
 		if err := p.Publish(vals); err != nil {
+			// A -duration or SIGINT ends the provider's context while a
+			// datagram is on its way: the stop path closes the transport
+			// under it, and that is the end of the stream, not a failure.
+			if cerr := cmp.Or(ctx.Err(), p.ctx.Err()); cerr != nil {
+				return cerr
+			}
 			return err
 		}
 	}

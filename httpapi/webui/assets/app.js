@@ -216,9 +216,15 @@ async function runPage(id) {
   const { load, label } = loadAxis(res);
   const cyls = res.cylinders || [];
   const evidence = h('div', { class: 'card evidence', id: 'evidence', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Hover, tap or focus a cell (Tab, Enter) for its evidence.'));
+  // The decision log (result.json "decisions") has each cell's verdict and
+  // the samples each rule turned away near it; older results lack it.
+  const decided = new Map();
+  for (const d of (res.decisions && res.decisions.cells) || []) decided.set(`${d.cylinder}|${d.rpm}|${d.load}`, d);
   const showEvidence = (c, i, j) => {
     const v = (k) => (c[k] && c[k][i] ? c[k][i][j] : null);
-    const rej = c.rejected || {};
+    const cell = decided.get(`${c.name}|${res.rpm[i]}|${load[j]}`);
+    const rej = cell ? (cell.rejected || {}) : (c.rejected || {});
+    const rejLabel = cell ? 'Rejected near this cell' : 'Rejected samples (' + c.name + ')';
     clear(evidence).append(h('h3', {}, `${c.name}: ${res.rpm[i]} RPM × ${load[j]} ${label}`), h('dl', {},
       h('dt', {}, 'Samples (hits)'), h('dd', {}, fmt(v('hits'), 1)),
       h('dt', {}, 'Correction'), h('dd', {}, v('percent') === null ? 'none' : fmt(v('percent'), 3) + ' %'),
@@ -227,7 +233,8 @@ async function runPage(id) {
       h('dt', {}, 'Standard error'), h('dd', {}, fmt(v('std_err'), 4)),
       h('dt', {}, 'Confidence'), h('dd', {}, String(v('confidence') ?? '')),
       h('dt', {}, 'Resolution'), h('dd', {}, fmt(v('resolution'), 3)),
-      h('dt', {}, 'Rejected samples (' + c.name + ')'), h('dd', {}, Object.entries(rej).map(([k, n]) => `${k}: ${n}`).join(', ') || 'none'),
+      cell ? [h('dt', {}, 'Verdict'), h('dd', {}, `${cell.verdict.replaceAll('_', ' ')} (${fmt(cell.effective_samples, 1)} effective samples, floor ${cell.min_samples})${cell.clamped ? ', clamped' : ''}${cell.smoothed ? ', smoothed' : ''}`)] : null,
+      h('dt', {}, rejLabel), h('dd', {}, Object.entries(rej).map(([k, n]) => `${k}: ${n}`).join(', ') || 'none'),
       h('dt', {}, 'Accepted samples (' + c.name + ')'), h('dd', {}, String(c.accepted ?? ''))));
   };
   const grids = h('div', { class: 'grids', id: 'grids' });

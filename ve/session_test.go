@@ -233,11 +233,26 @@ func BenchmarkSessionSnapshot(b *testing.B) {
 	if len(res.Cylinders) != 2 || res.Cylinders[0].Cell(16, 16).Confidence == ConfidenceNone {
 		b.Fatalf("the benchmark's grid is not covered: %d cylinders", len(res.Cylinders))
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := s.Snapshot(); err != nil {
-			b.Fatal(err)
+	// While samples arrive: the smoothness chosen before is reused.
+	b.Run("live", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Snapshot(); err != nil {
+				b.Fatal(err)
+			}
 		}
+	})
+	// After Close: every snapshot chooses the smoothness, as Analyze does
+	// (and as a live snapshot does when the evidence grew by a tenth).
+	if err := s.Close(context.Background()); err != nil {
+		b.Fatal(err)
 	}
+	b.Run("choosing", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Snapshot(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

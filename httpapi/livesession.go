@@ -66,13 +66,16 @@ import (
 const (
 	liveLeaseName      = "jetdrive-recorder"
 	liveLeaseTTL       = 15 * time.Second
-	liveLeaseRenew     = 5 * time.Second
 	liveSnapshotEvery  = 500 * time.Millisecond
 	liveQueue          = 8192 // samples between the JetDrive hub and the session
 	livePreRoll        = time.Second
 	liveMaxPullSamples = 30000 // five minutes at 100 Hz
 	liveLearnPrefix    = 8 * time.Second
 )
+
+// liveLeaseRenew is how often a session renews its lease (a third of
+// liveLeaseTTL); a variable so that a test can make it short.
+var liveLeaseRenew = 5 * time.Second
 
 // LiveSessionOptions is the body of POST /api/jetdrive/session. Exactly one
 // of Target, TargetAFR, FuelDefault and TargetFromStream chooses the AFR

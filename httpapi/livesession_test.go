@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,4 +376,74 @@ func TestLiveSessionOneRecorder(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.code, "body: %s", r.body)
 	r = envs[0].postJSON(t, "/api/jetdrive/session", opts, nil)
 	require.Equal(t, http.StatusConflict, r.code, "body: %s", r.body)
+}
+
+// A session whose lease was taken over (its replica stalled past the lease
+// and another acquired it) stops recording at its next renewal: never two.
+func TestLiveSessionLeaseLost(t *testing.T) {
+	defer func(d time.Duration) { liveLeaseRenew = d }(liveLeaseRenew)
+	liveLeaseRenew = 20 * time.Millisecond
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	store := runstore.NewMemory(runstore.Options{Now: now})
+	layout := dyno.Layout{Cylinders: 2, Channels: dyno.NewChannelSet(dyno.ChanTime, dyno.ChanRPM, dyno.ChanMAP, dyno.ChanTPS, dyno.ChanAFR)}
+	e := newEnv(t, func(cfg *Config) { cfg.Runs, cfg.JetDrive = store, newSimJD(layout) })
+	r := e.postJSON(t, "/api/jetdrive/session", LiveSessionOptions{TargetAFR: 13.2}, nil)
+	require.Equal(t, http.StatusCreated, r.code, "body: %s", r.body)
+
+	// The store's clock jumps past the lease; another replica takes it.
+	mu.Lock()
+	clock = clock.Add(time.Minute)
+	mu.Unlock()
+	_, err := store.AcquireLease(t.Context(), liveLeaseName, "replica-b/x", time.Hour)
+	require.NoError(t, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := sessionView(t, e)
+		if v.State != "recording" {
+			require.Equal(t, "lost", v.State)
+			require.Contains(t, v.Error, "lease was lost")
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the session kept recording without its lease")
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The new holder's lease is untouched.
+	l, err := store.CurrentLease(t.Context(), liveLeaseName)
+	require.NoError(t, err)
+	require.Equal(t, "replica-b/x", l.Holder)
+}
+
+// FuzzLiveOptions: any body either is refused with a client error or gives
+// a session setup whose target is a finite AFR wherever it is read.
+func FuzzLiveOptions(f *testing.F) {
+	for _, seed := range []string{
+		`{"target_afr": 13.2}`, `{"fuel_default": "e85", "accumulate": "all"}`, `{"target_from_stream": true, "pull": {"wot_throttle_pct": 60}}`,
+		`{"target": {"rpm": [2000, 3000], "map_kpa": [50, 100], "afr": [[13, 12.5], [13.1, 12.6]]}, "grid": {"rpm": [1000, 2000], "map_kpa": [30, 60]}}`,
+		`{"target_afr": 1e308}`, `{"target": {"rpm": [3000, 2000], "map_kpa": [1], "afr": [[1]]}}`, `{"analysis": {"clamp_percent": "0"}, "target_afr": 13}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var o LiveSessionOptions
+		if json.Unmarshal(body, &o) != nil {
+			return
+		}
+		st, err := parseLiveOptions(o)
+		if err != nil {
+			var he *Error
+			require.ErrorAs(t, err, &he)
+			require.Less(t, he.Status, 500, "%v", err)
+			return
+		}
+		if st.target != nil {
+			for _, rpm := range []float64{0, 1500, 4000, 9000} {
+				for _, m := range []float64{10, 60, 105, 300} {
+					v := st.target.At(rpm, m)
+					require.False(t, math.IsNaN(v) || math.IsInf(v, 0), "target at %v/%v is %v", rpm, m, v)
+				}
+			}
+		}
+	})
 }

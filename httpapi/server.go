@@ -533,6 +533,11 @@ func (s *Server) routeTable() []*route {
 		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/live", h: s.handleJDLive, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/live/stream", h: s.handleJDStream, access: accessRead, long: true},
+		{method: "POST", path: "/api/jetdrive/session", h: s.handleLiveStart, access: accessAnalyze},
+		{method: "GET", path: "/api/jetdrive/session", h: s.handleLiveGet, access: accessRead},
+		{method: "GET", path: "/api/jetdrive/session/stream", h: s.handleLiveStream, access: accessRead, long: true},
+		{method: "POST", path: "/api/jetdrive/session/stop", h: s.handleLiveStop, access: accessAnalyze, long: true},
+		{method: "POST", path: "/api/jetdrive/session/save", h: s.handleLiveSave, access: accessAnalyze, expensive: true},
 
 		{method: "GET", path: "/api/jetstream/status", h: s.handleJSStatus, access: accessRead},
 		{method: "GET", path: "/api/jetstream/config", h: s.handleJSConfig, access: accessRead},

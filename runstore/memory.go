@@ -23,6 +23,8 @@ type Memory struct {
 	nextJob   int64
 	closed    bool
 	down      error
+
+	leases memLeases // named leases (memory_leases.go)
 }
 
 type memRun struct {

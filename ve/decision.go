@@ -124,9 +124,12 @@ func (r *Result) Decisions() DecisionLog {
 			if c.Hits == 0 && len(rm) == 0 {
 				continue
 			}
+			// Figures rounded as the other exports round them: a log to
+			// read, not a second copy of the fit's last bits.
 			d := CellDecision{Cylinder: name, RPM: r.Grid.RPM[i/nc], Load: r.Grid.MAP[i%nc], Verdict: c.Verdict,
-				Hits: c.Hits, Evidence: c.EffectiveSamples, Floor: r.Options.MinSamples, Rejected: rm,
-				Estimate: c.Multiplier, StdErr: c.StdErr, Applied: cr.Correction.Values[i], Clamped: c.Clamped}
+				Hits: c.Hits, Evidence: roundDecimal(c.EffectiveSamples, 3), Floor: r.Options.MinSamples, Rejected: rm,
+				Estimate: roundDecimal(c.Multiplier, 6), StdErr: roundDecimal(c.StdErr, 6), Applied: cr.Correction.Values[i],
+				Clamped: c.Clamped}
 			if c.Verdict == VerdictCorrected && smoothing && Has(c.Multiplier) && !c.Clamped {
 				d.Smoothed = roundDecimal(c.Multiplier, cr.Correction.Precision) != d.Applied
 			}

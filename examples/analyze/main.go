@@ -4,7 +4,9 @@
 // prints what it found in each column and what it made of it, analyzes it
 // with the default analyzer and writes the correction grids, paste-ready
 // blocks, maps, spark suggestions, a report and a JSON document into an
-// output folder.
+// output folder, with heatmap pictures (PNG and SVG) of each cylinder's
+// correction, AFR error and coverage next to the CSVs (-no-images skips
+// them; the colour scale is internal/colorscale's, the web UI's).
 //
 //	go run ./examples/analyze -out out testdata/sample_pulls.csv
 //	go run ./examples/analyze testdata/sample_pulls.csv -out out      # flags after the log work too
@@ -65,6 +67,7 @@ type config struct {
 	fuel          string
 	quiet         bool
 	seed          uint64
+	noImages      bool
 }
 
 // listFlag collects a repeatable flag's values.
@@ -104,6 +107,7 @@ func newFlags(c *config) *flag.FlagSet {
 	fs.IntVar(&c.maxBadRows, "max-bad-rows", 0, "skip up to this many malformed rows (-1: any) instead of failing")
 	fs.StringVar(&c.fuel, "fuel", "gasoline", "fuel: gasoline, e10, e85, ethanol, methanol")
 	fs.BoolVar(&c.quiet, "q", false, "no progress or report on stdout")
+	fs.BoolVar(&c.noImages, "no-images", false, "do not draw the heatmap pictures (PNG and SVG of correction, AFR error and coverage per cylinder)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: analyze [flags] LOG [flags] | analyze -simulate [flags]\n\n")
 		fs.PrintDefaults()
@@ -255,6 +259,16 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	names = append(names, transientNames...)
+	var drawn time.Duration
+	if !c.noImages {
+		t0 := time.Now()
+		pics, err := writeImages(res, c.out)
+		names = append(names, pics...)
+		if err != nil {
+			return err
+		}
+		drawn = time.Since(t0)
+	}
 	if !c.quiet {
 		if err := res.WriteReport(stdout); err != nil {
 			return err
@@ -275,6 +289,9 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		}
 		for _, l := range transientLines {
 			fmt.Fprintln(stdout, l)
+		}
+		if drawn > 0 {
+			fmt.Fprintf(stdout, "drew the heatmaps in %v (-no-images skips them)\n", drawn.Round(time.Millisecond))
 		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()

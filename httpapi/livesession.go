@@ -371,7 +371,7 @@ func (s *Server) handleLiveStart(w http.ResponseWriter, r *http.Request) error {
 	rec.cur = sess
 	go sess.run(s.workCtx, ls)
 	s.log.Info("live session started", "session_id", id, "holder", holder, "target", setup.text)
-	w.Header().Set("Location", "/api/jetdrive/session")
+	w.Header().Set("Location", s.link("/api/jetdrive/session"))
 	writeJSON(w, http.StatusCreated, sess.view())
 	return nil
 }
@@ -730,6 +730,13 @@ func (s *Server) session(r *http.Request) (*liveSession, error) {
 
 func (s *Server) handleLiveGet(w http.ResponseWriter, r *http.Request) error {
 	ls, err := s.session(r)
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		// No session is not an error for a page that asks whether there
+		// is one (a 404 would be a console error in every browser).
+		writeJSON(w, http.StatusOK, map[string]any{"state": "none", "message": he.Message})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -795,9 +802,9 @@ func (s *Server) handleLiveSave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/api/runs/"+run.ID)
+	w.Header().Set("Location", s.link("/api/runs/"+run.ID))
 	writeJSON(w, http.StatusCreated, map[string]any{"run_id": run.ID, "status": done.Status, "session_id": ls.id,
-		"links": map[string]string{"run": "/api/runs/" + run.ID, "apply": "/api/runs/" + run.ID + "/apply"}})
+		"links": map[string]string{"run": s.link("/api/runs/" + run.ID), "apply": s.link("/api/runs/" + run.ID + "/apply")}})
 	return nil
 }
 

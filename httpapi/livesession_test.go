@@ -212,8 +212,8 @@ func TestLiveSession(t *testing.T) {
 	e := newEnv(t, func(cfg *Config) { cfg.JetDrive = jd })
 
 	r := e.get(t, "/api/jetdrive/session")
-	require.Equal(t, http.StatusNotFound, r.code)
-	require.Equal(t, CodeNotFound, r.errCode(t))
+	require.Equal(t, http.StatusOK, r.code, "no session is a state, not an error")
+	require.Equal(t, "none", r.json(t)["state"])
 
 	// No target: refused, saying why.
 	r = e.postJSON(t, "/api/jetdrive/session", LiveSessionOptions{}, nil)

@@ -550,6 +550,15 @@ func TestBrowserLive(t *testing.T) {
 		chromedp.Text(`#providers`, &providers, chromedp.ByQuery))
 	assert.Contains(t, providers, "Dyno 250i")
 	require.Eventually(t, func() bool { return hits() > 50 }, 30*time.Second, 100*time.Millisecond)
+	// The tuning session panel: none is recording; the tuner starts one
+	// with a target and the page follows its stream.
+	var panel string
+	run(t, ctx, 10*time.Second, chromedp.WaitVisible(`#live-start`, chromedp.ByQuery), chromedp.Text(`#tuning`, &panel, chromedp.ByQuery))
+	assert.Contains(t, panel, "No session is recording")
+	run(t, ctx, 10*time.Second, chromedp.Click(`#live-start`, chromedp.ByQuery), chromedp.WaitVisible(`#live-session-state`, chromedp.ByQuery),
+		chromedp.Text(`#live-session-state`, &panel, chromedp.ByQuery))
+	assert.Contains(t, panel, "Session recording")
+	assert.Contains(t, panel, "13.2")
 	shot(t, ctx, "live", true)
 }
 

@@ -397,8 +397,10 @@ async function livePage() {
   let samples = 0, last = null, dirty = true;
   const hist = [];
   const gauge = (id, name, unit) => h('div', { class: 'gauge' }, h('div', { class: 'n' }, name), h('div', { class: 'v', id: 'g-' + id }, '–'), h('div', { class: 'n' }, unit));
+  const tune = h('div', { id: 'tuning' });
   page('Live', h('p', {}, 'Stream ', state, ' ', h('span', { class: 'muted', id: 'live-count' }, '')), provs, gauges,
-    h('h2', {}, 'Trace (RPM, MAP ×50)'), trace, h('h2', {}, 'Coverage (samples per cell, this page)'), cover);
+    h('h2', {}, 'Trace (RPM, MAP ×50)'), trace, h('h2', {}, 'Coverage (samples per cell, this page)'), cover,
+    h('h2', {}, 'Tuning session'), tune);
   if (session && session.features && !session.features.jetdrive) {
     state.textContent = 'off';
     clear(provs).append(h('p', { class: 'notice', id: 'jd-off' }, 'JetDrive is not configured on this server: start it with JETDRIVE_ENABLED=true (examples/server) or set httpapi.Config.JetDrive.'));
@@ -413,6 +415,50 @@ async function livePage() {
         h('td', { class: 'wrap' }, (v.channels || []).map((c) => `${c.name}${c.field ? ' → ' + c.field : ''}`).join(', ')), h('td', {}, v.stale ? 'stale' : 'live'))))))
       : h('p', { class: 'muted' }, 'No JetDrive provider seen yet.'));
   } catch (err) { clear(provs).append(errorBox(err)); if (err.status === 503 || err.status === 401 || err.status === 403) { state.textContent = 'unavailable'; return; } }
+  // The live tuning session (api/jetdrive/session): every pull recorded as
+  // a run and analyzed; its corrections so far, streamed as snapshots.
+  let sessionES = null;
+  const showSession = (v) => {
+    clear(tune);
+    if (!v || v.state === 'none') {
+      const afr = h('input', { id: 'live-target', type: 'number', step: '0.1', min: '9', max: '18', value: '13.2', 'aria-label': 'Target AFR' });
+      const start = async () => {
+        try { showSession(await post('api/jetdrive/session', { target_afr: Number(afr.value) })); follow(); } catch (err) { tune.append(errorBox(err)); }
+      };
+      tune.append(h('p', { class: 'muted' }, 'No session is recording. JetDrive rarely carries an AFR target: give the one to tune to.'),
+        h('label', {}, 'Target AFR ', afr), ' ', h('button', { type: 'button', id: 'live-start', onclick: start }, 'Start session'));
+      return;
+    }
+    const stop = async () => { try { showSession(await post('api/jetdrive/session/stop', {})); } catch (err) { tune.append(errorBox(err)); } };
+    const save = async () => {
+      try { const r = await post('api/jetdrive/session/save', {}); const id = pick(r, 'run_id', 'runId'); if (id) location.hash = '#/runs/' + id; } catch (err) { tune.append(errorBox(err)); }
+    };
+    const res = v.result;
+    tune.append(h('p', { id: 'live-session-state' }, `Session ${v.state}: ${(v.pulls || []).length} pulls recorded, ${(v.samples && v.samples.analyzed) ?? 0} samples analyzed; target ${v.target || ''}`),
+      v.state === 'recording' ? h('button', { type: 'button', id: 'live-stop', onclick: stop }, 'Stop') : null, ' ',
+      res ? h('button', { type: 'button', id: 'live-save', onclick: save }, 'Save as a run') : null);
+    if (res && res.cylinders) {
+      const ax = loadAxis(res);
+      for (const c of res.cylinders) {
+        tune.append(heatmap({ rpm: res.rpm, load: ax.load, values: c.percent || [], kind: 'diverging', digits: 1,
+          name: 'live-correction-' + c.name, loadLabel: ax.label, caption: `${c.name}: VE correction so far (%)` }));
+      }
+    }
+  };
+  const follow = () => {
+    if (sessionES) return;
+    sessionES = new EventSource(url('api/jetdrive/session/stream'), { withCredentials: true });
+    sessionES.addEventListener('snapshot', (ev) => { try { showSession(JSON.parse(ev.data)); } catch { /* a partial event */ } });
+    sessionES.addEventListener('end', () => { sessionES.close(); sessionES = null; });
+    sessionES.addEventListener('error', () => { if (sessionES && sessionES.readyState === EventSource.CLOSED) sessionES = null; });
+  };
+  try {
+    const v = await get('api/jetdrive/session');
+    showSession(v);
+    if (v && v.state === 'recording') follow();
+  } catch (err) {
+    tune.append(errorBox(err)); // 409: another replica records, and the error names it
+  }
   const es = new EventSource(url('api/jetdrive/live/stream'), { withCredentials: true });
   let timer = 0;
   const draw = () => {
@@ -446,7 +492,7 @@ async function livePage() {
   });
   timer = setInterval(draw, 250);
   draw();
-  leave = () => { es.close(); clearInterval(timer); };
+  leave = () => { es.close(); clearInterval(timer); if (sessionES) sessionES.close(); };
 }
 
 // ---- jetstream -------------------------------------------------------------

@@ -174,12 +174,12 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Metrics.ObserveUpload(blob.Size)
 	s.wake()
 	run := sub.Run
-	w.Header().Set("Location", "/api/runs/"+run.ID)
+	w.Header().Set("Location", s.link("/api/runs/"+run.ID))
 	// runId is the predecessor's name for run_id: this route mirrors its
 	// POST /api/analyze, whose clients read runId.
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"runId": run.ID, "run_id": run.ID, "status": "queued", "message": "Analysis started",
-		"links": map[string]string{"run": "/api/runs/" + run.ID, "status": "/api/status/" + run.ID},
+		"links": map[string]string{"run": s.link("/api/runs/" + run.ID), "status": s.link("/api/status/" + run.ID)},
 	})
 	return nil
 }

@@ -164,7 +164,7 @@ func (s *Server) handleUploadTable(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"file": viewFiles([]runstore.File{f})[0],
+	writeJSON(w, http.StatusCreated, map[string]any{"file": s.viewFiles([]runstore.File{f})[0],
 		"rows": t.Rows(), "cols": t.Cols(), "rpm": t.RPM, "map_kpa": t.MAP})
 	return nil
 }
@@ -330,7 +330,7 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl, "apply_id": rec.ID,
 		"applied_at": a.Manifest.AppliedAt, "cells_modified": a.Manifest.CellsChanged,
-		"manifest": a.Manifest, "files": viewFiles(rec.Files)})
+		"manifest": a.Manifest, "files": s.viewFiles(rec.Files)})
 	return nil
 }
 
@@ -423,7 +423,7 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 		return applyConflict(err, cyl)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "run_id": run.ID, "cylinder": cyl, "apply_id": rec.ID,
-		"rolled_back_at": s.cfg.Now().UTC(), "base_sha256": m.BaseSHA256, "file": viewFiles(rec.Files)[0]})
+		"rolled_back_at": s.cfg.Now().UTC(), "base_sha256": m.BaseSHA256, "file": s.viewFiles(rec.Files)[0]})
 	return nil
 }
 

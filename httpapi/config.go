@@ -28,6 +28,7 @@ const (
 	DefaultQueue           = 16
 	DefaultJobLease        = 30 * time.Second
 	DefaultMaxStreams      = 64
+	DefaultSessionTTL      = 8 * time.Hour
 )
 
 // Config configures a Server. Runs and Files are required; every other zero
@@ -114,6 +115,16 @@ type Config struct {
 	Jetstream       Jetstream
 	JetstreamConfig jetstream.Config
 
+	// BasePath mounts the server under a path prefix, such as "/dyno":
+	// every route, the web UI, and every link the server returns
+	// (Location headers, links objects, file URLs, the OpenAPI document's
+	// server) start with it, and requests outside it are answered 404.
+	// Give the handler the whole request path (mount it at BasePath+"/"
+	// without http.StripPrefix). "" or "/" means the root.
+	BasePath string
+	// DisableUI stops serving the web UI (package webui) at BasePath+"/".
+	DisableUI bool
+
 	// Logger receives request failures and lifecycle events; nil discards.
 	Logger *slog.Logger
 	// Version is reported by the health routes.
@@ -151,6 +162,20 @@ type AuthConfig struct {
 	// tenants existed): keys of this tenant, and readers without a key when
 	// OpenReads, see them. Empty means "default".
 	DefaultTenant string
+
+	// SessionSecret signs the browser sessions of POST /api/session (an
+	// HttpOnly, SameSite=Strict cookie a key is exchanged for once, so
+	// that pages, event streams and download links never carry the key).
+	// Every replica must share it; at least 32 bytes. Empty means a random
+	// secret per process: sessions then end when the process does and
+	// work on one replica only.
+	SessionSecret []byte
+	// SessionTTL is how long a session lasts; 0 means 8 hours. A revoked
+	// key's sessions end at the latest then.
+	SessionTTL time.Duration
+	// SecureCookie marks the session cookie Secure even when the request
+	// did not arrive over TLS here (behind a TLS-terminating proxy).
+	SecureCookie bool
 }
 
 // DefaultTenant is AuthConfig.DefaultTenant when left empty.
@@ -228,6 +253,16 @@ func (c *Config) validate() error {
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
 	}
+	if bp := c.BasePath; bp != "" && bp != "/" && (bp[0] != '/' || strings.HasSuffix(bp, "/") || badPath(bp) != "" ||
+		strings.ContainsAny(bp, "?#%{}")) {
+		bad("BasePath %q must be a clean path starting with / and not ending with one, such as /dyno", bp)
+	}
+	if n := len(c.Auth.SessionSecret); n > 0 && n < 32 {
+		bad("Auth.SessionSecret is %d bytes; it needs at least 32", n)
+	}
+	if c.Auth.SessionTTL < 0 {
+		bad("Auth.SessionTTL is negative")
+	}
 	if c.Runs == nil {
 		bad("Runs is required")
 	}
@@ -296,6 +331,12 @@ func (c *Config) validate() error {
 }
 
 func (c *Config) fill() {
+	if c.BasePath == "/" {
+		c.BasePath = ""
+	}
+	if c.Auth.SessionTTL == 0 {
+		c.Auth.SessionTTL = DefaultSessionTTL
+	}
 	if c.NewAnalyzer == nil {
 		c.NewAnalyzer = ve.New
 	}

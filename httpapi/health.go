@@ -21,7 +21,7 @@ func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(openAPIDoc)
+	_, _ = w.Write(s.openAPI)
 	return nil
 }
 

@@ -50,6 +50,7 @@ type liveHub struct {
 	wake chan struct{}
 	err  string
 	done chan struct{}
+	rec  liveRecorder // the live session (livesession.go)
 }
 
 func newLiveHub(src JetDrive, log *slog.Logger) *liveHub {
@@ -66,6 +67,7 @@ func (h *liveHub) start(ctx context.Context) {
 			if err == nil {
 				backoff = 100 * time.Millisecond
 				h.publish(&smp, "")
+				h.rec.feed(&smp)
 				continue
 			}
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
@@ -85,9 +87,21 @@ func (h *liveHub) start(ctx context.Context) {
 }
 
 func (h *liveHub) wait() {
+	deadline := time.After(5 * time.Second)
 	select {
 	case <-h.done:
-	case <-time.After(5 * time.Second):
+	case <-deadline:
+	}
+	// The live session stops with the server's work context; wait for it
+	// to release its lease while the stores are still open.
+	h.rec.mu.Lock()
+	cur := h.rec.cur
+	h.rec.mu.Unlock()
+	if cur != nil {
+		select {
+		case <-cur.done:
+		case <-deadline:
+		}
 	}
 }
 

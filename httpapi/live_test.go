@@ -15,6 +15,7 @@ import (
 
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"github.com/dynoai/dynoai/jetstream"
 	"github.com/dynoai/dynoai/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,8 @@ func (f *fakeJD) Stats() jetdrive.Stats {
 	return jetdrive.Stats{HostID: 7, Datagrams: 10, Providers: []jetdrive.ProviderStats{{
 		Host: 0x1234, Name: "Dyno", Addr: netip.MustParseAddrPort("127.0.0.1:22344"), Messages: 9,
 		Channels: []jetdrive.ChannelStats{
-			{ChannelDef: jetdrive.ChannelDef{ID: 1, Name: "RPM"}, Known: true, Count: 5, Last: 3000, RateHz: 20, Field: "rpm"},
-			{ChannelDef: jetdrive.ChannelDef{ID: 2, Name: "Broken"}, Last: float32(math.NaN()), RateHz: math.Inf(1)},
+			{ChannelDef: wire.ChannelDef{ID: 1, Name: "RPM"}, Known: true, Count: 5, Last: 3000, RateHz: 20, Field: "rpm"},
+			{ChannelDef: wire.ChannelDef{ID: 2, Name: "Broken"}, Last: float32(math.NaN()), RateHz: math.Inf(1)},
 		},
 	}}}
 }

@@ -86,12 +86,12 @@ type runView struct {
 	Links       map[string]string  `json:"links"`
 }
 
-func viewRun(run runstore.Run, full bool) runView {
+func (s *Server) viewRun(run runstore.Run, full bool) runView {
 	v := runView{ID: run.ID, Version: run.Version, Status: run.Status,
 		Source: run.Source, Stage: run.Stage, Progress: run.Progress, Message: run.Message, Filename: run.Filename,
 		InputSize: run.InputSize, Vehicle: run.Vehicle, JetstreamID: run.JetstreamID, Settings: run.Settings,
 		Stats: run.Stats, CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt,
-		Links: map[string]string{"self": "/api/runs/" + run.ID, "files": "/api/runs/" + run.ID + "/files"}}
+		Links: map[string]string{"self": s.link("/api/runs/" + run.ID), "files": s.link("/api/runs/" + run.ID + "/files")}}
 	if !run.CompletedAt.IsZero() {
 		t := run.CompletedAt
 		v.CompletedAt = &t
@@ -161,7 +161,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]runView, len(page.Runs))
 	for i, run := range page.Runs {
-		out[i] = viewRun(run, false)
+		out[i] = s.viewRun(run, false)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out, "next": page.Next})
 	return nil
@@ -180,7 +180,7 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": viewRun(run, true), "history": hist, "files": viewFiles(files)})
+	writeJSON(w, http.StatusOK, map[string]any{"run": s.viewRun(run, true), "history": hist, "files": s.viewFiles(files)})
 	return nil
 }
 
@@ -235,11 +235,11 @@ type fileView struct {
 	URL         string    `json:"url"`
 }
 
-func viewFiles(fs []runstore.File) []fileView {
+func (s *Server) viewFiles(fs []runstore.File) []fileView {
 	out := make([]fileView, len(fs))
 	for i, f := range fs {
 		out[i] = fileView{ID: f.ID, RunID: f.RunID, Name: f.Name, ContentType: f.ContentType, Size: f.Size,
-			SHA256: f.SHA256, CreatedAt: f.CreatedAt, URL: fmt.Sprintf("/api/runs/%s/files/%d", f.RunID, f.ID)}
+			SHA256: f.SHA256, CreatedAt: f.CreatedAt, URL: s.link(fmt.Sprintf("/api/runs/%s/files/%d", f.RunID, f.ID))}
 	}
 	return out
 }
@@ -253,7 +253,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err, "Run", run.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run_id": run.ID, "files": viewFiles(files)})
+	writeJSON(w, http.StatusOK, map[string]any{"run_id": run.ID, "files": s.viewFiles(files)})
 	return nil
 }
 

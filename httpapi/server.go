@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/authkeys"
+	"github.com/dynoai/dynoai/httpapi/webui"
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -90,6 +94,11 @@ type Server struct {
 	dbProbe, fileProbe *prober
 	redisProbe         *prober // nil without Redis
 
+	keys     sessionKeys // the key store, which also accepts session tokens
+	sessions *sessions
+	openAPI  []byte // the API document with this server's BasePath
+	ui       http.Handler
+
 	runLocks keyedMutex
 	streams  chan struct{}
 	live     *liveHub
@@ -130,6 +139,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JetDrive != nil {
 		s.live = newLiveHub(cfg.JetDrive, s.log)
 	}
+	var random bool
+	s.sessions, random = newSessions(cfg.Auth.SessionSecret, cfg.Auth.SessionTTL, cfg.Now)
+	if random && cfg.Auth.Enabled {
+		s.log.Warn("no session secret configured: browser sessions are signed with a random secret of this process, " +
+			"so they end when it exits and work on this replica only (set Config.Auth.SessionSecret)")
+	}
+	s.keys = sessionKeys{inner: cfg.Auth.Keys, ss: s.sessions}
+	doc, err := openAPIFor(cfg.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	s.openAPI = doc
 	s.routes = s.routeTable()
 	authOpts := authkeys.Options{
 		Disabled:   !cfg.Auth.Enabled,
@@ -147,19 +168,76 @@ func New(cfg Config) (*Server, error) {
 			if need {
 				o.Scope = scope
 			}
-			h = authkeys.Middleware(cfg.Auth.Keys, o)(h)
+			h = authkeys.Middleware(s.keys, o)(h)
+			if cfg.Auth.Enabled {
+				h = withSessionCookie(h)
+			}
 		}
 		h = s.rateLimit(rt, h)
 		s.mux.Handle(rt.pattern(), s.named(rt, h))
 	}
+	if !cfg.DisableUI {
+		s.ui = webui.Handler()
+		for _, p := range []string{"GET /{$}", "GET /ui/"} {
+			s.mux.Handle(p, s.named(&route{method: "GET", path: strings.TrimPrefix(p, "GET ")}, s.ui))
+		}
+	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = cfg.Metrics.HTTPMiddleware(routeFromHolder)(h)
-	s.handler = s.requestID(s.recoverer(h))
+	s.handler = s.requestID(s.recoverer(s.mount(h)))
 	return s, nil
 }
 
 // Handler returns the server's root handler, for http.Server or httptest.
+// With Config.BasePath it serves paths under BasePath only: mount it there
+// without stripping the prefix, for example
+//
+//	mux.Handle("/dyno/", srv.Handler())
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// link returns the path a client uses for an API path of the route table.
+func (s *Server) link(p string) string { return s.cfg.BasePath + p }
+
+// mount serves the requests under BasePath with the prefix removed, so
+// that the route table stays the same wherever the server is mounted; the
+// prefix itself redirects to the UI's trailing slash and any other path is
+// the envelope's 404.
+func (s *Server) mount(next http.Handler) http.Handler {
+	base := s.cfg.BasePath
+	if base == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == base && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, base+"/", http.StatusMovedPermanently)
+		case strings.HasPrefix(p, base+"/"):
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = p[len(base):]
+			if r.URL.RawPath != "" && strings.HasPrefix(r.URL.RawPath, base+"/") {
+				r2.URL.RawPath = r.URL.RawPath[len(base):]
+			} else {
+				r2.URL.RawPath = ""
+			}
+			next.ServeHTTP(w, r2)
+		default:
+			writeEnvelope(w, r, http.StatusNotFound, CodeNotFound, "Resource not found: this server is mounted under "+base+"/", nil)
+		}
+	})
+}
+
+// openAPIFor returns the API document with its server at base ("/" for
+// the root): a relative server URL, so the document is right on any host.
+func openAPIFor(base string) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		return nil, fmt.Errorf("httpapi: embedded openapi.json: %w", err)
+	}
+	srv, _ := json.Marshal([]map[string]string{{"url": cmp.Or(base, "/"), "description": "this server"}})
+	doc["servers"] = srv
+	return json.MarshalIndent(doc, "", "  ")
+}
 
 // Start makes the server ready to run analyses: it starts the analysis
 // workers, which take jobs from the run store's queue (see JobQueue in
@@ -429,6 +507,9 @@ func (s *Server) routeTable() []*route {
 		{method: "GET", path: "/api/health/live", h: s.handleLive, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/health/ready", h: s.handleReady, access: accessPublic, unlimited: true},
 		{method: "GET", path: "/api/openapi.json", h: s.handleOpenAPI, access: accessPublic},
+		{method: "GET", path: "/api/session", h: s.handleSessionGet, access: accessPublic},
+		{method: "POST", path: "/api/session", h: s.handleSessionCreate, access: accessPublic},
+		{method: "DELETE", path: "/api/session", h: s.handleSessionDelete, access: accessPublic},
 
 		{method: "POST", path: "/api/analyze", h: s.handleAnalyze, access: accessAnalyze, expensive: true, upload: true, long: true},
 		{method: "GET", path: "/api/status/{id}", h: s.handleStatus, access: accessRead},
@@ -452,6 +533,11 @@ func (s *Server) routeTable() []*route {
 		{method: "GET", path: "/api/jetdrive/channels", h: s.handleJDChannels, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/live", h: s.handleJDLive, access: accessRead},
 		{method: "GET", path: "/api/jetdrive/live/stream", h: s.handleJDStream, access: accessRead, long: true},
+		{method: "POST", path: "/api/jetdrive/session", h: s.handleLiveStart, access: accessAnalyze},
+		{method: "GET", path: "/api/jetdrive/session", h: s.handleLiveGet, access: accessRead},
+		{method: "GET", path: "/api/jetdrive/session/stream", h: s.handleLiveStream, access: accessRead, long: true},
+		{method: "POST", path: "/api/jetdrive/session/stop", h: s.handleLiveStop, access: accessAnalyze, long: true},
+		{method: "POST", path: "/api/jetdrive/session/save", h: s.handleLiveSave, access: accessAnalyze, expensive: true},
 
 		{method: "GET", path: "/api/jetstream/status", h: s.handleJSStatus, access: accessRead},
 		{method: "GET", path: "/api/jetstream/config", h: s.handleJSConfig, access: accessRead},

@@ -53,7 +53,7 @@ func TestMethodsAndNotFound(t *testing.T) {
 		{"POST", "/api/ve-data/0123456789abcdef0123456789abcdef", 405},
 		{"POST", "/api/diagnostics/0123456789abcdef0123456789abcdef", 405},
 		{"DELETE", "/api/download/0123456789abcdef0123456789abcdef/x.csv", 405},
-		{"GET", "/api/nonexistent", 404}, {"GET", "/", 404},
+		{"GET", "/api/nonexistent", 404}, {"GET", "/nonexistent", 404}, {"POST", "/", 405}, // GET / is the web UI
 		{"GET", "/metrics", 404}, // no Gatherer configured
 	}
 	for _, c := range cases {

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// CaptureMagic opens every capture file.
-const CaptureMagic = "JDCAPv1\n"
+// captureMagic opens every capture file.
+const captureMagic = "JDCAPv1\n"
 
 // ErrBadCapture wraps every problem reading a capture file; the
 // *CaptureError says where.
@@ -51,7 +51,7 @@ type CaptureWriter struct {
 // time) and returns a writer. Call Flush when done; w is not closed.
 func NewCaptureWriter(w io.Writer, start time.Time) (*CaptureWriter, error) {
 	cw := &CaptureWriter{w: bufio.NewWriterSize(w, 64<<10)}
-	cw.w.WriteString(CaptureMagic)
+	cw.w.WriteString(captureMagic)
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(start.UnixNano()))
 	if _, err := cw.w.Write(b[:]); err != nil {
@@ -102,8 +102,8 @@ func NewCaptureReader(r io.Reader) (*CaptureReader, error) {
 	if err != nil {
 		return nil, &CaptureError{Offset: int64(n), Reason: "file header: need 16 bytes"}
 	}
-	if string(h[:8]) != CaptureMagic {
-		return nil, &CaptureError{Offset: 0, Reason: fmt.Sprintf("magic %q, want %q", h[:8], CaptureMagic)}
+	if string(h[:8]) != captureMagic {
+		return nil, &CaptureError{Offset: 0, Reason: fmt.Sprintf("magic %q, want %q", h[:8], captureMagic)}
 	}
 	cr.Start = time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:])))
 	cr.off = 16
@@ -206,11 +206,11 @@ func sleepUntil(ctx context.Context, closed <-chan struct{}, start time.Time, of
 	}
 }
 
-// ReplayTransport is a Transport that reads a capture: ReadPacket returns
+// replayTransport is a Transport that reads a capture: ReadPacket returns
 // its datagrams in order, spaced as recorded divided by Speed (<= 0: as fast
 // as possible), then io.EOF. PacketTime gives each datagram's recorded
 // receive time, which a Client uses as its clock. Writes are discarded.
-type ReplayTransport struct {
+type replayTransport struct {
 	r      *CaptureReader
 	speed  float64
 	first  time.Time
@@ -220,13 +220,13 @@ type ReplayTransport struct {
 	closed chan struct{}
 }
 
-// NewReplayTransport returns a transport over r.
-func NewReplayTransport(r *CaptureReader, speed float64) *ReplayTransport {
-	return &ReplayTransport{r: r, speed: speed, closed: make(chan struct{})}
+// newReplayTransport returns a transport over r.
+func newReplayTransport(r *CaptureReader, speed float64) *replayTransport {
+	return &replayTransport{r: r, speed: speed, closed: make(chan struct{})}
 }
 
 // ReadPacket returns the next captured datagram.
-func (t *ReplayTransport) ReadPacket(b []byte) (int, netip.AddrPort, error) {
+func (t *replayTransport) ReadPacket(b []byte) (int, netip.AddrPort, error) {
 	select {
 	case <-t.closed:
 		return 0, netip.AddrPort{}, net.ErrClosed
@@ -247,13 +247,13 @@ func (t *ReplayTransport) ReadPacket(b []byte) (int, netip.AddrPort, error) {
 }
 
 // PacketTime returns the recorded receive time of the last datagram read.
-func (t *ReplayTransport) PacketTime() time.Time { return t.at }
+func (t *replayTransport) PacketTime() time.Time { return t.at }
 
 // WritePacket discards b: a replay has no network.
-func (t *ReplayTransport) WritePacket([]byte) error { return nil }
+func (t *replayTransport) WritePacket([]byte) error { return nil }
 
 // Close makes ReadPacket return net.ErrClosed.
-func (t *ReplayTransport) Close() error {
+func (t *replayTransport) Close() error {
 	t.once.Do(func() { close(t.closed) })
 	return nil
 }
@@ -267,7 +267,7 @@ func OpenReplay(ctx context.Context, r io.Reader, speed float64, cfg ClientConfi
 	if err != nil {
 		return nil, err
 	}
-	cfg.Transport = NewReplayTransport(cr, speed)
+	cfg.Transport = newReplayTransport(cr, speed)
 	cfg.Passive = true
 	cfg.Overflow = Block
 	return NewClient(ctx, cfg)

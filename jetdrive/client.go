@@ -5,322 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"math"
 	"net"
 	"net/netip"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
-
-// OverflowPolicy says what a full sample buffer does with a new sample.
-type OverflowPolicy int
-
-const (
-	// DropOldest discards the oldest buffered sample (live displays and
-	// analysis want the freshest data). The default.
-	DropOldest OverflowPolicy = iota
-	// DropNewest discards the new sample, like the reference provider queue.
-	DropNewest
-	// Block makes the reader wait for room: nothing is discarded by the
-	// client. For replays; on a live network the socket buffer then
-	// overflows instead, which shows as sequence drops.
-	Block
-)
-
-// EventKind says what an Event reports.
-type EventKind uint8
-
-// The events of a Client.
-const (
-	EventHostID       EventKind = iota + 1 // the client took host ID Host
-	EventProviderUp                        // a new host was heard
-	EventChannels                          // a provider's channel list or name changed (mapping redone)
-	EventCleared                           // a provider sent ClearChannelInfo
-	EventProviderGone                      // a provider was silent for GoneAfter and is forgotten
-	EventCollision                         // another node uses our host ID; renegotiating
-	EventBadVersion                        // a Ping or Pong with a version outside 1..9 (Err says which)
-)
-
-var eventNames = [...]string{"", "host-id", "provider-up", "channels", "cleared", "provider-gone", "collision", "bad-version"}
-
-// String returns the kind's name, for example "provider-up".
-func (k EventKind) String() string {
-	if int(k) < len(eventNames) && k != 0 {
-		return eventNames[k]
-	}
-	return fmt.Sprintf("EventKind(%d)", uint8(k))
-}
-
-// Event is something that happened to a Client, for applications that
-// react (zero the gauges on EventCleared, warn on EventBadVersion).
-type Event struct {
-	Kind EventKind
-	Host uint16 // the provider, or the client itself for EventHostID/EventCollision
-	Name string // the provider name when known
-	At   time.Time
-	Err  error // for EventBadVersion
-}
-
-// ClientConfig configures a Client. The zero value is a transmitting client
-// on the default-route interface with the documented defaults.
-type ClientConfig struct {
-	// Net chooses the interface, groups and port when Transport is nil.
-	Net NetConfig
-	// Transport, when set, replaces the network (a replay, a test relay).
-	// The client closes it.
-	Transport Transport
-	// Passive makes the client silent: no host ID, no Ping, no Pong, no
-	// RequestChannelInfo; it then learns channels only from the providers'
-	// periodic ChannelInfo and times samples by arrival.
-	Passive bool
-	// HostID is a fixed host ID; 0 negotiates one.
-	HostID uint16
-	// NegotiateWindow is how long negotiation listens; 0 means 1 s.
-	NegotiateWindow time.Duration
-	// PingInterval re-synchronises each provider's clock; 0 means 30 s.
-	PingInterval time.Duration
-	// RequestInterval limits RequestChannelInfo to a provider whose values
-	// arrive without channel names; 0 means 5 s.
-	RequestInterval time.Duration
-	// StaleAfter marks a channel or provider stale without values; 0 means 5 s.
-	// A stale channel's field becomes dyno.Missing in new samples.
-	StaleAfter time.Duration
-	// GoneAfter forgets a provider that sent nothing at all; 0 means 75 s.
-	GoneAfter time.Duration
-	// FrozenAfter flags a channel whose value has not changed while values
-	// keep arriving; 0 means 3 s.
-	FrozenAfter time.Duration
-	// OnlyAddressed ignores ChannelInfo, ChannelValues and ClearChannelInfo
-	// addressed to another host. By default they are accepted, because the
-	// reference provider addresses ChannelInfo to whoever requested it.
-	OnlyAddressed bool
-	// Buffer is the number of samples held for Next; 0 means 4096.
-	Buffer int
-	// Overflow is the policy of a full buffer; every discarded sample is
-	// counted in Stats.Overflow.
-	Overflow OverflowPolicy
-	// Overrides map named channels to fields before auto-mapping.
-	Overrides []Override
-	// Logger receives diagnostics; nil discards them.
-	Logger *slog.Logger
-}
-
-func (c *ClientConfig) defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.NegotiateWindow, time.Second)
-	def(&c.PingInterval, 30*time.Second)
-	def(&c.RequestInterval, 5*time.Second)
-	def(&c.StaleAfter, 5*time.Second)
-	def(&c.GoneAfter, 75*time.Second)
-	def(&c.FrozenAfter, 3*time.Second)
-	if c.Buffer <= 0 {
-		c.Buffer = 4096
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-}
-
-// ErrorCounts counts datagrams dropped as malformed or not acceptable, by
-// kind (spec §6).
-type ErrorCounts struct {
-	ShortHeader     uint64 `json:"short_header"`      // < 8 bytes
-	Truncated       uint64 `json:"truncated"`         // < 8 + Length bytes
-	PayloadTooShort uint64 `json:"payload_too_short"` // below a key's minimum
-	BadVersion      uint64 `json:"bad_version"`       // Ping/Pong version outside 1..9
-	UnknownKey      uint64 `json:"unknown_key"`       // a key the spec does not define
-	SourceAllHosts  uint64 `json:"source_all_hosts"`  // source host 0xFFFF
-	Panics          uint64 `json:"panics"`            // recovered panics (a user Convert)
-	// OverLimit counts messages from a host beyond MaxProviders, and values
-	// of undescribed channels beyond MaxUnknownChannels per provider: a
-	// flood of forged headers cannot grow the client's memory without bound.
-	OverLimit uint64 `json:"over_limit"`
-}
-
-// Limits on the state a client keeps for what it hears.
-const (
-	MaxProviders       = 1024
-	MaxUnknownChannels = 1024
-)
-
-// Stats is a snapshot of a Client's counters, taken by Client.Stats.
-type Stats struct {
-	HostID     uint16      `json:"host_id"`   // 0 while passive or negotiating
-	Datagrams  uint64      `json:"datagrams"` // received, including own echoes
-	Bytes      uint64      `json:"bytes"`     // received
-	Errors     ErrorCounts `json:"errors"`
-	OwnEchoes  uint64      `json:"own_echoes"`  // own multicast heard back, skipped
-	NotForUs   uint64      `json:"not_for_us"`  // addressed to another host, ignored
-	Ignored    uint64      `json:"ignored"`     // defined keys a client does not act on (extended commands)
-	Values     uint64      `json:"values"`      // ChannelValues records decoded
-	Unknown    uint64      `json:"unknown"`     // records for channels without ChannelInfo
-	Samples    uint64      `json:"samples"`     // samples put into the buffer
-	Overflow   uint64      `json:"overflow"`    // samples discarded because the buffer was full
-	Buffered   int         `json:"buffered"`    // samples waiting for Next
-	Collisions uint64      `json:"collisions"`  // host-ID collisions (renegotiated)
-	ReadErrors uint64      `json:"read_errors"` // transport read errors survived
-	// EventsDropped counts events discarded because nobody read Events
-	// fast enough (its buffer holds 256).
-	EventsDropped uint64          `json:"events_dropped"`
-	Gone          uint64          `json:"gone"` // providers forgotten after GoneAfter
-	Providers     []ProviderStats `json:"providers"`
-}
-
-// ProviderStats describes one provider (one source host ID).
-type ProviderStats struct {
-	Host     uint16         `json:"host"`
-	Name     string         `json:"name"` // "" until a ChannelInfo arrived
-	Addr     netip.AddrPort `json:"addr"` // source address of its last datagram
-	Messages uint64         `json:"messages"`
-	Seq      SeqStats       `json:"seq"`
-	// Errors counts its messages dropped as malformed (those whose header
-	// was readable; the rest count only in Stats.Errors).
-	Errors     ErrorCounts `json:"errors"`
-	LastSeen   time.Time   `json:"last_seen"`
-	LastInfo   time.Time   `json:"last_info"`
-	LastValues time.Time   `json:"last_values"`
-	Stale      bool        `json:"stale"`  // no values for StaleAfter
-	Synced     bool        `json:"synced"` // clock synchronised by Ping/Pong
-	// OffsetMS maps its timestamps to the client's clock: local = ts + OffsetMS.
-	OffsetMS int64          `json:"offset_ms"`
-	RTT      time.Duration  `json:"rtt"`
-	Channels []ChannelStats `json:"channels"`
-}
-
-// ChannelStats describes one channel of a provider.
-type ChannelStats struct {
-	ChannelDef
-	Known  bool      `json:"known"` // described by a ChannelInfo
-	Count  uint64    `json:"count"`
-	Last   float32   `json:"last"`
-	LastTS uint32    `json:"last_ts"`
-	LastAt time.Time `json:"last_at"`
-	RateHz float64   `json:"rate_hz"` // from provider timestamps, over the last full second (or since the first value)
-	Stale  bool      `json:"stale"`
-	Frozen bool      `json:"frozen"`
-	Field  string    `json:"field"` // the Sample field it feeds, or ""
-}
-
-type chanState struct {
-	def        ChannelDef
-	known      bool
-	count      uint64
-	last       float32
-	lastTS     uint32
-	lastAt     time.Time
-	lastChange time.Time
-	rateStart  int64
-	rateN      int
-	rate       float64
-	rateFull   bool
-	assign     int // index into Client.assign, -1 if unmapped
-	frameGen   uint64
-}
-
-type pendingVal struct {
-	assign int
-	v      float64
-}
-
-type provState struct {
-	host       uint16
-	name       string
-	addr       netip.AddrPort
-	seq        SeqTracker
-	chans      map[uint16]*chanState
-	dense      []*chanState // chans by index for IDs below denseIDs
-	known      int
-	messages   uint64
-	lastSeen   time.Time
-	lastInfo   time.Time
-	lastValues time.Time
-	lastReq    time.Time
-	lastPing   time.Time
-	unanswered int // pings since the last sync
-
-	tsSeen  bool
-	tsHigh  uint32
-	tsWraps int64
-	synced  bool
-	anchor  bool
-	offset  int64 // local ms = unwrapped ts + offset
-	bestRTT uint32
-	syncAt  time.Time
-
-	errs ErrorCounts
-
-	pending  bool
-	pendTS   int64
-	pendGen  uint64
-	pendN    int
-	pendSeen time.Time
-	pend     []pendingVal
-}
-
-// denseIDs is how many low channel IDs are looked up by index rather than
-// by map: providers number their channels from 0.
-const denseIDs = 256
-
-// channel returns the state of channel id, or nil.
-func (p *provState) channel(id uint16) *chanState {
-	if int(id) < len(p.dense) {
-		if ch := p.dense[id]; ch != nil {
-			return ch
-		}
-	}
-	return p.chans[id]
-}
-
-func (p *provState) insert(id uint16, ch *chanState) {
-	p.chans[id] = ch
-	if id < denseIDs {
-		if p.dense == nil {
-			p.dense = make([]*chanState, denseIDs)
-		}
-		p.dense[id] = ch
-	}
-}
-
-// unwrap extends a u32 millisecond timestamp to 64 bits across wraps.
-func (p *provState) unwrap(ts uint32) int64 {
-	if !p.tsSeen {
-		p.tsSeen, p.tsHigh = true, ts
-		return int64(ts)
-	}
-	d := ts - p.tsHigh
-	switch {
-	case d == 0:
-	case d < 1<<31: // forward
-		if ts < p.tsHigh {
-			p.tsWraps++
-		}
-		p.tsHigh = ts
-	default: // backward
-		if ts > p.tsHigh { // from before the last wrap
-			return int64(ts) + (p.tsWraps-1)<<32
-		}
-	}
-	return int64(ts) + p.tsWraps<<32
-}
 
 // Client is a live JetDrive client: it joins the network, learns providers
 // and channels, tracks their health, maps channels to dyno.Sample fields
 // and yields merged samples as a dyno.Source. It is safe for concurrent use.
 //
-// Samples: each time a provider completes a frame (its records of one
-// timestamp), the client updates the fields that frame's channels map to
-// and emits a copy of the whole merged state, timed on the client's clock
-// (provider clocks synchronised by Ping/Pong, else anchored at arrival). A
-// field keeps its last value until its channel goes stale (dyno.Missing).
-// Samples wait in a bounded buffer; see ClientConfig.Overflow.
+// Providers: a host becomes a provider when it sends ChannelInfo,
+// ChannelValues or ClearChannelInfo; other nodes (clients that only ping or
+// request channels) are counted in Stats.Peer and never listed. A provider
+// is forgotten after GoneAfter of silence, after StaleAfter of silence
+// once it cleared its channels, or at once when it reappears under a new
+// host ID (same name, same address) while the old ID has gone quiet.
+//
+// Samples: a frame is a provider's records of one timestamp. The primary
+// provider, the one whose channel feeds RPM (else the one feeding most
+// fields, the lowest host ID on a tie), emits one sample per frame: the
+// merged state, timed on the client's clock (provider clocks synchronised
+// by Ping/Pong, else anchored at arrival). Frames of other providers only
+// update the fields they feed, which the next sample carries; frames that
+// feed no field are ignored. Records older than the provider's newest frame
+// (late) or of a frame already emitted (duplicate) are dropped, so sample
+// times strictly increase; see Stats.Discarded. A field keeps its last
+// value until its channel goes stale (dyno.Missing). Samples wait in a
+// bounded buffer; see ClientConfig.Overflow.
 type Client struct {
 	cfg   ClientConfig
 	node  *node
@@ -349,8 +64,12 @@ type Client struct {
 	head, n  int
 	endErr   error
 	frameGen uint64
-	vals     []Value
-	info     ChannelInfo
+	primary  uint16        // the host whose frames emit samples
+	emitted  bool          // a sample was emitted
+	lastTime time.Duration // the time of the last sample
+	clock    func() time.Time
+	vals     []wire.Value
+	info     wire.ChannelInfo
 }
 
 // NewClient starts a client. It runs until ctx is cancelled or Close is
@@ -395,12 +114,12 @@ func newClient(ctx context.Context, cfg ClientConfig, tr Transport) *Client {
 	cctx, cancel := context.WithCancel(ctx)
 	c := &Client{
 		cfg: cfg, tr: tr, ctx: cctx, cancel: cancel,
-		node:   newNode(tr, cfg.Logger, cfg.HostID, DefaultMTU),
+		node:   newNode(tr, cfg.Logger, cfg.HostID, wire.DefaultMTU),
 		renego: make(chan struct{}, 1), notify: make(chan struct{}, 1), done: make(chan struct{}),
 		events: make(chan Event, 256),
 		provs:  map[uint16]*provState{},
 		ring:   make([]dyno.Sample, cfg.Buffer), cur: dyno.NewSample(),
-		vals: make([]Value, 0, 1024),
+		vals: make([]wire.Value, 0, 1024),
 	}
 	c.space = sync.NewCond(&c.mu)
 	c.timed, _ = tr.(interface{ PacketTime() time.Time })
@@ -460,38 +179,6 @@ func (c *Client) Next(ctx context.Context, s *dyno.Sample) error {
 	}
 }
 
-// Stats returns a snapshot of the counters and of every provider and channel,
-// sorted by host and channel ID. Staleness is evaluated now.
-func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	st := c.stats
-	st.HostID = c.node.host()
-	st.Buffered = c.n
-	st.Providers = make([]ProviderStats, 0, len(c.provs))
-	for _, p := range c.provs {
-		ps := ProviderStats{Host: p.host, Name: p.name, Addr: p.addr, Messages: p.messages, Seq: p.seq.Stats, Errors: p.errs,
-			LastSeen: p.lastSeen, LastInfo: p.lastInfo, LastValues: p.lastValues,
-			Stale:  p.lastValues.IsZero() || now.Sub(p.lastValues) > c.cfg.StaleAfter,
-			Synced: p.synced, OffsetMS: p.offset, RTT: time.Duration(p.bestRTT) * time.Millisecond}
-		for _, ch := range p.chans {
-			cs := ChannelStats{ChannelDef: ch.def, Known: ch.known, Count: ch.count, Last: ch.last, LastTS: ch.lastTS,
-				LastAt: ch.lastAt, RateHz: ch.rate,
-				Stale: ch.count == 0 || now.Sub(ch.lastAt) > c.cfg.StaleAfter}
-			cs.Frozen = !cs.Stale && ch.count > 2 && now.Sub(ch.lastChange) > c.cfg.FrozenAfter
-			if ch.assign >= 0 {
-				cs.Field = c.assign[ch.assign].Field.String()
-			}
-			ps.Channels = append(ps.Channels, cs)
-		}
-		sort.Slice(ps.Channels, func(i, j int) bool { return ps.Channels[i].ID < ps.Channels[j].ID })
-		st.Providers = append(st.Providers, ps)
-	}
-	sort.Slice(st.Providers, func(i, j int) bool { return st.Providers[i].Host < st.Providers[j].Host })
-	return st
-}
-
 // Mapping returns the current channel-to-field assignments.
 func (c *Client) Mapping() []Assignment {
 	c.mu.Lock()
@@ -499,27 +186,17 @@ func (c *Client) Mapping() []Assignment {
 	return append([]Assignment(nil), c.assign...)
 }
 
-// Events returns the client's events. Reading them is optional: when the
-// 256-event buffer is full, new events are dropped and counted
-// (Stats.EventsDropped); the reader is never blocked. The channel is closed
-// when the client stops.
-func (c *Client) Events() <-chan Event { return c.events }
-
-// emit queues an event; c.mu is held.
-func (c *Client) emit(ev Event) {
-	select {
-	case c.events <- ev:
-	default:
-		c.stats.EventsDropped++
-	}
-}
-
 // HostID returns the client's host ID, 0 while passive or negotiating.
 func (c *Client) HostID() uint16 { return c.node.host() }
 
+// now is the client's clock: the recorded time of the last datagram of a
+// replay, a test's clock, or the wall clock.
 func (c *Client) now() time.Time {
-	if c.timed != nil {
+	switch {
+	case c.timed != nil:
 		return c.lastAt
+	case c.clock != nil:
+		return c.clock()
 	}
 	return time.Now()
 }
@@ -585,12 +262,12 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	c.lastAt = at
 	c.stats.Datagrams++
 	c.stats.Bytes += uint64(len(b))
-	m, err := ParseMessage(b)
+	m, err := wire.ParseMessage(b)
 	if err != nil {
 		c.countErr(nil, err)
 		return
 	}
-	if m.Host == AllHosts {
+	if m.Host == wire.AllHosts {
 		c.stats.Errors.SourceAllHosts++
 		return
 	}
@@ -611,56 +288,71 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 		}
 		return
 	}
-	addressed := m.Dest == AllHosts || m.Dest == me
+	addressed := m.Dest == wire.AllHosts || m.Dest == me
 	if m.Host == 0 { // a node negotiating its ID: it only pings
-		if m.Key == KeyPing && addressed {
+		if m.Key == wire.KeyPing && addressed {
 			c.handlePing(&m, nil, at)
 		}
 		return
 	}
-	p := c.provider(m.Host, from, at)
+	providerMsg := m.Key == wire.KeyChannelInfo || m.Key == wire.KeyChannelValues || m.Key == wire.KeyClearChannelInfo
+	p := c.provs[m.Host]
+	if p == nil && providerMsg {
+		if p = c.provider(m.Host, from, at); p == nil {
+			c.stats.Errors.OverLimit++
+			return
+		}
+	}
 	if p == nil {
-		c.stats.Errors.OverLimit++
+		c.peer(&m, addressed, at)
 		return
 	}
-	if m.Key == KeyClearChannelInfo {
+	p.addr = from
+	p.messages++
+	p.lastSeen = at
+	if m.Key == wire.KeyClearChannelInfo {
 		p.seq.Reset() // a provider that restarted with the same ID
 	}
 	p.seq.Observe(m.Seq)
 	switch m.Key {
-	case KeyChannelInfo, KeyChannelValues, KeyClearChannelInfo:
+	case wire.KeyChannelInfo, wire.KeyChannelValues, wire.KeyClearChannelInfo:
 		if !addressed && c.cfg.OnlyAddressed {
 			c.stats.NotForUs++
 			return
 		}
-	case KeyPing, KeyRequestChannelInfo:
+		p.cleared = m.Key == wire.KeyClearChannelInfo
+	case wire.KeyPing, wire.KeyRequestChannelInfo:
 		if !addressed {
 			c.stats.NotForUs++
 			return
 		}
-	case KeyPong:
+	case wire.KeyPong:
 		if me == 0 || m.Dest != me { // to ALL_HOSTS is invalid; to 0 is negotiation
 			c.stats.NotForUs++
 			return
 		}
 	}
 	switch m.Key {
-	case KeyChannelInfo:
-		if err := DecodeChannelInfo(&m, &c.info); err != nil {
+	case wire.KeyChannelInfo:
+		if err := wire.DecodeChannelInfo(&m, &c.info); err != nil {
 			c.countErr(p, err)
 			return
 		}
+		if c.info.Remainder != 0 {
+			c.countPartial(p)
+		}
 		c.learn(p, &c.info, at)
-	case KeyChannelValues:
+	case wire.KeyChannelValues:
 		c.values(p, &m, at)
-	case KeyClearChannelInfo:
+	case wire.KeyClearChannelInfo:
 		name := p.name
 		c.clear(p)
+		p.restartClock()
 		c.emit(Event{Kind: EventCleared, Host: p.host, Name: name, At: at})
-	case KeyPing:
+	case wire.KeyPing:
 		c.handlePing(&m, p, at)
-	case KeyPong:
-		pong, err := DecodePong(&m)
+	case wire.KeyPong:
+		pong, err := wire.DecodePong(&m)
 		if err != nil {
 			c.countErr(p, err)
 			return
@@ -676,306 +368,20 @@ func (c *Client) handle(b []byte, from netip.AddrPort, at time.Time) {
 	}
 }
 
-// add counts err by kind.
-func (e *ErrorCounts) add(err error) {
+// peer handles a message from a host that is not a provider (another
+// client): it answers its pings and otherwise only counts it.
+func (c *Client) peer(m *wire.Message, addressed bool, at time.Time) {
+	c.stats.Peer++
 	switch {
-	case errors.Is(err, ErrShortHeader):
-		e.ShortHeader++
-	case errors.Is(err, ErrTruncated):
-		e.Truncated++
-	case errors.Is(err, ErrPayloadTooShort):
-		e.PayloadTooShort++
-	case errors.Is(err, ErrBadVersion):
-		e.BadVersion++
-	}
-}
-
-// countErr counts a dropped datagram, also against its provider when the
-// header was readable.
-func (c *Client) countErr(p *provState, err error) {
-	c.stats.Errors.add(err)
-	if p != nil {
-		p.errs.add(err)
-	}
-	if errors.Is(err, ErrBadVersion) {
-		// Unlike the reference, which then drops all traffic, only this
-		// message is ignored.
-		c.cfg.Logger.Warn("jetdrive: incompatible protocol version", "err", err)
-		ev := Event{Kind: EventBadVersion, At: c.lastAt, Err: err}
-		if p != nil {
-			ev.Host, ev.Name = p.host, p.name
+	case m.Key == wire.KeyPing && addressed:
+		c.handlePing(m, nil, at)
+	case m.Key == wire.KeyPong:
+		if _, err := wire.DecodePong(m); err != nil {
+			c.countErr(nil, err)
 		}
-		c.emit(ev)
-		return
+	case !m.Key.Known():
+		c.stats.Errors.UnknownKey++
 	}
-	c.cfg.Logger.Debug("jetdrive: dropped datagram", "err", err)
-}
-
-func (c *Client) provider(host uint16, from netip.AddrPort, at time.Time) *provState {
-	p := c.provs[host]
-	if p == nil {
-		if len(c.provs) >= MaxProviders {
-			return nil
-		}
-		p = &provState{host: host, chans: map[uint16]*chanState{}}
-		c.provs[host] = p
-		c.cfg.Logger.Info("jetdrive: provider seen", "host", fmt.Sprintf("0x%04X", host), "addr", from)
-		c.emit(Event{Kind: EventProviderUp, Host: host, At: at})
-	}
-	p.addr = from
-	p.messages++
-	p.lastSeen = at
-	return p
-}
-
-func (c *Client) handlePing(m *Message, p *provState, at time.Time) {
-	ping, err := DecodePing(m)
-	if err != nil {
-		c.countErr(p, err)
-		return
-	}
-	if c.cfg.Passive || c.node.host() == 0 {
-		return
-	}
-	if err := c.node.pong(m.Host, ping, at); err != nil {
-		c.cfg.Logger.Warn("jetdrive: pong", "err", err)
-	}
-	if p != nil && !p.synced {
-		c.ping(p, at)
-	}
-}
-
-func (c *Client) ping(p *provState, at time.Time) {
-	every := time.Second
-	if p.unanswered >= 5 { // a provider that does not answer pings
-		every = c.cfg.PingInterval
-	}
-	if c.cfg.Passive || c.node.host() == 0 || (!p.lastPing.IsZero() && at.Sub(p.lastPing) < every) {
-		return
-	}
-	p.lastPing = at
-	p.unanswered++
-	v := AppendPing(nil, Ping{Version: ProtocolVersion, HostTS: c.node.clock(at)})
-	if err := c.node.send(KeyPing, p.host, v); err != nil {
-		c.cfg.Logger.Warn("jetdrive: ping", "err", err)
-	}
-}
-
-// sync applies Cristian's algorithm with the lowest-RTT exchange (offset and
-// latency from the same round trip), refreshed after two ping intervals.
-func (c *Client) sync(p *provState, pong Pong, at time.Time) {
-	now := c.node.clock(at)
-	rtt := now - pong.HostTS
-	if rtt > 10_000 {
-		return // not an answer to a recent ping of ours
-	}
-	remote := p.unwrap(pong.RemoteTS)
-	p.unanswered = 0
-	if p.synced && rtt > p.bestRTT && at.Sub(p.syncAt) < 2*c.cfg.PingInterval {
-		return
-	}
-	// The client clock in ms since c.base; node.clock counts from node.base.
-	local := int64(now) + c.node.base.Sub(c.base).Milliseconds()
-	p.offset = local - remote - int64(rtt/2)
-	p.synced, p.anchor, p.bestRTT, p.syncAt, p.unanswered = true, true, rtt, at, 0
-}
-
-func (c *Client) learn(p *provState, info *ChannelInfo, at time.Time) {
-	changed := p.name != info.Provider // overrides may select by provider name
-	p.name = info.Provider
-	p.lastInfo = at
-	for _, d := range info.Channels {
-		ch := p.channel(d.ID)
-		if ch == nil {
-			ch = &chanState{assign: -1}
-			p.insert(d.ID, ch)
-		}
-		if !ch.known {
-			p.known++
-		}
-		if !ch.known || ch.def != d {
-			changed = true
-		}
-		ch.def, ch.known = d, true
-	}
-	if changed {
-		c.remap()
-		c.emit(Event{Kind: EventChannels, Host: p.host, Name: p.name, At: at})
-	}
-}
-
-func (c *Client) clear(p *provState) {
-	c.commit(p)
-	p.name = ""
-	p.chans = map[uint16]*chanState{}
-	p.dense = nil
-	p.known = 0
-	c.remap()
-}
-
-// remap recomputes the assignments from every known channel, keeping the
-// held value of a field whose source did not change.
-func (c *Client) remap() {
-	var refs []ChannelRef
-	hosts := make([]uint16, 0, len(c.provs))
-	for h := range c.provs {
-		hosts = append(hosts, h)
-	}
-	sort.Slice(hosts, func(i, j int) bool { return hosts[i] < hosts[j] })
-	for _, h := range hosts {
-		p := c.provs[h]
-		ids := make([]int, 0, len(p.chans))
-		for id, ch := range p.chans {
-			ch.assign = -1
-			if ch.known {
-				ids = append(ids, int(id))
-			}
-		}
-		sort.Ints(ids)
-		for _, id := range ids {
-			ch := p.chans[uint16(id)]
-			refs = append(refs, ChannelRef{Host: h, Provider: p.name, ID: ch.def.ID, Name: ch.def.Name, Unit: ch.def.Unit})
-		}
-	}
-	type prev struct {
-		src ChannelRef
-		at  time.Time
-	}
-	old := map[Field]prev{}
-	for i, a := range c.assign {
-		old[a.Field] = prev{a.Source, c.fieldAt[i]}
-	}
-	c.assign = AutoMap(refs, c.cfg.Overrides)
-	c.fieldAt = make([]time.Time, len(c.assign))
-	next := dyno.NewSample()
-	next.Time = c.cur.Time
-	for i, a := range c.assign {
-		c.provs[a.Source.Host].chans[a.Source.ID].assign = i
-		if o, ok := old[a.Field]; ok && o.src == a.Source {
-			a.Field.Set(&next, a.Field.Get(&c.cur))
-			c.fieldAt[i] = o.at
-		}
-	}
-	c.cur = next
-	c.cfg.Logger.Info("jetdrive: channel mapping updated", "fields", len(c.assign))
-}
-
-func (c *Client) values(p *provState, m *Message, at time.Time) {
-	c.vals, _, _ = AppendValues(c.vals[:0], m)
-	p.lastValues = at
-	arrival := c.localMS(at)
-	for _, v := range c.vals {
-		c.stats.Values++
-		ts := p.unwrap(v.TS)
-		if !p.synced {
-			// Anchor the provider clock at arrival; a sample cannot arrive
-			// before it was taken, so an early-looking one lowers the
-			// offset, and a lag beyond 2 s (a restarted clock) re-anchors.
-			if d := arrival - (ts + p.offset); !p.anchor || d < 0 || d > 2000 {
-				p.offset, p.anchor = arrival-ts, true
-			}
-		}
-		if p.pending && ts != p.pendTS {
-			c.commit(p)
-		}
-		ch := p.channel(v.Channel)
-		if ch == nil {
-			if len(p.chans)-p.known >= MaxUnknownChannels {
-				c.stats.Unknown++
-				c.stats.Errors.OverLimit++
-				continue
-			}
-			ch = &chanState{def: ChannelDef{ID: v.Channel, Unit: UnitNone}, assign: -1}
-			p.insert(v.Channel, ch)
-		}
-		if !ch.known {
-			c.stats.Unknown++
-		}
-		if ch.count == 0 || math.Float32bits(ch.last) != math.Float32bits(v.Value) {
-			ch.lastChange = at
-		}
-		ch.count++
-		ch.last, ch.lastTS, ch.lastAt = v.Value, v.TS, at
-		if ch.rateN == 0 {
-			ch.rateStart = ts
-		}
-		ch.rateN++
-		if span := ts - ch.rateStart; span >= 1000 {
-			ch.rate = float64(ch.rateN-1) * 1000 / float64(span)
-			ch.rateStart, ch.rateN, ch.rateFull = ts, 1, true
-		} else if !ch.rateFull && span > 0 {
-			ch.rate = float64(ch.rateN-1) * 1000 / float64(span) // until a full second
-		}
-		if !p.pending {
-			c.frameGen++
-			p.pending, p.pendTS, p.pendGen, p.pendN, p.pendSeen = true, ts, c.frameGen, 0, at
-			p.pend = p.pend[:0]
-		}
-		if ch.frameGen != p.pendGen {
-			ch.frameGen = p.pendGen
-			p.pendN++
-		}
-		if ch.assign >= 0 {
-			a := &c.assign[ch.assign]
-			fv := float64(v.Value)
-			if a.Convert != nil {
-				fv = a.Convert(fv)
-			} else {
-				fv = a.Source.Unit.ToLibrary(fv)
-			}
-			p.pend = append(p.pend, pendingVal{ch.assign, fv})
-		}
-	}
-	if p.pending && p.known > 0 && p.pendN >= p.known {
-		c.commit(p)
-	}
-}
-
-// commit applies p's pending frame to the merged state and emits a sample.
-func (c *Client) commit(p *provState) {
-	if !p.pending {
-		return
-	}
-	p.pending = false
-	now := c.now()
-	c.cur.Time = time.Duration(p.pendTS+p.offset) * time.Millisecond
-	for _, pv := range p.pend {
-		c.assign[pv.assign].Field.Set(&c.cur, pv.v)
-		c.fieldAt[pv.assign] = now
-	}
-	for i, a := range c.assign {
-		if !c.fieldAt[i].IsZero() && now.Sub(c.fieldAt[i]) > c.cfg.StaleAfter {
-			a.Field.Set(&c.cur, dyno.Missing)
-			c.fieldAt[i] = time.Time{}
-		}
-	}
-	s := c.cur // push may wait (Block) while another commit changes c.cur
-	c.push(&s)
-}
-
-func (c *Client) flushAll() {
-	for _, p := range c.provs {
-		c.commit(p)
-	}
-}
-
-// push puts a copy of s in the ring buffer, applying the overflow policy.
-func (c *Client) push(s *dyno.Sample) {
-	c.stats.Samples++
-	for c.cfg.Overflow == Block && c.n == len(c.ring) && c.ctx.Err() == nil {
-		c.space.Wait()
-	}
-	if c.n == len(c.ring) {
-		c.stats.Overflow++
-		if c.cfg.Overflow == DropNewest {
-			return
-		}
-		c.head = (c.head + 1) % len(c.ring)
-		c.n--
-	}
-	c.ring[(c.head+c.n)%len(c.ring)] = *s
-	c.n++
-	c.wake()
 }
 
 func (c *Client) wake() {
@@ -1000,7 +406,7 @@ func (c *Client) controlLoop() {
 		c.mu.Lock()
 		c.emit(Event{Kind: EventHostID, Host: id, At: time.Now()})
 		c.mu.Unlock()
-		if err := c.node.send(KeyRequestChannelInfo, AllHosts, nil); err != nil {
+		if err := c.node.send(wire.KeyRequestChannelInfo, wire.AllHosts, nil); err != nil {
 			c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 		}
 		return true
@@ -1010,7 +416,7 @@ func (c *Client) controlLoop() {
 			if !negotiate() {
 				return
 			}
-		} else if err := c.node.send(KeyRequestChannelInfo, AllHosts, nil); err != nil {
+		} else if err := c.node.send(wire.KeyRequestChannelInfo, wire.AllHosts, nil); err != nil {
 			c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 		}
 	}
@@ -1034,16 +440,17 @@ func (c *Client) tick(transmit bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
+	c.dedupe(now)
 	for h, p := range c.provs {
 		if p.pending && now.Sub(p.pendSeen) > 100*time.Millisecond {
 			c.commit(p)
 		}
-		if now.Sub(p.lastSeen) > c.cfg.GoneAfter {
-			c.cfg.Logger.Info("jetdrive: provider gone", "host", fmt.Sprintf("0x%04X", h), "name", p.name)
-			c.emit(Event{Kind: EventProviderGone, Host: h, Name: p.name, At: now})
-			c.clear(p)
-			delete(c.provs, h)
-			c.stats.Gone++
+		switch {
+		case now.Sub(p.lastSeen) > c.cfg.GoneAfter:
+			c.forget(p, now, "silent")
+			continue
+		case p.cleared && now.Sub(p.lastSeen) > c.cfg.StaleAfter:
+			c.forget(p, now, "cleared")
 			continue
 		}
 		if !transmit || c.node.host() == 0 {
@@ -1054,7 +461,7 @@ func (c *Client) tick(transmit bool) {
 		}
 		if p.known == 0 && len(p.chans) > 0 && now.Sub(p.lastReq) > c.cfg.RequestInterval {
 			p.lastReq = now
-			if err := c.node.send(KeyRequestChannelInfo, h, nil); err != nil {
+			if err := c.node.send(wire.KeyRequestChannelInfo, h, nil); err != nil {
 				c.cfg.Logger.Warn("jetdrive: request channel info", "err", err)
 			}
 		}

@@ -4,15 +4,10 @@
 //
 // # Codec
 //
-// The codec needs no network and is usable alone. ParseMessage splits a
-// datagram into its Header and Value without allocating; the payload
-// decoders (DecodeChannelInfo, AppendValues, DecodePing, DecodePong and the
-// extended commands) append into caller-provided buffers. Malformed input
-// returns a *FormatError wrapping ErrShortHeader, ErrTruncated,
-// ErrPayloadTooShort or ErrBadVersion with the byte offset; nothing panics.
-// An Encoder stamps host ID and sequence numbers and pages ChannelInfo (39
-// channels) and ChannelValues (140 values) to the 1400-byte MTU budget.
-// SeqTracker classifies sequence numbers modulo 256.
+// The KLHDV codec is package jetdrive/wire: it needs no network and is
+// usable alone (decoding captures, writing another transport). The client
+// and provider here are built on it, and their APIs speak its types
+// (wire.ChannelDef, wire.Value, wire.Unit).
 //
 // # Client
 //
@@ -21,21 +16,28 @@
 // requests and learns channels, synchronises each provider's clock by
 // Ping/Pong, tracks per-provider and per-channel health (Stats), maps
 // channels to dyno.Sample fields by name and unit (AutoMap, with
-// Overrides) and is a dyno.Source of merged samples; Events reports
-// providers coming and going. It never stops reading because of a
-// datagram's content: every malformed datagram is counted.
+// Overrides) and is a dyno.Source of merged samples, one per frame of the
+// primary provider, whose times strictly increase; Events reports providers
+// coming and going. It never stops reading because of a datagram's
+// content: every malformed, late, duplicate or unused datagram is counted
+// by reason (Stats.Errors, Stats.Discarded). The client's files: client.go
+// (lifecycle and the datagram handler), config.go, state.go (providers,
+// channels, frames, the merged sample), stats.go (Stats and the health
+// rules), clocksync.go (Ping/Pong), events.go.
 //
 // # Provider
 //
 // Provider is the other side: a dyno on the network. It publishes channels
 // and values, answers Ping and RequestChannelInfo, and can stream any
-// dyno.Source (Stream). Package jetdrivetest has an in-memory bus, a
-// lossy relay and loopback-multicast helpers for tests.
+// dyno.Source (Stream). However it stops (Close, or its context ending),
+// it sends ClearChannelInfo. Package jetdrivetest has an in-memory bus, a
+// lossy relay, loopback-multicast helpers and RunTransport, the
+// conformance suite of Transport.
 //
 // # Capture format
 //
-// Record writes, and Replay, ReplayTransport and OpenReplay read, a capture
-// file: the 8 bytes "JDCAPv1\n", the capture start as int64 Unix
+// Record writes, and Replay and OpenReplay read, a capture file: the 8
+// bytes "JDCAPv1\n", the capture start as int64 Unix
 // nanoseconds (little-endian), then one record per datagram:
 //
 //	offset size field

@@ -13,6 +13,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 // BenchmarkEndToEnd publishes frames of 50 channels at fixed rates from a
@@ -35,11 +36,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 	}
 	const nchan = 50
-	chans := make([]jetdrive.ChannelDef, nchan)
+	chans := make([]wire.ChannelDef, nchan)
 	for i := range chans {
-		chans[i] = jetdrive.ChannelDef{ID: uint16(i), Name: fmt.Sprintf("Aux %d", i), Unit: jetdrive.UnitVolts}
+		chans[i] = wire.ChannelDef{ID: uint16(i), Name: fmt.Sprintf("Aux %d", i), Unit: wire.UnitVolts}
 	}
-	chans[0] = jetdrive.ChannelDef{ID: 0, Name: "Engine RPM", Unit: jetdrive.UnitEngineSpeed}
+	chans[0] = wire.ChannelDef{ID: 0, Name: "Engine RPM", Unit: wire.UnitEngineSpeed}
 	for _, rate := range rates {
 		b.Run(fmt.Sprintf("frames=%d/s×%dch", rate, nchan), func(b *testing.B) {
 			for b.Loop() {
@@ -49,7 +50,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 }
 
-func endToEnd(b *testing.B, rate int, chans []jetdrive.ChannelDef, dur time.Duration) {
+func endToEnd(b *testing.B, rate int, chans []wire.ChannelDef, dur time.Duration) {
 	ctx := context.Background()
 	port := jetdrivetest.Port(b)
 	c, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Net: jetdrivetest.Net(port), Passive: true, Buffer: 1 << 14})
@@ -80,7 +81,7 @@ func endToEnd(b *testing.B, rate int, chans []jetdrive.ChannelDef, dur time.Dura
 			b.Fatal("client never learned the channels")
 		}
 	}
-	vals := make([]jetdrive.Value, 0, 64*len(chans))
+	vals := make([]wire.Value, 0, 64*len(chans))
 	total := int(float64(rate) * dur.Seconds())
 	start := time.Now()
 	sent := 0
@@ -89,7 +90,7 @@ func endToEnd(b *testing.B, rate int, chans []jetdrive.ChannelDef, dur time.Dura
 		vals = vals[:0]
 		for sent < due && len(vals) < 140*8 {
 			for _, ch := range chans {
-				vals = append(vals, jetdrive.Value{Channel: ch.ID, TS: uint32(sent), Value: float32(sent)})
+				vals = append(vals, wire.Value{Channel: ch.ID, TS: uint32(sent), Value: float32(sent)})
 			}
 			sent++
 		}
@@ -108,7 +109,7 @@ func endToEnd(b *testing.B, rate int, chans []jetdrive.ChannelDef, dur time.Dura
 	stop()
 	<-done
 	st := c.Stats()
-	var seq jetdrive.SeqStats
+	var seq wire.SeqStats
 	for _, ps := range st.Providers {
 		seq = ps.Seq
 	}

@@ -2,58 +2,20 @@ package jetdrive_test
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
-
-func ExampleParseMessage() {
-	// Spec vector V5: three values from provider 0x1A2B.
-	b, _ := hex.DecodeString("021e002b1a05ffff0000d007000000c05a450100d007000000002a4200003408000000845b45")
-	m, err := jetdrive.ParseMessage(b)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	vals, _, _ := jetdrive.AppendValues(nil, &m)
-	fmt.Printf("%v from 0x%04X seq %d\n", m.Key, m.Host, m.Seq)
-	for _, v := range vals {
-		fmt.Printf("channel %d at %d ms: %g\n", v.Channel, v.TS, v.Value)
-	}
-	_, err = jetdrive.ParseMessage(b[:35])
-	fmt.Println(err)
-	// Output:
-	// ChannelValues from 0x1A2B seq 5
-	// channel 0 at 2000 ms: 3500
-	// channel 1 at 2000 ms: 42.5
-	// channel 0 at 2100 ms: 3512.25
-	// jetdrive: truncated message: ChannelValues at byte 8: need 38 bytes, have 35
-}
-
-func ExampleEncoder_ChannelInfo() {
-	chans := make([]jetdrive.ChannelDef, 42)
-	for i := range chans {
-		chans[i] = jetdrive.ChannelDef{ID: uint16(i), Name: fmt.Sprintf("Channel %d", i), Unit: jetdrive.UnitNone}
-	}
-	e := jetdrive.Encoder{Host: 0x1A2B}
-	pages, _ := e.ChannelInfo(jetdrive.AllHosts, "Power Core", chans)
-	for _, p := range pages {
-		fmt.Println(len(p), "bytes")
-	}
-	// Output:
-	// 1384 bytes
-	// 160 bytes
-}
 
 func ExampleAutoMap() {
 	chans := []jetdrive.ChannelRef{
-		{Host: 0x43FD, ID: 0, Name: "Sampling", Unit: jetdrive.UnitNone},
-		{Host: 0x43FD, ID: 15, Name: "Torque", Unit: jetdrive.UnitTorque},
-		{Host: 0x43FD, ID: 22, Name: "Engine RPM", Unit: jetdrive.UnitEngineSpeed},
-		{Host: 0x43FD, ID: 23, Name: "Wideband", Unit: jetdrive.UnitNone},
+		{Host: 0x43FD, ID: 0, Name: "Sampling", Unit: wire.UnitNone},
+		{Host: 0x43FD, ID: 15, Name: "Torque", Unit: wire.UnitTorque},
+		{Host: 0x43FD, ID: 22, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+		{Host: 0x43FD, ID: 23, Name: "Wideband", Unit: wire.UnitNone},
 	}
 	over := []jetdrive.Override{{Field: jetdrive.Field{Channel: dyno.ChanAFR}, Channel: "Wideband"}}
 	for _, a := range jetdrive.AutoMap(chans, over) {
@@ -77,9 +39,9 @@ func ExampleNewClient() {
 	}
 	defer c.Close()
 	p, err := jetdrive.NewProvider(ctx, jetdrive.ProviderConfig{Transport: bus.Endpoint(), HostID: 0x1A2B, Name: "Sim Dyno"},
-		[]jetdrive.ChannelDef{
-			{ID: 0, Name: "Engine RPM", Unit: jetdrive.UnitEngineSpeed},
-			{ID: 1, Name: "Torque", Unit: jetdrive.UnitTorque}, // N·m on the wire
+		[]wire.ChannelDef{
+			{ID: 0, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+			{ID: 1, Name: "Torque", Unit: wire.UnitTorque}, // N·m on the wire
 		})
 	if err != nil {
 		fmt.Println(err)
@@ -87,7 +49,7 @@ func ExampleNewClient() {
 	}
 	defer p.Close()
 	ts := p.Clock()
-	p.Publish([]jetdrive.Value{{Channel: 0, TS: ts, Value: 3500}, {Channel: 1, TS: ts, Value: 135.58179}})
+	p.Publish([]wire.Value{{Channel: 0, TS: ts, Value: 3500}, {Channel: 1, TS: ts, Value: 135.58179}})
 
 	s := dyno.NewSample()
 	if err := c.Next(ctx, &s); err != nil {

@@ -3,6 +3,7 @@ package jetdrive
 import (
 	"testing"
 
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -48,4 +49,17 @@ func TestResolveInterface(t *testing.T) {
 		}
 	}
 	assert.True(t, found, "Interfaces lists the loopback interface")
+}
+
+func TestClockSyncWorkedExample(t *testing.T) {
+	// §3.8: ping at 1000, pong (V6) at 1040 → latency 20, offset −122416; a
+	// sample at 123500 maps to 1064.
+	p := &provState{}
+	c := &Client{cfg: ClientConfig{PingInterval: 30e9}, node: &node{}}
+	c.base = c.node.base
+	at := c.node.base.Add(1040e6)
+	c.sync(p, wire.Pong{Version: 1, HostTS: 1000, RemoteTS: 123456}, at)
+	require.True(t, p.synced)
+	assert.Equal(t, int64(-122416-20), p.offset)
+	assert.Equal(t, int64(1064), p.unwrap(123500)+p.offset)
 }

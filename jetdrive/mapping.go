@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 // Field is a destination in a dyno.Sample: a channel and, for per-cylinder
@@ -98,7 +99,7 @@ type ChannelRef struct {
 	Provider string
 	ID       uint16
 	Name     string
-	Unit     Unit
+	Unit     wire.Unit
 }
 
 // Assignment maps one provider channel to one Sample field.
@@ -140,12 +141,12 @@ func (o Override) matches(c ChannelRef) bool {
 
 type fieldRule struct {
 	field    Field
-	unit     Unit     // the expected unit; UnitNone gives no unit credit
-	specific []string // +0.3
-	generic  []string // +0.15
-	exclude  []string // a name with one of these never maps
-	needName bool     // the unit alone is not enough
-	needUnit bool     // the name alone is not enough
+	unit     wire.Unit // the expected unit; UnitNone gives no unit credit
+	specific []string  // +0.3
+	generic  []string  // +0.15
+	exclude  []string  // a name with one of these never maps
+	needName bool      // the unit alone is not enough
+	needUnit bool      // the name alone is not enough
 }
 
 // rear marks names of a second (rear) cylinder's channel.
@@ -153,26 +154,26 @@ var rear = []string{"2", "rear"}
 
 // fieldRules are tried in order; each channel is used at most once.
 var fieldRules = []fieldRule{
-	{field: Field{Channel: dyno.ChanRPM}, unit: UnitEngineSpeed, specific: []string{"engine rpm", "motor rpm", "engine speed"}, generic: []string{"rpm"}, exclude: []string{"drum", "roller"}},
-	{field: Field{Channel: dyno.ChanAFR}, unit: UnitAFR, specific: []string{"afr 1", "afr front", "air/fuel ratio 1", "a/f 1", "afr meas f", "afr f"}, generic: []string{"afr", "air/fuel", "a/f"}, exclude: append([]string{"target", "cmd", "command", "lambda"}, rear...)},
-	{field: Field{Channel: dyno.ChanAFR, Cylinder: 1}, unit: UnitAFR, specific: []string{"afr 2", "afr rear", "air/fuel ratio 2", "a/f 2", "afr meas r", "afr r"}, exclude: []string{"target", "cmd", "command", "lambda"}},
-	{field: Field{Channel: dyno.ChanLambda}, unit: UnitLambda, specific: []string{"lambda 1", "lambda front"}, generic: []string{"lambda"}, exclude: append([]string{"target"}, rear...)},
-	{field: Field{Channel: dyno.ChanLambda, Cylinder: 1}, unit: UnitLambda, specific: []string{"lambda 2", "lambda rear"}, exclude: []string{"target"}},
-	{field: Field{Channel: dyno.ChanAFRCommanded}, unit: UnitAFR, specific: []string{"afr target", "target afr", "commanded afr", "afr cmd", "afr commanded"}, needName: true, exclude: rear},
-	{field: Field{Channel: dyno.ChanAFRCommanded, Cylinder: 1}, unit: UnitAFR, specific: []string{"afr target 2", "afr target rear", "target afr 2", "target afr rear", "afr cmd 2"}, needName: true},
-	{field: Field{Channel: dyno.ChanMAP}, unit: UnitPressure, specific: []string{"map", "manifold"}, needName: true},
-	{field: Field{Channel: dyno.ChanTPS}, unit: UnitPercentage, specific: []string{"tps", "throttle"}, needName: true},
-	{field: Field{Channel: dyno.ChanTorque}, unit: UnitTorque, specific: []string{"torque", "trq"}},
-	{field: Field{Channel: dyno.ChanPower}, unit: UnitPower, specific: []string{"horsepower", "power", "bhp", "hp"}},
-	{field: Field{Channel: dyno.ChanIAT}, unit: UnitTemperature, specific: []string{"iat", "intake air", "intake temp", "air temp"}, needName: true, needUnit: true},
-	{field: Field{Channel: dyno.ChanECT}, unit: UnitTemperature, specific: []string{"ect", "coolant", "engine temp", "water temp", "cht"}, needName: true, needUnit: true},
-	{field: Field{Channel: dyno.ChanBaro}, unit: UnitPressure, specific: []string{"baro", "atmospheric", "ambient pressure"}, generic: []string{"pressure"}, needName: true, needUnit: true, exclude: []string{"manifold", "map", "internal", "oil", "fuel"}},
-	{field: Field{Channel: dyno.ChanSpark}, unit: UnitNone, specific: []string{"spark 1", "spark front", "spark advance", "ignition advance", "timing 1", "timing front"}, needName: true, exclude: rear},
-	{field: Field{Channel: dyno.ChanSpark, Cylinder: 1}, unit: UnitNone, specific: []string{"spark 2", "spark rear", "timing 2", "timing rear"}, needName: true},
-	{field: Field{Channel: dyno.ChanKnock}, unit: UnitNone, specific: []string{"knock 1", "knock front", "knock retard"}, needName: true, exclude: rear},
-	{field: Field{Channel: dyno.ChanKnock, Cylinder: 1}, unit: UnitNone, specific: []string{"knock 2", "knock rear"}, needName: true},
-	{field: Field{Channel: dyno.ChanDrumSpeed}, unit: UnitSpeed, specific: []string{"drum speed", "roller speed", "speed 1"}, generic: []string{"speed"}, exclude: []string{"engine"}},
-	{field: Field{Channel: dyno.ChanDrumForce}, unit: UnitForce, specific: []string{"force drum 1", "drum force", "force 1"}, generic: []string{"force"}},
+	{field: Field{Channel: dyno.ChanRPM}, unit: wire.UnitEngineSpeed, specific: []string{"engine rpm", "motor rpm", "engine speed"}, generic: []string{"rpm"}, exclude: []string{"drum", "roller"}},
+	{field: Field{Channel: dyno.ChanAFR}, unit: wire.UnitAFR, specific: []string{"afr 1", "afr front", "air/fuel ratio 1", "a/f 1", "afr meas f", "afr f"}, generic: []string{"afr", "air/fuel", "a/f"}, exclude: append([]string{"target", "cmd", "command", "lambda"}, rear...)},
+	{field: Field{Channel: dyno.ChanAFR, Cylinder: 1}, unit: wire.UnitAFR, specific: []string{"afr 2", "afr rear", "air/fuel ratio 2", "a/f 2", "afr meas r", "afr r"}, exclude: []string{"target", "cmd", "command", "lambda"}},
+	{field: Field{Channel: dyno.ChanLambda}, unit: wire.UnitLambda, specific: []string{"lambda 1", "lambda front"}, generic: []string{"lambda"}, exclude: append([]string{"target"}, rear...)},
+	{field: Field{Channel: dyno.ChanLambda, Cylinder: 1}, unit: wire.UnitLambda, specific: []string{"lambda 2", "lambda rear"}, exclude: []string{"target"}},
+	{field: Field{Channel: dyno.ChanAFRCommanded}, unit: wire.UnitAFR, specific: []string{"afr target", "target afr", "commanded afr", "afr cmd", "afr commanded"}, needName: true, exclude: rear},
+	{field: Field{Channel: dyno.ChanAFRCommanded, Cylinder: 1}, unit: wire.UnitAFR, specific: []string{"afr target 2", "afr target rear", "target afr 2", "target afr rear", "afr cmd 2"}, needName: true},
+	{field: Field{Channel: dyno.ChanMAP}, unit: wire.UnitPressure, specific: []string{"map", "manifold"}, needName: true},
+	{field: Field{Channel: dyno.ChanTPS}, unit: wire.UnitPercentage, specific: []string{"tps", "throttle"}, needName: true},
+	{field: Field{Channel: dyno.ChanTorque}, unit: wire.UnitTorque, specific: []string{"torque", "trq"}},
+	{field: Field{Channel: dyno.ChanPower}, unit: wire.UnitPower, specific: []string{"horsepower", "power", "bhp", "hp"}},
+	{field: Field{Channel: dyno.ChanIAT}, unit: wire.UnitTemperature, specific: []string{"iat", "intake air", "intake temp", "air temp"}, needName: true, needUnit: true},
+	{field: Field{Channel: dyno.ChanECT}, unit: wire.UnitTemperature, specific: []string{"ect", "coolant", "engine temp", "water temp", "cht"}, needName: true, needUnit: true},
+	{field: Field{Channel: dyno.ChanBaro}, unit: wire.UnitPressure, specific: []string{"baro", "atmospheric", "ambient pressure"}, generic: []string{"pressure"}, needName: true, needUnit: true, exclude: []string{"manifold", "map", "internal", "oil", "fuel"}},
+	{field: Field{Channel: dyno.ChanSpark}, unit: wire.UnitNone, specific: []string{"spark 1", "spark front", "spark advance", "ignition advance", "timing 1", "timing front"}, needName: true, exclude: rear},
+	{field: Field{Channel: dyno.ChanSpark, Cylinder: 1}, unit: wire.UnitNone, specific: []string{"spark 2", "spark rear", "timing 2", "timing rear"}, needName: true},
+	{field: Field{Channel: dyno.ChanKnock}, unit: wire.UnitNone, specific: []string{"knock 1", "knock front", "knock retard"}, needName: true, exclude: rear},
+	{field: Field{Channel: dyno.ChanKnock, Cylinder: 1}, unit: wire.UnitNone, specific: []string{"knock 2", "knock rear"}, needName: true},
+	{field: Field{Channel: dyno.ChanDrumSpeed}, unit: wire.UnitSpeed, specific: []string{"drum speed", "roller speed", "speed 1"}, generic: []string{"speed"}, exclude: []string{"engine"}},
+	{field: Field{Channel: dyno.ChanDrumForce}, unit: wire.UnitForce, specific: []string{"force drum 1", "drum force", "force 1"}, generic: []string{"force"}},
 }
 
 func containsAny(s string, subs []string) bool {
@@ -191,7 +192,7 @@ func (r *fieldRule) score(c ChannelRef) float64 {
 		return 0
 	}
 	var s, n float64
-	if r.unit != UnitNone && c.Unit == r.unit {
+	if r.unit != wire.UnitNone && c.Unit == r.unit {
 		s = 0.5
 	}
 	switch {
@@ -203,7 +204,7 @@ func (r *fieldRule) score(c ChannelRef) float64 {
 	if n == 0 && r.needName {
 		return 0
 	}
-	if r.unit == UnitNone && n > 0 {
+	if r.unit == wire.UnitNone && n > 0 {
 		n += 0.2 // spark/knock have no JDUnit: the name is all there is
 	}
 	return s + n
@@ -264,7 +265,7 @@ func AutoMap(chans []ChannelRef, overrides []Override) []Assignment {
 		switch {
 		case a.Confidence < 0.7:
 			a.Warning = "medium confidence: check this channel"
-		case r.unit != UnitNone && chans[pick].Unit != r.unit:
+		case r.unit != wire.UnitNone && chans[pick].Unit != r.unit:
 			a.Warning = fmt.Sprintf("unit %v, expected %v: values are used unconverted", chans[pick].Unit, r.unit)
 		}
 		out = append(out, a)

@@ -7,9 +7,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
-func refs(host uint16, defs ...ChannelDef) []ChannelRef {
+func refs(host uint16, defs ...wire.ChannelDef) []ChannelRef {
 	var out []ChannelRef
 	for _, d := range defs {
 		out = append(out, ChannelRef{Host: host, Provider: "P", ID: d.ID, Name: d.Name, Unit: d.Unit})
@@ -37,54 +38,54 @@ func TestAutoMap(t *testing.T) {
 			// internal temperatures to ECT/IAT. None of that here.
 			name: "real Power Core",
 			chans: refs(0x43FD,
-				ChannelDef{ID: 0, Name: "Sampling", Unit: UnitNone},
-				ChannelDef{ID: 2, Name: "TCP TX kB/s", Unit: UnitNone},
-				ChannelDef{ID: 3, Name: "Internal Temp 1", Unit: UnitTemperature},
-				ChannelDef{ID: 11, Name: "Internal Temp 2", Unit: UnitTemperature},
-				ChannelDef{ID: 15, Name: "Torque", Unit: UnitTorque},
-				ChannelDef{ID: 16, Name: "Power", Unit: UnitPower},
-				ChannelDef{ID: 22, Name: "Engine RPM", Unit: UnitEngineSpeed},
-				ChannelDef{ID: 39, Name: "Pressure", Unit: UnitPressure}),
+				wire.ChannelDef{ID: 0, Name: "Sampling", Unit: wire.UnitNone},
+				wire.ChannelDef{ID: 2, Name: "TCP TX kB/s", Unit: wire.UnitNone},
+				wire.ChannelDef{ID: 3, Name: "Internal Temp 1", Unit: wire.UnitTemperature},
+				wire.ChannelDef{ID: 11, Name: "Internal Temp 2", Unit: wire.UnitTemperature},
+				wire.ChannelDef{ID: 15, Name: "Torque", Unit: wire.UnitTorque},
+				wire.ChannelDef{ID: 16, Name: "Power", Unit: wire.UnitPower},
+				wire.ChannelDef{ID: 22, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+				wire.ChannelDef{ID: 39, Name: "Pressure", Unit: wire.UnitPressure}),
 			want: map[string]string{"rpm": "Engine RPM", "torque": "Torque", "power": "Power", "baro": "Pressure"},
 		},
 		{
 			name: "DynoAI simulator names",
 			chans: refs(1,
-				ChannelDef{ID: 42, Name: "Digital RPM 1", Unit: UnitEngineSpeed},
-				ChannelDef{ID: 43, Name: "Digital RPM 2", Unit: UnitEngineSpeed},
-				ChannelDef{ID: 39, Name: "Force Drum 1", Unit: UnitForce},
-				ChannelDef{ID: 40, Name: "Acceleration", Unit: UnitAcceleration},
-				ChannelDef{ID: 23, Name: "Air/Fuel Ratio 1", Unit: UnitAFR},
-				ChannelDef{ID: 28, Name: "Air/Fuel Ratio 2", Unit: UnitAFR},
-				ChannelDef{ID: 100, Name: "Torque", Unit: UnitTorque},
-				ChannelDef{ID: 101, Name: "Horsepower", Unit: UnitPower},
-				ChannelDef{ID: 102, Name: "MAP kPa", Unit: UnitPressure},
-				ChannelDef{ID: 103, Name: "TPS", Unit: UnitPercentage},
-				ChannelDef{ID: 104, Name: "IAT", Unit: UnitTemperature},
-				ChannelDef{ID: 105, Name: "VBatt", Unit: UnitVolts}),
+				wire.ChannelDef{ID: 42, Name: "Digital RPM 1", Unit: wire.UnitEngineSpeed},
+				wire.ChannelDef{ID: 43, Name: "Digital RPM 2", Unit: wire.UnitEngineSpeed},
+				wire.ChannelDef{ID: 39, Name: "Force Drum 1", Unit: wire.UnitForce},
+				wire.ChannelDef{ID: 40, Name: "Acceleration", Unit: wire.UnitAcceleration},
+				wire.ChannelDef{ID: 23, Name: "Air/Fuel Ratio 1", Unit: wire.UnitAFR},
+				wire.ChannelDef{ID: 28, Name: "Air/Fuel Ratio 2", Unit: wire.UnitAFR},
+				wire.ChannelDef{ID: 100, Name: "Torque", Unit: wire.UnitTorque},
+				wire.ChannelDef{ID: 101, Name: "Horsepower", Unit: wire.UnitPower},
+				wire.ChannelDef{ID: 102, Name: "MAP kPa", Unit: wire.UnitPressure},
+				wire.ChannelDef{ID: 103, Name: "TPS", Unit: wire.UnitPercentage},
+				wire.ChannelDef{ID: 104, Name: "IAT", Unit: wire.UnitTemperature},
+				wire.ChannelDef{ID: 105, Name: "VBatt", Unit: wire.UnitVolts}),
 			want: map[string]string{"rpm": "Digital RPM 1", "afr[0]": "Air/Fuel Ratio 1", "afr[1]": "Air/Fuel Ratio 2",
 				"torque": "Torque", "power": "Horsepower", "map": "MAP kPa", "tps": "TPS", "iat": "IAT", "drum_force": "Force Drum 1"},
 		},
 		{
 			name: "Engine RPM beats Digital RPM; AFR target is not measured AFR",
 			chans: refs(1,
-				ChannelDef{ID: 1, Name: "Digital RPM 1", Unit: UnitEngineSpeed},
-				ChannelDef{ID: 2, Name: "Engine RPM", Unit: UnitEngineSpeed},
-				ChannelDef{ID: 3, Name: "AFR Target", Unit: UnitAFR},
-				ChannelDef{ID: 4, Name: "AFR Meas F", Unit: UnitAFR},
-				ChannelDef{ID: 5, Name: "AFR Meas R", Unit: UnitAFR},
-				ChannelDef{ID: 6, Name: "Lambda 1", Unit: UnitLambda},
-				ChannelDef{ID: 7, Name: "Spark Advance", Unit: UnitNone},
-				ChannelDef{ID: 8, Name: "Knock Retard", Unit: UnitNone},
-				ChannelDef{ID: 9, Name: "Coolant Temp", Unit: UnitTemperature},
-				ChannelDef{ID: 10, Name: "Humidity", Unit: UnitPercentage}),
+				wire.ChannelDef{ID: 1, Name: "Digital RPM 1", Unit: wire.UnitEngineSpeed},
+				wire.ChannelDef{ID: 2, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+				wire.ChannelDef{ID: 3, Name: "AFR Target", Unit: wire.UnitAFR},
+				wire.ChannelDef{ID: 4, Name: "AFR Meas F", Unit: wire.UnitAFR},
+				wire.ChannelDef{ID: 5, Name: "AFR Meas R", Unit: wire.UnitAFR},
+				wire.ChannelDef{ID: 6, Name: "Lambda 1", Unit: wire.UnitLambda},
+				wire.ChannelDef{ID: 7, Name: "Spark Advance", Unit: wire.UnitNone},
+				wire.ChannelDef{ID: 8, Name: "Knock Retard", Unit: wire.UnitNone},
+				wire.ChannelDef{ID: 9, Name: "Coolant Temp", Unit: wire.UnitTemperature},
+				wire.ChannelDef{ID: 10, Name: "Humidity", Unit: wire.UnitPercentage}),
 			want: map[string]string{"rpm": "Engine RPM", "afr[0]": "AFR Meas F", "afr[1]": "AFR Meas R",
 				"afr_commanded[0]": "AFR Target", "lambda[0]": "Lambda 1", "spark[0]": "Spark Advance",
 				"knock[0]": "Knock Retard", "ect": "Coolant Temp"},
 		},
 		{
 			name:  "nothing recognisable",
-			chans: refs(1, ChannelDef{ID: 1, Name: "Sampling", Unit: UnitNone}, ChannelDef{ID: 2, Name: "Channel 7", Unit: Unit(99)}),
+			chans: refs(1, wire.ChannelDef{ID: 1, Name: "Sampling", Unit: wire.UnitNone}, wire.ChannelDef{ID: 2, Name: "Channel 7", Unit: wire.Unit(99)}),
 			want:  map[string]string{},
 		},
 	}
@@ -102,9 +103,9 @@ func TestAutoMap(t *testing.T) {
 
 func TestAutoMapConfidenceAndOverrides(t *testing.T) {
 	chans := refs(1,
-		ChannelDef{ID: 1, Name: "Engine RPM", Unit: UnitEngineSpeed},
-		ChannelDef{ID: 2, Name: "Speedo", Unit: UnitEngineSpeed},
-		ChannelDef{ID: 3, Name: "Wideband", Unit: UnitNone})
+		wire.ChannelDef{ID: 1, Name: "Engine RPM", Unit: wire.UnitEngineSpeed},
+		wire.ChannelDef{ID: 2, Name: "Speedo", Unit: wire.UnitEngineSpeed},
+		wire.ChannelDef{ID: 3, Name: "Wideband", Unit: wire.UnitNone})
 	got := AutoMap(chans, nil)
 	require.Len(t, got, 1)
 	assert.Equal(t, 1.0, got[0].Confidence, "unit 0.5 + name 0.3 + best 0.2")
@@ -125,7 +126,7 @@ func TestAutoMapConfidenceAndOverrides(t *testing.T) {
 	assert.InDelta(t, 14.7, got[0].Convert(1), 1e-12)
 
 	// A unit-only match gets a warning.
-	got = AutoMap(refs(1, ChannelDef{ID: 1, Name: "Chan A", Unit: UnitTorque}), nil)
+	got = AutoMap(refs(1, wire.ChannelDef{ID: 1, Name: "Chan A", Unit: wire.UnitTorque}), nil)
 	require.Len(t, got, 1)
 	assert.Equal(t, 0.7, got[0].Confidence)
 }

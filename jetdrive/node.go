@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 // node is what clients and providers share: the transport, the encoder
@@ -18,14 +20,14 @@ type node struct {
 	base time.Time
 
 	mu    sync.Mutex
-	enc   Encoder
+	enc   wire.Encoder
 	sent  [256]sentMsg // indexed by sequence number
 	heard map[uint16]struct{}
 }
 
 type sentMsg struct {
 	valid  bool
-	key    Key
+	key    wire.Key
 	host   uint16
 	length uint16
 }
@@ -34,7 +36,7 @@ func newNode(tr Transport, log *slog.Logger, host uint16, mtu int) *node {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &node{tr: tr, log: log, base: time.Now(), enc: Encoder{Host: host, Seq: uint8(rand.UintN(256)), MTU: mtu},
+	return &node{tr: tr, log: log, base: time.Now(), enc: wire.Encoder{Host: host, Seq: uint8(rand.UintN(256)), MTU: mtu},
 		heard: map[uint16]struct{}{}}
 }
 
@@ -55,7 +57,7 @@ func (n *node) setHost(h uint16) {
 }
 
 // send encodes and transmits one message.
-func (n *node) send(key Key, dest uint16, value []byte) error {
+func (n *node) send(key wire.Key, dest uint16, value []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	seq := n.enc.Seq
@@ -69,7 +71,7 @@ func (n *node) send(key Key, dest uint16, value []byte) error {
 
 // sendBuilt transmits datagrams built by n.enc (under n.mu by the caller's
 // build function), remembering each for echo detection.
-func (n *node) sendBuilt(build func(e *Encoder) ([][]byte, error)) error {
+func (n *node) sendBuilt(build func(e *wire.Encoder) ([][]byte, error)) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ds, err := build(&n.enc)
@@ -77,7 +79,7 @@ func (n *node) sendBuilt(build func(e *Encoder) ([][]byte, error)) error {
 		return err
 	}
 	for _, d := range ds {
-		h, _ := ParseHeader(d)
+		h, _ := wire.ParseHeader(d)
 		n.sent[h.Seq] = sentMsg{valid: true, key: h.Key, host: h.Host, length: h.Length}
 		if err := n.tr.WritePacket(d); err != nil {
 			return err
@@ -90,10 +92,10 @@ func (n *node) sendBuilt(build func(e *Encoder) ([][]byte, error)) error {
 // this node's own multicast echo (same host, key, sequence and length as a
 // message it sent). The entry is consumed, so a second copy of a message
 // addressed to this node from its own ID is a collision.
-func (n *node) observe(h Header) (own bool) {
+func (n *node) observe(h wire.Header) (own bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if h.Host != AllHosts {
+	if h.Host != wire.AllHosts {
 		n.heard[h.Host] = struct{}{}
 	}
 	s := &n.sent[h.Seq]
@@ -112,8 +114,8 @@ func (n *node) negotiate(ctx context.Context, window time.Duration) (uint16, err
 	n.enc.Host = 0
 	n.heard = map[uint16]struct{}{}
 	n.mu.Unlock()
-	ping := AppendPing(nil, Ping{Version: ProtocolVersion, HostTS: n.clock(time.Now())})
-	if err := n.send(KeyPing, AllHosts, ping); err != nil {
+	ping := wire.AppendPing(nil, wire.Ping{Version: wire.ProtocolVersion, HostTS: n.clock(time.Now())})
+	if err := n.send(wire.KeyPing, wire.AllHosts, ping); err != nil {
 		return 0, err
 	}
 	t := time.NewTimer(window)
@@ -136,6 +138,6 @@ func (n *node) negotiate(ctx context.Context, window time.Duration) (uint16, err
 }
 
 // pong answers p from host to.
-func (n *node) pong(to uint16, p Ping, at time.Time) error {
-	return n.send(KeyPong, to, AppendPong(nil, PongFor(p, n.clock(at))))
+func (n *node) pong(to uint16, p wire.Ping, at time.Time) error {
+	return n.send(wire.KeyPong, to, wire.AppendPong(nil, wire.PongFor(p, n.clock(at))))
 }

@@ -1,6 +1,7 @@
 package jetdrive
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 // ProviderConfig configures a Provider. The zero value joins the default
@@ -59,13 +61,15 @@ type Provider struct {
 	cfg  ProviderConfig
 	node *node
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	reply  chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	reply    chan struct{}
+	stopOnce sync.Once
+	stopped  chan struct{}
 
 	mu    sync.Mutex
-	chans []ChannelDef
+	chans []wire.ChannelDef
 	stats ProviderCounters
 	out   [][]byte
 }
@@ -73,7 +77,7 @@ type Provider struct {
 // NewProvider joins the network, negotiates a host ID (waiting
 // NegotiateWindow; ctx bounds the wait) and announces chans. The provider
 // runs until Close or until ctx is cancelled.
-func NewProvider(ctx context.Context, cfg ProviderConfig, chans []ChannelDef) (*Provider, error) {
+func NewProvider(ctx context.Context, cfg ProviderConfig, chans []wire.ChannelDef) (*Provider, error) {
 	if cfg.Name == "" {
 		cfg.Name = "DynoAI"
 	}
@@ -86,6 +90,9 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []ChannelDef) (*
 	if cfg.ReplyInterval <= 0 {
 		cfg.ReplyInterval = 200 * time.Millisecond
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	tr := cfg.Transport
 	if tr == nil {
 		mc, err := Listen(ctx, cfg.Net)
@@ -96,7 +103,7 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []ChannelDef) (*
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	p := &Provider{cfg: cfg, node: newNode(tr, cfg.Logger, cfg.HostID, cfg.MTU), ctx: pctx, cancel: cancel,
-		reply: make(chan struct{}, 1), chans: append([]ChannelDef(nil), chans...)}
+		reply: make(chan struct{}, 1), stopped: make(chan struct{}), chans: append([]wire.ChannelDef(nil), chans...)}
 	p.wg.Add(1)
 	go p.readLoop()
 	if cfg.HostID == 0 {
@@ -117,7 +124,7 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, chans []ChannelDef) (*
 	go p.controlLoop()
 	go func() {
 		<-pctx.Done()
-		_ = tr.Close()
+		p.stop()
 	}()
 	return p, nil
 }
@@ -137,22 +144,22 @@ func (p *Provider) Stats() ProviderCounters {
 }
 
 // Channels returns the announced channels.
-func (p *Provider) Channels() []ChannelDef {
+func (p *Provider) Channels() []wire.ChannelDef {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]ChannelDef(nil), p.chans...)
+	return append([]wire.ChannelDef(nil), p.chans...)
 }
 
 // announce sends ClearChannelInfo then the channel list.
 func (p *Provider) announce() error {
-	if err := p.send(KeyClearChannelInfo, nil); err != nil {
+	if err := p.send(wire.KeyClearChannelInfo, nil); err != nil {
 		return err
 	}
 	return p.SendInfo()
 }
 
-func (p *Provider) send(key Key, value []byte) error {
-	if err := p.node.send(key, AllHosts, value); err != nil {
+func (p *Provider) send(key wire.Key, value []byte) error {
+	if err := p.node.send(key, wire.AllHosts, value); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -162,7 +169,7 @@ func (p *Provider) send(key Key, value []byte) error {
 }
 
 // SetChannels replaces the channel list: ClearChannelInfo, then ChannelInfo.
-func (p *Provider) SetChannels(chans []ChannelDef) error {
+func (p *Provider) SetChannels(chans []wire.ChannelDef) error {
 	p.mu.Lock()
 	p.chans = append(p.chans[:0], chans...)
 	p.mu.Unlock()
@@ -172,11 +179,11 @@ func (p *Provider) SetChannels(chans []ChannelDef) error {
 // SendInfo sends the channel list now, paged to the MTU.
 func (p *Provider) SendInfo() error {
 	p.mu.Lock()
-	chans := append([]ChannelDef(nil), p.chans...)
+	chans := append([]wire.ChannelDef(nil), p.chans...)
 	p.mu.Unlock()
 	var n int
-	err := p.node.sendBuilt(func(e *Encoder) ([][]byte, error) {
-		ds, err := e.ChannelInfo(AllHosts, p.cfg.Name, chans)
+	err := p.node.sendBuilt(func(e *wire.Encoder) ([][]byte, error) {
+		ds, err := e.ChannelInfo(wire.AllHosts, p.cfg.Name, chans)
 		n = len(ds)
 		return ds, err
 	})
@@ -188,10 +195,10 @@ func (p *Provider) SendInfo() error {
 
 // Publish sends vals now, in order, as few ChannelValues messages as the
 // MTU allows. Timestamps should come from Clock.
-func (p *Provider) Publish(vals []Value) error {
+func (p *Provider) Publish(vals []wire.Value) error {
 	var n int
-	err := p.node.sendBuilt(func(e *Encoder) ([][]byte, error) {
-		ds, err := e.Values(p.out[:0], AllHosts, vals)
+	err := p.node.sendBuilt(func(e *wire.Encoder) ([][]byte, error) {
+		ds, err := e.Values(p.out[:0], wire.AllHosts, vals)
 		p.out = ds
 		n = len(ds)
 		return ds, err
@@ -203,14 +210,33 @@ func (p *Provider) Publish(vals []Value) error {
 	return err
 }
 
-// Close sends ClearChannelInfo, stops the provider and closes its transport.
+// Close sends ClearChannelInfo, stops the provider and closes its
+// transport. The provider does the same when its context is cancelled (a
+// -duration or SIGINT): listeners always learn that its channels are gone.
 func (p *Provider) Close() error {
-	if p.ctx.Err() == nil {
-		_ = p.send(KeyClearChannelInfo, nil)
-	}
 	p.cancel()
+	<-p.stopped
 	p.wg.Wait()
 	return nil
+}
+
+// clearTimeout bounds the final ClearChannelInfo, which is sent after the
+// provider's context may be done.
+const clearTimeout = 250 * time.Millisecond
+
+// stop sends ClearChannelInfo with its own short deadline, then closes the
+// transport; it runs once, when the provider's context is done.
+func (p *Provider) stop() {
+	p.stopOnce.Do(func() {
+		defer close(p.stopped)
+		if d, ok := p.node.tr.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			_ = d.SetWriteDeadline(time.Now().Add(clearTimeout))
+		}
+		if err := p.send(wire.KeyClearChannelInfo, nil); err != nil {
+			p.cfg.Logger.Warn("jetdrive: provider: final ClearChannelInfo", "err", err)
+		}
+		_ = p.node.tr.Close()
+	})
 }
 
 func (p *Provider) readLoop() {
@@ -234,12 +260,12 @@ func (p *Provider) readLoop() {
 }
 
 func (p *Provider) handle(b []byte, at time.Time) {
-	m, err := ParseMessage(b)
+	m, err := wire.ParseMessage(b)
 	if err != nil {
 		p.count(&p.stats.Malformed)
 		return
 	}
-	if m.Host == AllHosts || p.node.observe(m.Header) {
+	if m.Host == wire.AllHosts || p.node.observe(m.Header) {
 		return
 	}
 	me := p.node.host()
@@ -255,12 +281,12 @@ func (p *Provider) handle(b []byte, at time.Time) {
 		}
 		return
 	}
-	if m.Dest != me && m.Dest != AllHosts {
+	if m.Dest != me && m.Dest != wire.AllHosts {
 		return
 	}
 	switch m.Key {
-	case KeyPing:
-		ping, err := DecodePing(&m)
+	case wire.KeyPing:
+		ping, err := wire.DecodePing(&m)
 		if err != nil {
 			p.count(&p.stats.Malformed)
 			return
@@ -268,7 +294,7 @@ func (p *Provider) handle(b []byte, at time.Time) {
 		if err := p.node.pong(m.Host, ping, at); err == nil {
 			p.count(&p.stats.Pongs)
 		}
-	case KeyRequestChannelInfo:
+	case wire.KeyRequestChannelInfo:
 		p.count(&p.stats.Requests)
 		select {
 		case p.reply <- struct{}{}:
@@ -325,30 +351,21 @@ func (p *Provider) controlLoop() {
 
 // sampleChannel pairs a channel announced by Stream with its Sample field.
 type sampleChannel struct {
-	def   ChannelDef
+	def   wire.ChannelDef
 	field Field
 }
 
-// SampleChannels returns the channels Stream announces for a source with
+// sampleChannels returns the channels Stream announces for a source with
 // layout l: DynoAI's names with SI JDUnits ("Engine RPM"/EngineSpeed,
 // "MAP kPa"/Pressure, "Air/Fuel Ratio 1"/AFR, "Torque"/Torque in N·m,
-// "Power"/Power in kW ...), IDs from 0 in field order.
-func SampleChannels(l dyno.Layout) []ChannelDef {
-	sc := sampleChannels(l)
-	out := make([]ChannelDef, len(sc))
-	for i, c := range sc {
-		out[i] = c.def
-	}
-	return out
-}
-
+// "Power"/Power in kW ...), IDs from 0 in field order, with their fields.
 func sampleChannels(l dyno.Layout) []sampleChannel {
 	cyl := min(max(l.Cylinders, 1), dyno.MaxCylinders)
 	var out []sampleChannel
-	add := func(f Field, name string, u Unit) {
-		out = append(out, sampleChannel{ChannelDef{ID: uint16(len(out)), Name: name, Unit: u}, f})
+	add := func(f Field, name string, u wire.Unit) {
+		out = append(out, sampleChannel{wire.ChannelDef{ID: uint16(len(out)), Name: name, Unit: u}, f})
 	}
-	perCyl := func(ch dyno.Channel, name string, u Unit) {
+	perCyl := func(ch dyno.Channel, name string, u wire.Unit) {
 		for i := 0; i < cyl; i++ {
 			add(Field{Channel: ch, Cylinder: i}, fmt.Sprintf("%s %d", name, i+1), u)
 		}
@@ -356,35 +373,35 @@ func sampleChannels(l dyno.Layout) []sampleChannel {
 	for _, ch := range l.Channels.List() {
 		switch ch {
 		case dyno.ChanRPM:
-			add(Field{Channel: ch}, "Engine RPM", UnitEngineSpeed)
+			add(Field{Channel: ch}, "Engine RPM", wire.UnitEngineSpeed)
 		case dyno.ChanMAP:
-			add(Field{Channel: ch}, "MAP kPa", UnitPressure)
+			add(Field{Channel: ch}, "MAP kPa", wire.UnitPressure)
 		case dyno.ChanTPS:
-			add(Field{Channel: ch}, "TPS", UnitPercentage)
+			add(Field{Channel: ch}, "TPS", wire.UnitPercentage)
 		case dyno.ChanAFR:
-			perCyl(ch, "Air/Fuel Ratio", UnitAFR)
+			perCyl(ch, "Air/Fuel Ratio", wire.UnitAFR)
 		case dyno.ChanAFRCommanded:
-			perCyl(ch, "AFR Target", UnitAFR)
+			perCyl(ch, "AFR Target", wire.UnitAFR)
 		case dyno.ChanLambda:
-			perCyl(ch, "Lambda", UnitLambda)
+			perCyl(ch, "Lambda", wire.UnitLambda)
 		case dyno.ChanSpark:
-			perCyl(ch, "Spark", UnitNone)
+			perCyl(ch, "Spark", wire.UnitNone)
 		case dyno.ChanKnock:
-			perCyl(ch, "Knock", UnitNone)
+			perCyl(ch, "Knock", wire.UnitNone)
 		case dyno.ChanTorque:
-			add(Field{Channel: ch}, "Torque", UnitTorque)
+			add(Field{Channel: ch}, "Torque", wire.UnitTorque)
 		case dyno.ChanPower:
-			add(Field{Channel: ch}, "Power", UnitPower)
+			add(Field{Channel: ch}, "Power", wire.UnitPower)
 		case dyno.ChanIAT:
-			add(Field{Channel: ch}, "IAT", UnitTemperature)
+			add(Field{Channel: ch}, "IAT", wire.UnitTemperature)
 		case dyno.ChanECT:
-			add(Field{Channel: ch}, "ECT", UnitTemperature)
+			add(Field{Channel: ch}, "ECT", wire.UnitTemperature)
 		case dyno.ChanBaro:
-			add(Field{Channel: ch}, "Barometric Pressure", UnitPressure)
+			add(Field{Channel: ch}, "Barometric Pressure", wire.UnitPressure)
 		case dyno.ChanDrumSpeed:
-			add(Field{Channel: ch}, "Speed 1", UnitSpeed)
+			add(Field{Channel: ch}, "Speed 1", wire.UnitSpeed)
 		case dyno.ChanDrumForce:
-			add(Field{Channel: ch}, "Force Drum 1", UnitForce)
+			add(Field{Channel: ch}, "Force Drum 1", wire.UnitForce)
 		}
 	}
 	return out
@@ -397,13 +414,15 @@ type StreamOptions struct {
 	Rate float64
 }
 
-// Stream announces the channels of src's layout (SampleChannels) and
+// Stream announces the channels of src's layout (DynoAI's names with SI
+// JDUnits: "Engine RPM", "MAP kPa", "Air/Fuel Ratio 1", "Torque" in N·m,
+// "Power" in kW ..., IDs from 0 in field order) and
 // publishes every sample of src, converted to JDUnits and stamped on the
 // provider's clock, until src ends (nil) or ctx is cancelled. Missing
 // fields are not sent.
 func (p *Provider) Stream(ctx context.Context, src dyno.Source, opt StreamOptions) error {
 	sc := sampleChannels(src.Layout())
-	defs := make([]ChannelDef, len(sc))
+	defs := make([]wire.ChannelDef, len(sc))
 	for i, c := range sc {
 		defs[i] = c.def
 	}
@@ -413,7 +432,7 @@ func (p *Provider) Stream(ctx context.Context, src dyno.Source, opt StreamOption
 	start := time.Now()
 	startTS := p.node.clock(start)
 	s := dyno.NewSample()
-	vals := make([]Value, 0, len(sc))
+	vals := make([]wire.Value, 0, len(sc))
 	var first time.Duration
 	for i := 0; ; i++ {
 		s.Reset()
@@ -452,10 +471,16 @@ func (p *Provider) Stream(ctx context.Context, src dyno.Source, opt StreamOption
 		vals = vals[:0]
 		for _, c := range sc {
 			if v := c.field.Get(&s); dyno.Has(v) {
-				vals = append(vals, Value{Channel: c.def.ID, TS: ts, Value: float32(c.def.Unit.FromLibrary(v))})
+				vals = append(vals, wire.Value{Channel: c.def.ID, TS: ts, Value: float32(c.def.Unit.FromLibrary(v))})
 			}
 		}
 		if err := p.Publish(vals); err != nil {
+			// A -duration or SIGINT ends the provider's context while a
+			// datagram is on its way: the stop path closes the transport
+			// under it, and that is the end of the stream, not a failure.
+			if cerr := cmp.Or(ctx.Err(), p.ctx.Err()); cerr != nil {
+				return cerr
+			}
 			return err
 		}
 	}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
@@ -25,8 +27,10 @@ var (
 // Transport carries whole datagrams. *MulticastConn is the network one;
 // tests and replays provide others. ReadPacket blocks until a datagram
 // arrives or the transport is closed (then it returns an error; io.EOF
-// means a finite transport such as a replay has ended). Close unblocks
-// ReadPacket. WritePacket sends one datagram to the group.
+// means a finite transport such as a replay has ended; a closed transport
+// returns net.ErrClosed). Close unblocks ReadPacket. WritePacket sends one
+// datagram to the group and is safe for concurrent use. Implementations run
+// the conformance suite jetdrivetest.RunTransport.
 type Transport interface {
 	ReadPacket(b []byte) (n int, from netip.AddrPort, err error)
 	WritePacket(b []byte) error
@@ -175,7 +179,7 @@ func Listen(ctx context.Context, cfg NetConfig) (*MulticastConn, error) {
 	}
 	port := cfg.Port
 	if port == 0 {
-		port = DefaultPort
+		port = wire.DefaultPort
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -242,6 +246,9 @@ func (m *MulticastConn) WritePacket(b []byte) error {
 	_, err := m.pc.WriteTo(b, nil, m.dst)
 	return err
 }
+
+// SetWriteDeadline bounds WritePacket calls; a zero time removes the bound.
+func (m *MulticastConn) SetWriteDeadline(t time.Time) error { return m.conn.SetWriteDeadline(t) }
 
 // Interface returns the joined interface.
 func (m *MulticastConn) Interface() *net.Interface { return m.iface }

@@ -23,6 +23,8 @@ type Memory struct {
 	nextJob   int64
 	closed    bool
 	down      error
+
+	leases memLeases // named leases (memory_leases.go)
 }
 
 type memRun struct {
@@ -117,14 +119,23 @@ func (m *Memory) Get(ctx context.Context, id string) (Run, error) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, id)
+	if err != nil {
 		return Run{}, err
+	}
+	return copyRun(mr.run), nil
+}
+
+// lookup returns the run id names; the caller holds m.mu.
+func (m *Memory) lookup(ctx context.Context, id string) (*memRun, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
 	}
 	mr, ok := m.runs[id]
 	if !ok {
-		return Run{}, notFound("run", id)
+		return nil, notFound("run", id)
 	}
-	return copyRun(mr.run), nil
+	return mr, nil
 }
 
 func (q Query) match(r *Run) bool {

@@ -228,12 +228,9 @@ func (m *Memory) Job(ctx context.Context, runID string) (Job, error) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, runID)
+	if err != nil {
 		return Job{}, err
-	}
-	mr, ok := m.runs[runID]
-	if !ok {
-		return Job{}, notFound("run", runID)
 	}
 	if mr.job == nil {
 		return Job{}, notFound("job of run", runID)

@@ -207,6 +207,28 @@ type cylAcc struct {
 
 	accepted int
 	rejected Rejections
+	// rejectedAt counts rejections per reason on fine bins of speed and
+	// load (the grid may still grow), for the decision log; bounded by the
+	// range of speed and load, not the log's length.
+	rejectedAt map[decelKey]*Rejections
+}
+
+// rejectAt counts a rejection for reason r at (rpm, load) when both are
+// known.
+func (a *cylAcc) rejectAt(rpm, load float64, r Reason) {
+	if !Has(rpm) || !Has(load) {
+		return
+	}
+	if a.rejectedAt == nil {
+		a.rejectedAt = make(map[decelKey]*Rejections)
+	}
+	k := decelKey{int32(math.Round(rpm / decelRPMBin)), int32(math.Round(load / decelLoadBin))}
+	rj := a.rejectedAt[k]
+	if rj == nil {
+		rj = new(Rejections)
+		a.rejectedAt[k] = rj
+	}
+	rj[r]++
 }
 
 // growGrid is the analysis grid, which may grow beyond its starting axes
@@ -220,7 +242,8 @@ type growGrid struct {
 	// how many nodes were added at each end
 	addedR0, addedR1, addedL0, addedL1 int
 	cyl                                []*cylAcc
-	nearest                            bool // nearest-cell attribution
+	decel                              []*decelAcc // per cylinder: the samples rejected as decel
+	nearest                            bool        // nearest-cell attribution
 	rIdx, lIdx                         *axisIndex
 	reach                              [4]float64 // rpm lo, hi, load lo, hi
 }
@@ -338,6 +361,14 @@ func extendAxis(a []float64, below, above int) []float64 {
 func roundAxis(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
 // acc returns cylinder c's accumulator, creating it.
+// decelAt returns cylinder c's decel accumulator.
+func (g *growGrid) decelAt(c int) *decelAcc {
+	for len(g.decel) <= c {
+		g.decel = append(g.decel, &decelAcc{})
+	}
+	return g.decel[c]
+}
+
 func (g *growGrid) acc(c int) *cylAcc {
 	for len(g.cyl) <= c {
 		g.cyl = append(g.cyl, nil)

@@ -47,6 +47,109 @@ type analyzer struct{ opts Options }
 // grows to the data unless the grid was given), and at the end the node
 // fit per cylinder (or the cell means).
 func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error) {
+	p, err := a.begin(src)
+	if err != nil {
+		return nil, err
+	}
+	pf := newPrefetcher(ctx, p.src)
+	defer pf.close()
+	for {
+		if p.samples&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		s, err := pf.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.feed(s)
+	}
+	p.drain()
+	p.observe()
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	p.g.trim(a.opts.MinSamples)
+	return p.result()
+}
+
+// pass is one analysis in progress: the pipeline's source (the time base
+// repaired, the delay undone), the conditioner and the grid's
+// accumulators. Analyze runs one over a whole log; a Session feeds one
+// indefinitely and reads results from it while it runs.
+type pass struct {
+	a          *analyzer
+	src        dyno.Source // the pipeline: read from this
+	layout     dyno.Layout
+	report     *dyno.ChannelReport
+	axis       LoadAxis
+	axisWhy    string
+	g          *growGrid
+	cond       *conditioner
+	seen       []bool
+	ncyl       int
+	combined   bool
+	hasTime    bool
+	notes      []string
+	retime     *dyno.Retimer
+	auto       *afr.AutoAligner
+	samples    int
+	weighted   int
+	retimeNote dyno.RetimeReport
+	delay      dyno.TransportDelay
+	delayEst   *afr.DelayEstimate
+	delayNote  string
+	// reuse, when set (a Session's snapshots), keeps each cylinder's
+	// chosen smoothness until its accepted samples grow by reuseGrowth.
+	reuse  bool
+	chosen []chosenSmoothness
+}
+
+// chosenSmoothness is the smoothness a cylinder's fit chose, and the
+// cylinder's accepted samples then.
+type chosenSmoothness struct {
+	s  float64
+	at int
+}
+
+// reuseGrowth is how much a cylinder's accepted samples must grow (as a
+// fraction) before a Session's snapshot chooses its smoothness again.
+const reuseGrowth = 0.1
+
+// smoothnessFor returns the smoothness cylinder c's fit is to use: the
+// option's, or, reusing, the one chosen before while the evidence has not
+// grown much since; zero means choose.
+func (p *pass) smoothnessFor(c int) float64 {
+	o := p.a.opts
+	if o.Smoothness != 0 || !p.reuse || c >= len(p.chosen) || p.chosen[c].s == 0 {
+		return o.Smoothness
+	}
+	if float64(p.g.acc(c).accepted) > float64(p.chosen[c].at)*(1+reuseGrowth) {
+		return 0
+	}
+	return p.chosen[c].s
+}
+
+// chose records the smoothness cylinder c's fit used.
+func (p *pass) chose(c int, s float64) {
+	if !p.reuse || p.a.opts.Smoothness != 0 {
+		return
+	}
+	for len(p.chosen) <= c {
+		p.chosen = append(p.chosen, chosenSmoothness{})
+	}
+	if p.chosen[c].s == 0 || p.smoothnessFor(c) == 0 {
+		p.chosen[c] = chosenSmoothness{s: s, at: p.g.acc(c).accepted}
+	}
+}
+
+// begin checks src and sets up a pass over it. Before reading it refuses a
+// source that lacks what an analysis needs.
+func (a *analyzer) begin(src dyno.Source) (*pass, error) {
 	o := a.opts
 	layout := src.Layout()
 	var report *dyno.ChannelReport
@@ -81,23 +184,22 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 			grid = DefaultThrottleGrid()
 		}
 	}
+	p := &pass{a: a, layout: layout, report: report, axis: axis, axisWhy: axisWhy, delay: o.SensorDelay}
 
 	// A log without time (the predecessor's CSVs) has no rates to measure:
 	// no time base to repair, no delay to learn, no smoothing over time.
 	hasTime := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTime)
-	var notes []string
-	var retime *dyno.Retimer
+	p.hasTime = hasTime
 	if hasTime {
-		retime = dyno.Retime(src)
-		src = retime
+		p.retime = dyno.Retime(src)
+		src = p.retime
 	} else {
-		notes = append(notes, "the log has no time column: no transient, decel-slope or delay checks, and no smoothing over time")
+		p.notes = append(p.notes, "the log has no time column: no transient, decel-slope or delay checks, and no smoothing over time")
 	}
-	var auto *afr.AutoAligner
 	switch {
 	case !hasTime:
 		if !o.SensorDelay.IsZero() {
-			notes = append(notes, "a sensor delay cannot be undone without time")
+			p.notes = append(p.notes, "a sensor delay cannot be undone without time")
 		}
 	case !o.NoLearnDelay:
 		lo := o.LearnDelayOptions
@@ -107,114 +209,136 @@ func (a *analyzer) Analyze(ctx context.Context, src dyno.Source) (*Result, error
 		if lo.Lag == 0 {
 			lo.Lag = o.SensorLag
 		}
-		auto = afr.AutoAlign(src, lo)
-		src = auto
+		p.auto = afr.AutoAlign(src, lo)
+		src = p.auto
 	case !o.SensorDelay.IsZero():
 		src = afr.Align(src, o.SensorDelay)
 	}
+	p.src = src
 
 	ncyl := layout.Cylinders
 	if ncyl <= 0 || ncyl > dyno.MaxCylinders {
 		ncyl = dyno.MaxCylinders // undeclared: look at every slot
 	}
-	combined := layout.CombinedAFR
-	if combined {
+	p.combined = layout.CombinedAFR
+	if p.combined {
 		ncyl = 1
 	}
+	p.ncyl = ncyl
 	tpsLive := layout.Channels == 0 || layout.Channels.Has(dyno.ChanTPS)
-	g := newGrowGrid(grid, extend, axis, loadPercent)
-	g.nearest = o.Attribution == NearestCell
-	cond := newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime, [2]float64{medianStep(g.rpm), medianStep(g.load)})
+	p.g = newGrowGrid(grid, extend, axis, loadPercent)
+	p.g.nearest = o.Attribution == NearestCell
+	p.cond = newConditioner(o.Filter, axis, o.Targets, o.Fuel.Stoich, ncyl, tpsLive, hasTime, [2]float64{medianStep(p.g.rpm), medianStep(p.g.load)})
 	if hasTime {
-		cond.lag = o.SensorLag
+		p.cond.lag = o.SensorLag
 	}
-	seen := make([]bool, ncyl)
-	pf := newPrefetcher(ctx, src)
-	defer pf.close()
-	samples, weighted := 0, 0
-	process := func(cs *condSample) {
-		if a.accumulate(g, cs, ncyl, combined, seen) {
-			weighted++
+	p.seen = make([]bool, ncyl)
+	return p, nil
+}
+
+// feed takes one sample read from p.src through the conditioner onto the
+// grid.
+func (p *pass) feed(s *dyno.Sample) {
+	p.samples++
+	if p.cond.direct() {
+		// Nothing to look ahead for (a log without time): no copy.
+		reason := p.cond.check(s)
+		cs := condSample{reason: reason, rpm: s.RPM, load: loadOf(p.axis, s)}
+		if p.a.accumulateSample(p.g, s, &cs, p.ncyl, p.combined, p.seen) {
+			p.weighted++
 		}
+		return
 	}
+	p.cond.push(s)
+	p.release(false)
+}
+
+// release accumulates the samples the conditioner lets go (every one it
+// holds with final).
+func (p *pass) release(final bool) {
 	for {
-		if samples&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		s, err := pf.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		samples++
-		if cond.direct() {
-			// Nothing to look ahead for (a log without time): no copy.
-			reason := cond.check(s)
-			cs := condSample{reason: reason, rpm: s.RPM, load: loadOf(axis, s)}
-			if a.accumulateSample(g, s, &cs, ncyl, combined, seen) {
-				weighted++
-			}
-			continue
-		}
-		cond.push(s)
-		for {
-			cs, ok := cond.pop(false)
-			if !ok {
-				break
-			}
-			process(cs)
-		}
-	}
-	for {
-		cs, ok := cond.pop(true)
+		cs, ok := p.cond.pop(final)
 		if !ok {
-			break
+			return
 		}
-		process(cs)
+		if p.a.accumulate(p.g, cs, p.ncyl, p.combined, p.seen) {
+			p.weighted++
+		}
 	}
-	if o.Weighting == WeightPower && weighted == 0 && samples > 0 {
-		return nil, fmt.Errorf("%w: weighting by power, but no sample of %s has power (HP)", ErrMissingChannel, nameOr(layout.Name))
+}
+
+// drain releases the samples the conditioner still holds: the end of the
+// stream.
+func (p *pass) drain() { p.release(true) }
+
+// observe copies what the pipeline's stages learned (the time base's
+// repairs, the delay) into p, so that result reads no stage while the
+// pipeline runs.
+func (p *pass) observe() {
+	if p.retime != nil {
+		p.retimeNote = p.retime.Report()
 	}
-	g.trim(o.MinSamples)
-	res := &Result{Source: layout.Name, Format: layout.Format, Grid: Grid{RPM: g.rpm, MAP: g.load}, Samples: samples,
-		Options: o, Delay: o.SensorDelay, Load: axis, LoadWhy: axisWhy, Channels: report, Combined: combined}
-	if !o.NoLearnDelay || !hasTime {
+	if p.auto != nil {
+		p.delay = p.auto.Delay()
+		if est, err := p.auto.Estimate(); err != nil {
+			p.delayNote, p.delayEst = err.Error(), nil
+		} else {
+			p.delayEst, p.delayNote = &est, ""
+		}
+	}
+}
+
+// check returns the error the whole stream earns (weighting by power with
+// no sample that has power).
+func (p *pass) check() error {
+	if p.a.opts.Weighting == WeightPower && p.weighted == 0 && p.samples > 0 {
+		return fmt.Errorf("%w: weighting by power, but no sample of %s has power (HP)", ErrMissingChannel, nameOr(p.layout.Name))
+	}
+	return nil
+}
+
+// result fits the accumulated grid and returns the corrections so far. It
+// changes nothing in p, so it can be called again as more samples arrive.
+func (p *pass) result() (*Result, error) {
+	o := p.a.opts
+	g := p.g
+	res := &Result{Source: p.layout.Name, Format: p.layout.Format, Grid: Grid{RPM: append([]float64(nil), g.rpm...), MAP: append([]float64(nil), g.load...)}, Samples: p.samples,
+		Options: o, Delay: o.SensorDelay, Load: p.axis, LoadWhy: p.axisWhy, Channels: p.report, Combined: p.combined}
+	if !o.NoLearnDelay || !p.hasTime {
 		res.Delay = dyno.TransportDelay{}
 	}
 	res.Options.Grid = res.Grid
-	res.Target = targetText(o.Targets, report)
-	res.Notes = append(res.Notes, notes...)
-	if retime != nil {
-		if n := retime.Report(); n.Changed() {
-			res.Notes = append(res.Notes, n.String())
-		}
+	res.Target = targetText(o.Targets, p.report)
+	res.Notes = append(res.Notes, p.notes...)
+	if p.retimeNote.Changed() {
+		res.Notes = append(res.Notes, p.retimeNote.String())
 	}
 	if g.addedR0+g.addedR1+g.addedL0+g.addedL1 > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("grid extended to the data: RPM %s..%s, load %s..%s",
 			formatAxis(g.rpm[0]), formatAxis(g.rpm[len(g.rpm)-1]), formatAxis(g.load[0]), formatAxis(g.load[len(g.load)-1])))
 	}
-	if auto != nil {
-		res.Delay = auto.Delay()
-		if est, err := auto.Estimate(); err != nil {
-			res.DelayNote = err.Error()
-		} else {
+	if p.auto != nil {
+		res.Delay = p.delay
+		res.DelayNote = p.delayNote
+		if p.delayEst != nil {
+			est := *p.delayEst
 			res.DelayEstimate = &est
 		}
 	}
-	for c := 0; c < ncyl; c++ {
-		if !seen[c] {
+	for c := 0; c < p.ncyl; c++ {
+		if !p.seen[c] {
 			continue
 		}
-		cr, err := a.finish(c, g)
+		cr, err := p.a.finishWith(c, g, p.smoothnessFor(c))
 		if err != nil {
 			return nil, err
 		}
-		cr.Combined = combined
+		p.chose(c, cr.Smoothness)
+		cr.Combined = p.combined
 		res.Cylinders = append(res.Cylinders, cr)
+		if c < len(g.decel) {
+			res.Decel = append(res.Decel, finishDecel(g.decel[c], c, cr.Name(), res.Grid, o.Decel))
+		}
 	}
 	return res, nil
 }
@@ -266,29 +390,39 @@ func (a *analyzer) accumulateSample(g *growGrid, s *dyno.Sample, cs *condSample,
 		}
 		acc := g.acc(c)
 		seen[c] = true
-		if common >= 0 {
-			acc.rejected[common]++
-			continue
-		}
 		target := s.AFRCommanded[c]
-		if o.Targets != nil {
+		if o.Targets != nil && dyno.Has(cs.rpm) && dyno.Has(cs.load) {
 			target = o.Targets.At(cs.rpm, cs.load)
+		}
+		fuelCut := dyno.Has(meas) && ((f.FuelCutAFR > 0 && meas > f.FuelCutAFR) ||
+			(f.FuelCutRatio > 0 && dyno.Has(target) && meas > f.FuelCutRatio*target && common == RejectDecel))
+		if common == RejectDecel || (common < 0 && fuelCut) {
+			// Decel is the decel analysis's, never the correction's.
+			g.decelAt(c).add(cs.rpm, cs.load, meas, target, fuelCut)
+		}
+		reject := func(r Reason) {
+			acc.rejected[r]++
+			acc.rejectAt(cs.rpm, cs.load, r)
+		}
+		if common >= 0 {
+			reject(common)
+			continue
 		}
 		switch {
 		case !dyno.Has(meas):
-			acc.rejected[RejectNoAFR]++
+			reject(RejectNoAFR)
 			continue
 		case !dyno.Has(target):
-			acc.rejected[RejectNoTarget]++
+			reject(RejectNoTarget)
 			continue
 		case meas > f.FuelCutAFR && f.FuelCutAFR > 0:
-			acc.rejected[RejectDecel]++
+			reject(RejectDecel)
 			continue
 		case meas < f.AFRMin || meas > f.AFRMax || target < f.AFRMin || target > f.AFRMax:
-			acc.rejected[RejectAFRRange]++
+			reject(RejectAFRRange)
 			continue
 		case weight <= 0 || (o.Weighting != WeightEqual && weight < 5):
-			acc.rejected[RejectLowWeight]++
+			reject(RejectLowWeight)
 			continue
 		}
 		acc.accepted++
@@ -429,9 +563,11 @@ func nameOr(n string) string {
 	return n
 }
 
-// finish turns a cylinder's accumulators into its result: the node fit (or
-// the cell means), the evidence per node, smoothing and the clamp.
-func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
+// finishWith turns a cylinder's accumulators into its result: the node
+// fit (or the cell means), the evidence per node, smoothing and the clamp,
+// with the fit's smoothness given (zero: chosen from
+// the data).
+func (a *analyzer) finishWith(cyl int, g *growGrid, smoothnessOpt float64) (CylinderResult, error) {
 	o := a.opts
 	acc := g.acc(cyl)
 	nr, nc := g.rows(), g.cols()
@@ -447,7 +583,7 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 	var smoothness float64
 	if o.Estimator == NodeFit {
 		var err error
-		fit, err = fitNodes(nr, nc, acc.quads, evidence, o.MinSamples, o.Smoothness)
+		fit, err = fitNodes(nr, nc, acc.quads, evidence, o.MinSamples, smoothnessOpt)
 		if err != nil {
 			return CylinderResult{}, fmt.Errorf("ve: cylinder %d: %w", cyl, err)
 		}
@@ -482,6 +618,18 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 				cell.StdErr = ca.stdErr()
 			}
 			raw.Values[i] = cell.Multiplier
+			switch {
+			case ca.share < o.MinSamples || float64(ca.near) < o.MinSamples:
+				cell.Verdict = VerdictBelowFloor
+			case !Has(cell.Multiplier):
+				cell.Verdict = VerdictNoData
+			case fit != nil && (!Has(cell.StdErr) || cell.StdErr > o.MaxStdErr):
+				cell.Verdict = VerdictUncertain
+			case fit != nil && cell.Resolution < o.MinResolution:
+				cell.Verdict = VerdictLowResolution
+			default:
+				cell.Verdict = VerdictCorrected
+			}
 			if correct && Has(cell.Multiplier) {
 				pct.Values[i] = (cell.Multiplier - 1) * 100
 				cell.Confidence = grade(ca.share, cell.StdErr)
@@ -508,7 +656,17 @@ func (a *analyzer) finish(cyl int, g *growGrid) (CylinderResult, error) {
 		}
 		corr.Values[i] = roundDecimal(1+p/100, corr.Precision)
 	}
-	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells,
+	cellRej, off := foldRejections(acc.rejectedAt, Grid{RPM: g.rpm, MAP: g.load})
+	placed := Rejections{}
+	for _, rj := range cellRej {
+		for r, n := range rj {
+			placed[r] += n
+		}
+	}
+	for r := range off {
+		off[r] = acc.rejected[r] - placed[r] // with the ones never placed
+	}
+	return CylinderResult{Cylinder: cyl, Correction: corr, Raw: raw, Cells: cells, cellRejected: cellRej, unplaced: off,
 		Accepted: acc.accepted, Rejected: acc.rejected, Clamped: clamped, Smoothness: smoothness}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DynoAI3Options are the predecessor toolkit's command-line options. Start
@@ -68,8 +69,10 @@ type DynoAI3Result struct {
 // it does the right thing instead: a base table produces the absolute VE
 // tables and the run completes; power weighting on a log without a power
 // column derives power from torque x RPM / 5252 (physics) instead of
-// failing, and says so in DerivedPower. Like the toolkit, it holds the log's
-// records in memory; the default Analyzer streams.
+// failing, and says so in DerivedPower. Unlike the toolkit it streams: memory
+// is the grid's, not the log's. Where the toolkit would write empty grids
+// (no row passed its windows) it returns a *CompatNoDataError, which
+// matches ErrNoCorrections.
 func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Options) (*DynoAI3Result, error) {
 	if opts.Weighting != WeightTorque && opts.Weighting != WeightPower {
 		return nil, fmt.Errorf("ve: DynoAI3Compat weighting must be torque or power, not %v", opts.Weighting)
@@ -77,29 +80,36 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	if opts.Clamp <= 0 || math.IsNaN(opts.Clamp) {
 		return nil, fmt.Errorf("ve: DynoAI3Compat clamp %v must be positive", opts.Clamp)
 	}
-	log, err := loadDynoAI3(r, name)
+	g := dynoAI3Grid()
+	acc := [2]*dynoai3Acc{newDynoAI3Acc(g), newDynoAI3Acc(g)}
+	derive := false // power weighting on a log without power: derived per record
+	rows := 0
+	h, err := scanDynoAI3(r, name, func(rec *dynoai3Record) {
+		rows++
+		if derive {
+			rec.hp = rec.tq * rec.rpm / 5252
+		}
+		for c := range 2 {
+			acc[c].add(rec, c, opts.Weighting)
+		}
+	}, func(h dynoai3Header) { derive = opts.Weighting == WeightPower && !h.hasHP })
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := dynoAI3Grid()
-	res := &DynoAI3Result{Format: log.format, Rows: len(log.records)}
-	if opts.Weighting == WeightPower && !log.hasHP {
-		res.DerivedPower = true
-		for i := range log.records {
-			rec := &log.records[i]
-			rec.hp = rec.tq * rec.rpm / 5252
-		}
-	}
+	res := &DynoAI3Result{Format: h.format, Rows: rows, DerivedPower: derive}
 	var knockMax, iatMax [2]*Table
 	for c := range 2 {
-		a := aggregateDynoAI3(log.records, c, g, opts.Weighting)
+		a := acc[c].finish()
 		res.AFRError[c], res.Coverage[c] = a.err, a.cov
 		res.Torque[c], res.Power[c] = a.tq, a.hp
 		knockMax[c], iatMax[c] = a.knock, a.iat
 		res.Diagnostics[c] = a.diag
+	}
+	if res.Diagnostics[0].Accepted == 0 && res.Diagnostics[1].Accepted == 0 {
+		return nil, &CompatNoDataError{Name: name, Rows: rows, Diagnostics: res.Diagnostics}
 	}
 	res.VEDelta = combineDynoAI3(res.AFRError[0], res.AFRError[1])
 	res.Torque[2] = combineDynoAI3(res.Torque[0], res.Torque[1])
@@ -140,92 +150,144 @@ type dynoai3Agg struct {
 	diag                         DynoAI3Diagnostics
 }
 
-func aggregateDynoAI3(recs []dynoai3Record, c int, g Grid, wt Weighting) dynoai3Agg {
-	nan := math.NaN()
+// dynoai3Acc accumulates one cylinder's cells as records stream by, in the
+// toolkit's order, so its sums (and files) are the toolkit's to the bit
+// without holding the log: memory is the grid's.
+type dynoai3Acc struct {
+	g                        Grid
+	s, w, tq, hp, knock, iat []float64
+	cov                      []int
+	d                        DynoAI3Diagnostics
+}
+
+func newDynoAI3Acc(g Grid) *dynoai3Acc {
 	n := len(g.RPM) * len(g.MAP)
-	s, w, tq, hp := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	cov := make([]int, n)
-	knock := make([]float64, n)
-	iat := make([]float64, n)
-	for i := range iat {
-		iat[i] = nan
-	}
-	var d DynoAI3Diagnostics
-	for i := range recs {
-		r := &recs[i]
-		d.TotalRecords++
-		cmd, meas, e := r.afrCmd[c], r.afrMeas[c], r.afrErr[c]
-		switch {
-		case math.IsNaN(cmd):
-			d.NoRequestedAFR++
-			continue
-		case math.IsNaN(e) || math.IsNaN(meas):
-			d.BadAFR++
-			continue
-		case cmd < 9 || cmd > 18 || meas < 9 || meas > 18:
-			d.BadAFR++
-			continue
-		case !math.IsNaN(r.iat) && (r.iat < 30 || r.iat > 300):
-			d.TempOutOfRange++
-			continue
-		case !math.IsNaN(r.kpa) && (r.kpa < 10 || r.kpa > 110):
-			d.MAPOutOfRange++
-			continue
-		case !math.IsNaN(r.tps) && (r.tps < 0 || r.tps > 100):
-			d.TPSOutOfRange++
-			continue
-		}
-		weight := r.tq
-		if wt == WeightPower {
-			weight = r.hp
-		}
-		weight = math.Max(0, weight)
-		if math.IsNaN(weight) || weight < 5 {
-			d.LowWeightDropped++
-			continue
-		}
-		d.Accepted++
-		k := Nearest(g.RPM, r.rpm)*len(g.MAP) + Nearest(g.MAP, r.kpa)
-		s[k] += e * weight
-		w[k] += weight
-		if !math.IsNaN(r.tq) {
-			tq[k] += r.tq * weight
-		}
-		if !math.IsNaN(r.hp) {
-			hp[k] += r.hp * weight
-		}
-		cov[k]++
-		if kn := r.knock[c]; !math.IsNaN(kn) && kn > knock[k] {
-			knock[k] = kn
-		}
-		if !math.IsNaN(r.iat) && (math.IsNaN(iat[k]) || r.iat > iat[k]) {
-			iat[k] = r.iat
-		}
-	}
-	a := dynoai3Agg{diag: d}
-	a.err = MustTable(g.RPM, g.MAP, nan)
-	a.cov = MustTable(g.RPM, g.MAP, 0)
-	a.cov.Precision = 0
-	a.tq = MustTable(g.RPM, g.MAP, nan)
-	a.hp = MustTable(g.RPM, g.MAP, nan)
-	a.knock = MustTable(g.RPM, g.MAP, 0)
-	a.iat = MustTable(g.RPM, g.MAP, nan)
-	for k := range n {
-		a.cov.Values[k] = float64(cov[k])
-		a.knock.Values[k] = knock[k]
-		a.iat.Values[k] = iat[k]
-		if w[k] > 0 {
-			a.err.Values[k] = s[k] / w[k]
-			if tq[k] > 0 {
-				a.tq.Values[k] = tq[k] / w[k]
-			}
-			if hp[k] > 0 {
-				a.hp.Values[k] = hp[k] / w[k]
-			}
-		}
+	a := &dynoai3Acc{g: g, s: make([]float64, n), w: make([]float64, n), tq: make([]float64, n),
+		hp: make([]float64, n), knock: make([]float64, n), iat: make([]float64, n), cov: make([]int, n)}
+	for i := range a.iat {
+		a.iat[i] = math.NaN()
 	}
 	return a
 }
+
+// add applies the toolkit's filters to one record for cylinder c and, when
+// it passes, adds it to its nearest cell.
+func (a *dynoai3Acc) add(r *dynoai3Record, c int, wt Weighting) {
+	d := &a.d
+	d.TotalRecords++
+	cmd, meas, e := r.afrCmd[c], r.afrMeas[c], r.afrErr[c]
+	switch {
+	case math.IsNaN(cmd):
+		d.NoRequestedAFR++
+		return
+	case math.IsNaN(e) || math.IsNaN(meas):
+		d.BadAFR++
+		return
+	case cmd < 9 || cmd > 18 || meas < 9 || meas > 18:
+		d.BadAFR++
+		return
+	case !math.IsNaN(r.iat) && (r.iat < 30 || r.iat > 300):
+		d.TempOutOfRange++
+		return
+	case !math.IsNaN(r.kpa) && (r.kpa < 10 || r.kpa > 110):
+		d.MAPOutOfRange++
+		return
+	case !math.IsNaN(r.tps) && (r.tps < 0 || r.tps > 100):
+		d.TPSOutOfRange++
+		return
+	}
+	weight := r.tq
+	if wt == WeightPower {
+		weight = r.hp
+	}
+	weight = math.Max(0, weight)
+	if math.IsNaN(weight) || weight < 5 {
+		d.LowWeightDropped++
+		return
+	}
+	d.Accepted++
+	k := Nearest(a.g.RPM, r.rpm)*len(a.g.MAP) + Nearest(a.g.MAP, r.kpa)
+	a.s[k] += e * weight
+	a.w[k] += weight
+	if !math.IsNaN(r.tq) {
+		a.tq[k] += r.tq * weight
+	}
+	if !math.IsNaN(r.hp) {
+		a.hp[k] += r.hp * weight
+	}
+	a.cov[k]++
+	if kn := r.knock[c]; !math.IsNaN(kn) && kn > a.knock[k] {
+		a.knock[k] = kn
+	}
+	if !math.IsNaN(r.iat) && (math.IsNaN(a.iat[k]) || r.iat > a.iat[k]) {
+		a.iat[k] = r.iat
+	}
+}
+
+// finish turns the sums into the toolkit's grids.
+func (a *dynoai3Acc) finish() dynoai3Agg {
+	nan := math.NaN()
+	g := a.g
+	out := dynoai3Agg{diag: a.d}
+	out.err = MustTable(g.RPM, g.MAP, nan)
+	out.cov = MustTable(g.RPM, g.MAP, 0)
+	out.cov.Precision = 0
+	out.tq = MustTable(g.RPM, g.MAP, nan)
+	out.hp = MustTable(g.RPM, g.MAP, nan)
+	out.knock = MustTable(g.RPM, g.MAP, 0)
+	out.iat = MustTable(g.RPM, g.MAP, nan)
+	for k := range a.s {
+		out.cov.Values[k] = float64(a.cov[k])
+		out.knock.Values[k] = a.knock[k]
+		out.iat.Values[k] = a.iat[k]
+		if a.w[k] > 0 {
+			out.err.Values[k] = a.s[k] / a.w[k]
+			if a.tq[k] > 0 {
+				out.tq.Values[k] = a.tq[k] / a.w[k]
+			}
+			if a.hp[k] > 0 {
+				out.hp.Values[k] = a.hp[k] / a.w[k]
+			}
+		}
+	}
+	return out
+}
+
+// CompatNoDataError reports a log of which no row passed the toolkit's
+// windows for either cylinder: the toolkit would write empty grids; the
+// compatibility run refuses instead, and says which windows the rows fell
+// outside. It matches ErrNoCorrections.
+type CompatNoDataError struct {
+	Name        string
+	Rows        int
+	Diagnostics [2]DynoAI3Diagnostics
+}
+
+func (e *CompatNoDataError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: none of its %d rows passed the predecessor's windows, so there is nothing to correct", e.Name, e.Rows)
+	d := e.Diagnostics[0]
+	for _, why := range []struct {
+		n    int
+		what string
+	}{
+		{d.NoRequestedAFR, "no commanded AFR"},
+		{d.BadAFR, "AFR missing or outside 9-18"},
+		{d.TempOutOfRange, "intake temperature outside 30-300 (the toolkit reads °F: a log in °C falls outside)"},
+		{d.MAPOutOfRange, "MAP outside 10-110 kPa"},
+		{d.TPSOutOfRange, "throttle outside 0-100 %"},
+		{d.LowWeightDropped, "torque or power under 5"},
+	} {
+		if why.n > 0 {
+			fmt.Fprintf(&b, "; %d rows: %s", why.n, why.what)
+		}
+	}
+	b.WriteString(" (front cylinder's counts; the default analyzer, without -compat, reads units and targets itself)")
+	return b.String()
+}
+
+// Unwrap makes the error match ErrNoCorrections.
+func (e *CompatNoDataError) Unwrap() error { return ErrNoCorrections }
 
 // combineDynoAI3 averages two grids cell by cell; a cell present in only one
 // grid takes that value.

@@ -18,11 +18,10 @@ type dynoai3Record struct {
 	afrCmd, afrMeas, afrErr, knock [2]float64
 }
 
-// dynoai3Log is what the toolkit's loaders return.
-type dynoai3Log struct {
-	format  string // "winpep", "generic" or "powervision"
-	records []dynoai3Record
-	hasHP   bool
+// dynoai3Header is what a toolkit loader learns from a log's header.
+type dynoai3Header struct {
+	format string // "winpep", "generic" or "powervision"
+	hasHP  bool
 }
 
 // CompatError is an error of the compatibility loader, with the predecessor's
@@ -151,18 +150,123 @@ func sniffDynoAI3Delimiter(sample []string) string {
 	return ","
 }
 
-func decodeText(data []byte) string {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if utf8.Valid(data) {
-		return string(data)
+// The toolkit decodes a log as UTF-8 when the whole file is valid UTF-8
+// (after a byte-order mark), and byte for byte as Latin-1 (cp1252 for what
+// matters in headers: °) otherwise. The choice depends on the whole file, so
+// a seekable log is checked in a first pass that holds nothing, then read
+// line by line in a second.
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// skipBOM consumes a UTF-8 byte-order mark at the start of br.
+func skipBOM(br *bufio.Reader) error {
+	head, err := br.Peek(3)
+	if bytes.Equal(head, utf8BOM) {
+		_, err = br.Discard(3)
+		return err
 	}
-	// cp1252 fallback for the header text: map bytes to runes one to one
-	// (Latin-1 covers what matters in headers: °).
-	r := make([]rune, len(data))
-	for i, b := range data {
-		r[i] = rune(b)
+	if err == io.EOF || err == bufio.ErrBufferFull {
+		return nil
+	}
+	return err
+}
+
+// validUTF8 reports whether everything r yields is valid UTF-8, reading it
+// in chunks.
+func validUTF8(r io.Reader) (bool, error) {
+	buf := make([]byte, 1<<20)
+	carry := 0
+	for {
+		n, err := r.Read(buf[carry:])
+		data := buf[:carry+n]
+		cut := len(data)
+		if err == nil {
+			// A rune cut by the chunk's end is checked with the next.
+			for i := len(data) - 1; i >= 0 && i >= len(data)-utf8.UTFMax; i-- {
+				if utf8.RuneStart(data[i]) {
+					if !utf8.FullRune(data[i:]) {
+						cut = i
+					}
+					break
+				}
+			}
+		}
+		if !utf8.Valid(data[:cut]) {
+			return false, nil
+		}
+		carry = copy(buf, data[cut:])
+		switch {
+		case err == io.EOF:
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+	}
+}
+
+// latin1 maps each byte of b to the rune of the same number.
+func latin1(b []byte) string {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
 	}
 	return string(r)
+}
+
+// dynoai3Lines yields a log's lines, decoded as the toolkit decodes them,
+// without the line ends.
+type dynoai3Lines struct {
+	sc     *bufio.Scanner
+	latin1 bool
+	n      int // lines yielded
+}
+
+func (l *dynoai3Lines) next() (string, bool) {
+	if !l.sc.Scan() {
+		return "", false
+	}
+	l.n++
+	b := bytes.TrimRight(l.sc.Bytes(), "\r")
+	if l.latin1 {
+		return latin1(b), true
+	}
+	return string(b), true
+}
+
+// openDynoAI3Lines prepares r to be read line by line. A reader that is not
+// an io.ReadSeeker is read into memory first (the whole file decides the
+// decoding).
+func openDynoAI3Lines(r io.Reader, name string) (*dynoai3Lines, error) {
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+		}
+		rs = bytes.NewReader(data)
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	br := bufio.NewReaderSize(rs, 64<<10)
+	if err := skipBOM(br); err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	valid, err := validUTF8(br)
+	if err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	br.Reset(rs)
+	if err := skipBOM(br); err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 64<<10), 1<<24)
+	return &dynoai3Lines{sc: sc, latin1: !valid}, nil
 }
 
 // splitCSVLine splits a line on delim honouring double quotes.
@@ -192,41 +296,66 @@ func splitCSVLine(line, delim string) []string {
 	return append(out, cur.String())
 }
 
-// loadDynoAI3 reads a log the way the toolkit's loaders do (§1.2-1.5).
-func loadDynoAI3(r io.Reader, name string) (*dynoai3Log, error) {
-	data, err := io.ReadAll(r)
+// scanDynoAI3 reads a log the way the toolkit's loaders do (§1.2-1.5),
+// calling visit for each record it keeps, in order, without holding them.
+// header, when set, is called with the header before the first record.
+func scanDynoAI3(r io.Reader, name string, visit func(*dynoai3Record), header func(dynoai3Header)) (dynoai3Header, error) {
+	lines, err := openDynoAI3Lines(r, name)
 	if err != nil {
-		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+		return dynoai3Header{}, err
 	}
-	text := decodeText(data)
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+	// The first 20 lines decide the WinPEP delimiter; they are records too.
+	var head []string
+	for len(head) < 20 {
+		line, ok := lines.next()
+		if !ok {
+			break
+		}
+		head = append(head, line)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, &CompatError{Name: name, Line: len(lines) + 1, Msg: err.Error()}
+	more := func() (string, bool) { return lines.next() }
+	check := func() error {
+		if err := lines.sc.Err(); err != nil {
+			return &CompatError{Name: name, Line: lines.n + 1, Msg: err.Error()}
+		}
+		return nil
 	}
-	if len(lines) == 0 {
-		return nil, &CompatError{Name: name, Msg: "empty file"}
+	if err := check(); err != nil {
+		return dynoai3Header{}, err
 	}
-	format := detectDynoAI3Format(lines[0])
+	if len(head) == 0 {
+		return dynoai3Header{}, &CompatError{Name: name, Msg: "empty file"}
+	}
+	format := detectDynoAI3Format(head[0])
+	var h dynoai3Header
 	switch format {
 	case "generic", "powervision":
-		return loadDynoAI3Generic(lines, name, format)
+		h, err = scanDynoAI3Generic(head, more, name, format, visit, header)
+	default:
+		h, err = scanDynoAI3WinPEP(head, more, name, visit, header)
+		if err != nil && format == "unknown" {
+			return h, &CompatError{Name: name, Msg: "format not recognized: " + err.Error()}
+		}
 	}
-	log, err := loadDynoAI3WinPEP(lines, name)
-	if err != nil && format == "unknown" {
-		return nil, &CompatError{Name: name, Msg: "format not recognized: " + err.Error()}
+	if err != nil {
+		return h, err
 	}
-	return log, err
+	return h, check()
 }
 
-func loadDynoAI3WinPEP(lines []string, name string) (*dynoai3Log, error) {
-	sample := lines[:min(len(lines), 20)]
-	delim := sniffDynoAI3Delimiter(sample)
-	headers := splitCSVLine(lines[0], delim)
+// records yields head's lines after the header, then more's.
+func records(head []string, more func() (string, bool), each func(string)) {
+	for _, line := range head[1:] {
+		each(line)
+	}
+	for line, ok := more(); ok; line, ok = more() {
+		each(line)
+	}
+}
+
+func scanDynoAI3WinPEP(head []string, more func() (string, bool), name string, visit func(*dynoai3Record), header func(dynoai3Header)) (dynoai3Header, error) {
+	delim := sniffDynoAI3Delimiter(head)
+	headers := splitCSVLine(head[0], delim)
 	norm := make([]string, len(headers))
 	for i, h := range headers {
 		norm[i] = strings.ReplaceAll(strings.ToLower(strings.TrimSpace(h)), "_", " ")
@@ -247,7 +376,7 @@ func loadDynoAI3WinPEP(lines []string, name string) (*dynoai3Log, error) {
 		for i, h := range headers {
 			quoted[i] = "'" + h + "'"
 		}
-		return nil, &CompatError{Name: name, Line: 1, Msg: fmt.Sprintf(
+		return dynoai3Header{}, &CompatError{Name: name, Line: 1, Msg: fmt.Sprintf(
 			"Missing required columns in WinPEP CSV: %s; available columns: %s",
 			strings.Join(missing, ", "), strings.Join(quoted, ", "))}
 	}
@@ -261,10 +390,14 @@ func loadDynoAI3WinPEP(lines []string, name string) (*dynoai3Log, error) {
 	tps := col("tps", "throttle")
 	hp := col("hp", "horsepower")
 
-	out := &dynoai3Log{format: "winpep", hasHP: hp >= 0}
-	for _, line := range lines[1:] {
+	out := dynoai3Header{format: "winpep", hasHP: hp >= 0}
+	if header != nil {
+		header(out)
+	}
+	var rec dynoai3Record
+	records(head, more, func(line string) {
 		if line == "" {
-			continue
+			return
 		}
 		cells := splitCSVLine(line, delim)
 		get := func(i int) float64 {
@@ -273,9 +406,9 @@ func loadDynoAI3WinPEP(lines []string, name string) (*dynoai3Log, error) {
 			}
 			return compatFloat(cells[i])
 		}
-		rec := dynoai3Record{rpm: get(rpm), kpa: get(kpa), tq: get(tq)}
+		rec = dynoai3Record{rpm: get(rpm), kpa: get(kpa), tq: get(tq)}
 		if math.IsNaN(rec.rpm) || math.IsNaN(rec.kpa) || math.IsNaN(rec.tq) {
-			continue
+			return
 		}
 		rec.hp, rec.tps, rec.iat = get(hp), get(tps), get(iat)
 		rec.afrCmd = [2]float64{get(cmdF), get(cmdR)}
@@ -287,8 +420,8 @@ func loadDynoAI3WinPEP(lines []string, name string) (*dynoai3Log, error) {
 				rec.afrErr[c] = (cmd - meas) / meas * 100
 			}
 		}
-		out.records = append(out.records, rec)
-	}
+		visit(&rec)
+	})
 	return out, nil
 }
 
@@ -298,8 +431,8 @@ func compatInvalidAFR(v float64) bool {
 	return math.IsNaN(v) || v < 9 || v > 18 || math.Abs(v-5.1) < 1e-6
 }
 
-func loadDynoAI3Generic(lines []string, name, format string) (*dynoai3Log, error) {
-	headers := splitCSVLine(lines[0], ",")
+func scanDynoAI3Generic(head []string, more func() (string, bool), name, format string, visit func(*dynoai3Record), header func(dynoai3Header)) (dynoai3Header, error) {
+	headers := splitCSVLine(head[0], ",")
 	norm := make([]string, len(headers))
 	for i, h := range headers {
 		norm[i] = strings.ToLower(strings.TrimSpace(h))
@@ -334,13 +467,17 @@ func loadDynoAI3Generic(lines []string, name, format string) (*dynoai3Log, error
 		missing = append(missing, "Torque/HP")
 	}
 	if len(missing) > 0 {
-		return nil, &CompatError{Name: name, Line: 1, Msg: "Missing required columns for generic format: " +
+		return dynoai3Header{}, &CompatError{Name: name, Line: 1, Msg: "Missing required columns for generic format: " +
 			strings.Join(missing, ", ") + "; available columns: " + strings.Join(headers, ", ")}
 	}
-	out := &dynoai3Log{format: format, hasHP: hp >= 0}
-	for _, line := range lines[1:] {
+	out := dynoai3Header{format: format, hasHP: hp >= 0}
+	if header != nil {
+		header(out)
+	}
+	var rec dynoai3Record
+	records(head, more, func(line string) {
 		if line == "" {
-			continue
+			return
 		}
 		cells := strings.Split(line, ",")
 		get := func(i int) float64 {
@@ -349,9 +486,9 @@ func loadDynoAI3Generic(lines []string, name, format string) (*dynoai3Log, error
 			}
 			return compatFloat(cells[i])
 		}
-		rec := dynoai3Record{rpm: get(rpm), kpa: get(kpa)}
+		rec = dynoai3Record{rpm: get(rpm), kpa: get(kpa)}
 		if math.IsNaN(rec.rpm) || math.IsNaN(rec.kpa) || rec.rpm < 400 || rec.rpm > 8000 || rec.kpa < 10 || rec.kpa > 110 {
-			continue
+			return
 		}
 		rec.tq, rec.hp = get(tq), get(hp)
 		if math.IsNaN(rec.tq) && !math.IsNaN(rec.hp) && rec.rpm > 0 {
@@ -381,14 +518,14 @@ func loadDynoAI3Generic(lines []string, name, format string) (*dynoai3Log, error
 			e = (c - m) / m * 100
 		}
 		if math.IsNaN(rec.tq) {
-			continue
+			return
 		}
 		rec.tps, rec.iat = get(tps), get(iat)
 		rec.afrCmd = [2]float64{c, c}
 		rec.afrMeas = [2]float64{m, m}
 		rec.afrErr = [2]float64{e, e}
 		rec.knock = [2]float64{0, 0}
-		out.records = append(out.records, rec)
-	}
+		visit(&rec)
+	})
 	return out, nil
 }

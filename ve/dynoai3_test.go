@@ -2,9 +2,12 @@ package ve
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
@@ -126,4 +129,98 @@ func FuzzDynoAI3Compat(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// compatLog writes a WinPEP-style log of n rows with the given intake
+// temperature.
+func compatLog(n int, iat float64) []byte {
+	var b bytes.Buffer
+	b.WriteString("rpm,map_kpa,torque,afr_cmd_f,afr_cmd_r,afr_meas_f,afr_meas_r,iat,knock,tps\n")
+	for i := range n {
+		rpm := 2000 + float64(i%40)*100
+		kpa := 40 + float64(i%13)*5
+		fmt.Fprintf(&b, "%.0f,%.0f,%.1f,13.0,13.0,%.2f,%.2f,%.1f,0,%.0f\n", rpm, kpa, 60+float64(i%7), 13.2+float64(i%5)*0.05, 12.9, iat, 20+float64(i%60))
+	}
+	return b.Bytes()
+}
+
+// TestDynoAI3CompatNothingPasses: a log of which no row passes the
+// toolkit's windows is refused with the reason, matching ErrNoCorrections.
+func TestDynoAI3CompatNothingPasses(t *testing.T) {
+	_, err := DynoAI3Compat(t.Context(), bytes.NewReader(compatLog(50, 25)), "celsius.csv", DefaultDynoAI3Options())
+	require.ErrorIs(t, err, ErrNoCorrections)
+	var nd *CompatNoDataError
+	require.ErrorAs(t, err, &nd)
+	require.Equal(t, 50, nd.Rows)
+	require.Equal(t, 50, nd.Diagnostics[0].TempOutOfRange)
+	require.ErrorContains(t, err, "celsius.csv: none of its 50 rows")
+}
+
+// onlyReader hides every method but Read, as a pipe or a network body would.
+type onlyReader struct{ r *bytes.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestDynoAI3CompatReaders: a seekable file is read in two passes without
+// holding it; any other reader is read into memory first; both give the
+// same result, and a log that is not valid UTF-8 anywhere (even after the
+// header) decodes its header as Latin-1 either way, as the toolkit does.
+func TestDynoAI3CompatReaders(t *testing.T) {
+	data := compatLog(500, 100)
+	res1, err := DynoAI3Compat(t.Context(), bytes.NewReader(data), "a.csv", DefaultDynoAI3Options())
+	require.NoError(t, err)
+	res2, err := DynoAI3Compat(t.Context(), onlyReader{bytes.NewReader(data)}, "a.csv", DefaultDynoAI3Options())
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprint(res1.VEDelta.Values), fmt.Sprint(res2.VEDelta.Values)) // NaN-aware
+	require.Equal(t, res1.Diagnostics, res2.Diagnostics)
+	require.Equal(t, 500, res1.Rows)
+
+}
+
+// TestDynoAI3Decoding: the whole file decides between UTF-8 and Latin-1,
+// even when the only invalid byte is in its last row, and a rune cut by a
+// read's end is still valid UTF-8.
+func TestDynoAI3Decoding(t *testing.T) {
+	header := "rpm,map_kpa,torque,IAT (°F)\n"
+	for _, tc := range []struct {
+		name, tail string
+		want       string
+	}{
+		{"utf-8", "3000,80,90,100 °\n", "rpm,map_kpa,torque,IAT (°F)"},
+		{"latin-1", "3000,80,90,100\x96\n", "rpm,map_kpa,torque,IAT (\u00c2\u00b0F)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte("\xef\xbb\xbf" + header + tc.tail)
+			for _, r := range []io.Reader{bytes.NewReader(data), onlyReader{bytes.NewReader(data)}} {
+				lines, err := openDynoAI3Lines(r, "d.csv")
+				require.NoError(t, err)
+				first, ok := lines.next()
+				require.True(t, ok)
+				require.Equal(t, tc.want, first)
+			}
+			valid, err := validUTF8(iotest.OneByteReader(bytes.NewReader(data)))
+			require.NoError(t, err)
+			require.Equal(t, tc.name == "utf-8", valid, "one byte at a time")
+		})
+	}
+}
+
+// BenchmarkDynoAI3Compat measures the compatibility run on logs of two
+// lengths. B/op grows with the log: it counts each row's transient strings
+// (garbage the collector takes back at once); what the run holds is the
+// grid's accumulators, so its peak memory does not grow (a 1M-row log peaks
+// at about 11 MiB of RSS in examples/analyze).
+func BenchmarkDynoAI3Compat(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		data := compatLog(n, 100)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DynoAI3Compat(b.Context(), bytes.NewReader(data), "bench.csv", DefaultDynoAI3Options()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -219,6 +219,16 @@ func (r *Result) WriteFiles(dir string) ([]string, error) {
 			return names, err
 		}
 	}
+	decel, err := r.writeDecel(dir, put)
+	names = append(names, decel...)
+	if err != nil {
+		return names, err
+	}
+	dl, err := r.writeDecisions(dir)
+	names = append(names, dl)
+	if err != nil {
+		return names, err
+	}
 	names = append(names, "Diagnostics.txt", "result.json")
 	if err := writeFileAtomic(filepath.Join(dir, "Diagnostics.txt"), r.WriteReport); err != nil {
 		return names, err
@@ -365,8 +375,10 @@ type Document struct {
 	Notes    []string            `json:"notes,omitempty"`
 	// Corrected counts the cells with a correction, all cylinders; when it
 	// is zero, Advice says why and what to try.
-	Corrected int                `json:"cells_corrected"`
-	Advice    []string           `json:"advice,omitempty"`
+	Corrected int      `json:"cells_corrected"`
+	Advice    []string `json:"advice,omitempty"`
+	// Decisions is the decision log: why each cell got its number.
+	Decisions *DecisionLog       `json:"decisions,omitempty"`
 	Settings  DocumentSettings   `json:"settings"`
 	Cylinders []DocumentCylinder `json:"cylinders"`
 	Anomalies []Anomaly          `json:"anomalies"`
@@ -433,6 +445,8 @@ func (r *Result) Document() Document {
 	if d.Corrected == 0 {
 		d.Advice = r.Advice()
 	}
+	dl := r.Decisions()
+	d.Decisions = &dl
 	o := r.Options
 	d.Settings = DocumentSettings{Attribution: o.Attribution.String(), Estimator: o.Estimator.String(), Weighting: o.Weighting.String(),
 		MinSamples: o.MinSamples, ClampPercent: o.ClampPercent, Smoothing: o.Smoothing.Kernels,

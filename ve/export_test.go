@@ -48,7 +48,7 @@ func TestExportGolden(t *testing.T) {
 	dir := t.TempDir()
 	names, err := res.WriteFiles(dir)
 	require.NoError(t, err)
-	require.Len(t, names, 2*8+2)
+	require.Len(t, names, 2*8+3) // 8 per cylinder, the decision log, the report, result.json
 	golden := filepath.Join("testdata", "golden")
 	if *update {
 		require.NoError(t, os.MkdirAll(golden, 0o755))

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"math"
 	"slices"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 // nodeFit is the outcome of the node fit for one cylinder, per node in
@@ -53,7 +51,9 @@ var smoothnessCandidates = [...]float64{1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3
 // decides whether a node is corrected. The resolution, the diagonal of
 // (A+λP)⁻¹A, is how much of the node's value comes from its own data.
 // The system is banded (bandwidth one row of the grid plus one) and
-// solved with gonum's band Cholesky.
+// solved with gonum's band Cholesky (LAPACK dpbtrf); the posterior
+// variances and resolutions come from the inverse's band, computed from
+// the factor (bandChol.inverseBand) rather than column by column.
 func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smoothness float64) (*nodeFit, error) {
 	n := nr * nc
 	out := &nodeFit{value: make([]float64, n), stdErr: make([]float64, n), resolution: make([]float64, n)}
@@ -112,11 +112,10 @@ func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smo
 	slices.Sort(diag)
 	dmed := diag[len(diag)/2]
 	mu := 1e-6*dmed + 1e-12
-	bv := mat.NewVecDense(n, b)
+	r := make([]float64, n)
 
 	// solve factorizes A + λ·(membrane) + μ·I and solves for r.
-	var ch mat.BandCholesky
-	var r mat.VecDense
+	var ch bandChol
 	full := make([]float64, len(data))
 	solve := func(lambda float64) bool {
 		copy(full, data)
@@ -137,14 +136,16 @@ func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smo
 				}
 			}
 		}
-		if !ch.Factorize(mat.NewSymBandDense(n, k, full)) {
+		if !ch.factorize(n, k, full) {
 			return false
 		}
-		return ch.SolveVecTo(&r, bv) == nil
+		copy(r, b)
+		ch.solve(r)
+		return true
 	}
 
 	if smoothness == 0 {
-		smoothness = chooseSmoothness(nr, nc, dmed, mu, yy, wsum, bv, &r, &ch, solve)
+		smoothness = chooseSmoothness(nr, nc, dmed, mu, yy, wsum, b, r, &ch, solve)
 	}
 	out.smoothness = smoothness
 	if !solve(smoothness * dmed) {
@@ -161,7 +162,7 @@ func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smo
 			}
 			var rq [4]float64
 			for a := range rq {
-				rq[a] = r.AtVec(node(qi, qj, a))
+				rq[a] = r[node(qi, qj, a)]
 			}
 			for si := range q.sub {
 				sb := &q.sub[si]
@@ -175,31 +176,24 @@ func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smo
 		}
 	}
 	out.sigma = math.Sqrt(rss / wsum)
-	// Per node: value, posterior standard deviation and resolution. Row
-	// pn of (A+λP)⁻¹ is z = (A+λP)⁻¹ e_pn; its element pn is the posterior
-	// variance over σ², and (A z)_pn the resolution.
-	e := mat.NewVecDense(n, nil)
-	var z mat.VecDense
+	// Per node: value, posterior standard deviation and resolution. With
+	// Z = (A+λP)⁻¹ (its band is all either needs), the posterior variance
+	// over σ² is z_pp and the resolution (A Z)_pp.
+	z := ch.inverseBand(nil)
 	for pn := 0; pn < n; pn++ {
 		if evidence[pn] <= 0 {
 			continue
 		}
-		out.value[pn] = r.AtVec(pn)
+		out.value[pn] = r[pn]
 		if evidence[pn] < minEvidence {
 			continue
 		}
-		e.SetVec(pn, 1)
-		err := ch.SolveVecTo(&z, e)
-		e.SetVec(pn, 0)
-		if err != nil {
-			return out, err
-		}
 		var res float64
 		for m := max(0, pn-k); m <= min(n-1, pn+k); m++ {
-			res += bandAt(data, k, pn, m) * z.AtVec(m)
+			res += bandAt(data, k, pn, m) * bandAt(z, k, pn, m)
 		}
 		out.resolution[pn] = math.Max(0, math.Min(1, res))
-		out.stdErr[pn] = out.sigma * math.Sqrt(math.Max(0, z.AtVec(pn)))
+		out.stdErr[pn] = out.sigma * math.Sqrt(math.Max(0, bandAt(z, k, pn, pn)))
 	}
 	return out, nil
 }
@@ -212,15 +206,19 @@ func fitNodes(nr, nc int, quads []*quadAcc, evidence []float64, minEvidence, smo
 // with σ² profiled out. The membrane P is the grid graph's Laplacian,
 // whose eigenvalues are known in closed form, so its determinant costs
 // nothing; the other comes from the band Cholesky of each candidate.
-func chooseSmoothness(nr, nc int, dmed, mu, yy, wsum float64, bv *mat.VecDense, r *mat.VecDense, ch *mat.BandCholesky, solve func(float64) bool) float64 {
+func chooseSmoothness(nr, nc int, dmed, mu, yy, wsum float64, b, r []float64, ch *bandChol, solve func(float64) bool) float64 {
 	best, bestS := math.Inf(1), 0.0
 	for _, s := range smoothnessCandidates {
 		lambda := s * dmed
 		if !solve(lambda) {
 			continue
 		}
-		fit := yy - mat.Dot(r, bv)
-		crit := wsum*math.Log(math.Max(fit, 1e-300)/wsum) + ch.LogDet()
+		var br float64
+		for i := range b {
+			br += b[i] * r[i]
+		}
+		fit := yy - br
+		crit := wsum*math.Log(math.Max(fit, 1e-300)/wsum) + ch.logDet()
 		for i := 0; i < nr; i++ {
 			ei := 2 - 2*math.Cos(math.Pi*float64(i)/float64(nr))
 			for j := 0; j < nc; j++ {

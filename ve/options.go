@@ -338,7 +338,10 @@ type Options struct {
 	// NoLearnDelay stops the analysis from learning the transport delay from
 	// the log (afr.AutoAlign, on a bounded prefix) and uses SensorDelay as
 	// given. Learning is the default; Result.DelayEstimate reports it.
-	NoLearnDelay      bool
+	NoLearnDelay bool
+	// Decel configures the decel fuel analysis (Result.Decel): the samples
+	// rejected as decel or fuel cut, judged for lean, popping-prone cells.
+	Decel             DecelOptions
 	LearnDelayOptions afr.AutoAlignOptions
 	// Fuel converts lambda channels to AFR and, when Filter is nil, sets the
 	// AFR range. The zero value means gasoline.
@@ -347,6 +350,9 @@ type Options struct {
 
 // resolved returns o with defaults filled and validates it.
 func (o Options) resolved() (Options, error) {
+	if err := o.Decel.validate(); err != nil {
+		return o, err
+	}
 	if !o.Grid.IsZero() {
 		if err := checkAxis("RPM", o.Grid.RPM); err != nil {
 			return o, err

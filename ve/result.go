@@ -130,6 +130,8 @@ type Cell struct {
 	KnockMax   float64 // largest knock retard seen, NaN without knock
 	IATMax     float64 // hottest IAT seen, °C, NaN without IAT
 	Clamped    bool    // the correction was limited by the clamp
+	// Verdict is what the evidence gates made of the node (see Verdict).
+	Verdict Verdict
 }
 
 // CylinderResult is one cylinder's analysis.
@@ -152,6 +154,10 @@ type CylinderResult struct {
 	Accepted int        // samples accepted for this cylinder
 	Rejected Rejections // samples rejected for this cylinder, by reason
 	Clamped  int        // cells whose correction the clamp limited
+	// cellRejected counts, row-major, the rejections near each cell;
+	// unplaced those without speed or load or beyond the grid.
+	cellRejected []Rejections
+	unplaced     Rejections
 	// Smoothness is the weight of the node fit's prior, relative to the
 	// data's (the one Options gave, or the one chosen from the log); zero
 	// for CellMean.
@@ -170,7 +176,10 @@ type Result struct {
 	Grid      Grid
 	Samples   int // samples read
 	Cylinders []CylinderResult
-	Options   Options // the settings used, defaults filled in
+	// Decel is the decel fuel analysis per cylinder (see DecelOptions),
+	// for the cylinders that had decel samples; empty without any.
+	Decel   []DecelCylinder
+	Options Options // the settings used, defaults filled in
 	// Load is the load axis (the grid's second axis) and LoadWhy why it
 	// was chosen.
 	Load    LoadAxis

@@ -241,6 +241,17 @@ type Config struct {
 	// DefaultFuelCutNoisePct, negative means none. Only decel steps cut
 	// fuel, so it changes nothing in a plan without one.
 	FuelCutNoisePct float64
+	// DecelFuel, when positive, keeps the ECU fueling through decel steps
+	// instead of cutting fuel: at this fraction of what the target needs,
+	// so 0.88 burns 1/0.88 = 13.6 % lean on closed throttle, the lean decel
+	// that pops in the exhaust. Zero means fuel cut. Allowed: 0 or 0.5-1.5.
+	DecelFuel float64
+	// TipInLeanPct, when positive, leaves the ECU's acceleration
+	// enrichment short: while MAP rises the cylinders burn leaner, by this
+	// percent at a rise of 100 kPa/s or faster (in proportion below), the
+	// excess decaying with a 0.3 s time constant (fuel wetting the port
+	// walls). Zero means perfect transient fueling. Allowed: 0 to 50.
+	TipInLeanPct float64
 
 	// TimeResolution, when positive, floors every Sample.Time to a
 	// multiple of it: 1 s gives the integer-second time column of cheap
@@ -405,8 +416,10 @@ type Simulator struct {
 	sensor       [2]float64
 	cutSensor    float64 // the share of fuel-cut exhaust the widebands see
 	sensorInit   bool
-	cut          bool // the ECU cuts fuel now
-	transient    bool // the throttle slews or the manifold lags
+	cut          bool    // the ECU cuts fuel now
+	decelFueled  bool    // closed throttle in a decel with Config.DecelFuel: fueled lean
+	wet          float64 // the lean fraction a short acceleration enrichment leaves (Config.TipInLeanPct)
+	transient    bool    // the throttle slews or the manifold lags
 	status       Status
 }
 
@@ -506,6 +519,12 @@ func (s *Simulator) init(cfg Config) error {
 	}
 	if cfg.FuelCutAFR == 0 {
 		cfg.FuelCutAFR = DefaultFuelCutAFR
+	}
+	if !finite(cfg.TipInLeanPct) || cfg.TipInLeanPct < 0 || cfg.TipInLeanPct > 50 {
+		return simErr("TipInLeanPct", "%v; want 0 to 50", cfg.TipInLeanPct)
+	}
+	if !finite(cfg.DecelFuel) || cfg.DecelFuel != 0 && (cfg.DecelFuel < 0.5 || cfg.DecelFuel > 1.5) {
+		return simErr("DecelFuel", "%v; want 0 (fuel cut) or 0.5 to 1.5", cfg.DecelFuel)
 	}
 	if !finite(cfg.FuelCutAFR) || cfg.FuelCutAFR < 10 || cfg.FuelCutAFR > 30 {
 		return simErr("FuelCutAFR", "%v is outside 10..30", cfg.FuelCutAFR)
@@ -894,8 +913,17 @@ func (s *Simulator) physics(st *Step, tpsTarget float64, inertia bool) {
 	if st.Kind == StepDecel {
 		steady = max(steady, st.MAP)
 	}
+	before := s.mapKPa
 	s.mapKPa += (steady - s.mapKPa) * s.mapAlpha
-	s.cut = st.Kind == StepDecel && s.tps <= simCutTPS
+	if s.cfg.TipInLeanPct > 0 {
+		// Short acceleration enrichment: leaner in proportion to the rise.
+		rise := (s.mapKPa - before) / s.dt
+		now := s.cfg.TipInLeanPct / 100 * min(max(rise, 0)/100, 1)
+		s.wet = max(s.wet*math.Exp(-s.dt/0.3), now)
+	}
+	closed := st.Kind == StepDecel && s.tps <= simCutTPS
+	s.cut = closed && s.cfg.DecelFuel == 0
+	s.decelFueled = closed && s.cfg.DecelFuel > 0
 	s.transient = slewing || math.Abs(s.mapKPa-steady) > max(1, 0.02*steady)
 	if inertia {
 		tq := s.eval(s.rpm, s.mapKPa, s.cut).torque
@@ -927,6 +955,10 @@ func (s *Simulator) eval(rpm, mapKPa float64, cut bool) engineState {
 	for c := range 2 {
 		tv := s.trueVE[c].At(rpm, mapKPa)
 		e.produced[c] = e.target * tv / s.ecuVE[c].At(rpm, mapKPa)
+		if s.decelFueled {
+			e.produced[c] /= s.cfg.DecelFuel
+		}
+		e.produced[c] *= 1 + s.wet
 		if s.knock[c] != nil {
 			e.knock[c] = max(s.knock[c].At(rpm, mapKPa), 0)
 		}

@@ -4,7 +4,9 @@
 // prints what it found in each column and what it made of it, analyzes it
 // with the default analyzer and writes the correction grids, paste-ready
 // blocks, maps, spark suggestions, a report and a JSON document into an
-// output folder.
+// output folder, with heatmap pictures (PNG and SVG) of each cylinder's
+// correction, AFR error and coverage next to the CSVs (-no-images skips
+// them; the colour scale is internal/colorscale's, the web UI's).
 //
 //	go run ./examples/analyze -out out testdata/sample_pulls.csv
 //	go run ./examples/analyze testdata/sample_pulls.csv -out out      # flags after the log work too
@@ -46,6 +48,7 @@ type config struct {
 	weighting     string
 	attribution   string
 	estimator     string
+	balance       string
 	clamp         float64
 	smooth        int
 	minSamples    float64
@@ -65,6 +68,7 @@ type config struct {
 	fuel          string
 	quiet         bool
 	seed          uint64
+	noImages      bool
 }
 
 // listFlag collects a repeatable flag's values.
@@ -85,6 +89,7 @@ func newFlags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.weighting, "weighting", "equal", "sample weighting: equal, torque or power")
 	fs.StringVar(&c.attribution, "attribution", "bilinear", "how samples are shared among nodes: bilinear or nearest")
 	fs.StringVar(&c.estimator, "estimator", "fit", "node estimate: fit (least squares on the bilinear weights) or mean (cell means)")
+	fs.StringVar(&c.balance, "balance", "to_target", "cylinder balance trims: to_target, equalize, match_first or none (needs a wideband per cylinder)")
 	fs.Float64Var(&c.clamp, "clamp", 15, "clamp corrections to +/- this percent")
 	fs.IntVar(&c.smooth, "smooth", -1, "K1/K2 smoothing passes (0..5); -1 disables smoothing")
 	fs.Float64Var(&c.minSamples, "min-samples", 5, "evidence (effective samples) a node needs before it is corrected")
@@ -103,6 +108,7 @@ func newFlags(c *config) *flag.FlagSet {
 	fs.IntVar(&c.maxBadRows, "max-bad-rows", 0, "skip up to this many malformed rows (-1: any) instead of failing")
 	fs.StringVar(&c.fuel, "fuel", "gasoline", "fuel: gasoline, e10, e85, ethanol, methanol")
 	fs.BoolVar(&c.quiet, "q", false, "no progress or report on stdout")
+	fs.BoolVar(&c.noImages, "no-images", false, "do not draw the heatmap pictures (PNG and SVG of correction, AFR error and coverage per cylinder)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: analyze [flags] LOG [flags] | analyze -simulate [flags]\n\n")
 		fs.PrintDefaults()
@@ -239,6 +245,31 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	balanceNames, balanceLine, err := writeBalance(c, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, balanceNames...)
+	valleyNames, valleyLines, err := writeValleys(c, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, valleyNames...)
+	transientNames, transientLines, err := writeTransients(ctx, c, args, res)
+	if err != nil {
+		return err
+	}
+	names = append(names, transientNames...)
+	var drawn time.Duration
+	if !c.noImages {
+		t0 := time.Now()
+		pics, err := writeImages(res, c.out)
+		names = append(names, pics...)
+		if err != nil {
+			return err
+		}
+		drawn = time.Since(t0)
+	}
 	if !c.quiet {
 		if err := res.WriteReport(stdout); err != nil {
 			return err
@@ -248,6 +279,21 @@ func run(ctx context.Context, c config, args []string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stdout, "analyzed %d samples in %v; wrote %d files to %s/: %s\n",
 			res.Samples, elapsed.Round(time.Millisecond), len(names), c.out, strings.Join(names, ", "))
+		if balanceLine != "" {
+			fmt.Fprintln(stdout, balanceLine)
+		}
+		for _, l := range valleyLines {
+			fmt.Fprintln(stdout, l)
+		}
+		for _, l := range decelLines(res, c.out) {
+			fmt.Fprintln(stdout, l)
+		}
+		for _, l := range transientLines {
+			fmt.Fprintln(stdout, l)
+		}
+		if drawn > 0 {
+			fmt.Fprintf(stdout, "drew the heatmaps in %v (-no-images skips them)\n", drawn.Round(time.Millisecond))
+		}
 		if res.Corrected() > 0 && len(res.Cylinders) > 0 {
 			name := res.Cylinders[0].Name()
 			base := "YOUR_VE_" + name + ".csv"

@@ -149,3 +149,45 @@ func TestAnalyzeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalyzeCompatRefusesOutOfWindowLog: the shipped sample's intake
+// temperature is in °C, which the predecessor's toolkit reads against a
+// 30-300 °F window, so no row passes: -compat says so and exits 3
+// instead of writing empty grids with exit 0.
+func TestAnalyzeCompatRefusesOutOfWindowLog(t *testing.T) {
+	c := defaults()
+	c.out, c.compat = t.TempDir(), true
+	err := run(t.Context(), c, []string{filepath.Join("..", "..", "testdata", "sample_pulls.csv")}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorIs(t, err, ve.ErrNoCorrections)
+	require.ErrorContains(t, err, "intake temperature outside 30-300")
+	require.Equal(t, ve.ExitNoCorrections, exitCode(err, io.Discard))
+	entries, rerr := os.ReadDir(c.out)
+	require.NoError(t, rerr)
+	require.Empty(t, entries, "no empty grids are written")
+}
+
+// TestAnalyzeBalance: with a wideband per cylinder, analyze compares them
+// and writes the balance trims and report; -balance none writes neither.
+func TestAnalyzeBalance(t *testing.T) {
+	sample := filepath.Join("..", "..", "testdata", "sample_pulls.csv")
+	for _, mode := range []string{"to_target", "none"} {
+		c := defaults()
+		c.out, c.balance = t.TempDir(), mode
+		var stdout bytes.Buffer
+		require.NoError(t, run(t.Context(), c, []string{sample}, &stdout, &bytes.Buffer{}))
+		_, err := os.Stat(filepath.Join(c.out, "Cylinder_Balance_Report.json"))
+		if mode == "none" {
+			require.ErrorIs(t, err, os.ErrNotExist)
+			require.NotContains(t, stdout.String(), "balance (")
+			continue
+		}
+		require.NoError(t, err)
+		require.FileExists(t, filepath.Join(c.out, "Balance_Trim_Rear.csv"))
+		// The sample's ECU is 6 % lean on the front and 4 % rich on the rear.
+		require.Contains(t, stdout.String(), "Front runs leaner than Rear")
+	}
+	c := defaults()
+	c.out, c.balance = t.TempDir(), "sideways"
+	err := run(t.Context(), c, []string{sample}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorIs(t, err, errUsage)
+}

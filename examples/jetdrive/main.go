@@ -30,6 +30,7 @@ import (
 	"github.com/dynoai/dynoai/dyno"
 	"github.com/dynoai/dynoai/dyno/dynosim"
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 )
 
 func main() {
@@ -55,7 +56,7 @@ type netFlags struct {
 func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.iface, "iface", "", `interface name or address, "loopback", or "" for the default route`)
 	fs.StringVar(&n.groups, "group", jetdrive.DefaultGroup.String(), "multicast groups to join, comma-separated (the first one is sent to)")
-	fs.IntVar(&n.port, "port", jetdrive.DefaultPort, "UDP port")
+	fs.IntVar(&n.port, "port", wire.DefaultPort, "UDP port")
 	fs.BoolVar(&n.verbose, "v", false, "log protocol events to stderr")
 }
 
@@ -228,6 +229,7 @@ func listen(ctx context.Context, nf *netFlags, every time.Duration, passive bool
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "listening on %s port %d\n", ifaceName(netCfg), port(netCfg))
 	// Drain samples so the buffer never overflows; keep the latest.
 	latest := make(chan dyno.Sample, 1)
 	drained := make(chan struct{})
@@ -318,6 +320,7 @@ func record(ctx context.Context, nf *netFlags, path string, stdout io.Writer) er
 		f.Close()
 		return err
 	}
+	fmt.Fprintf(stdout, "recording %s port %d to %s\n", ifaceName(netCfg), port(netCfg), path)
 	n, err := jetdrive.Record(ctx, tr, w)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -403,4 +406,19 @@ func simulate(ctx context.Context, nf *netFlags, profile, name string, seed uint
 			return nil
 		}
 	}
+}
+
+// ifaceName and port describe where a command joined, for its first line.
+func ifaceName(c jetdrive.NetConfig) string {
+	if c.Interface == "" {
+		return "the default interface"
+	}
+	return c.Interface
+}
+
+func port(c jetdrive.NetConfig) int {
+	if c.Port == 0 {
+		return wire.DefaultPort
+	}
+	return c.Port
 }

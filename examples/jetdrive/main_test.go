@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/dynoai/dynoai/jetdrive"
 	"github.com/dynoai/dynoai/jetdrive/jetdrivetest"
 )
 
@@ -40,25 +41,43 @@ func (s *syncBuffer) String() string {
 
 func TestSimulateListenRecordReplay(t *testing.T) {
 	jetdrivetest.EnsureLoopbackMulticast(t)
-	port := strconv.Itoa(jetdrivetest.Port(t))
+	portN := jetdrivetest.Port(t)
+	port := strconv.Itoa(portN)
 	ctx := context.Background()
 	capture := filepath.Join(t.TempDir(), "run.jdcap")
 	net := []string{"-iface", "loopback", "-port", port}
 
+	// A client of the test's own sees the simulator's final ClearChannelInfo.
+	watch, err := jetdrive.NewClient(ctx, jetdrive.ClientConfig{Net: jetdrivetest.Net(portN), Passive: true})
+	require.NoError(t, err)
+	defer watch.Close()
+
+	// listen and record run until cancelled, like a SIGINT; the test waits
+	// for their first line (they joined the group) instead of sleeping.
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	var simOut, listenOut, recOut syncBuffer
 	var simErr, listenErr, recErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		listenErr = run(ctx, append([]string{"listen", "-duration", "3500ms", "-every", "500ms"}, net...), &listenOut, os.Stderr)
+		listenErr = run(lctx, append([]string{"listen", "-every", "500ms"}, net...), &listenOut, os.Stderr)
 	}()
 	go func() {
 		defer wg.Done()
-		recErr = run(ctx, append([]string{"record", "-o", capture, "-duration", "3500ms"}, net...), &recOut, os.Stderr)
+		recErr = run(lctx, append([]string{"record", "-o", capture}, net...), &recOut, os.Stderr)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "listen and record to join", func() bool {
+		return strings.Contains(listenOut.String(), "listening on loopback") && strings.Contains(recOut.String(), "recording loopback")
+	})
 	simErr = run(ctx, append([]string{"simulate", "-duration", "2500ms", "-profile", "m8_131"}, net...), &simOut, os.Stderr)
+	// Stopped by -duration, the simulator still clears its channels.
+	waitEvent(t, watch, func(ev jetdrive.Event) bool { return ev.Kind == jetdrive.EventCleared && ev.Name == "DynoAI Simulator" })
+	waitFor(t, "the listener to print a table with the simulator", func() bool {
+		return strings.Contains(listenOut.String(), "rpm=")
+	})
+	stop()
 	wg.Wait()
 	require.NoError(t, simErr)
 	require.NoError(t, listenErr)
@@ -85,6 +104,38 @@ func TestSimulateListenRecordReplay(t *testing.T) {
 	assert.Equal(t, replayOut.String(), again.String())
 	assert.Equal(t, "time_s,rpm,map_kpa,tps,afr_front,afr_rear,torque_ftlb,power_hp", lines[0])
 	assert.NotContains(t, lines[len(lines)-1], "NaN,NaN")
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitEvent reads c's events until one satisfies ok, failing after a
+// generous deadline.
+func waitEvent(t *testing.T, c *jetdrive.Client, ok func(jetdrive.Event) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, open := <-c.Events():
+			if !open {
+				t.Fatal("the client stopped")
+			}
+			if ok(ev) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("timed out waiting for an event")
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

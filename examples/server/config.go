@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	neturl "net/url"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -47,6 +48,10 @@ type settings struct {
 	ShutdownTimeout time.Duration
 	OpenReads       bool
 	DefaultTenant   string
+	SessionSecret   []byte
+	SessionTTL      time.Duration
+	SecureCookie    bool
+	BasePath        string
 	KeysPoll        time.Duration
 	MetricsOpen     bool // /metrics on the main port without a key
 	MetricsProtect  bool // /metrics on PROMETHEUS_METRICS_PORT needs an admin key
@@ -108,6 +113,10 @@ var knownVars = map[string]string{
 	"DYNOAI_AUTH_READS":            "deprecated: reads need a key by default; only true is accepted (see DYNOAI_OPEN_READS)",
 	"DYNOAI_OPEN_READS":            "serve reads without a key (readers without one see the default tenant's runs)",
 	"DYNOAI_DEFAULT_TENANT":        "tenant owning runs made without a key (default: default)",
+	"DYNOAI_SESSION_SECRET":        "secret signing the web UI's session cookies, at least 32 bytes, the same on every replica (default: random per process, sessions end with it)",
+	"DYNOAI_SESSION_TTL":           "how long a web UI session lasts, Go duration (default 8h)",
+	"DYNOAI_SECURE_COOKIE":         "mark the session cookie Secure (behind a TLS-terminating proxy)",
+	"DYNOAI_BASE_PATH":             "serve the API and the web UI under this path prefix, such as /dyno (default: the root)",
 	"API_KEYS_FILE_POLL_INTERVAL":  "how often the keys file is checked, and how long it may be missing before its keys are revoked (default 2s)",
 	"DYNOAI_ALLOW_UNAUTHENTICATED": "allow a non-loopback bind with authentication off",
 	"DATABASE_URL":                 "sqlite:path, sqlite:////absolute/path or postgres://user:pass@host:5432/db; the scheme is required (default sqlite in the data dir)",
@@ -306,6 +315,18 @@ func loadSettings(environ []string, lookup func(string) (string, bool)) (setting
 	s.DefaultTenant = str("DYNOAI_DEFAULT_TENANT", httpapi.DefaultTenant)
 	if !authkeys.ValidTenant(s.DefaultTenant) {
 		bad("DYNOAI_DEFAULT_TENANT", "%q: want 1 to 64 of [A-Za-z0-9._:-], starting with a letter or digit", s.DefaultTenant)
+	}
+	if v := str("DYNOAI_SESSION_SECRET", ""); v != "" {
+		if len(v) < 32 {
+			bad("DYNOAI_SESSION_SECRET", "is %d bytes; it needs at least 32 (make one with: openssl rand -hex 32)", len(v))
+		}
+		s.SessionSecret = []byte(v)
+	}
+	s.SessionTTL = duration("DYNOAI_SESSION_TTL", httpapi.DefaultSessionTTL)
+	s.SecureCookie = boolean("DYNOAI_SECURE_COOKIE", false)
+	s.BasePath = str("DYNOAI_BASE_PATH", "")
+	if bp := s.BasePath; bp != "" && bp != "/" && (bp[0] != '/' || strings.HasSuffix(bp, "/") || path.Clean(bp) != bp) {
+		bad("DYNOAI_BASE_PATH", "%q: want a clean path starting with / and not ending with one, such as /dyno", bp)
 	}
 	s.KeysPoll = duration("API_KEYS_FILE_POLL_INTERVAL", authkeys.DefaultPollInterval)
 	s.AllowOpen = boolean("DYNOAI_ALLOW_UNAUTHENTICATED", false)

@@ -129,7 +129,9 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 	cfg := httpapi.Config{
 		Runs: rs, Files: files,
 		Auth: httpapi.AuthConfig{Enabled: auth.Enabled, Keys: auth.Store, OpenReads: s.OpenReads,
-			OpenMetrics: s.MetricsOpen, DefaultTenant: s.DefaultTenant},
+			OpenMetrics: s.MetricsOpen, DefaultTenant: s.DefaultTenant,
+			SessionSecret: s.SessionSecret, SessionTTL: s.SessionTTL, SecureCookie: s.SecureCookie},
+		BasePath: s.BasePath,
 		RateLimit: httpapi.RateLimitConfig{Enabled: s.RateEnabled, Default: s.RateDefault, Expensive: s.RateExpensive,
 			AnonymousTotal: s.RateAnonymous, MaxClients: s.RateMaxClients, IPv4Prefix: s.RateIPv4Prefix, IPv6Prefix: s.RateIPv6Prefix},
 		CORS:            httpapi.CORSConfig{Origins: s.CORSOrigins},
@@ -243,7 +245,7 @@ func run(ctx context.Context, environ []string, envFile string, logOut io.Writer
 		go func() { <-bgCtx.Done(); ms.Close() }()
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "auth", auth.Enabled, "keys", auth.Store.Len(),
+	log.Info("listening", "addr", ln.Addr().String(), "ui", "http://"+ln.Addr().String()+s.BasePath+"/", "auth", auth.Enabled, "keys", auth.Store.Len(),
 		"database", redactedDB(rs), "rate_limits", s.RateEnabled, "rate_limit_storage", rateStore, "metrics", s.MetricsEnabled, "debug", s.Debug)
 	if ready != nil {
 		ready(ln.Addr().String())

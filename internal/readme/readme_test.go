@@ -23,6 +23,7 @@ import (
 var skipped = map[string]string{
 	`go run ./examples/analyze -map afr="LC2 AFR2" -unit ect=C LOG`: "needs the reader's own log (LOG) with that column",
 	`go run ./examples/analyze -targets targets.csv LOG`:            "needs the reader's own target table and log",
+	`go run ./examples/analyze -compat -out out LOG.csv`:            "needs a log in the predecessor's units (°F intake): the shipped sample's °C is refused with exit 3, as TestAnalyzeCompatRefusesOutOfWindowLog shows",
 	`go run ./examples/server`:                                      "a server: runs until stopped (examples/server's tests run it)",
 	`go run ./examples/jetdrive simulate -iface loopback`:           "runs until stopped, on multicast (examples/jetdrive's tests run it)",
 }

@@ -2,7 +2,8 @@
 // multicast on the loopback interface: enabling multicast on lo, picking
 // free ports so parallel tests do not hear each other, and a Relay that
 // forwards datagrams between two ports while injecting loss, reordering
-// and duplication.
+// and duplication, an in-memory Bus, and RunTransport, the conformance
+// suite every jetdrive.Transport runs.
 package jetdrivetest
 
 import (

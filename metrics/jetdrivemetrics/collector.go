@@ -39,7 +39,7 @@ type Collector struct {
 	src  StatsSource
 	opts Options
 
-	datagrams, bytes, decodeErrors, skipped                 *prometheus.Desc
+	datagrams, bytes, decodeErrors, skipped, discarded      *prometheus.Desc
 	values, samples, overflow, collisions, readErrors, gone *prometheus.Desc
 	buffered, hostID, providers                             *prometheus.Desc
 	provMessages, provSeq, provStale, provSynced, provRTT   *prometheus.Desc
@@ -67,6 +67,7 @@ func New(src StatsSource, opts Options) *Collector {
 		bytes:        d("received_bytes_total", "JetDrive bytes received."),
 		decodeErrors: d("decode_errors_total", "JetDrive datagrams rejected, by reason.", "reason"),
 		skipped:      d("skipped_datagrams_total", "Well-formed JetDrive datagrams not acted on, by reason.", "reason"),
+		discarded:    d("discarded_total", "JetDrive value records (late, duplicate) and frames (unmapped_frame) that decoded but made no sample, by reason.", "reason"),
 		values:       d("values_total", "Channel values decoded, by whether the channel was described by a ChannelInfo.", "channel"),
 		samples:      d("samples_total", "Samples put into the client's buffer."),
 		overflow:     d("samples_dropped_total", "Samples discarded because the client's buffer was full."),
@@ -89,7 +90,7 @@ func New(src StatsSource, opts Options) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.datagrams, c.bytes, c.decodeErrors, c.skipped, c.values, c.samples, c.overflow, c.collisions,
+		c.datagrams, c.bytes, c.decodeErrors, c.skipped, c.discarded, c.values, c.samples, c.overflow, c.collisions,
 		c.readErrors, c.gone, c.buffered, c.hostID, c.providers, c.provMessages, c.provSeq, c.provStale,
 		c.provSynced, c.provRTT, c.provAge, c.provChannels,
 	} {
@@ -115,13 +116,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		{"short_header", s.Errors.ShortHeader}, {"truncated", s.Errors.Truncated},
 		{"payload_too_short", s.Errors.PayloadTooShort}, {"bad_version", s.Errors.BadVersion},
 		{"unknown_key", s.Errors.UnknownKey}, {"source_all_hosts", s.Errors.SourceAllHosts},
-		{"panic", s.Errors.Panics},
+		{"panic", s.Errors.Panics}, {"partial_record", s.Errors.PartialRecord}, {"over_limit", s.Errors.OverLimit},
 	} {
 		counter(c.decodeErrors, e.n, e.reason)
 	}
 	counter(c.skipped, s.OwnEchoes, "own_echo")
 	counter(c.skipped, s.NotForUs, "not_for_us")
 	counter(c.skipped, s.Ignored, "ignored_key")
+	counter(c.skipped, s.Peer, "peer")
+	counter(c.discarded, s.Discarded.Late, "late")
+	counter(c.discarded, s.Discarded.Duplicate, "duplicate")
+	counter(c.discarded, s.Discarded.UnmappedFrames, "unmapped_frame")
 	counter(c.values, s.Values, "known")
 	counter(c.values, s.Unknown, "unknown")
 	counter(c.samples, s.Samples)

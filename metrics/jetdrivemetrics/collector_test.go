@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynoai/dynoai/jetdrive"
+	"github.com/dynoai/dynoai/jetdrive/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/assert"
@@ -42,11 +43,12 @@ func TestCollector(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	st := jetdrive.Stats{
 		HostID: 0x1234, Datagrams: 100, Bytes: 4096,
-		Errors:    jetdrive.ErrorCounts{ShortHeader: 2, Truncated: 1, Panics: 1},
-		OwnEchoes: 5, NotForUs: 6, Ignored: 7, Values: 80, Unknown: 3,
+		Errors:    jetdrive.ErrorCounts{ShortHeader: 2, Truncated: 1, Panics: 1, PartialRecord: 4},
+		Discarded: jetdrive.DiscardCounts{Late: 11, Duplicate: 12, UnmappedFrames: 13},
+		OwnEchoes: 5, NotForUs: 6, Ignored: 7, Peer: 8, Values: 80, Unknown: 3,
 		Samples: 40, Overflow: 1, Buffered: 9, Collisions: 1, ReadErrors: 2, Gone: 1,
 		Providers: []jetdrive.ProviderStats{
-			{Host: 7, Name: "Dyno\x00One", Messages: 90, Seq: jetdrive.SeqStats{Dropped: 4, Reordered: 1, Duplicates: 2},
+			{Host: 7, Name: "Dyno\x00One", Messages: 90, Seq: wire.SeqStats{Dropped: 4, Reordered: 1, Duplicates: 2},
 				LastValues: now.Add(-1500 * time.Millisecond), Synced: true, RTT: 3 * time.Millisecond,
 				Channels: []jetdrive.ChannelStats{{Stale: true}, {Frozen: true}, {}, {}}},
 			{Host: 9, Name: strings.Repeat("x", 100), Stale: true},
@@ -60,6 +62,11 @@ func TestCollector(t *testing.T) {
 		`dynoai_jetdrive_decode_errors_total{reason="panic"} 1` + "\n",
 		`dynoai_jetdrive_decode_errors_total{reason="bad_version"} 0` + "\n",
 		`dynoai_jetdrive_skipped_datagrams_total{reason="ignored_key"} 7` + "\n",
+		`dynoai_jetdrive_decode_errors_total{reason="partial_record"} 4` + "\n",
+		`dynoai_jetdrive_skipped_datagrams_total{reason="peer"} 8` + "\n",
+		`dynoai_jetdrive_discarded_total{reason="late"} 11` + "\n",
+		`dynoai_jetdrive_discarded_total{reason="duplicate"} 12` + "\n",
+		`dynoai_jetdrive_discarded_total{reason="unmapped_frame"} 13` + "\n",
 		`dynoai_jetdrive_values_total{channel="unknown"} 3` + "\n",
 		"dynoai_jetdrive_samples_dropped_total 1\n",
 		"dynoai_jetdrive_buffered_samples 9\n",

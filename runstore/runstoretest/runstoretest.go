@@ -136,6 +136,7 @@ func Run(t *testing.T, open Opener) {
 	for _, tc := range jobTests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
 	}
+	runLeaseTests(t, open)
 }
 
 func testCreateGet(t *testing.T, open Opener) {

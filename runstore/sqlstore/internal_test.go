@@ -106,7 +106,11 @@ func TestMigrationKeepsRuns(t *testing.T) {
 
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []int{2, 3}, applied)
+	var want []int // every migration after the first
+	for v := 2; v <= len(ms); v++ {
+		want = append(want, v)
+	}
+	assert.Equal(t, want, applied)
 	_, err = s.Job(ctx, id)
 	require.ErrorIs(t, err, runstore.ErrNotFound, "a completed run gets no job")
 	j, err := s.Job(ctx, pending)

@@ -74,14 +74,7 @@ func (s *Store) Submit(ctx context.Context, n runstore.NewRun, j runstore.NewJob
 	out := runstore.Submitted{Run: n.Build(id, now)}
 	r := out.Run
 	err = s.tx(ctx, func(tx *txn) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, tenant, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, r.Tenant, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
-			runstore.SearchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
-		if err != nil {
-			return err
-		}
-		if err := s.insertHistory(ctx, tx, r.ID, runstore.StatusChange{To: runstore.StatusQueued, At: now, Reason: "created"}); err != nil {
+		if err := s.insertRun(ctx, tx, r); err != nil {
 			return err
 		}
 		in, err := s.insertFile(ctx, tx, r.ID, j.Input, now)

@@ -655,20 +655,24 @@ func (s *Store) Create(ctx context.Context, n runstore.NewRun) (runstore.Run, er
 		return runstore.Run{}, err
 	}
 	r := n.Build(id, now)
-	err = s.tx(ctx, func(tx *txn) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, tenant, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, r.Tenant, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
-			runstore.SearchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(now), toMicros(now))
-		if err != nil {
-			return err
-		}
-		return s.insertHistory(ctx, tx, r.ID, runstore.StatusChange{To: runstore.StatusQueued, At: now, Reason: "created"})
-	})
+	err = s.tx(ctx, func(tx *txn) error { return s.insertRun(ctx, tx, r) })
 	if err != nil {
 		return runstore.Run{}, fmt.Errorf("sqlstore: create: %w", err)
 	}
 	return r, nil
+}
+
+// insertRun inserts a new run (see NewRun.Build) and its creation entry in
+// the history.
+func (s *Store) insertRun(ctx context.Context, tx *txn, r runstore.Run) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (id, tenant, version, status, source, filename, input_size, vehicle, jetstream_id, search, settings, created_us, updated_us)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.ID, r.Tenant, r.Version, string(r.Status), string(r.Source), r.Filename, r.InputSize, r.Vehicle, r.JetstreamID,
+		runstore.SearchText(r.Filename, r.Vehicle), js(r.Settings), toMicros(r.CreatedAt), toMicros(r.UpdatedAt))
+	if err != nil {
+		return err
+	}
+	return s.insertHistory(ctx, tx, r.ID, runstore.StatusChange{To: runstore.StatusQueued, At: r.CreatedAt, Reason: "created"})
 }
 
 type querier interface {

@@ -1,4 +1,4 @@
-package jetdrive
+package wire
 
 import "strconv"
 

@@ -1,4 +1,4 @@
-package jetdrive
+package wire
 
 // SeqFlags are the reference library's per-message sequence verdicts, kept
 // for compatibility but computed with modular arithmetic (spec §2.7).

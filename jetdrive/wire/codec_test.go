@@ -1,4 +1,4 @@
-package jetdrive
+package wire
 
 import (
 	"encoding/hex"
@@ -245,19 +245,35 @@ func TestPingPongVectors(t *testing.T) {
 	m, _ = ParseMessage(unhex(t, "040500000001ffff01e8030000"))
 	_, err = DecodePong(&m)
 	assert.ErrorIs(t, err, ErrWrongKey)
+	assert.EqualError(t, err, "jetdrive: wrong key: Ping at byte 0, want Pong")
 }
 
-func TestClockSyncWorkedExample(t *testing.T) {
-	// §3.8: ping at 1000, pong (V6) at 1040 → latency 20, offset −122416; a
-	// sample at 123500 maps to 1064.
-	p := &provState{}
-	c := &Client{cfg: ClientConfig{PingInterval: 30e9}, node: &node{}}
-	c.base = c.node.base
-	at := c.node.base.Add(1040e6)
-	c.sync(p, Pong{Version: 1, HostTS: 1000, RemoteTS: 123456}, at)
-	require.True(t, p.synced)
-	assert.Equal(t, int64(-122416-20), p.offset)
-	assert.Equal(t, int64(1064), p.unwrap(123500)+p.offset)
+// TestVersionErrorNamesTheByte: a bad version is reported as the version
+// byte it is, where it is, not as a length.
+func TestVersionErrorNamesTheByte(t *testing.T) {
+	for _, tt := range []struct {
+		name, hex, want string
+		decode          func(*Message) error
+	}{
+		{"ping 255", "0405004d3c33ffffffe8030000", "jetdrive: incompatible protocol version: Ping version byte at byte 8 is 255, want 1..9",
+			func(m *Message) error { _, err := DecodePing(m); return err }},
+		{"ping 0", "0405004d3c33ffff00e8030000", "jetdrive: incompatible protocol version: Ping version byte at byte 8 is 0, want 1..9",
+			func(m *Message) error { _, err := DecodePing(m); return err }},
+		{"pong 10", "0509004d3c332b1a0ae803000005000000", "jetdrive: incompatible protocol version: Pong version byte at byte 8 is 10, want 1..9",
+			func(m *Message) error { _, err := DecodePong(m); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := ParseMessage(unhex(t, tt.hex))
+			require.NoError(t, err)
+			err = tt.decode(&m)
+			require.ErrorIs(t, err, ErrBadVersion)
+			assert.EqualError(t, err, tt.want)
+			assert.NotContains(t, err.Error(), "bytes")
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, HeaderSize, fe.Offset)
+		})
+	}
 }
 
 func TestExtendedVectors(t *testing.T) {

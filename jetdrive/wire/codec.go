@@ -1,4 +1,4 @@
-package jetdrive
+package wire
 
 import (
 	"encoding/binary"
@@ -101,7 +101,10 @@ var (
 
 // FormatError describes malformed input: what (Err), in which message (Key)
 // and where (Offset, the byte offset in the datagram where the problem
-// starts; Need and Have in bytes).
+// starts). For the length errors Need and Have are byte counts; for
+// ErrBadVersion Have is the version byte found and Need the lowest
+// compatible version; for ErrWrongKey Need is the expected key and Have the
+// key found.
 type FormatError struct {
 	Err    error
 	Key    Key
@@ -111,6 +114,12 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrBadVersion):
+		return fmt.Sprintf("%v: %v version byte at byte %d is %d, want %d..%d", e.Err, e.Key, e.Offset, e.Have, MinVersion, MaxVersion)
+	case errors.Is(e.Err, ErrWrongKey):
+		return fmt.Sprintf("%v: %v at byte %d, want %v", e.Err, Key(e.Have), e.Offset, Key(e.Need))
+	}
 	return fmt.Sprintf("%v: %v at byte %d: need %d bytes, have %d", e.Err, e.Key, e.Offset, e.Need, e.Have)
 }
 

@@ -681,11 +681,11 @@ func TestReplicasSurviveKills(t *testing.T) {
 	// read budget, shared by the replicas, bounds how many).
 	sample := batch[:10]
 	for _, a := range sample {
-		all, err := c.store.Files(ctx, a.id)
+		stored, err := c.store.Files(ctx, a.id)
 		require.NoError(t, err)
 		var files []runstore.File
-		for _, f := range all {
-			if f.ID == all[0].ID || f.Name == "result.json" || strings.HasPrefix(f.Name, "VE_Correction_") && strings.HasSuffix(f.Name, ".csv") {
+		for _, f := range stored {
+			if f.ID == stored[0].ID || f.Name == "result.json" || strings.HasPrefix(f.Name, "VE_Correction_") && strings.HasSuffix(f.Name, ".csv") {
 				files = append(files, f)
 			}
 		}

@@ -340,11 +340,7 @@ func (b *BalanceReport) WriteFiles(dir string) ([]string, error) {
 	}
 	name := "Cylinder_Balance_Report.json"
 	names = append(names, name)
-	err := writeFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(b)
-	})
+	err := writeJSONFile(dir, name, b)
 	return names, err
 }
 

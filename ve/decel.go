@@ -1,11 +1,8 @@
 package ve
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"path/filepath"
 )
 
 // Decel fuel management: the samples the analysis rejects as decel (closed
@@ -232,10 +229,6 @@ func (r *Result) writeDecel(dir string, put func(name string, t *Table, f CSVFor
 	}
 	name := "Decel_Report.json"
 	names = append(names, name)
-	err := writeFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"options": r.Options.Decel.filled(), "cylinders": r.Decel})
-	})
+	err := writeJSONFile(dir, name, map[string]any{"options": r.Options.Decel.filled(), "cylinders": r.Decel})
 	return names, err
 }

@@ -3,8 +3,6 @@ package ve
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"path/filepath"
 	"slices"
 )
 
@@ -174,11 +172,7 @@ func (d CellDecision) MarshalJSON() ([]byte, error) {
 // writeDecisions writes Decision_Log.json.
 func (r *Result) writeDecisions(dir string) (string, error) {
 	name := "Decision_Log.json"
-	return name, writeFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r.Decisions())
-	})
+	return name, writeJSONFile(dir, name, r.Decisions())
 }
 
 // UnmarshalText reads a verdict's name.

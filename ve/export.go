@@ -233,11 +233,7 @@ func (r *Result) WriteFiles(dir string) ([]string, error) {
 	if err := writeFileAtomic(filepath.Join(dir, "Diagnostics.txt"), r.WriteReport); err != nil {
 		return names, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "result.json"), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r.Document())
-	}); err != nil {
+	if err := writeJSONFile(dir, "result.json", r.Document()); err != nil {
 		return names, err
 	}
 	return names, nil
@@ -502,4 +498,13 @@ func delayText(d dyno.TransportDelay) string {
 		t += fmt.Sprintf(" + %.0f/rpm s", d.PerRPM)
 	}
 	return t
+}
+
+// writeJSONFile writes v into dir/name as indented JSON, atomically.
+func writeJSONFile(dir, name string, v any) error {
+	return writeFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"path/filepath"
 	"time"
 
 	"github.com/dynoai/dynoai/dyno"
@@ -411,11 +410,7 @@ func binOf(edges []float64, rate float64) int {
 // WriteFiles writes Transient_Fuel.json into dir and returns its name.
 func (r *TransientResult) WriteFiles(dir string) ([]string, error) {
 	name := "Transient_Fuel.json"
-	return []string{name}, writeFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	})
+	return []string{name}, writeJSONFile(dir, name, r)
 }
 
 // MarshalJSON writes the open-ended last bin's To, and NaN baselines, as null.

@@ -2,7 +2,6 @@ package ve
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -340,10 +339,6 @@ func WriteValleys(dir string, valleys []Valley) ([]string, error) {
 	if err != nil {
 		return names[:1], err
 	}
-	err = writeFileAtomic(filepath.Join(dir, names[1]), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"valleys": valleys})
-	})
+	err = writeJSONFile(dir, names[1], map[string]any{"valleys": valleys})
 	return names, err
 }

@@ -239,7 +239,7 @@ func (s *Server) rateLimit(rt *route, next http.Handler) http.Handler {
 		h := w.Header()
 		if err != nil {
 			// Failing closed: the shared store did not answer in time.
-			secs := int(math.Ceil(s.limStore.retryIn(time.Now()).Seconds()))
+			secs := int(math.Ceil(s.limStore.retryIn(s.limStore.clock()).Seconds()))
 			h.Set("Retry-After", strconv.Itoa(secs))
 			writeEnvelope(w, r, http.StatusServiceUnavailable, CodeUnavailable, "Rate limits cannot be checked right now. Please retry shortly.",
 				map[string]any{"retry_after_seconds": secs, "retry_after": strconv.Itoa(secs) + " seconds"})

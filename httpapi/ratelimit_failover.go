@@ -33,8 +33,9 @@ type storeState struct {
 	failClosed bool
 	log        *slog.Logger
 	m          *metrics.Metrics
-	retry      time.Duration // storeRetry; tests shorten it
-	logEvery   time.Duration // storeLogEvery
+	retry      time.Duration    // storeRetry; tests shorten it
+	logEvery   time.Duration    // storeLogEvery
+	now        func() time.Time // the clock of the retry schedule; nil means time.Now (tests move their own)
 
 	// next is when (Unix nanoseconds) a check may try the store again
 	// after a failure; 0 while it answers.
@@ -46,6 +47,14 @@ type storeState struct {
 	logged   time.Time // the last "failing" line
 	unlogged int       // failures since that line
 	lastErr  error
+}
+
+// clock returns the time on st's clock.
+func (st *storeState) clock() time.Time {
+	if st.now != nil {
+		return st.now()
+	}
+	return time.Now()
 }
 
 // try reports whether a check should ask the store: always while it
@@ -130,17 +139,17 @@ type failover struct {
 }
 
 func (f *failover) check(ctx context.Context, key clientKey, now time.Time) (decision, Rates, error) {
-	if f.st.try(time.Now()) {
+	if f.st.try(f.st.clock()) {
 		d, rates, err := f.shared.check(ctx, key, now)
 		if err == nil {
-			f.st.succeeded(time.Now())
+			f.st.succeeded(f.st.clock())
 			if d.ok {
 				f.local.allow(key, now)
 			}
 			return d, rates, nil
 		}
 		if ctx.Err() == nil { // not the client going away
-			f.st.failed(time.Now(), err)
+			f.st.failed(f.st.clock(), err)
 		}
 	}
 	if f.st.failClosed {
@@ -164,7 +173,7 @@ func (s *Server) useRedis(expensive Rates) {
 		check: func(ctx context.Context) error {
 			err := r.probe(ctx)
 			if err == nil {
-				st.succeeded(time.Now()) // back, even if no request has tried it yet
+				st.succeeded(st.clock()) // back, even if no request has tried it yet
 			}
 			return err
 		}}

@@ -183,8 +183,8 @@ function uploadPage() {
 
 // ---- a run -----------------------------------------------------------------
 const METRICS = [
-  ['percent', 'VE correction %', 'diverging', 2],
-  ['afr_error', 'AFR error', 'diverging', 2],
+  ['percent', 'VE correction %', 'diverging', 2, 2], // the last: the scale's least limit, as the CLI's pictures
+  ['afr_error', 'AFR error', 'diverging', 2, 0.5],
   ['hits', 'Hits (coverage)', 'sequential', 0],
   ['confidence', 'Confidence', 'category', 0],
 ];
@@ -242,9 +242,9 @@ async function runPage(id) {
   const show = (key) => {
     for (const b of tabs.children) b.setAttribute('aria-pressed', String(b.dataset.metric === key));
     clear(grids);
-    const [, title, kind, digits] = METRICS.find((m) => m[0] === key);
+    const [, title, kind, digits, floor] = METRICS.find((m) => m[0] === key);
     for (const c of cyls) {
-      grids.append(h('div', {}, heatmap({ rpm: res.rpm, load, values: c[key] || [], kind, digits, loadLabel: label,
+      grids.append(h('div', {}, heatmap({ rpm: res.rpm, load, values: c[key] || [], kind, digits, floor, loadLabel: label,
         caption: `${c.name}: ${title}`, name: `${key}:${c.name}`, onCell: (i, j) => showEvidence(c, i, j) })));
     }
   };
@@ -440,7 +440,7 @@ async function livePage() {
     if (res && res.cylinders) {
       const ax = loadAxis(res);
       for (const c of res.cylinders) {
-        tune.append(heatmap({ rpm: res.rpm, load: ax.load, values: c.percent || [], kind: 'diverging', digits: 1,
+        tune.append(heatmap({ rpm: res.rpm, load: ax.load, values: c.percent || [], kind: 'diverging', digits: 1, floor: 2,
           name: 'live-correction-' + c.name, loadLabel: ax.label, caption: `${c.name}: VE correction so far (%)` }));
       }
     }

@@ -2,19 +2,43 @@
 // centred on zero (blue below, red above) or a sequential one (counts).
 import { h } from './dom.js';
 
-function mix(a, b, t) { return a.map((v, i) => Math.round(v + (b[i] - v) * t)); }
-const BLUE = [33, 102, 172], WHITE = [247, 247, 247], RED = [178, 24, 43];
-const SEQ0 = [247, 251, 255], SEQ1 = [8, 69, 148];
+// The scales are internal/colorscale's (its package doc is the
+// definition), so a cell here has the colour it has in examples/analyze's
+// pictures: five RdBu stops for diverging values, three for coverage,
+// interpolated per channel in sRGB, on a limit rounded up to 1, 2 or 5
+// times a power of ten.
+const DIV = [[-1, [0x21, 0x66, 0xac]], [-0.5, [0x92, 0xc5, 0xde]], [0, [0xf7, 0xf7, 0xf7]], [0.5, [0xf4, 0xa5, 0x82]], [1, [0xb2, 0x18, 0x2b]]];
+const SEQ = [[0, [0xf7, 0xf7, 0xf7]], [0.5, [0xa6, 0xdb, 0xa0]], [1, [0x1b, 0x78, 0x37]]];
+function at(stops, t) {
+  for (let i = 1; i < stops.length; i++) {
+    const [t1, c1] = stops[i];
+    if (t <= t1 || i === stops.length - 1) {
+      const [t0, c0] = stops[i - 1];
+      const u = Math.max(0, Math.min(1, (t - t0) / (t1 - t0)));
+      return c0.map((v, k) => Math.round(v + (c1[k] - v) * u));
+    }
+  }
+  return stops[0][1];
+}
+// limit rounds the largest magnitude up to 1, 2 or 5 times a power of ten
+// (at least floor), as colorscale.Limit does.
+export function limit(m, floor) {
+  const v = Math.max(m, floor);
+  if (!(v > 0)) return floor;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const k of [1, 2, 5, 10]) if (k * p >= v - 1e-12) return k * p;
+  return 10 * p;
+}
 
 // diverging returns the colour of v on a scale symmetric about zero
 // reaching full saturation at +-span.
 export function diverging(v, span) {
   const t = span > 0 ? Math.max(-1, Math.min(1, v / span)) : 0;
-  return t < 0 ? mix(WHITE, BLUE, -t) : mix(WHITE, RED, t);
+  return at(DIV, t);
 }
 export function sequential(v, max) {
   const t = max > 0 ? Math.max(0, Math.min(1, v / max)) : 0;
-  return mix(SEQ0, SEQ1, Math.sqrt(t));
+  return at(SEQ, t);
 }
 const CONF = { none: [240, 241, 243], low: [253, 219, 199], medium: [209, 229, 240], high: [146, 197, 222] };
 function textOn(rgb) { return (rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114) < 140 ? '#fff' : '#111'; }
@@ -35,6 +59,7 @@ export function heatmap(opts) {
   for (const row of values) for (const v of row) {
     if (typeof v === 'number' && Number.isFinite(v)) { span = Math.max(span, Math.abs(v)); max = Math.max(max, v); }
   }
+  if (kind === 'diverging') span = limit(span, opts.floor || 0);
   const head = h('tr', {}, h('th', { scope: 'col' }, 'RPM \\ ' + (opts.loadLabel || 'load')), ...load.map((l) => h('th', { scope: 'col' }, String(l))));
   const rows = rpm.map((r, i) => {
     const cells = load.map((l, j) => {

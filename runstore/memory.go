@@ -228,12 +228,9 @@ func (m *Memory) mutate(ctx context.Context, id string, mut Mutation) (Run, erro
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, id)
+	if err != nil {
 		return Run{}, err
-	}
-	mr, ok := m.runs[id]
-	if !ok {
-		return Run{}, notFound("run", id)
 	}
 	r, ch, err := ApplyMutation(copyRun(mr.run), mut, stamp(m.clock))
 	if err != nil {
@@ -283,11 +280,8 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if _, err := m.lookup(ctx, id); err != nil {
 		return err
-	}
-	if _, ok := m.runs[id]; !ok {
-		return notFound("run", id)
 	}
 	delete(m.runs, id)
 	return nil
@@ -300,12 +294,9 @@ func (m *Memory) History(ctx context.Context, id string) ([]StatusChange, error)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, id)
+	if err != nil {
 		return nil, err
-	}
-	mr, ok := m.runs[id]
-	if !ok {
-		return nil, notFound("run", id)
 	}
 	return slices.Clone(mr.history), nil
 }
@@ -320,12 +311,9 @@ func (m *Memory) AddFile(ctx context.Context, runID string, meta FileMeta) (File
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, runID)
+	if err != nil {
 		return File{}, err
-	}
-	mr, ok := m.runs[runID]
-	if !ok {
-		return File{}, notFound("run", runID)
 	}
 	m.nextFile++
 	f := File{ID: m.nextFile, RunID: runID, FileMeta: meta, CreatedAt: stamp(m.clock)}
@@ -340,12 +328,9 @@ func (m *Memory) Files(ctx context.Context, runID string) ([]File, error) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, runID)
+	if err != nil {
 		return nil, err
-	}
-	mr, ok := m.runs[runID]
-	if !ok {
-		return nil, notFound("run", runID)
 	}
 	return append([]File{}, mr.files...), nil
 }
@@ -402,12 +387,9 @@ func (m *Memory) RecordApply(ctx context.Context, runID string, a NewApply) (App
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, runID)
+	if err != nil {
 		return Apply{}, err
-	}
-	mr, ok := m.runs[runID]
-	if !ok {
-		return Apply{}, notFound("run", runID)
 	}
 	var latest *Apply
 	for i := range mr.applies {
@@ -443,12 +425,9 @@ func (m *Memory) Applies(ctx context.Context, runID string) ([]Apply, error) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.check(ctx); err != nil {
+	mr, err := m.lookup(ctx, runID)
+	if err != nil {
 		return nil, err
-	}
-	mr, ok := m.runs[runID]
-	if !ok {
-		return nil, notFound("run", runID)
 	}
 	out := make([]Apply, len(mr.applies))
 	for i, a := range mr.applies {

@@ -158,88 +158,11 @@ type tipIn struct {
 const transientSettle = 400 * time.Millisecond
 
 // Transients reads src to its end and judges its tip-ins (see the note
-// above TransientOptions). Memory is bounded: a short history for rates
-// and baselines, one event at a time, and at most 1000 events kept.
+// above TransientOptions); it feeds a TransientScan.
 func Transients(ctx context.Context, src dyno.Source, opts TransientOptions) (*TransientResult, error) {
-	o, err := opts.filled()
+	ts, err := NewTransientScan(opts)
 	if err != nil {
 		return nil, err
-	}
-	res := &TransientResult{Events: []TransientEvent{}}
-	type point struct {
-		t   time.Duration
-		tps float64
-		err []float64
-	}
-	var hist []point // the last 300 ms
-	type targetAt struct {
-		t      time.Duration
-		target [dyno.MaxCylinders]float64
-	}
-	var targets []targetAt // the last Delay and a bit: the target of the mixture the wideband reads now
-	var cur *tipIn
-	sawTime, sawTPS, sawAFR := false, false, false
-	type binCount struct {
-		n, lean, rich int
-		sum           float64
-	}
-	counts := make([]binCount, len(o.Edges))
-	finish := func(ti *tipIn) {
-		if ti.skip {
-			return
-		}
-		if o.Delay.IsZero() && Has(ti.tlo) && ti.thi > ti.tlo*1.02 {
-			res.Unjudged++
-			return
-		}
-		var mean float64
-		n := 0
-		nc := len(ti.lo)
-		ti.ev.Baseline, ti.ev.Excursion = make([]float64, nc), make([]float64, nc)
-		for c := range nc {
-			ti.ev.Baseline[c], ti.ev.Excursion[c] = math.NaN(), math.NaN()
-			if ti.settled[c] == 0 || !Has(ti.lo[c]) {
-				continue
-			}
-			base := ti.settle[c] / float64(ti.settled[c])
-			exc := ti.hi[c] - base
-			if d := ti.lo[c] - base; -d > exc {
-				exc = d
-			}
-			ti.ev.Baseline[c], ti.ev.Excursion[c] = base, exc
-			mean += exc
-			n++
-		}
-		if n == 0 {
-			return
-		}
-		for nc > 0 && !Has(ti.ev.Excursion[nc-1]) {
-			nc--
-		}
-		ti.ev.Baseline, ti.ev.Excursion = ti.ev.Baseline[:nc], ti.ev.Excursion[:nc]
-		mean /= float64(n)
-		ti.ev.TPSRate = ti.peakRate
-		ti.ev.Bin = binOf(o.Edges, ti.peakRate)
-		switch {
-		case mean >= o.ThresholdPct:
-			ti.ev.Verdict = "lean"
-		case mean <= -o.ThresholdPct:
-			ti.ev.Verdict = "rich"
-		default:
-			ti.ev.Verdict = "ok"
-		}
-		b := &counts[ti.ev.Bin]
-		b.n++
-		b.sum += mean
-		switch ti.ev.Verdict {
-		case "lean":
-			b.lean++
-		case "rich":
-			b.rich++
-		}
-		if len(res.Events) < maxTransientEvents {
-			res.Events = append(res.Events, ti.ev)
-		}
 	}
 	s := dyno.NewSample()
 	for n := 0; ; n++ {
@@ -248,131 +171,251 @@ func Transients(ctx context.Context, src dyno.Source, opts TransientOptions) (*T
 		}
 		if err := src.Next(ctx, &s); err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				return ts.Result(), nil
 			}
 			return nil, err
 		}
-		if s.Time > 0 {
-			sawTime = true
+		ts.Add(&s)
+	}
+}
+
+// TransientScan judges tip-ins as samples are added one by one, so a
+// caller that already reads a log (an analysis) can feed it on the way
+// instead of reading the log again. Memory is bounded: 300 ms of history,
+// one event at a time, and at most 1000 events kept. Not safe for
+// concurrent use.
+type TransientScan struct {
+	o       TransientOptions
+	res     *TransientResult
+	hist    []transientPoint // the last 300 ms
+	targets []transientTarget
+	cur     *tipIn
+	counts  []transientCount
+	sawTime bool
+	sawTPS  bool
+	sawAFR  bool
+}
+
+type transientPoint struct {
+	t   time.Duration
+	tps float64
+	err [dyno.MaxCylinders]float64
+	n   int // cylinder slots in err
+}
+
+type transientTarget struct {
+	t      time.Duration
+	target [dyno.MaxCylinders]float64
+}
+
+type transientCount struct {
+	n, lean, rich int
+	sum           float64
+}
+
+// NewTransientScan returns a scan with opts (see TransientOptions).
+func NewTransientScan(opts TransientOptions) (*TransientScan, error) {
+	o, err := opts.filled()
+	if err != nil {
+		return nil, err
+	}
+	return &TransientScan{o: o, res: &TransientResult{Events: []TransientEvent{}}, counts: make([]transientCount, len(o.Edges))}, nil
+}
+
+// Add judges one sample, in time order.
+func (ts *TransientScan) Add(s *dyno.Sample) {
+	o := &ts.o
+	if s.Time > 0 {
+		ts.sawTime = true
+	}
+	if !dyno.Has(s.TPS) {
+		return
+	}
+	ts.sawTPS = true
+	// The wideband reads the mixture burned Delay ago: judge it against
+	// the target of then, not now (a tip-in to WOT changes the target at
+	// once).
+	ta := transientTarget{t: s.Time}
+	copy(ta.target[:], s.AFRCommanded[:])
+	ts.targets = append(ts.targets, ta)
+	delay := o.Delay.At(s.RPM)
+	for len(ts.targets) > 1 && s.Time-ts.targets[1].t >= delay {
+		ts.targets = ts.targets[1:]
+	}
+	then := ts.targets[0].target
+	p := transientPoint{t: s.Time, tps: s.TPS, n: len(s.AFR)}
+	for c := range s.AFR {
+		p.err[c] = math.NaN()
+		m := measuredAFR(s, c, o.Stoich)
+		// Fuel-cut readings (air) are not a mixture.
+		if t := then[c]; dyno.Has(m) && dyno.Has(t) && t > 0 && m < fuelCutReading && m < 1.4*t {
+			p.err[c] = 100 * (m/t - 1)
+			ts.sawAFR = true
 		}
-		if !dyno.Has(s.TPS) {
-			continue
+	}
+	errs := p.err[:p.n]
+	// Rate over at least 50 ms.
+	rate := math.NaN()
+	for k := len(ts.hist) - 1; k >= 0; k-- {
+		if dt := s.Time - ts.hist[k].t; dt >= 50*time.Millisecond {
+			rate = (s.TPS - ts.hist[k].tps) / dt.Seconds()
+			break
 		}
-		sawTPS = true
-		// The wideband reads the mixture burned Delay ago: judge it
-		// against the target of then, not now (a tip-in to WOT changes
-		// the target at once).
-		var ta targetAt
-		ta.t = s.Time
-		copy(ta.target[:], s.AFRCommanded[:])
-		targets = append(targets, ta)
-		then := targets[0].target
-		delay := o.Delay.At(s.RPM)
-		for len(targets) > 1 && s.Time-targets[1].t >= delay {
-			targets = targets[1:]
-			then = targets[0].target
-		}
-		errs := make([]float64, len(s.AFR))
-		for c := range s.AFR {
-			errs[c] = math.NaN()
-			m := measuredAFR(&s, c, o.Stoich)
-			// Fuel-cut readings (air) are not a mixture.
-			if t := then[c]; dyno.Has(m) && dyno.Has(t) && t > 0 && m < fuelCutReading && m < 1.4*t {
-				errs[c] = 100 * (m/t - 1)
-				sawAFR = true
-			}
-		}
-		// Rate over at least 50 ms.
-		rate := math.NaN()
-		for k := len(hist) - 1; k >= 0; k-- {
-			if dt := s.Time - hist[k].t; dt >= 50*time.Millisecond {
-				rate = (s.TPS - hist[k].tps) / dt.Seconds()
-				break
-			}
-		}
-		if cur != nil {
-			for _, t := range s.AFRCommanded {
-				if dyno.Has(t) && t > 0 {
-					if !Has(cur.tlo) || t < cur.tlo {
-						cur.tlo = t
-					}
-					if !Has(cur.thi) || t > cur.thi {
-						cur.thi = t
-					}
+	}
+	if cur := ts.cur; cur != nil {
+		for _, t := range s.AFRCommanded {
+			if dyno.Has(t) && t > 0 {
+				if !Has(cur.tlo) || t < cur.tlo {
+					cur.tlo = t
+				}
+				if !Has(cur.thi) || t > cur.thi {
+					cur.thi = t
 				}
 			}
-			age := s.Time - cur.start
-			if age <= 100*time.Millisecond && dyno.Has(rate) {
-				cur.peakRate = math.Max(cur.peakRate, rate)
-				cur.ev.ToTPS = math.Max(cur.ev.ToTPS, s.TPS)
+		}
+		age := s.Time - cur.start
+		if age <= 100*time.Millisecond && dyno.Has(rate) {
+			cur.peakRate = math.Max(cur.peakRate, rate)
+			cur.ev.ToTPS = math.Max(cur.ev.ToTPS, s.TPS)
+		}
+		for c, e := range errs {
+			if c >= len(cur.lo) || !dyno.Has(e) {
+				continue
 			}
-			for c, e := range errs {
-				if c >= len(cur.lo) || !dyno.Has(e) {
-					continue
+			switch {
+			case age >= delay && age <= delay+o.Window:
+				if !Has(cur.lo[c]) || e < cur.lo[c] {
+					cur.lo[c] = e
 				}
-				switch {
-				case age >= delay && age <= delay+o.Window:
-					if !Has(cur.lo[c]) || e < cur.lo[c] {
-						cur.lo[c] = e
-					}
-					if !Has(cur.hi[c]) || e > cur.hi[c] {
-						cur.hi[c] = e
-					}
-				case age > delay+o.Window && age <= delay+o.Window+transientSettle:
-					cur.settle[c] += e
-					cur.settled[c]++
+				if !Has(cur.hi[c]) || e > cur.hi[c] {
+					cur.hi[c] = e
 				}
-			}
-			if age > delay+o.Window+transientSettle {
-				finish(cur)
-				cur = nil
+			case age > delay+o.Window && age <= delay+o.Window+transientSettle:
+				cur.settle[c] += e
+				cur.settled[c]++
 			}
 		}
-		fueled := len(hist) > 0 // the last 300 ms read a mixture, not a fuel cut
-		for _, p := range hist {
-			any := false
-			for _, e := range p.err {
-				any = any || dyno.Has(e)
-			}
-			fueled = fueled && any
+		if age > delay+o.Window+transientSettle {
+			ts.finish(cur)
+			ts.cur = nil
 		}
-		if cur == nil && dyno.Has(rate) && rate >= o.TPSRate && !fueled {
-			res.FromCut++
-			// Skip the rest of this throttle opening.
-			cur = &tipIn{start: s.Time, skip: true}
-		}
-		if cur == nil && dyno.Has(rate) && rate >= o.TPSRate && len(hist) > 0 {
+	}
+	if ts.cur == nil && dyno.Has(rate) && rate >= o.TPSRate && len(ts.hist) > 0 {
+		if !ts.fueled() {
+			// Out of a fuel cut: wait the opening out, unjudged.
+			ts.res.FromCut++
+			ts.cur = &tipIn{start: s.Time, skip: true}
+		} else {
 			nc := len(errs)
 			ti := &tipIn{start: s.Time, peakRate: rate, lo: make([]float64, nc), hi: make([]float64, nc),
 				settle: make([]float64, nc), settled: make([]int, nc), tlo: math.NaN(), thi: math.NaN()}
 			for c := range nc {
 				ti.lo[c], ti.hi[c] = math.NaN(), math.NaN()
 			}
-			ti.ev = TransientEvent{At: s.Time, RPM: s.RPM, FromTPS: hist[0].tps, ToTPS: s.TPS}
-			cur = ti
-		}
-		hist = append(hist, point{t: s.Time, tps: s.TPS, err: errs})
-		for len(hist) > 1 && s.Time-hist[0].t > 300*time.Millisecond {
-			hist = hist[1:]
+			ti.ev = TransientEvent{At: s.Time, RPM: s.RPM, FromTPS: ts.hist[0].tps, ToTPS: s.TPS}
+			ts.cur = ti
 		}
 	}
-	if cur != nil {
-		finish(cur)
+	ts.hist = append(ts.hist, p)
+	for len(ts.hist) > 1 && s.Time-ts.hist[0].t > 300*time.Millisecond {
+		ts.hist = ts.hist[1:]
+	}
+}
+
+// fueled reports whether every point of the last 300 ms read a mixture on
+// some cylinder (no fuel cut).
+func (ts *TransientScan) fueled() bool {
+	for _, p := range ts.hist {
+		mixture := false
+		for _, e := range p.err[:p.n] {
+			mixture = mixture || dyno.Has(e)
+		}
+		if !mixture {
+			return false
+		}
+	}
+	return true
+}
+
+// finish judges a tip-in whose window and settling time have passed.
+func (ts *TransientScan) finish(ti *tipIn) {
+	o, res := &ts.o, ts.res
+	if ti.skip {
+		return
+	}
+	if o.Delay.IsZero() && Has(ti.tlo) && ti.thi > ti.tlo*1.02 {
+		res.Unjudged++
+		return
+	}
+	var mean float64
+	n := 0
+	nc := len(ti.lo)
+	ti.ev.Baseline, ti.ev.Excursion = make([]float64, nc), make([]float64, nc)
+	for c := range nc {
+		ti.ev.Baseline[c], ti.ev.Excursion[c] = math.NaN(), math.NaN()
+		if ti.settled[c] == 0 || !Has(ti.lo[c]) {
+			continue
+		}
+		base := ti.settle[c] / float64(ti.settled[c])
+		exc := ti.hi[c] - base
+		if d := ti.lo[c] - base; -d > exc {
+			exc = d
+		}
+		ti.ev.Baseline[c], ti.ev.Excursion[c] = base, exc
+		mean += exc
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	for nc > 0 && !Has(ti.ev.Excursion[nc-1]) {
+		nc--
+	}
+	ti.ev.Baseline, ti.ev.Excursion = ti.ev.Baseline[:nc], ti.ev.Excursion[:nc]
+	mean /= float64(n)
+	ti.ev.TPSRate = ti.peakRate
+	ti.ev.Bin = binOf(o.Edges, ti.peakRate)
+	b := &ts.counts[ti.ev.Bin]
+	b.n++
+	b.sum += mean
+	switch {
+	case mean >= o.ThresholdPct:
+		ti.ev.Verdict = "lean"
+		b.lean++
+	case mean <= -o.ThresholdPct:
+		ti.ev.Verdict = "rich"
+		b.rich++
+	default:
+		ti.ev.Verdict = "ok"
+	}
+	if len(res.Events) < maxTransientEvents {
+		res.Events = append(res.Events, ti.ev)
+	}
+}
+
+// Result judges a tip-in still open at the end and returns the events and
+// the bins with their suggestions. Call it once, after the last Add.
+func (ts *TransientScan) Result() *TransientResult {
+	o, res := &ts.o, ts.res
+	if ts.cur != nil {
+		ts.finish(ts.cur)
+		ts.cur = nil
 	}
 	switch {
-	case !sawTime:
+	case !ts.sawTime:
 		res.Note = "the log has no time column: tip-in rates cannot be told"
-	case !sawTPS:
+	case !ts.sawTPS:
 		res.Note = "the log has no throttle (TPS) channel: tip-ins cannot be found"
-	case !sawAFR:
+	case !ts.sawAFR:
 		res.Note = "no wideband with a target: the response to tip-ins cannot be judged"
 	}
+	res.Bins = res.Bins[:0]
 	for i, edge := range o.Edges {
 		b := TransientBin{From: edge, To: math.Inf(1)}
 		if i+1 < len(o.Edges) {
 			b.To = o.Edges[i+1]
 		}
-		c := counts[i]
+		c := ts.counts[i]
 		b.Events, b.Lean, b.Rich = c.n, c.lean, c.rich
 		if c.n > 0 {
 			b.MeanExcursion = c.sum / float64(c.n)
@@ -393,7 +436,7 @@ func Transients(ctx context.Context, src dyno.Source, opts TransientOptions) (*T
 		}
 		res.Bins = append(res.Bins, b)
 	}
-	return res, nil
+	return res
 }
 
 // binOf returns the bin of rate among edges' lower bounds.

@@ -30,9 +30,13 @@ func decelLines(res *ve.Result, out string) []string {
 }
 
 // writeTransients reads the log a second time for its tip-ins
-// (ve.Transients) and writes Transient_Fuel.json. It returns the file and a
-// line per throttle-rate bin with a suggestion; nothing for a simulated
-// session (-simulate) or a log without time, throttle or wideband.
+// (ve.Transients) and writes Transient_Fuel.json. The second pass is on
+// purpose: tip-ins are judged against the target of the mixture the
+// wideband reads, which needs the delay the analysis learned while it read
+// the log (a live caller that already knows its delay feeds a
+// ve.TransientScan on the way instead). It returns the file and a line per
+// throttle-rate bin with a suggestion; nothing for a simulated session
+// (-simulate) or a log without time, throttle or wideband.
 func writeTransients(ctx context.Context, c config, args []string, res *ve.Result) ([]string, []string, error) {
 	if len(args) != 1 {
 		return nil, nil, nil

@@ -158,6 +158,23 @@ func checkContents(t *testing.T, s *blobstore.Store) (map[string]bool, int) {
 	return keys, others
 }
 
+// settledContents is checkContents once the bucket has stopped changing:
+// an S3 server may finish writing an object for a client that was killed
+// mid-request after the client is gone, so the first listing can miss it.
+func settledContents(t *testing.T, s *blobstore.Store) (map[string]bool, int) {
+	t.Helper()
+	keys, others := checkContents(t, s)
+	for range 20 {
+		time.Sleep(250 * time.Millisecond)
+		k2, o2 := checkContents(t, s)
+		if len(k2) == len(keys) && o2 == others {
+			return k2, o2
+		}
+		keys, others = k2, o2
+	}
+	return keys, others
+}
+
 func crashTest(t *testing.T, url string, s *blobstore.Store) {
 	if testing.Short() {
 		t.Skip("the crash test runs child processes")
@@ -179,7 +196,7 @@ func crashTest(t *testing.T, url string, s *blobstore.Store) {
 		delay := time.Duration(rng.IntN(400)) * time.Millisecond
 		stored = append(stored, runChild(t, url, "loop", uint64(i)*100, delay)...)
 	}
-	keys, others := checkContents(t, s)
+	keys, others := settledContents(t, s)
 	for _, k := range stored {
 		assert.True(t, keys[k], "contents whose Put returned are stored")
 	}
@@ -189,7 +206,10 @@ func crashTest(t *testing.T, url string, s *blobstore.Store) {
 	assert.Zero(t, st.Removed, "the sweep keeps young temporary objects")
 	st, err = s.SweepTemp(context.Background(), time.Now().Add(runstore.MinUnreferencedAge+time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, others, st.Removed, "the sweep removes every temporary object the kills left, once old")
+	// A listing is a moment: a server may still finish a request of a
+	// killed child after it, so the sweep may find more than was counted,
+	// never fewer. What matters is that nothing temporary is left.
+	assert.GreaterOrEqual(t, st.Removed, others, "the sweep removes every temporary object the kills left, once old")
 	_, others = checkContents(t, s)
 	assert.Zero(t, others)
 }

@@ -24,7 +24,8 @@ type Memory struct {
 	closed    bool
 	down      error
 
-	leases memLeases // named leases (memory_leases.go)
+	leases  memLeases            // named leases (memory_leases.go)
+	imports map[importKey]string // imported runs by tenant and key (imports.go)
 }
 
 type memRun struct {

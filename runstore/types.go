@@ -91,17 +91,20 @@ const (
 	SourceJetDrive  RunSource = "jetdrive"
 	SourceSimulator RunSource = "simulator"
 	SourceAPI       RunSource = "api"
+	// SourceImport marks a run imported from another tool's records (see
+	// Importer); its analysis was made there, not here.
+	SourceImport RunSource = "import"
 )
 
 // Sources returns every valid RunSource, in a new slice the caller may keep.
 func Sources() []RunSource {
-	return []RunSource{SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI}
+	return []RunSource{SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI, SourceImport}
 }
 
 // Valid reports whether s is one of the defined sources.
 func (s RunSource) Valid() bool {
 	switch s {
-	case SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI:
+	case SourceUpload, SourceJetstream, SourceJetDrive, SourceSimulator, SourceAPI, SourceImport:
 		return true
 	}
 	return false

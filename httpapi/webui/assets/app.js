@@ -61,7 +61,7 @@ function needLogin() { return session && session.auth_enabled && !session.authen
 
 // ---- runs ----------------------------------------------------------------
 const STATUSES = ['', 'queued', 'processing', 'completed', 'failed', 'cancelled'];
-const SOURCES = ['', 'upload', 'jetstream', 'jetdrive', 'simulator'];
+const SOURCES = ['', 'upload', 'jetstream', 'jetdrive', 'simulator', 'import'];
 function runsPage(params) {
   const status = h('select', { id: 'f-status' }, ...STATUSES.map((s) => h('option', { value: s }, s || 'any')));
   const source = h('select', { id: 'f-source' }, ...SOURCES.map((s) => h('option', { value: s }, s || 'any')));

@@ -306,24 +306,17 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	applied, err := writeTable(a.Table)
+	data, err := a.Encode()
 	if err != nil {
 		return err
 	}
-	eff, err := writeTable(a.Effective)
-	if err != nil {
-		return err
-	}
-	man, err := json.MarshalIndent(a.Manifest, "", "  ")
-	if err != nil {
-		return err
-	}
+	names := ve.ApplyFileNames(cyl)
 	rec, err := runstore.CommitApply(r.Context(), s.cfg.Runs, s.cfg.Files, run.ID,
 		runstore.NewApply{Cylinder: cyl, Kind: runstore.ApplyKindApply, Parent: parent},
 		[]runstore.Content{
-			{Name: "VE_Applied_" + cyl + ".csv", ContentType: "text/csv", Data: applied},
-			{Name: "VE_Effective_" + cyl + ".csv", ContentType: "text/csv", Data: eff},
-			{Name: "VE_Apply_" + cyl + ".manifest.json", ContentType: "application/json", Data: man},
+			{Name: names[0], ContentType: "text/csv", Data: data[0]},
+			{Name: names[1], ContentType: "text/csv", Data: data[1]},
+			{Name: names[2], ContentType: "application/json", Data: data[2]},
 		})
 	if err != nil {
 		return applyConflict(err, cyl)
@@ -378,9 +371,10 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) error {
 			return storeError(err, "Run", run.ID)
 		}
 		var ok1, ok2, ok3 bool
-		af, ok1 = latestNamed(files, "VE_Applied_"+cyl+".csv")
-		ef, ok2 = latestNamed(files, "VE_Effective_"+cyl+".csv")
-		mf, ok3 = latestNamed(files, "VE_Apply_"+cyl+".manifest.json")
+		names := ve.ApplyFileNames(cyl)
+		af, ok1 = latestNamed(files, names[0])
+		ef, ok2 = latestNamed(files, names[1])
+		mf, ok3 = latestNamed(files, names[2])
 		if !ok1 || !ok2 || !ok3 {
 			return invalid("cylinder", "No VE corrections have been applied to this run for cylinder "+cyl)
 		}

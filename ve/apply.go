@@ -1,6 +1,7 @@
 package ve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,5 +279,32 @@ func Rollback(applied, effective *Table, m *Manifest) (*Table, error) {
 	if h := out.Hash(); h != m.BaseSHA256 {
 		return nil, fmt.Errorf("%w: the restored table hashes to %s, not the recorded base %s", ErrHashMismatch, h, m.BaseSHA256)
 	}
+	return out, nil
+}
+
+// ApplyFileNames are the names an apply of the cylinder called cyl is
+// stored under, in the order of Applied.Encode: the applied table, the
+// effective correction and the manifest.
+func ApplyFileNames(cyl string) [3]string {
+	return [3]string{"VE_Applied_" + cyl + ".csv", "VE_Effective_" + cyl + ".csv", "VE_Apply_" + cyl + ".manifest.json"}
+}
+
+// Encode returns the apply's three files in the order of ApplyFileNames:
+// the applied table and the effective correction as CSV at their
+// precisions, and the manifest as indented JSON. Rollback reads them back.
+func (a *Applied) Encode() ([3][]byte, error) {
+	var out [3][]byte
+	for i, t := range []*Table{a.Table, a.Effective} {
+		var b bytes.Buffer
+		if err := t.WriteCSV(&b, CSVFormat{Cell: CellFormat{Decimals: t.Precision}}); err != nil {
+			return out, err
+		}
+		out[i] = b.Bytes()
+	}
+	man, err := json.MarshalIndent(a.Manifest, "", "  ")
+	if err != nil {
+		return out, err
+	}
+	out[2] = man
 	return out, nil
 }

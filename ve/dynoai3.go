@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DynoAI3Options are the predecessor toolkit's command-line options. Start
@@ -27,6 +28,8 @@ type DynoAI3Options struct {
 	// BaseFront and BaseRear, when set, produce absolute VE tables
 	// (VE_Front_Updated.csv and friends). BaseRear defaults to BaseFront.
 	BaseFront, BaseRear *Table
+	// Now stamps the session replay's entries; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultDynoAI3Options returns the toolkit's defaults.
@@ -62,6 +65,9 @@ type DynoAI3Result struct {
 	VEUpdated     [2]*Table // with a base table: absolute VE
 	Diagnostics   [2]DynoAI3Diagnostics
 	DerivedPower  bool // power was derived from torque x RPM / 5252
+	// SessionReplay is the predecessor's session_replay.json for this run
+	// (see DynoAI3Replay for what it holds, and what it lacks).
+	SessionReplay *DynoAI3Replay
 }
 
 // DynoAI3Compat runs the predecessor's offline toolkit ("Pipeline A") on a
@@ -80,8 +86,12 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	if opts.Clamp <= 0 || math.IsNaN(opts.Clamp) {
 		return nil, fmt.Errorf("ve: DynoAI3Compat clamp %v must be positive", opts.Clamp)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	g := dynoAI3Grid()
-	acc := [2]*dynoai3Acc{newDynoAI3Acc(g), newDynoAI3Acc(g)}
+	acc := [2]*dynoai3Acc{newDynoAI3Acc(g, now), newDynoAI3Acc(g, now)}
 	derive := false // power weighting on a log without power: derived per record
 	rows := 0
 	h, err := scanDynoAI3(r, name, func(rec *dynoai3Record) {
@@ -101,6 +111,12 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	}
 	res := &DynoAI3Result{Format: h.format, Rows: rows, DerivedPower: derive}
 	var knockMax, iatMax [2]*Table
+	var decisions []DynoAI3Decision
+	for c, cyl := range []string{"f", "r"} {
+		for _, l := range acc[c].logged {
+			decisions = append(decisions, l.decision(g, cyl))
+		}
+	}
 	for c := range 2 {
 		a := acc[c].finish()
 		res.AFRError[c], res.Coverage[c] = a.err, a.cov
@@ -124,8 +140,11 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 			}
 		}
 	}
+	decisions = append(decisions, smoothingDecisions(res.VEDelta, opts.SmoothPasses, 1.0, now)...)
 	res.VEDelta = SmoothK1K2(res.VEDelta, opts.SmoothPasses, 1.0)
+	smoothed := res.VEDelta.Clone()
 	res.Clamped = ClampPercent(res.VEDelta, opts.Clamp)
+	decisions = append(decisions, clampDecisions(smoothed, res.VEDelta, opts.Clamp, now)...)
 	for c := range 2 {
 		res.Spark[c] = sparkK3(knockMax[c], iatMax[c], c == 1, opts.RearRuleDeg, opts.HotExtra)
 	}
@@ -142,6 +161,8 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 			res.VEUpdated[c] = up
 		}
 	}
+	at := now()
+	res.SessionReplay = &DynoAI3Replay{RunID: newDynoAI3RunID(at), GeneratedAt: at, Decisions: decisions}
 	return res, nil
 }
 
@@ -158,11 +179,15 @@ type dynoai3Acc struct {
 	s, w, tq, hp, knock, iat []float64
 	cov                      []int
 	d                        DynoAI3Diagnostics
+	now                      func() time.Time
+	// logged holds the first three accepted samples of each cell for the
+	// session replay: at most 3 x 55, whatever the log's length.
+	logged []dynoai3Logged
 }
 
-func newDynoAI3Acc(g Grid) *dynoai3Acc {
+func newDynoAI3Acc(g Grid, now func() time.Time) *dynoai3Acc {
 	n := len(g.RPM) * len(g.MAP)
-	a := &dynoai3Acc{g: g, s: make([]float64, n), w: make([]float64, n), tq: make([]float64, n),
+	a := &dynoai3Acc{g: g, now: now, s: make([]float64, n), w: make([]float64, n), tq: make([]float64, n),
 		hp: make([]float64, n), knock: make([]float64, n), iat: make([]float64, n), cov: make([]int, n)}
 	for i := range a.iat {
 		a.iat[i] = math.NaN()
@@ -207,6 +232,9 @@ func (a *dynoai3Acc) add(r *dynoai3Record, c int, wt Weighting) {
 	}
 	d.Accepted++
 	k := Nearest(a.g.RPM, r.rpm)*len(a.g.MAP) + Nearest(a.g.MAP, r.kpa)
+	if a.cov[k] < 3 {
+		a.logged = append(a.logged, dynoai3Logged{at: a.now(), cell: k, err: e, weight: weight, cmd: cmd, meas: meas})
+	}
 	a.s[k] += e * weight
 	a.w[k] += weight
 	if !math.IsNaN(r.tq) {
@@ -383,7 +411,9 @@ var (
 )
 
 // WriteFiles writes the toolkit's grid CSVs and paste-ready blocks into dir
-// (created if needed) with its exact bytes, and returns the file names.
+// (created if needed) with its exact bytes, then its session_replay.json
+// (byte for byte but for the volatile run id and times), and returns the
+// file names.
 func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -436,6 +466,19 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 			return names, fmt.Errorf("ve: writing %s: %w", f.name, err)
 		}
 		names = append(names, f.name)
+	}
+	if r.SessionReplay != nil {
+		data, err := r.SessionReplay.JSON()
+		if err == nil {
+			err = writeFileAtomic(filepath.Join(dir, dynoai3ReplayFile), func(w io.Writer) error {
+				_, err := w.Write(data)
+				return err
+			})
+		}
+		if err != nil {
+			return names, fmt.Errorf("ve: writing %s: %w", dynoai3ReplayFile, err)
+		}
+		names = append(names, dynoai3ReplayFile)
 	}
 	return names, nil
 }

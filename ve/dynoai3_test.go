@@ -60,7 +60,7 @@ var dynoai3Cases = []struct {
 }
 
 // dynoai3Volatile are the files that hold times or a run id (CASES.md).
-var dynoai3Volatile = map[string]bool{"session_replay.json": true}
+var dynoai3Volatile = map[string]bool{"session_replay.json": true, "ConfidenceReport.json": true, "Diagnostics_Report.txt": true}
 
 // TestDynoAI3CompatReference runs every case of CASES.md and compares every
 // grid CSV and paste-ready file the predecessor wrote, byte for byte.

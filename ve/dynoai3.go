@@ -537,6 +537,11 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 			file{"VE_Rear_Absolute_PasteReady.txt", r.VEUpdated[1], dynoai3TwoDP, true},
 		)
 	}
+	for _, f := range files {
+		if f.t == nil {
+			return nil, fmt.Errorf("ve: writing %s: %w", f.name, errNoDiagnostics)
+		}
+	}
 	var names []string
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)
@@ -561,7 +566,7 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 	var sides []side
 	if r.Confidence != nil {
 		sides = append(sides,
-			side{"Diagnostics_Report.txt", func() ([]byte, error) { return []byte(r.DiagnosticsReport()), nil }},
+			side{"Diagnostics_Report.txt", r.DiagnosticsReport},
 			side{"Anomaly_Hypotheses.json", r.AnomalyJSON},
 			side{"ConfidenceReport.json", r.ConfidenceJSON},
 		)

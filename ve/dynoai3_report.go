@@ -2,6 +2,7 @@ package ve
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -10,6 +11,9 @@ import (
 // the anomalies, then each cylinder's row counters and per-cell MAD and
 // hits (json.dumps indent 2, ASCII only, no final newline).
 func (r *DynoAI3Result) AnomalyJSON() ([]byte, error) {
+	if r.MAD[0] == nil || r.MAD[1] == nil || r.Coverage[0] == nil || r.Coverage[1] == nil {
+		return nil, fmt.Errorf("ve: %w", errNoDiagnostics)
+	}
 	anoms := make([]any, len(r.Anomalies))
 	for i, a := range r.Anomalies {
 		anoms[i] = a.object()
@@ -49,6 +53,9 @@ func (r *DynoAI3Result) AnomalyJSON() ([]byte, error) {
 // ConfidenceJSON returns ConfidenceReport.json as the predecessor writes
 // it; its calculation_time_ms is volatile.
 func (r *DynoAI3Result) ConfidenceJSON() ([]byte, error) {
+	if r.Confidence == nil || r.Confidence.json == nil {
+		return nil, fmt.Errorf("ve: %w", errNoDiagnostics)
+	}
 	var b bytes.Buffer
 	err := writePyJSON(&b, r.Confidence.json, 0, true)
 	return b.Bytes(), err
@@ -58,7 +65,10 @@ func (r *DynoAI3Result) ConfidenceJSON() ([]byte, error) {
 // writes it: the confidence block, each cylinder's row counters and the
 // anomalies (LF, no final newline). Its "Calculation time" line is
 // volatile.
-func (r *DynoAI3Result) DiagnosticsReport() string {
+func (r *DynoAI3Result) DiagnosticsReport() ([]byte, error) {
+	if r.Confidence == nil {
+		return nil, fmt.Errorf("ve: %w", errNoDiagnostics)
+	}
 	var l []string
 	add := func(f string, a ...any) { l = append(l, fmt.Sprintf(f, a...)) }
 	add("Dyno AI Tuner v1.2 Diagnostics")
@@ -148,8 +158,12 @@ func (r *DynoAI3Result) DiagnosticsReport() string {
 		add("   why: %s", a.Explanation)
 		add("   next: %s", strings.Join(a.NextChecks, ", "))
 	}
-	return strings.Join(l, "\n")
+	return []byte(strings.Join(l, "\n")), nil
 }
+
+// errNoDiagnostics is the error of the writing methods on a result that
+// DynoAI3Compat did not make.
+var errNoDiagnostics = errors.New("the result lacks the toolkit's grids or diagnostics (only DynoAI3Compat's results have them)")
 
 // pyStr is Python's str of a JSON-like scalar.
 func pyStr(v any) string {

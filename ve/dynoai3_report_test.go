@@ -125,3 +125,18 @@ func TestDynoAI3AnomalyVectors(t *testing.T) {
 	require.Contains(t, got[7].Explanation, "(r=-1.00)")
 	require.Contains(t, got[5].Explanation, "~ +3.5% in mid band")
 }
+
+// TestDynoAI3ReportsNeedCompat: the report methods on a result that
+// DynoAI3Compat did not make return an error instead of panicking.
+func TestDynoAI3ReportsNeedCompat(t *testing.T) {
+	var r DynoAI3Result
+	_, err := r.AnomalyJSON()
+	require.ErrorIs(t, err, errNoDiagnostics)
+	_, err = r.ConfidenceJSON()
+	require.ErrorIs(t, err, errNoDiagnostics)
+	_, err = r.DiagnosticsReport()
+	require.ErrorIs(t, err, errNoDiagnostics)
+	names, err := r.WriteFiles(t.TempDir())
+	require.ErrorIs(t, err, errNoDiagnostics, "an empty result has no grids to write")
+	require.Empty(t, names)
+}

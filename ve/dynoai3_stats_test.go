@@ -93,7 +93,9 @@ func TestDynoAI3Electrical(t *testing.T) {
 		}
 		require.NotNil(t, got, "electrical anomaly in %v", res.Anomalies)
 		require.Equal(t, math.Abs(want), got.Score)
-		require.Contains(t, res.DiagnosticsReport(), "[Electrical supply correlation] score="+pyRepr(math.Abs(want), false))
+		report, err := res.DiagnosticsReport()
+		require.NoError(t, err)
+		require.Contains(t, string(report), "[Electrical supply correlation] score="+pyRepr(math.Abs(want), false))
 		for _, d := range res.SessionReplay.Decisions {
 			require.NotEqual(t, DynoAI3Electrical, func() any { v, _ := d.Values.Get("type"); return v }(), "only spatial anomalies are logged")
 		}

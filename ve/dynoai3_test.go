@@ -2,6 +2,7 @@ package ve
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -131,8 +132,20 @@ func FuzzDynoAI3Compat(f *testing.F) {
 				t.Fatalf("VE delta %v escapes the 7 %% clamp", v)
 			}
 		}
-		if _, err := res.WriteFiles(t.TempDir()); err != nil {
+		dir := t.TempDir()
+		if _, err := res.WriteFiles(dir); err != nil {
 			t.Fatal(err)
+		}
+		// The side files are JSON a strict parser reads: no NaN or
+		// Infinity slips into them.
+		for _, name := range []string{"session_replay.json", "Anomaly_Hypotheses.json", "ConfidenceReport.json"} {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !json.Valid(data) {
+				t.Fatalf("%s is not valid JSON:\n%s", name, data)
+			}
 		}
 	})
 }

@@ -227,8 +227,10 @@ func TestDynoAI3Decoding(t *testing.T) {
 // BenchmarkDynoAI3Compat measures the compatibility run on logs of two
 // lengths. B/op grows with the log: it counts each row's transient strings
 // (garbage the collector takes back at once); what the run holds is the
-// grid's accumulators, so its peak memory does not grow (a 1M-row log peaks
-// at about 11 MiB of RSS in examples/analyze).
+// grid's accumulators and each cell's distinct AFR errors (for its MAD), so
+// its peak memory grows only with those (a 1M-row log of two-decimal
+// readings peaks at about 16 MiB of RSS in examples/analyze; one whose every
+// value is distinct, about 65 MiB).
 func BenchmarkDynoAI3Compat(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		data := compatLog(n, 100)

@@ -1,6 +1,7 @@
 package ve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DynoAI3Options are the predecessor toolkit's command-line options. Start
@@ -27,6 +29,8 @@ type DynoAI3Options struct {
 	// BaseFront and BaseRear, when set, produce absolute VE tables
 	// (VE_Front_Updated.csv and friends). BaseRear defaults to BaseFront.
 	BaseFront, BaseRear *Table
+	// Now stamps the session replay's entries; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultDynoAI3Options returns the toolkit's defaults.
@@ -61,18 +65,34 @@ type DynoAI3Result struct {
 	Clamped       int
 	VEUpdated     [2]*Table // with a base table: absolute VE
 	Diagnostics   [2]DynoAI3Diagnostics
-	DerivedPower  bool // power was derived from torque x RPM / 5252
+	// MAD is each cylinder's per-cell median absolute deviation of its AFR
+	// error samples (percent, unscaled; NaN where the cell has none).
+	MAD [2]*Table
+	// Anomalies are the predecessor's anomaly diagnostics of the run and
+	// Confidence its tune confidence score (Anomaly_Hypotheses.json,
+	// ConfidenceReport.json and Diagnostics_Report.txt).
+	Anomalies    []DynoAI3Anomaly
+	Confidence   *DynoAI3Confidence
+	DerivedPower bool // power was derived from torque x RPM / 5252
+	// SessionReplay is the predecessor's session_replay.json for this run
+	// (see DynoAI3Replay for what it holds, and what it lacks).
+	SessionReplay *DynoAI3Replay
 }
 
 // DynoAI3Compat runs the predecessor's offline toolkit ("Pipeline A") on a
-// log and reproduces its grids number for number. Where the toolkit crashed
-// it does the right thing instead: a base table produces the absolute VE
-// tables and the run completes; power weighting on a log without a power
-// column derives power from torque x RPM / 5252 (physics) instead of
-// failing, and says so in DerivedPower. Unlike the toolkit it streams: memory
-// is the grid's, not the log's. Where the toolkit would write empty grids
-// (no row passed its windows) it returns a *CompatNoDataError, which
-// matches ErrNoCorrections.
+// log and reproduces its grids number for number, then its anomaly
+// diagnostics, tune confidence score and session replay. Where the toolkit
+// crashed it does the right thing instead: a base table produces the
+// absolute VE tables and the run completes; power weighting on a log
+// without a power column derives power from torque x RPM / 5252 (physics)
+// instead of failing, and says so in DerivedPower. Unlike the toolkit it
+// streams: memory is the grid's plus, per cell, the distinct AFR errors its
+// median absolute deviation needs (a few thousand for a real sensor's
+// two-decimal readings, however long the log). The electrical check's
+// correlation is estimated in the same pass; only when it comes near the
+// predecessor's flag is the log read a second time for the exact value.
+// Where the toolkit would write empty grids (no row passed its windows) it
+// returns a *CompatNoDataError, which matches ErrNoCorrections.
 func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Options) (*DynoAI3Result, error) {
 	if opts.Weighting != WeightTorque && opts.Weighting != WeightPower {
 		return nil, fmt.Errorf("ve: DynoAI3Compat weighting must be torque or power, not %v", opts.Weighting)
@@ -80,15 +100,47 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	if opts.Clamp <= 0 || math.IsNaN(opts.Clamp) {
 		return nil, fmt.Errorf("ve: DynoAI3Compat clamp %v must be positive", opts.Clamp)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	g := dynoAI3Grid()
-	acc := [2]*dynoai3Acc{newDynoAI3Acc(g), newDynoAI3Acc(g)}
+	acc := [2]*dynoai3Acc{newDynoAI3Acc(g, now), newDynoAI3Acc(g, now)}
 	derive := false // power weighting on a log without power: derived per record
 	rows := 0
-	h, err := scanDynoAI3(r, name, func(rec *dynoai3Record) {
+	// The electrical check correlates (AFR error, battery) pairs: records
+	// with torque over 5 and a battery voltage, front then rear. Its exact
+	// value may need a second pass over the log, so the log must be
+	// seekable (a reader that is not is read into memory, as the loader
+	// would anyway).
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+		}
+		rs = bytes.NewReader(data)
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	pairs := func(rec *dynoai3Record, each func(x, y float64)) {
+		if rec.tq > 5 && !math.IsNaN(rec.batt) {
+			for c := range 2 {
+				if e := rec.afrErr[c]; !math.IsNaN(e) {
+					each(e, rec.batt)
+				}
+			}
+		}
+	}
+	corr := &dynoai3Corr{}
+	h, err := scanDynoAI3(rs, name, func(rec *dynoai3Record) {
 		rows++
 		if derive {
 			rec.hp = rec.tq * rec.rpm / 5252
 		}
+		pairs(rec, corr.add)
 		for c := range 2 {
 			acc[c].add(rec, c, opts.Weighting)
 		}
@@ -99,14 +151,33 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if corr.needExact() {
+		if _, err := rs.Seek(start, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("ve: reading %s again: %w", name, err)
+		}
+		corr.startExact()
+		if _, err := scanDynoAI3(rs, name, func(rec *dynoai3Record) { pairs(rec, corr.addExact) }, nil); err != nil {
+			return nil, fmt.Errorf("ve: reading %s again: %w", name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 	res := &DynoAI3Result{Format: h.format, Rows: rows, DerivedPower: derive}
 	var knockMax, iatMax [2]*Table
+	var decisions []DynoAI3Decision
+	for c, cyl := range []string{"f", "r"} {
+		for _, l := range acc[c].logged {
+			decisions = append(decisions, l.decision(g, cyl))
+		}
+	}
 	for c := range 2 {
 		a := acc[c].finish()
 		res.AFRError[c], res.Coverage[c] = a.err, a.cov
 		res.Torque[c], res.Power[c] = a.tq, a.hp
 		knockMax[c], iatMax[c] = a.knock, a.iat
 		res.Diagnostics[c] = a.diag
+		res.MAD[c] = a.mad
 	}
 	if res.Diagnostics[0].Accepted == 0 && res.Diagnostics[1].Accepted == 0 {
 		return nil, &CompatNoDataError{Name: name, Rows: rows, Diagnostics: res.Diagnostics}
@@ -124,11 +195,37 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 			}
 		}
 	}
+	decisions = append(decisions, smoothingDecisions(res.VEDelta, opts.SmoothPasses, 1.0, now)...)
 	res.VEDelta = SmoothK1K2(res.VEDelta, opts.SmoothPasses, 1.0)
+	smoothed := res.VEDelta.Clone()
 	res.Clamped = ClampPercent(res.VEDelta, opts.Clamp)
+	decisions = append(decisions, clampDecisions(smoothed, res.VEDelta, opts.Clamp, now)...)
 	for c := range 2 {
 		res.Spark[c] = sparkK3(knockMax[c], iatMax[c], c == 1, opts.RearRuleDeg, opts.HotExtra)
 	}
+	hits := make([]int, len(res.VEDelta.Values))
+	for i := range hits {
+		hits[i] = int(res.Coverage[0].Values[i]) + int(res.Coverage[1].Values[i])
+	}
+	decisions = append(decisions, DynoAI3Decision{Time: now(), Action: DynoAI3AnomalyStart, Reason: "Starting anomaly detection analysis"})
+	res.Anomalies = dynoai3Anomalies(dynoai3AnomalyIn{
+		ve: res.VEDelta, errF: res.AFRError[0], errR: res.AFRError[1],
+		knockF: knockMax[0], knockR: knockMax[1], iatF: iatMax[0], iatR: iatMax[1],
+		hits: hits, corr: corr,
+	})
+	for _, a := range res.Anomalies {
+		if a.Type == DynoAI3Spatial { // the only type the predecessor logs
+			decisions = append(decisions, DynoAI3Decision{Time: now(), Action: DynoAI3AnomalyDetected, Reason: a.Explanation,
+				Values: DynoAI3Object{{"type", a.Type}, {"score", a.Score}},
+				Cell:   DynoAI3Object{{"rpm", pyBin(a.Cell.RPM)}, {"kpa", pyBin(a.Cell.KPA)}}})
+		}
+	}
+	decisions = append(decisions, DynoAI3Decision{Time: now(), Action: DynoAI3ConfidenceStart, Reason: "Calculating tune confidence metrics"})
+	res.Confidence = dynoai3Confidence(g, res.MAD, hits, res.Anomalies, res.Clamped)
+	decisions = append(decisions, DynoAI3Decision{Time: now(), Action: DynoAI3ConfidenceComplete,
+		Reason: fmt.Sprintf("Confidence score calculated: %.1f%% (Grade %s)", res.Confidence.Overall, res.Confidence.Grade),
+		Values: DynoAI3Object{{"overall_score", res.Confidence.Overall}, {"letter_grade", res.Confidence.Grade},
+			{"elapsed_ms", pyRound(res.Confidence.Elapsed.Seconds()*1000, 2)}}})
 	if opts.BaseFront != nil {
 		bases := [2]*Table{opts.BaseFront, opts.BaseRear}
 		if bases[1] == nil {
@@ -142,12 +239,14 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 			res.VEUpdated[c] = up
 		}
 	}
+	at := now()
+	res.SessionReplay = &DynoAI3Replay{RunID: newDynoAI3RunID(at), GeneratedAt: at, Decisions: decisions}
 	return res, nil
 }
 
 type dynoai3Agg struct {
-	err, cov, tq, hp, knock, iat *Table
-	diag                         DynoAI3Diagnostics
+	err, cov, tq, hp, knock, iat, mad *Table
+	diag                              DynoAI3Diagnostics
 }
 
 // dynoai3Acc accumulates one cylinder's cells as records stream by, in the
@@ -158,11 +257,19 @@ type dynoai3Acc struct {
 	s, w, tq, hp, knock, iat []float64
 	cov                      []int
 	d                        DynoAI3Diagnostics
+	now                      func() time.Time
+	// logged holds the first three accepted samples of each cell for the
+	// session replay: at most 3 x 55, whatever the log's length.
+	logged []dynoai3Logged
+	// vals holds each cell's accepted AFR errors for its median absolute
+	// deviation, as a multiset: the one part of the run that can grow with
+	// the log (with the distinct values it sees).
+	vals []sampleBag
 }
 
-func newDynoAI3Acc(g Grid) *dynoai3Acc {
+func newDynoAI3Acc(g Grid, now func() time.Time) *dynoai3Acc {
 	n := len(g.RPM) * len(g.MAP)
-	a := &dynoai3Acc{g: g, s: make([]float64, n), w: make([]float64, n), tq: make([]float64, n),
+	a := &dynoai3Acc{g: g, now: now, vals: make([]sampleBag, n), s: make([]float64, n), w: make([]float64, n), tq: make([]float64, n),
 		hp: make([]float64, n), knock: make([]float64, n), iat: make([]float64, n), cov: make([]int, n)}
 	for i := range a.iat {
 		a.iat[i] = math.NaN()
@@ -207,6 +314,9 @@ func (a *dynoai3Acc) add(r *dynoai3Record, c int, wt Weighting) {
 	}
 	d.Accepted++
 	k := Nearest(a.g.RPM, r.rpm)*len(a.g.MAP) + Nearest(a.g.MAP, r.kpa)
+	if a.cov[k] < 3 {
+		a.logged = append(a.logged, dynoai3Logged{at: a.now(), cell: k, err: e, weight: weight, cmd: cmd, meas: meas})
+	}
 	a.s[k] += e * weight
 	a.w[k] += weight
 	if !math.IsNaN(r.tq) {
@@ -216,6 +326,7 @@ func (a *dynoai3Acc) add(r *dynoai3Record, c int, wt Weighting) {
 		a.hp[k] += r.hp * weight
 	}
 	a.cov[k]++
+	a.vals[k].add(e)
 	if kn := r.knock[c]; !math.IsNaN(kn) && kn > a.knock[k] {
 		a.knock[k] = kn
 	}
@@ -236,7 +347,10 @@ func (a *dynoai3Acc) finish() dynoai3Agg {
 	out.hp = MustTable(g.RPM, g.MAP, nan)
 	out.knock = MustTable(g.RPM, g.MAP, 0)
 	out.iat = MustTable(g.RPM, g.MAP, nan)
+	out.mad = MustTable(g.RPM, g.MAP, nan)
 	for k := range a.s {
+		out.mad.Values[k] = a.vals[k].mad()
+		a.vals[k] = sampleBag{}
 		out.cov.Values[k] = float64(a.cov[k])
 		out.knock.Values[k] = a.knock[k]
 		out.iat.Values[k] = a.iat[k]
@@ -383,7 +497,10 @@ var (
 )
 
 // WriteFiles writes the toolkit's grid CSVs and paste-ready blocks into dir
-// (created if needed) with its exact bytes, and returns the file names.
+// (created if needed) with its exact bytes, then Diagnostics_Report.txt,
+// Anomaly_Hypotheses.json, ConfidenceReport.json and session_replay.json,
+// byte for byte but for their volatile fields (the calculation time, the
+// replay's run id, times and elapsed_ms), and returns the file names.
 func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -420,6 +537,11 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 			file{"VE_Rear_Absolute_PasteReady.txt", r.VEUpdated[1], dynoai3TwoDP, true},
 		)
 	}
+	for _, f := range files {
+		if f.t == nil {
+			return nil, fmt.Errorf("ve: writing %s: %w", f.name, errNoDiagnostics)
+		}
+	}
 	var names []string
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)
@@ -431,6 +553,34 @@ func (r *DynoAI3Result) WriteFiles(dir string) ([]string, error) {
 			})
 		} else {
 			err = writeFileAtomic(path, func(w io.Writer) error { return f.t.WriteCSV(w, f.f) })
+		}
+		if err != nil {
+			return names, fmt.Errorf("ve: writing %s: %w", f.name, err)
+		}
+		names = append(names, f.name)
+	}
+	type side struct {
+		name string
+		data func() ([]byte, error)
+	}
+	var sides []side
+	if r.Confidence != nil {
+		sides = append(sides,
+			side{"Diagnostics_Report.txt", r.DiagnosticsReport},
+			side{"Anomaly_Hypotheses.json", r.AnomalyJSON},
+			side{"ConfidenceReport.json", r.ConfidenceJSON},
+		)
+	}
+	if r.SessionReplay != nil {
+		sides = append(sides, side{dynoai3ReplayFile, r.SessionReplay.JSON})
+	}
+	for _, f := range sides {
+		data, err := f.data()
+		if err == nil {
+			err = writeFileAtomic(filepath.Join(dir, f.name), func(w io.Writer) error {
+				_, err := w.Write(data)
+				return err
+			})
 		}
 		if err != nil {
 			return names, fmt.Errorf("ve: writing %s: %w", f.name, err)

@@ -15,6 +15,7 @@ import (
 // its None.
 type dynoai3Record struct {
 	rpm, kpa, tq, hp, tps, iat     float64
+	batt                           float64
 	afrCmd, afrMeas, afrErr, knock [2]float64
 }
 
@@ -387,6 +388,7 @@ func scanDynoAI3WinPEP(head []string, more func() (string, bool), name string, v
 	knF := col("knock ret f", "knock f", "spark retard f")
 	knR := col("knock ret r", "knock r", "spark retard r")
 	iat := col("iat", "intake air")
+	batt := col("battery", "vbatt", "voltage")
 	tps := col("tps", "throttle")
 	hp := col("hp", "horsepower")
 
@@ -410,7 +412,7 @@ func scanDynoAI3WinPEP(head []string, more func() (string, bool), name string, v
 		if math.IsNaN(rec.rpm) || math.IsNaN(rec.kpa) || math.IsNaN(rec.tq) {
 			return
 		}
-		rec.hp, rec.tps, rec.iat = get(hp), get(tps), get(iat)
+		rec.hp, rec.tps, rec.iat, rec.batt = get(hp), get(tps), get(iat), get(batt)
 		rec.afrCmd = [2]float64{get(cmdF), get(cmdR)}
 		rec.afrMeas = [2]float64{get(measF), get(measR)}
 		rec.knock = [2]float64{get(knF), get(knR)}
@@ -447,6 +449,7 @@ func scanDynoAI3Generic(head []string, more func() (string, bool), name, format 
 	meas := col("wbo2 afr front", "afr measured", "measured afr", "(pv) wbo2 afr front", "(pv) afr meas")
 	iat := col("intake air temperature", "iat (°f)", "iat")
 	tps := col("throttle position", "throttle (%)", "tps")
+	batt := col("battery voltage", "battery (v)", "vbatt")
 	var lambdas, lambdaTargets []int
 	for i, h := range norm {
 		if strings.Contains(h, "lambda") {
@@ -520,7 +523,7 @@ func scanDynoAI3Generic(head []string, more func() (string, bool), name, format 
 		if math.IsNaN(rec.tq) {
 			return
 		}
-		rec.tps, rec.iat = get(tps), get(iat)
+		rec.tps, rec.iat, rec.batt = get(tps), get(iat), get(batt)
 		rec.afrCmd = [2]float64{c, c}
 		rec.afrMeas = [2]float64{m, m}
 		rec.afrErr = [2]float64{e, e}

@@ -526,6 +526,8 @@ func runCompat(ctx context.Context, c config, path string, stdout io.Writer) err
 	}
 	if !c.quiet {
 		fmt.Fprintf(stdout, "DynoAI3 compatibility run on %s (%s format, %d rows, %d cells clamped)\n", path, res.Format, res.Rows, res.Clamped)
+		fmt.Fprintf(stdout, "its confidence score %.1f%% (grade %s), %d anomalies, %d decisions in session_replay.json\n",
+			res.Confidence.Overall, res.Confidence.Grade, len(res.Anomalies), len(res.SessionReplay.Decisions))
 		fmt.Fprintln(stdout, "note: the VE delta keeps the predecessor's sign, (commanded - measured) / measured; the default analyzer uses measured / target")
 		fmt.Fprintf(stdout, "wrote %d files to %s/: %s\n", len(names), c.out, strings.Join(names, ", "))
 	}

@@ -108,6 +108,11 @@ func TestAnalyzeCompat(t *testing.T) {
 	want, err := os.ReadFile(filepath.Join(root, "reference", "test_realistic", "VE_Correction_Delta_DYNO.csv"))
 	require.NoError(t, err)
 	require.Equal(t, string(want), string(got))
+	for _, name := range []string{"Diagnostics_Report.txt", "Anomaly_Hypotheses.json", "ConfidenceReport.json", "session_replay.json"} {
+		_, err := os.Stat(filepath.Join(c.out, name))
+		require.NoError(t, err, "-compat writes %s", name)
+	}
+	require.Contains(t, stdout.String(), "its confidence score 43.1% (grade D), 0 anomalies, 121 decisions in session_replay.json")
 }
 
 func TestAnalyzeErrors(t *testing.T) {

@@ -271,6 +271,11 @@ func TestInfoAndDrop(t *testing.T) {
 	assert.Equal(t, 0, v)
 	_, err = s.Get(ctx, r.ID)
 	assert.Error(t, err)
+	// Every table went, so the database migrates afresh.
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Len(t, applied, info.LatestVersion)
+	require.NoError(t, s.Check(ctx))
 }
 
 func TestSQLiteCheckFindsCorruption(t *testing.T) {

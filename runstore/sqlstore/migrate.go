@@ -199,10 +199,19 @@ func (s *Store) migrateTo(ctx context.Context, target int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What is applied already needs no write transaction (the check inside
+	// applyMigration's transaction is what keeps concurrent migrators apart).
+	done, err := s.appliedVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var applied []int
 	for _, m := range ms {
 		if target > 0 && m.Version > target {
 			break
+		}
+		if done[m.Version] {
+			continue
 		}
 		did, err := s.applyMigration(ctx, m)
 		if err != nil {
@@ -334,6 +343,23 @@ func foreignKeyCheck(ctx context.Context, tx *txn) error {
 		return fmt.Errorf("foreign_key_check: %d rows violate a foreign key (%s)", n, strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// appliedVersions returns the versions schema_migrations holds.
+func (s *Store) appliedVersions(ctx context.Context) (map[int]bool, error) {
+	exists, err := s.tableExists(ctx, "schema_migrations")
+	if err != nil || !exists {
+		return nil, err
+	}
+	var vs []int
+	if err := s.r.SelectContext(ctx, &vs, `SELECT version FROM schema_migrations`); err != nil {
+		return nil, unavailable(fmt.Errorf("sqlstore: applied migrations: %w", err))
+	}
+	done := make(map[int]bool, len(vs))
+	for _, v := range vs {
+		done[v] = true
+	}
+	return done, nil
 }
 
 // SchemaVersion returns the highest applied migration, 0 for an empty

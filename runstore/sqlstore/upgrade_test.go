@@ -5,8 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,25 +114,10 @@ func TestUpgradeTo5(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []int{1, 2, 3, 4}, applied)
 
-			old, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Tenant: "shop-a", Filename: "pull.csv", Vehicle: "Fat Bob"})
-			require.NoError(t, err)
-			_, err = s.AddFile(ctx, old.ID, meta("pull.csv"))
-			require.NoError(t, err)
-			old, err = s.Update(ctx, old.ID, runstore.Update{Version: old.Version, Status: runstore.StatusProcessing})
-			require.NoError(t, err)
-			old, err = s.Complete(ctx, old.ID, old.Version, runstore.Result{Results: []byte(`{"ok":true}`), Stats: runstore.Stats{PeakHP: new(98.5)}})
-			require.NoError(t, err)
-			ap, err := s.RecordApply(ctx, old.ID, runstore.NewApply{Cylinder: "Front", Kind: runstore.ApplyKindApply,
-				Files: []runstore.FileMeta{meta("VE_Applied_Front.csv"), meta("VE_Effective_Front.csv"), meta("VE_Apply_Front.manifest.json")}})
-			require.NoError(t, err)
-			sub, err := s.Submit(ctx, runstore.NewRun{Source: runstore.SourceAPI, Filename: "queued.csv"}, runstore.NewJob{Input: meta("queued.csv")})
-			require.NoError(t, err)
-			_, _, err = s.Import(ctx, runstore.ImportRun{Key: "too-early", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
-			require.Error(t, err, "version 4 has no imports")
-
+			v4 := fillVersion4(t, s)
+			old, ap, sub := v4.old, v4.apply, v4.submitted
 			before := s.countRows(t)
-			assert.Equal(t, map[string]int{"runs": 2, "run_status_history": 3 + 1, "run_files": 1 + 3 + 1, "run_applies": 1,
-				"run_apply_files": 3, "run_jobs": 1}, before)
+			assert.Equal(t, v4.counts, before)
 			columns, indexes := s.runsShape(t)
 			if tc.prepare != nil {
 				tc.prepare(t, s)
@@ -191,6 +180,41 @@ func TestUpgradeTo5(t *testing.T) {
 			require.NoError(t, s.Check(ctx))
 		})
 	}
+}
+
+// version4 is what fillVersion4 stored.
+type version4 struct {
+	old       runstore.Run // completed, with a file and an apply record
+	apply     runstore.Apply
+	submitted runstore.Submitted // queued, with its job
+	counts    map[string]int     // rows per table (see countRows)
+}
+
+// fillVersion4 stores, in a database at version 4, a completed run with
+// its history, an input file and an apply record with its three files,
+// and a submitted run with its job.
+func fillVersion4(t *testing.T, s *Store) version4 {
+	t.Helper()
+	ctx := context.Background()
+	var v version4
+	old, err := s.Create(ctx, runstore.NewRun{Source: runstore.SourceUpload, Tenant: "shop-a", Filename: "pull.csv", Vehicle: "Fat Bob"})
+	require.NoError(t, err)
+	_, err = s.AddFile(ctx, old.ID, meta("pull.csv"))
+	require.NoError(t, err)
+	old, err = s.Update(ctx, old.ID, runstore.Update{Version: old.Version, Status: runstore.StatusProcessing})
+	require.NoError(t, err)
+	v.old, err = s.Complete(ctx, old.ID, old.Version, runstore.Result{Results: []byte(`{"ok":true}`), Stats: runstore.Stats{PeakHP: new(98.5)}})
+	require.NoError(t, err)
+	v.apply, err = s.RecordApply(ctx, old.ID, runstore.NewApply{Cylinder: "Front", Kind: runstore.ApplyKindApply,
+		Files: []runstore.FileMeta{meta("VE_Applied_Front.csv"), meta("VE_Effective_Front.csv"), meta("VE_Apply_Front.manifest.json")}})
+	require.NoError(t, err)
+	v.submitted, err = s.Submit(ctx, runstore.NewRun{Source: runstore.SourceAPI, Filename: "queued.csv"}, runstore.NewJob{Input: meta("queued.csv")})
+	require.NoError(t, err)
+	_, _, err = s.Import(ctx, runstore.ImportRun{Key: "too-early", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
+	require.Error(t, err, "version 4 has no imports")
+	v.counts = map[string]int{"runs": 2, "run_status_history": 3 + 1, "run_files": 1 + 3 + 1, "run_applies": 1,
+		"run_apply_files": 3, "run_jobs": 1}
+	return v
 }
 
 func openSQLiteAt(t *testing.T, now func() time.Time) *Store {
@@ -305,6 +329,131 @@ func TestParseMigrations(t *testing.T) {
 			_, err := parseMigrations(with(tc.files))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// migrateCrashEnv, set to "failpoint path", turns the test binary into
+// TestMigrationCrash's child: it migrates the SQLite database at path and
+// exits with status 3 at the failpoint, as a killed process would (no
+// rollback, no close).
+const migrateCrashEnv = "DYNOAI_MIGRATE_CRASH_CHILD"
+
+// MigrateCrashChild runs the child when migrateCrashEnv is set, and
+// reports whether it did. Reaching the end means the failpoint never
+// fired: an error.
+func MigrateCrashChild() (bool, error) {
+	point, path, ok := strings.Cut(os.Getenv(migrateCrashEnv), " ")
+	if !ok {
+		return false, nil
+	}
+	s, err := OpenSQLite(context.Background(), path, Options{SkipMigrate: true, Failpoint: func(n string) {
+		if n == point {
+			os.Exit(3)
+		}
+	}})
+	if err != nil {
+		return true, err
+	}
+	_, err = s.Migrate(context.Background())
+	return true, fmt.Errorf("migrated without passing failpoint %s (err %v)", point, err)
+}
+
+// TestMigrationCrash: a process killed while migrating a SQLite database
+// from 4 to 5 (the rebuild of runs with foreign keys off) leaves it at
+// version 4 with every row (killed before COMMIT) or at 5 with every row
+// (after), intact, and a reopened store finishes the job.
+func TestMigrationCrash(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		point   string
+		version int
+	}{{FailpointBeforeCommit, 4}, {FailpointAfterCommit, 5}} {
+		t.Run(tc.point, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "crash.db")
+			s, err := OpenSQLite(ctx, path, Options{SkipMigrate: true})
+			require.NoError(t, err)
+			_, err = s.migrateTo(ctx, 4)
+			require.NoError(t, err)
+			v4 := fillVersion4(t, s)
+			require.NoError(t, s.Close())
+
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), migrateCrashEnv+"="+tc.point+" "+path)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "%s", out)
+			require.Equal(t, 3, ee.ExitCode(), "the child exits at the failpoint: %s", out)
+
+			s, err = OpenSQLite(ctx, path, Options{SkipMigrate: true})
+			require.NoError(t, err)
+			defer s.Close()
+			v, err := s.SchemaVersion(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, tc.version, v)
+			assert.Equal(t, v4.counts, s.countRows(t))
+			var ok string
+			require.NoError(t, s.r.Get(&ok, `PRAGMA integrity_check`))
+			assert.Equal(t, "ok", ok)
+			var orphans int
+			require.NoError(t, s.r.Get(&orphans, `SELECT COUNT(*) FROM pragma_foreign_key_check`))
+			assert.Zero(t, orphans)
+
+			_, err = s.Migrate(ctx)
+			require.NoError(t, err)
+			require.NoError(t, s.Check(ctx))
+			assert.Equal(t, v4.counts, s.countRows(t))
+		})
+	}
+}
+
+// TestConcurrentUpgrade: stores opened at once on a database at version 4
+// (separate connections, as separate processes would be) all succeed, and
+// migration 5 runs once.
+func TestConcurrentUpgrade(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"SQLite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "race.db") }},
+		{"Postgres", func(t *testing.T) string { return runstoretest.PostgresDSN(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url(t)
+			s, err := Open(ctx, url, Options{SkipMigrate: true})
+			require.NoError(t, err)
+			defer s.Close()
+			_, err = s.migrateTo(ctx, 4)
+			require.NoError(t, err)
+			v4 := fillVersion4(t, s)
+
+			const openers = 4
+			var wg sync.WaitGroup
+			errs := make([]error, openers)
+			start := make(chan struct{})
+			for i := range openers {
+				wg.Go(func() {
+					<-start
+					o, err := Open(ctx, url, Options{})
+					if err == nil {
+						err = o.Close()
+					}
+					errs[i] = err
+				})
+			}
+			close(start)
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			var n int
+			require.NoError(t, s.r.Get(&n, `SELECT COUNT(*) FROM schema_migrations WHERE version = 5`))
+			assert.Equal(t, 1, n)
+			assert.Equal(t, v4.counts, s.countRows(t))
+			require.NoError(t, s.Check(ctx))
 		})
 	}
 }

@@ -29,7 +29,7 @@ func (s *Store) Import(ctx context.Context, r runstore.ImportRun) (runstore.Run,
 	// A key imported before is found without taking the write lock (a
 	// second import of a whole archive writes nothing).
 	if found, ok, err := s.importedRun(ctx, s.r, r.Run.Tenant, r.Key); err != nil || ok {
-		return found, false, unavailable(err)
+		return found, false, s.importErr(r.Key, err)
 	}
 	now := stamp(s.clock)
 	created, _ := r.ImportTimes(now)
@@ -62,16 +62,25 @@ func (s *Store) Import(ctx context.Context, r runstore.ImportRun) (runstore.Run,
 		case errors.Is(err, errKeyTaken):
 			found, ok, err := s.importedRun(ctx, s.r, r.Run.Tenant, r.Key)
 			if err != nil {
-				return runstore.Run{}, false, err
+				return runstore.Run{}, false, s.importErr(r.Key, err)
 			}
 			if ok {
 				return found, false, nil
 			}
-		case err != nil:
-			return runstore.Run{}, false, fmt.Errorf("sqlstore: import %q: %w", r.Key, err)
+		default:
+			return runstore.Run{}, false, s.importErr(r.Key, err)
 		}
 	}
 	return runstore.Run{}, false, conflict("import %q: the run stored under this key keeps being deleted", r.Key)
+}
+
+// importErr names the import in err, marked runstore.ErrUnavailable when
+// the database is; nil stays nil.
+func (s *Store) importErr(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailable(fmt.Errorf("sqlstore: import %q: %w", key, err))
 }
 
 // importedRun returns the run imported under tenant's key, if any.
@@ -82,7 +91,7 @@ func (s *Store) importedRun(ctx context.Context, q querier, tenant, key string) 
 		return runstore.Run{}, false, nil
 	}
 	if err != nil {
-		return runstore.Run{}, false, fmt.Errorf("sqlstore: import %q: %w", key, err)
+		return runstore.Run{}, false, fmt.Errorf("run_imports: %w", err)
 	}
 	run, err := s.get(ctx, q, id)
 	if errors.Is(err, runstore.ErrNotFound) {

@@ -401,6 +401,8 @@ func TestSQLiteDatabaseFileGone(t *testing.T) {
 			assert.ErrorIs(t, err, runstore.ErrUnavailable)
 			_, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing})
 			assert.ErrorIs(t, err, runstore.ErrUnavailable)
+			_, _, err = s.Import(ctx, runstore.ImportRun{Key: "k", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
+			assert.ErrorIs(t, err, runstore.ErrUnavailable)
 		})
 	}
 }
@@ -434,6 +436,8 @@ func TestSQLiteProbeLockedDatabase(t *testing.T) {
 	// A write meanwhile says the store is unavailable (503 in httpapi),
 	// not that something went wrong (500).
 	_, err = s.Create(ctx, runstore.NewRun{Source: runstore.SourceAPI})
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
+	_, _, err = s.Import(ctx, runstore.ImportRun{Key: "k", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
 	assert.ErrorIs(t, err, runstore.ErrUnavailable)
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	require.NoError(t, err)

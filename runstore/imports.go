@@ -129,18 +129,23 @@ func (r ImportRun) Validate() error {
 }
 
 // ImportedRecord is what every Importer stores for r, imported now under
-// id: the run and its history (created, then the move to r.Status). The
-// files are stamped r's CompletedAt, applies their At; see ImportTimes.
+// id: the run (version 1, progress 1 when completed and 0 otherwise, a
+// failed run's stage its error's) and its history (created, then the move
+// to r.Status). The files are stamped r's CompletedAt, applies their At;
+// see ImportTimes.
 func (r ImportRun) ImportedRecord(id string, now time.Time) (Run, []StatusChange) {
 	created, completed := r.ImportTimes(now)
 	run := r.Run.Build(id, created)
 	run.Status = r.Status
-	run.Progress = 1
+	if r.Status == StatusCompleted {
+		run.Progress = 1
+	}
 	run.Message = r.Message
 	if r.Error != nil {
+		// As Fail records it: the error, and its stage as the run's.
 		e := *r.Error
 		run.Error = &e
-		run.Progress = 0
+		run.Stage = e.Stage
 	}
 	run.Results = clone(r.Results)
 	run.Stats = copyStats(r.Stats)

@@ -137,6 +137,7 @@ func Run(t *testing.T, open Opener) {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
 	}
 	runLeaseTests(t, open)
+	runImportTests(t, open)
 }
 
 func testCreateGet(t *testing.T, open Opener) {

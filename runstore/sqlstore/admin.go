@@ -109,7 +109,7 @@ func (s *Store) Drop(ctx context.Context) error {
 		cascade = " CASCADE"
 	}
 	return s.tx(ctx, func(tx *txn) error {
-		for _, t := range []string{"run_apply_files", "run_applies", "store_probes", "run_files", "run_status_history", "runs", "schema_migrations"} {
+		for _, t := range []string{"run_imports", "run_jobs", "leases", "run_apply_files", "run_applies", "store_probes", "run_files", "run_status_history", "runs", "schema_migrations"} {
 			if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+t+cascade); err != nil {
 				return fmt.Errorf("sqlstore: drop %s: %w", t, err)
 			}

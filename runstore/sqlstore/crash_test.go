@@ -31,6 +31,10 @@ const crashChildEnv = "DYNOAI_RUNSTORE_CRASH_CHILD"
 const crashIterationsEnv = "DYNOAI_CRASH_ITERATIONS"
 
 func TestMain(m *testing.M) {
+	if child, err := sqlstore.MigrateCrashChild(); child {
+		fmt.Fprintln(os.Stderr, "migrate crash child:", err)
+		os.Exit(2)
+	}
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		if err := crashChild(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)

@@ -12,7 +12,13 @@
 //
 // Both dialects share one canonical schema, shipped as embedded, versioned
 // migrations that Open applies inside transactions and records in the
-// schema_migrations table. Timestamps are stored as integer microseconds since
+// schema_migrations table. A migration is canonical SQL for both
+// (NNNN_name.sql) or, where the dialects differ, one file per dialect
+// (NNNN_name.postgres.sql and NNNN_name.sqlite.sql): migration 5 widens the
+// CHECK on runs.source, which PostgreSQL alters in place and SQLite can only
+// rebuild, with foreign keys off ("-- sqlstore:foreign-keys-off") and
+// foreign_key_check before the commit. Store also implements
+// runstore.Importer (run_imports holds each tenant's import keys). Timestamps are stored as integer microseconds since
 // the Unix epoch in UTC (BIGINT on both engines), so ordering, keyset
 // pagination and round trips are exact and independent of driver time-zone
 // handling; they come from an injectable clock (Options.Now). Settings and

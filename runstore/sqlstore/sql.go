@@ -431,10 +431,15 @@ func (s *Store) checkFile() error {
 // if f returns nil. A SQLite store refuses to commit into a database file
 // that was deleted or replaced under it.
 func (s *Store) tx(ctx context.Context, f func(tx *txn) error) error {
+	return s.txWith(ctx, func() (*txn, error) { return s.w.BeginTxx(ctx, nil) }, f)
+}
+
+// txWith is tx on the transaction begin starts.
+func (s *Store) txWith(ctx context.Context, begin func() (*txn, error), f func(tx *txn) error) error {
 	if err := s.checkFile(); err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTxx(ctx, nil)
+	tx, err := begin()
 	if err != nil {
 		return unavailable(fmt.Errorf("sqlstore: begin: %w", err))
 	}

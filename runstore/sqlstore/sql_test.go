@@ -271,6 +271,11 @@ func TestInfoAndDrop(t *testing.T) {
 	assert.Equal(t, 0, v)
 	_, err = s.Get(ctx, r.ID)
 	assert.Error(t, err)
+	// Every table went, so the database migrates afresh.
+	applied, err := s.Migrate(ctx)
+	require.NoError(t, err)
+	assert.Len(t, applied, info.LatestVersion)
+	require.NoError(t, s.Check(ctx))
 }
 
 func TestSQLiteCheckFindsCorruption(t *testing.T) {
@@ -396,6 +401,8 @@ func TestSQLiteDatabaseFileGone(t *testing.T) {
 			assert.ErrorIs(t, err, runstore.ErrUnavailable)
 			_, err = s.Update(ctx, r.ID, runstore.Update{Version: r.Version, Status: runstore.StatusProcessing})
 			assert.ErrorIs(t, err, runstore.ErrUnavailable)
+			_, _, err = s.Import(ctx, runstore.ImportRun{Key: "k", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
+			assert.ErrorIs(t, err, runstore.ErrUnavailable)
 		})
 	}
 }
@@ -429,6 +436,8 @@ func TestSQLiteProbeLockedDatabase(t *testing.T) {
 	// A write meanwhile says the store is unavailable (503 in httpapi),
 	// not that something went wrong (500).
 	_, err = s.Create(ctx, runstore.NewRun{Source: runstore.SourceAPI})
+	assert.ErrorIs(t, err, runstore.ErrUnavailable)
+	_, _, err = s.Import(ctx, runstore.ImportRun{Key: "k", Run: runstore.NewRun{Source: runstore.SourceImport}, Status: runstore.StatusCompleted})
 	assert.ErrorIs(t, err, runstore.ErrUnavailable)
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	require.NoError(t, err)

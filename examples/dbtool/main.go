@@ -9,6 +9,8 @@
 //	dbtool [-db URL] info                      engine, redacted URL, schema version, counts
 //	dbtool [-db URL] recover                   mark runs stuck in processing as failed
 //	dbtool [-db URL] drop -yes-really-drop     drop every table and its data
+//	dbtool [-db URL] import-dynoai3 [-files DIR|-files-url URL] [-tenant T] [-inputs DIR,...] [-dry-run] DIR
+//	                                           import the predecessor's run folders
 //
 // The URL comes from -db, else $DYNOAI_DATABASE_URL, else $DATABASE_URL,
 // else sqlite:///./dynoai.db. It is printed only with its password redacted.
@@ -44,6 +46,15 @@ commands:
   info                  show engine, URL (password redacted), schema version and counts
   recover               mark runs stuck in processing as failed (after a crash)
   drop -yes-really-drop drop every table and all data
+  import-dynoai3 DIR    import DynoAI_3 run folders found under DIR (every family: toolkit
+                        --outdir folders, API outputs/uploads, runs/, transient outputs):
+      -files DIR        file contents directory ($DYNOAI_FILES_DIR, default data/files)
+      -files-url URL    or a blob store ($DYNOAI_FILES_URL: s3://..., file:///dir)
+      -tenant T         owner of the imported runs (default: the default tenant)
+      -inputs DIR,...   where to look for toolkit runs' input logs by SHA-256
+      -dry-run          read and verify everything, store nothing
+                        A second import adds nothing; a corrupted folder is reported and
+                        skipped (exit 1), never half imported.
 
 The URL comes from -db, $DYNOAI_DATABASE_URL, $DATABASE_URL, or sqlite:///./dynoai.db:
   postgres://user:pass@127.0.0.1:5432/dynoai?sslmode=disable
@@ -78,6 +89,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "drop" {
 		sub.BoolVar(&yes, "yes-really-drop", false, "confirm that every table and all data are to be dropped")
 	}
+	var imp importFlags
+	if cmd == "import-dynoai3" {
+		imp.register(sub)
+	}
 	if err := sub.Parse(rest); err != nil {
 		return 2
 	}
@@ -90,11 +105,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if url == "" {
 		url = "sqlite:///./dynoai.db"
 	}
-	if sub.NArg() > 0 {
+	switch {
+	case cmd == "import-dynoai3" && sub.NArg() != 1:
+		fmt.Fprintf(stderr, "dbtool import-dynoai3: want one folder to import from, got %d arguments\n", sub.NArg())
+		return 2
+	case cmd == "import-dynoai3":
+		imp.root = sub.Arg(0)
+	case sub.NArg() > 0:
 		fmt.Fprintf(stderr, "dbtool %s: unexpected argument %q\n", cmd, sub.Arg(0))
 		return 2
 	}
-	known := []string{"init", "migrate", "check", "info", "recover", "drop"}
+	known := []string{"init", "migrate", "check", "info", "recover", "drop", "import-dynoai3"}
 	if !slices.Contains(known, cmd) {
 		fmt.Fprintf(stderr, "dbtool: unknown command %q\n", cmd)
 		fl.Usage()
@@ -104,8 +125,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "dbtool drop: refusing to drop %s without -yes-really-drop\n", sqlstore.RedactDSN(url))
 		return 2
 	}
+	if cmd == "import-dynoai3" {
+		if err := imp.resolve(getenv); err != nil {
+			fmt.Fprintf(stderr, "dbtool import-dynoai3: %v\n", err)
+			return 2
+		}
+		// An import of years of folders may take longer than the other
+		// commands' minute; -timeout still bounds it when given.
+		if !timeoutSet(sub) && !timeoutSet(fl) {
+			*timeout = 24 * time.Hour
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if cmd == "import-dynoai3" {
+		return imp.run(ctx, url, stdout, stderr)
+	}
 	if err := do(ctx, cmd, url, stdout); err != nil {
 		fmt.Fprintf(stderr, "dbtool %s: %v\n", cmd, err)
 		return 1

@@ -40,6 +40,8 @@ import (
 	"github.com/dynoai/dynoai/jetstream/jetstreamtest"
 	"github.com/dynoai/dynoai/jetstream/runstorestate"
 	"github.com/dynoai/dynoai/runstore"
+	"github.com/dynoai/dynoai/runstore/dynoai3import"
+	d3t "github.com/dynoai/dynoai/runstore/dynoai3import/dynoai3importtest"
 	"github.com/dynoai/dynoai/tune"
 	"github.com/dynoai/dynoai/ve"
 	"github.com/stretchr/testify/assert"
@@ -708,4 +710,34 @@ func TestBrowserRunsListAndUploadError(t *testing.T) {
 		chromedp.Text(`#upload .error`, &msg, chromedp.ByQuery))
 	assert.Contains(t, msg, "FILE_TYPE_NOT_ALLOWED")
 	shot(t, ctx, "upload-refused", false)
+}
+
+// TestBrowserImportedRun: a run imported from the predecessor's folders
+// shows where it came from, its notes and its files, instead of empty maps.
+func TestBrowserImportedRun(t *testing.T) {
+	files := runstore.NewMemFileStore()
+	s := newServer(t, func(c *httpapi.Config) { c.Files = files })
+	root := t.TempDir()
+	d3t.BuildTree(t, root, t.TempDir())
+	rep, err := dynoai3import.Import(context.Background(), root, s.runs.(runstore.Importer), files, dynoai3import.Options{})
+	require.NoError(t, err)
+	var api dynoai3import.Outcome
+	for _, o := range rep.Outcomes {
+		if o.Folder == d3t.DirAPI {
+			api = o
+		}
+	}
+	require.Equal(t, dynoai3import.Imported, api.Action)
+	ctx, _ := browser(t)
+	var card string
+	var downloads int
+	run(t, ctx, 15*time.Second, chromedp.Navigate(s.url("/#/run/"+api.Run)), chromedp.WaitVisible(`#import`, chromedp.ByQuery),
+		chromedp.Text(`#import`, &card, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#downloads li').length`, &downloads))
+	assert.Contains(t, card, d3t.DirAPI)
+	assert.Contains(t, card, "family B")
+	assert.Contains(t, card, "my_pull.csv")
+	assert.Contains(t, card, "vouched for by their manifest")
+	assert.Equal(t, api.Files, downloads)
+	shot(t, ctx, "imported-run", false)
 }

@@ -21,11 +21,14 @@ import (
 // set (a README edit) fails the test until it is run or listed here. A
 // command is looked up without the variables set before it.
 var skipped = map[string]string{
-	`go run ./examples/analyze -map afr="LC2 AFR2" -unit ect=C LOG`: "needs the reader's own log (LOG) with that column",
-	`go run ./examples/analyze -targets targets.csv LOG`:            "needs the reader's own target table and log",
-	`go run ./examples/analyze -compat -out out LOG.csv`:            "needs a log in the predecessor's units (°F intake): the shipped sample's °C is refused with exit 3, as TestAnalyzeCompatRefusesOutOfWindowLog shows",
-	`go run ./examples/server`:                                      "a server: runs until stopped (examples/server's tests run it)",
-	`go run ./examples/jetdrive simulate -iface loopback`:           "runs until stopped, on multicast (examples/jetdrive's tests run it)",
+	`go run ./examples/analyze -map afr="LC2 AFR2" -unit ect=C LOG`:                                                                "needs the reader's own log (LOG) with that column",
+	`go run ./examples/analyze -targets targets.csv LOG`:                                                                           "needs the reader's own target table and log",
+	`go run ./examples/analyze -compat -out out LOG.csv`:                                                                           "needs a log in the predecessor's units (°F intake): the shipped sample's °C is refused with exit 3, as TestAnalyzeCompatRefusesOutOfWindowLog shows",
+	`go run ./examples/server`:                                                                                                     "a server: runs until stopped (examples/server's tests run it)",
+	`go run ./examples/dbtool import-dynoai3 -dry-run -inputs OLD/logs OLD`:                                                        "needs the reader's own DynoAI_3 folders; examples/dbtool's TestImportDynoAI3* run it on a tree of every family",
+	`go run ./examples/dbtool -db sqlite:data/dynoai.db import-dynoai3 -dry-run -inputs ~/DynoAI_3/tests/data ~/DynoAI_3`:          "needs the reader's own DynoAI_3 checkout; examples/dbtool's TestImportDynoAI3* run it",
+	`go run ./examples/dbtool -db sqlite:data/dynoai.db import-dynoai3 -files data/files -inputs ~/DynoAI_3/tests/data ~/DynoAI_3`: "needs the reader's own DynoAI_3 checkout; examples/dbtool's TestImportDynoAI3* run it",
+	`go run ./examples/jetdrive simulate -iface loopback`:                                                                          "runs until stopped, on multicast (examples/jetdrive's tests run it)",
 }
 
 // substitute replaces the README's placeholders for a log with the sample

@@ -205,12 +205,19 @@ async function runPage(id) {
     h('dt', {}, 'Created'), h('dd', {}, date(run.created_at)),
     h('dt', {}, 'Peak HP / torque'), h('dd', {}, `${num(st.peak_hp)} / ${num(st.peak_torque)}`),
     h('dt', {}, 'Corrected cells'), h('dd', {}, String(st.corrected_cells ?? '–')),
-    res ? [h('dt', {}, 'Load axis'), h('dd', {}, `${res.load_axis || ''} (${res.load_unit || ''}): ${res.load_reason || ''}`),
+    res && res.cylinders ? [h('dt', {}, 'Load axis'), h('dd', {}, `${res.load_axis || ''} (${res.load_unit || ''}): ${res.load_reason || ''}`),
       h('dt', {}, 'Target'), h('dd', {}, res.target || ''), h('dt', {}, 'Samples'), h('dd', {}, String(res.samples ?? ''))] : null),
-  h('p', {}, h('a', { href: '#/calibrate/' + id }, 'Calibrate a base VE table with this run →')));
+  res && res.import && !res.cylinders ? null : h('p', {}, h('a', { href: '#/calibrate/' + id }, 'Calibrate a base VE table with this run →')));
   if (!res) {
     page('Run ' + (run.filename || id), summary, run.error ? errorBox(new APIError(0, run.error.code, run.error.message, '', null)) : h('p', { class: 'muted' }, 'No results yet.'), downloads(files));
     if (statusOf(run) === 'queued' || statusOf(run) === 'processing') { const t = setTimeout(() => runPage(id), 1000); leave = () => clearTimeout(t); }
+    return;
+  }
+  if (res.import && !res.cylinders) {
+    // A run imported from the predecessor (dbtool import-dynoai3): its
+    // analysis was made there; its files are the evidence.
+    page('Run ' + (run.filename || id), summary, run.error ? errorBox(new APIError(0, run.error.code, run.error.message, '', null)) : null,
+      importCard(res.import), downloads(files));
     return;
   }
   const { load, label } = loadAxis(res);
@@ -259,6 +266,18 @@ async function runPage(id) {
   page('Run ' + (run.filename || id), summary, h('h2', {}, 'Maps'), tabs, grids, evidence,
     h('h2', {}, 'Channel report'), channelReport(res), h('h2', {}, `Anomalies (${anomalies.length})`), anomalyTable, downloads(files));
   show('percent');
+}
+function importCard(imp) {
+  const files = imp.files || [];
+  const vouched = files.filter((f) => f.registered).length;
+  return [h('h2', {}, 'Imported from ' + (imp.tool || 'another tool')), h('div', { class: 'card', id: 'import' }, h('dl', { class: 'kv' },
+    h('dt', {}, 'Folder'), h('dd', {}, `${imp.folder || ''} (family ${imp.family_letter || '?'}, ${imp.family || ''})`),
+    h('dt', {}, 'Their run id'), h('dd', {}, imp.run_id || '–'),
+    h('dt', {}, 'Their status'), h('dd', {}, `${imp.status || ''}${imp.last_stage ? ' at ' + imp.last_stage : ''}`),
+    h('dt', {}, 'Input log'), h('dd', {}, imp.input ? (imp.input.found ? imp.input.found : `not found (${imp.input.path || ''})`) : '–'),
+    h('dt', {}, 'Files'), h('dd', {}, `${files.length} from the folder, ${vouched} vouched for by their manifest (size and SHA-256 checked)`),
+    h('dt', {}, 'Apply records'), h('dd', {}, String(imp.applies || 0)),
+    h('dt', {}, 'Notes'), h('dd', {}, (imp.notes || []).length ? h('ul', {}, ...imp.notes.map((n) => h('li', {}, n))) : 'none')))];
 }
 function channelReport(res) {
   const rep = res.channels;

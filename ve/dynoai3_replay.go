@@ -190,60 +190,6 @@ func smoothingDecisions(g *Table, passes int, threshold float64, now func() time
 	return out
 }
 
-// k1Stages returns K1's gradients (stage 1) and its adaptively smoothed
-// grid (stage 2), exactly as SmoothK1K2 computes them; passes is already
-// clamped.
-func k1Stages(g *Table, passes int) ([]float64, *Table) {
-	rows, cols := g.Rows(), g.Cols()
-	grad := make([]float64, len(g.Values))
-	for r := range rows {
-		for c := range cols {
-			v := g.Get(r, c)
-			if !Has(v) {
-				continue
-			}
-			m := 0.0
-			neighbours(g, r, c, func(n float64) { m = math.Max(m, math.Abs(v-n)) })
-			grad[r*cols+c] = m
-		}
-	}
-	a := g.Clone()
-	var ns []float64
-	for r := range rows {
-		for c := range cols {
-			v := a.Get(r, c)
-			if !Has(v) {
-				continue
-			}
-			abs := math.Abs(v)
-			var p int
-			switch {
-			case abs >= 3.0:
-				p = 0
-			case abs <= 1.0:
-				p = passes
-			default:
-				p = int(math.RoundToEven(float64(passes) * (3.0 - abs) / 2.0))
-			}
-			if p == 0 {
-				continue
-			}
-			ns = ns[:0]
-			neighbours(a, r, c, func(n float64) { ns = append(ns, n) })
-			s := v
-			for range p {
-				sum := s
-				for _, n := range ns {
-					sum += n
-				}
-				s = sum / float64(1+len(ns))
-			}
-			a.Set(r, c, s)
-		}
-	}
-	return grad, a
-}
-
 // clampDecisions are CLAMPING_START and, when a cell moved by more than
 // 0.01, CLAMPING_APPLIED with the first ten such cells; before and after
 // are the grid before and after ClampPercent.

@@ -49,55 +49,9 @@ func neighbours(g *Table, r, c int, visit func(v float64)) {
 func SmoothK1K2(g *Table, passes int, threshold float64) *Table {
 	passes = max(0, min(5, passes))
 	rows, cols := g.Rows(), g.Cols()
-
-	// Stage 1: gradients on the original grid.
-	grad := make([]float64, len(g.Values))
-	for r := 0; r < rows; r++ {
-		for c := 0; c < cols; c++ {
-			v := g.Get(r, c)
-			if !Has(v) {
-				continue
-			}
-			m := 0.0
-			neighbours(g, r, c, func(n float64) { m = math.Max(m, math.Abs(v-n)) })
-			grad[r*cols+c] = m
-		}
-	}
-
-	// Stage 2: adaptive smoothing in place.
-	a := g.Clone()
-	for r := 0; r < rows; r++ {
-		for c := 0; c < cols; c++ {
-			v := a.Get(r, c)
-			if !Has(v) {
-				continue
-			}
-			abs := math.Abs(v)
-			var p int
-			switch {
-			case abs >= 3.0:
-				p = 0
-			case abs <= 1.0:
-				p = passes
-			default:
-				p = int(math.RoundToEven(float64(passes) * (3.0 - abs) / 2.0))
-			}
-			if p == 0 {
-				continue
-			}
-			var ns []float64
-			neighbours(a, r, c, func(n float64) { ns = append(ns, n) })
-			s := v
-			for range p {
-				sum := s
-				for _, n := range ns {
-					sum += n
-				}
-				s = sum / float64(1+len(ns))
-			}
-			a.Set(r, c, s)
-		}
-	}
+	// Stages 1 and 2: gradients on the original grid, then adaptive
+	// smoothing in place (the compat replay traces the same two stages).
+	grad, a := k1Stages(g, passes)
 
 	// Stage 3: gradient-limited blending toward the original.
 	b := a.Clone()
@@ -124,6 +78,60 @@ func SmoothK1K2(g *Table, passes int, threshold float64) *Table {
 		}
 	}
 	return b
+}
+
+// k1Stages returns K1's gradients (stage 1) and its adaptively smoothed
+// grid (stage 2), exactly as SmoothK1K2 computes them; passes is already
+// clamped.
+func k1Stages(g *Table, passes int) ([]float64, *Table) {
+	rows, cols := g.Rows(), g.Cols()
+	grad := make([]float64, len(g.Values))
+	for r := range rows {
+		for c := range cols {
+			v := g.Get(r, c)
+			if !Has(v) {
+				continue
+			}
+			m := 0.0
+			neighbours(g, r, c, func(n float64) { m = math.Max(m, math.Abs(v-n)) })
+			grad[r*cols+c] = m
+		}
+	}
+	a := g.Clone()
+	var ns []float64
+	for r := range rows {
+		for c := range cols {
+			v := a.Get(r, c)
+			if !Has(v) {
+				continue
+			}
+			abs := math.Abs(v)
+			var p int
+			switch {
+			case abs >= 3.0:
+				p = 0
+			case abs <= 1.0:
+				p = passes
+			default:
+				p = int(math.RoundToEven(float64(passes) * (3.0 - abs) / 2.0))
+			}
+			if p == 0 {
+				continue
+			}
+			ns = ns[:0]
+			neighbours(a, r, c, func(n float64) { ns = append(ns, n) })
+			s := v
+			for range p {
+				sum := s
+				for _, n := range ns {
+					sum += n
+				}
+				s = sum / float64(1+len(ns))
+			}
+			a.Set(r, c, s)
+		}
+	}
+	return grad, a
 }
 
 // ClampPercent limits every non-empty cell of a percent grid to

@@ -1,7 +1,6 @@
 package ve
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -113,17 +112,9 @@ func DynoAI3Compat(ctx context.Context, r io.Reader, name string, opts DynoAI3Op
 	// value may need a second pass over the log, so the log must be
 	// seekable (a reader that is not is read into memory, as the loader
 	// would anyway).
-	rs, ok := r.(io.ReadSeeker)
-	if !ok {
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return nil, fmt.Errorf("ve: reading %s: %w", name, err)
-		}
-		rs = bytes.NewReader(data)
-	}
-	start, err := rs.Seek(0, io.SeekCurrent)
+	rs, start, err := seekable(r, name)
 	if err != nil {
-		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+		return nil, err
 	}
 	pairs := func(rec *dynoai3Record, each func(x, y float64)) {
 		if rec.tq > 5 && !math.IsNaN(rec.batt) {

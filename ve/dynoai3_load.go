@@ -234,21 +234,31 @@ func (l *dynoai3Lines) next() (string, bool) {
 	return string(b), true
 }
 
-// openDynoAI3Lines prepares r to be read line by line. A reader that is not
-// an io.ReadSeeker is read into memory first (the whole file decides the
-// decoding).
-func openDynoAI3Lines(r io.Reader, name string) (*dynoai3Lines, error) {
+// seekable returns r as an io.ReadSeeker (reading a reader that is not
+// one into memory) and the offset it starts at.
+func seekable(r io.Reader, name string) (io.ReadSeeker, int64, error) {
 	rs, ok := r.(io.ReadSeeker)
 	if !ok {
 		data, err := io.ReadAll(r)
 		if err != nil {
-			return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+			return nil, 0, fmt.Errorf("ve: reading %s: %w", name, err)
 		}
 		rs = bytes.NewReader(data)
 	}
 	start, err := rs.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, fmt.Errorf("ve: reading %s: %w", name, err)
+		return nil, 0, fmt.Errorf("ve: reading %s: %w", name, err)
+	}
+	return rs, start, nil
+}
+
+// openDynoAI3Lines prepares r to be read line by line. A reader that is not
+// an io.ReadSeeker is read into memory first (the whole file decides the
+// decoding).
+func openDynoAI3Lines(r io.Reader, name string) (*dynoai3Lines, error) {
+	rs, start, err := seekable(r, name)
+	if err != nil {
+		return nil, err
 	}
 	br := bufio.NewReaderSize(rs, 64<<10)
 	if err := skipBOM(br); err != nil {

@@ -177,6 +177,20 @@ func corrupt(folder, file, format string, args ...any) error {
 	return &FolderError{Folder: folder, File: file, Err: &corruption{fmt.Sprintf(format, args...)}}
 }
 
+// readJSON reads the JSON file name of dir into v and returns its bytes:
+// a file that cannot be read or is not one JSON document fails the folder
+// (the latter as corrupted).
+func (p *plan) readJSON(dir, name string, v any) ([]byte, error) {
+	raw, err := readLimited(filepath.Join(dir, name), maxManifest)
+	if err != nil {
+		return nil, &FolderError{Folder: p.folder.Rel, File: name, Err: err}
+	}
+	if err := strictJSON(raw, v); err != nil {
+		return nil, corrupt(p.folder.Rel, name, "%v", err)
+	}
+	return raw, nil
+}
+
 // toolkitManifest is dynoai.manifest@1 (the toolkit's, also in the API's
 // and the RunManager's folders), as far as the import reads it.
 type toolkitManifest struct {
@@ -553,13 +567,9 @@ type runStateError struct {
 
 func (rd *reader) readRunManager(p *plan) error {
 	dir := p.folder.Path
-	raw, err := readLimited(filepath.Join(dir, "run_state.json"), maxManifest)
-	if err != nil {
-		return &FolderError{Folder: p.folder.Rel, File: "run_state.json", Err: err}
-	}
 	var st runState
-	if err := strictJSON(raw, &st); err != nil {
-		return corrupt(p.folder.Rel, "run_state.json", "%v", err)
+	if _, err := p.readJSON(dir, "run_state.json", &st); err != nil {
+		return err
 	}
 	if st.RunID == "" {
 		return corrupt(p.folder.Rel, "run_state.json", "no run_id")
@@ -632,13 +642,9 @@ type jetDriveManifest struct {
 
 func (rd *reader) readJetDrive(p *plan) error {
 	dir := p.folder.Path
-	raw, err := readLimited(filepath.Join(dir, "manifest.json"), maxManifest)
-	if err != nil {
-		return &FolderError{Folder: p.folder.Rel, File: "manifest.json", Err: err}
-	}
 	var m jetDriveManifest
-	if err := strictJSON(raw, &m); err != nil {
-		return corrupt(p.folder.Rel, "manifest.json", "%v", err)
+	if _, err := p.readJSON(dir, "manifest.json", &m); err != nil {
+		return err
 	}
 	if m.RunID == "" {
 		m.RunID = filepath.Base(dir)
@@ -683,13 +689,9 @@ func (rd *reader) readJetDrive(p *plan) error {
 
 func (rd *reader) readAutoTune(p *plan) error {
 	dir := p.folder.Path
-	raw, err := readLimited(filepath.Join(dir, "manifest.json"), maxManifest)
-	if err != nil {
-		return &FolderError{Folder: p.folder.Rel, File: "manifest.json", Err: err}
-	}
 	var m map[string]any
-	if err := strictJSON(raw, &m); err != nil {
-		return corrupt(p.folder.Rel, "manifest.json", "%v", err)
+	if _, err := p.readJSON(dir, "manifest.json", &m); err != nil {
+		return err
 	}
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	runID := str("run_id")
@@ -746,15 +748,12 @@ func (rd *reader) readAutoTune(p *plan) error {
 
 func (rd *reader) readTransient(p *plan) error {
 	dir := p.folder.Path
-	raw, err := readLimited(filepath.Join(dir, "transient_metadata.json"), maxManifest)
-	if err != nil {
-		return &FolderError{Folder: p.folder.Rel, File: "transient_metadata.json", Err: err}
-	}
 	var m struct {
 		GeneratedAt string `json:"generated_at"`
 	}
-	if err := strictJSON(raw, &m); err != nil {
-		return corrupt(p.folder.Rel, "transient_metadata.json", "%v", err)
+	raw, err := p.readJSON(dir, "transient_metadata.json", &m)
+	if err != nil {
+		return err
 	}
 	if err := rd.addTree(p, dir); err != nil {
 		return err

@@ -25,6 +25,9 @@ type Importer interface {
 	// File contents must already be durable in the FileStore (an orphan
 	// sweep removes contents whose import never committed).
 	Import(ctx context.Context, r ImportRun) (run Run, created bool, err error)
+	// ImportedRun returns the run tenant imported under key, or
+	// ErrNotFound (a dry run uses it to tell what is imported already).
+	ImportedRun(ctx context.Context, tenant, key string) (Run, error)
 }
 
 // ImportRun is one run to import.
@@ -238,4 +241,24 @@ func (m *Memory) Import(ctx context.Context, r ImportRun) (Run, bool, error) {
 	}
 	m.imports[k] = id
 	return copyRun(run), true, nil
+}
+
+// ImportedRun implements Importer.
+func (m *Memory) ImportedRun(ctx context.Context, tenant, key string) (Run, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.check(ctx); err != nil {
+		return Run{}, err
+	}
+	if id, ok := m.imports[importKey{tenant, key}]; ok {
+		if mr, ok := m.runs[id]; ok {
+			return copyRun(mr.run), nil
+		}
+	}
+	return Run{}, notImported(tenant, key)
+}
+
+// notImported is the ErrNotFound of ImportedRun.
+func notImported(tenant, key string) error {
+	return fmt.Errorf("%w: no run imported under key %q for tenant %q", ErrNotFound, truncate(key, 80), tenant)
 }

@@ -75,7 +75,17 @@ func (f *importFlags) run(ctx context.Context, url string, stdout, stderr io.Wri
 		runs  runstore.Importer
 		files runstore.FileStore
 	)
-	if !f.dryRun {
+	if f.dryRun {
+		// The store, if there is one at the latest schema, tells the
+		// folders imported before; a dry run creates and migrates nothing.
+		s, why := openForLookup(ctx, url)
+		if s != nil {
+			defer s.Close()
+			runs = s
+		} else {
+			fmt.Fprintf(stdout, "dry run without the database (%s): cannot tell what is imported already\n", why)
+		}
+	} else {
 		s, err := sqlstore.Open(ctx, url, sqlstore.Options{})
 		if err != nil {
 			fmt.Fprintf(stderr, "dbtool import-dynoai3: %v\n", err)
@@ -131,6 +141,34 @@ func printOutcome(w io.Writer, o dynoai3import.Outcome) {
 	for _, n := range o.Notes {
 		fmt.Fprintf(w, "%-12s %-11s   note: %s\n", "", "", n)
 	}
+}
+
+// openForLookup opens the store at url without creating or migrating it,
+// or says why not.
+func openForLookup(ctx context.Context, url string) (*sqlstore.Store, string) {
+	d, target, err := sqlstore.ParseURL(url)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if d == sqlstore.SQLite {
+		if _, err := os.Stat(target); err != nil {
+			return nil, "no database at " + target
+		}
+	}
+	s, err := sqlstore.Open(ctx, url, sqlstore.Options{SkipMigrate: true})
+	if err != nil {
+		return nil, err.Error()
+	}
+	ms, err := sqlstore.Migrations()
+	if err != nil {
+		s.Close()
+		return nil, err.Error()
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v < len(ms) {
+		s.Close()
+		return nil, fmt.Sprintf("schema version %d, not %d: run dbtool migrate", v, len(ms))
+	}
+	return s, ""
 }
 
 // fileStore is a FileStore with a name to print.

@@ -26,6 +26,7 @@ func importDynoAI3(t *testing.T, url string) {
 	assert.Equal(t, 1, code, errOut)
 	assert.Contains(t, out, "would-import")
 	assert.Contains(t, out, "11 would be imported, 4 skipped")
+	assert.Contains(t, out, "cannot tell what is imported already", "no database yet, and the dry run makes none")
 
 	env := map[string]string{"DYNOAI_FILES_DIR": files}
 	code, out, errOut = dbtool(t, env, "-db", url, "import-dynoai3", "-inputs", inputs, root)
@@ -43,6 +44,9 @@ func importDynoAI3(t *testing.T, url string) {
 	code, out, errOut = dbtool(t, env, "-db", url, "import-dynoai3", "-inputs", inputs, root)
 	assert.Equal(t, 1, code, errOut)
 	assert.Contains(t, out, "0 imported, 11 already imported")
+	code, out, errOut = dbtool(t, env, "-db", url, "import-dynoai3", "-dry-run", "-inputs", inputs, root)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, out, "0 imported, 11 already imported, 0 would be imported", "a dry run tells what is there")
 
 	s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{})
 	require.NoError(t, err)

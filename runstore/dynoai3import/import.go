@@ -19,7 +19,9 @@ type Options struct {
 	// Tenant owns the imported runs; "" is the server's default tenant.
 	Tenant string
 	// DryRun reads and verifies every folder and reports what would be
-	// imported, storing nothing.
+	// imported, storing nothing. With a run store it also tells the
+	// folders imported before (Existing); without one (nil), every
+	// readable folder is WouldImport.
 	DryRun bool
 	// InputDirs are directories (searched recursively) where the input
 	// logs of toolkit runs may be: their manifests record a path on the
@@ -86,7 +88,7 @@ func (r *Report) Summary() string {
 // reported; the others are imported whole, one transaction each. Import
 // returns an error, with the report so far, only when it cannot go on: the
 // root cannot be read, ctx ends, or a store fails (runstore.ErrUnavailable).
-// With Options.DryRun, runs and files may be nil.
+// With Options.DryRun, files and runs may be nil.
 func Import(ctx context.Context, root string, runs runstore.Importer, files runstore.FileStore, opts Options) (*Report, error) {
 	if opts.MaxFileSize == 0 {
 		opts.MaxFileSize = 1 << 30
@@ -133,6 +135,15 @@ func Import(ctx context.Context, root string, runs runstore.Importer, files runs
 		}
 		if opts.DryRun {
 			o.Action = WouldImport
+			if runs != nil {
+				run, err := runs.ImportedRun(ctx, opts.Tenant, p.key)
+				switch {
+				case err == nil:
+					o.Action, o.Run, o.Status = Existing, run.ID, run.Status
+				case !errors.Is(err, runstore.ErrNotFound):
+					return rep, fmt.Errorf("dynoai3import: %s: %w", f.Rel, err)
+				}
+			}
 			rep.Outcomes = append(rep.Outcomes, o)
 			continue
 		}

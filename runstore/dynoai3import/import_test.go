@@ -142,6 +142,12 @@ func TestImportEveryFamily(t *testing.T) {
 		checkAPI(t, rs, fs, byFolder[d3t.DirAPI])
 		checkOthers(t, rs, byFolder)
 
+		// A dry run now tells what is imported already.
+		dry, err = dynoai3import.Import(ctx, root, rs, nil, dynoai3import.Options{DryRun: true, InputDirs: opts.InputDirs})
+		require.NoError(t, err)
+		assert.Equal(t, d3t.Importable, dry.Count(dynoai3import.Existing), dry.Summary())
+		assert.Equal(t, byFolder[d3t.DirAPI].Run, outcomes(dry)[d3t.DirAPI].Run)
+
 		// A second import adds nothing.
 		blobs := blobCount(t, fs)
 		again, err := dynoai3import.Import(ctx, root, rs, fs, opts)

@@ -31,6 +31,7 @@ var importTests = []struct {
 	{"ImportRace", testImportRace},
 	{"ImportDeleteFreesKey", testImportDeleteFreesKey},
 	{"ImportThenRecordApply", testImportThenRecordApply},
+	{"ImportedRunLookup", testImportedRunLookup},
 }
 
 func runImportTests(t *testing.T, open Opener) {
@@ -487,4 +488,24 @@ func testImportThenRecordApply(t *testing.T, e *env, im runstore.Importer) {
 	require.Len(t, all, 6)
 	assert.Equal(t, rb, all[4])
 	assert.Equal(t, ap, all[5])
+}
+
+// testImportedRunLookup: ImportedRun finds a run by tenant and key, and
+// answers ErrNotFound before the import, for another tenant, and after the
+// run is deleted.
+func testImportedRunLookup(t *testing.T, e *env, im runstore.Importer) {
+	_, err := im.ImportedRun(e.ctx, "", "lookup-key")
+	require.ErrorIs(t, err, runstore.ErrNotFound)
+	r, created, err := im.Import(e.ctx, sampleImport("lookup-key"))
+	require.NoError(t, err)
+	require.True(t, created)
+	got, err := im.ImportedRun(e.ctx, "", "lookup-key")
+	require.NoError(t, err)
+	assert.Equal(t, r.ID, got.ID)
+	assert.Equal(t, r.Status, got.Status)
+	_, err = im.ImportedRun(e.ctx, "shop-b", "lookup-key")
+	assert.ErrorIs(t, err, runstore.ErrNotFound)
+	require.NoError(t, e.s.Delete(e.ctx, r.ID))
+	_, err = im.ImportedRun(e.ctx, "", "lookup-key")
+	assert.ErrorIs(t, err, runstore.ErrNotFound)
 }

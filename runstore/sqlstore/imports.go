@@ -83,6 +83,18 @@ func (s *Store) importErr(key string, err error) error {
 	return unavailable(fmt.Errorf("sqlstore: import %q: %w", key, err))
 }
 
+// ImportedRun implements runstore.Importer.
+func (s *Store) ImportedRun(ctx context.Context, tenant, key string) (runstore.Run, error) {
+	found, ok, err := s.importedRun(ctx, s.r, tenant, key)
+	switch {
+	case err != nil:
+		return runstore.Run{}, s.importErr(key, err)
+	case !ok:
+		return runstore.Run{}, fmt.Errorf("%w: no run imported under key %q for tenant %q", runstore.ErrNotFound, key, tenant)
+	}
+	return found, nil
+}
+
 // importedRun returns the run imported under tenant's key, if any.
 func (s *Store) importedRun(ctx context.Context, q querier, tenant, key string) (runstore.Run, bool, error) {
 	var id string

@@ -133,17 +133,21 @@ func Import(ctx context.Context, root string, runs runstore.Importer, files runs
 				o.Bytes += pf.size
 			}
 		}
+		// A folder imported before is reported without storing its
+		// contents again (Import would find the key too, after the puts).
+		if runs != nil {
+			run, err := runs.ImportedRun(ctx, opts.Tenant, p.key)
+			switch {
+			case err == nil:
+				o.Action, o.Run, o.Status = Existing, run.ID, run.Status
+				rep.Outcomes = append(rep.Outcomes, o)
+				continue
+			case !errors.Is(err, runstore.ErrNotFound):
+				return rep, fmt.Errorf("dynoai3import: %s: %w", f.Rel, err)
+			}
+		}
 		if opts.DryRun {
 			o.Action = WouldImport
-			if runs != nil {
-				run, err := runs.ImportedRun(ctx, opts.Tenant, p.key)
-				switch {
-				case err == nil:
-					o.Action, o.Run, o.Status = Existing, run.ID, run.Status
-				case !errors.Is(err, runstore.ErrNotFound):
-					return rep, fmt.Errorf("dynoai3import: %s: %w", f.Rel, err)
-				}
-			}
 			rep.Outcomes = append(rep.Outcomes, o)
 			continue
 		}

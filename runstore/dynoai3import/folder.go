@@ -138,7 +138,11 @@ func (rd *reader) read(f Folder) (*plan, error) {
 	case FamilyEmpty:
 		return nil, &FolderError{Folder: f.Rel, Err: errors.New("empty: a run that stopped before writing anything; nothing to import")}
 	default:
-		return nil, &FolderError{Folder: f.Rel, Err: errors.New("cannot be read")}
+		err := f.Err
+		if err == nil {
+			err = errors.New("not a run folder")
+		}
+		return nil, &FolderError{Folder: f.Rel, Err: fmt.Errorf("cannot be read: %w", err)}
 	}
 	if err != nil {
 		var fe *FolderError

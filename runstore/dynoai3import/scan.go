@@ -69,6 +69,8 @@ type Folder struct {
 	Path   string // the folder, as found under the root
 	Rel    string // Path relative to the root, with forward slashes ("." for the root)
 	Family Family
+	// Err says why a folder could not be listed (Family is then "").
+	Err error
 }
 
 // knownOutputs are files only the predecessor writes: a folder holding one
@@ -101,7 +103,7 @@ func Scan(root string) ([]Folder, error) {
 			}
 			// An unreadable folder is reported as a folder of its own,
 			// so the import says what it skipped.
-			out = append(out, Folder{Path: path, Rel: rel(root, path), Family: ""})
+			out = append(out, Folder{Path: path, Rel: rel(root, path), Err: err})
 			return fs.SkipDir
 		}
 		if !d.IsDir() {
@@ -109,7 +111,7 @@ func Scan(root string) ([]Folder, error) {
 		}
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			out = append(out, Folder{Path: path, Rel: rel(root, path), Family: ""})
+			out = append(out, Folder{Path: path, Rel: rel(root, path), Err: err})
 			return fs.SkipDir
 		}
 		fam := classify(path, entries)

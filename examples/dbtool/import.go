@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dynoai/dynoai/runstore"
@@ -26,7 +27,7 @@ type importFlags struct {
 }
 
 func (f *importFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.filesDir, "files", "", "file contents directory (default $DYNOAI_FILES_DIR, else data/files)")
+	fs.StringVar(&f.filesDir, "files", "", "file contents directory (default $DYNOAI_FILES_DIR, else <data dir>/files)")
 	fs.StringVar(&f.filesURL, "files-url", "", "file contents in a blob store (default $DYNOAI_FILES_URL)")
 	fs.StringVar(&f.tenant, "tenant", "", "owner of the imported runs (default: the default tenant)")
 	fs.StringVar(&f.inputs, "inputs", "", "comma-separated folders where the toolkit runs' input logs may be")
@@ -35,7 +36,7 @@ func (f *importFlags) register(fs *flag.FlagSet) {
 
 // resolve fills the defaults from the environment the server reads, so an
 // import lands where the server looks.
-func (f *importFlags) resolve(getenv func(string) string) error {
+func (f *importFlags) resolve(getenv func(string) string, dataDir string) error {
 	if f.filesURL == "" && f.filesDir == "" {
 		f.filesURL = getenv("DYNOAI_FILES_URL")
 	}
@@ -43,7 +44,7 @@ func (f *importFlags) resolve(getenv func(string) string) error {
 		f.filesDir = getenv("DYNOAI_FILES_DIR")
 	}
 	if f.filesURL == "" && f.filesDir == "" {
-		f.filesDir = "data/files"
+		f.filesDir = filepath.Join(dataDir, "files")
 	}
 	if f.filesURL != "" {
 		if err := blobstore.CheckURL(f.filesURL); err != nil {
@@ -86,6 +87,12 @@ func (f *importFlags) run(ctx context.Context, url string, stdout, stderr io.Wri
 			fmt.Fprintf(stdout, "dry run without the database (%s): cannot tell what is imported already\n", why)
 		}
 	} else {
+		if d, target, err := sqlstore.ParseURL(url); err == nil && d == sqlstore.SQLite {
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				fmt.Fprintf(stderr, "dbtool import-dynoai3: %v\n", err)
+				return 1
+			}
+		}
 		s, err := sqlstore.Open(ctx, url, sqlstore.Options{})
 		if err != nil {
 			fmt.Fprintf(stderr, "dbtool import-dynoai3: %v\n", err)

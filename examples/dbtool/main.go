@@ -13,7 +13,9 @@
 //	                                           import the predecessor's run folders
 //
 // The URL comes from -db, else $DYNOAI_DATABASE_URL, else $DATABASE_URL,
-// else sqlite:///./dynoai.db. It is printed only with its password redacted.
+// else the server's default, sqlite:data/dynoai.db (data is
+// $DYNOAI_DATA_DIR when set), so dbtool and examples/server find the same
+// database. It is printed only with its password redacted.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -48,7 +51,7 @@ commands:
   drop -yes-really-drop drop every table and all data
   import-dynoai3 DIR    import DynoAI_3 run folders found under DIR (every family: toolkit
                         --outdir folders, API outputs/uploads, runs/, transient outputs):
-      -files DIR        file contents directory ($DYNOAI_FILES_DIR, default data/files)
+      -files DIR        file contents directory ($DYNOAI_FILES_DIR, default <data dir>/files)
       -files-url URL    or a blob store ($DYNOAI_FILES_URL: s3://..., file:///dir)
       -tenant T         owner of the imported runs (default: the default tenant)
       -inputs DIR,...   where to look for toolkit runs' input logs by SHA-256
@@ -56,7 +59,8 @@ commands:
                         A second import adds nothing; a corrupted folder is reported and
                         skipped (exit 1), never half imported.
 
-The URL comes from -db, $DYNOAI_DATABASE_URL, $DATABASE_URL, or sqlite:///./dynoai.db:
+The URL comes from -db, $DYNOAI_DATABASE_URL, $DATABASE_URL, or the server's default,
+sqlite:data/dynoai.db (data is $DYNOAI_DATA_DIR when set):
   postgres://user:pass@127.0.0.1:5432/dynoai?sslmode=disable
   sqlite:///relative/path.db   sqlite:////absolute/path.db   (the scheme is required)
 `
@@ -103,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if url == "" {
-		url = "sqlite:///./dynoai.db"
+		url = "sqlite:" + filepath.Join(dataDir(getenv), "dynoai.db")
 	}
 	switch {
 	case cmd == "import-dynoai3" && sub.NArg() != 1:
@@ -126,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if cmd == "import-dynoai3" {
-		if err := imp.resolve(getenv); err != nil {
+		if err := imp.resolve(getenv, dataDir(getenv)); err != nil {
 			fmt.Fprintf(stderr, "dbtool import-dynoai3: %v\n", err)
 			return 2
 		}
@@ -148,6 +152,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
+// dataDir is the server's data directory: $DYNOAI_DATA_DIR, else data.
+func dataDir(getenv func(string) string) string {
+	if d := getenv("DYNOAI_DATA_DIR"); d != "" {
+		return d
+	}
+	return "data"
+}
+
 func do(ctx context.Context, cmd, url string, out io.Writer) error {
 	d, target, err := sqlstore.ParseURL(url)
 	if err != nil {
@@ -157,6 +169,13 @@ func do(ctx context.Context, cmd, url string, out io.Writer) error {
 		// Opening SQLite creates the file; only init and migrate should.
 		if _, err := os.Stat(target); err != nil {
 			return fmt.Errorf("no database at %s (run dbtool init): %w", target, err)
+		}
+	}
+	if d == sqlstore.SQLite {
+		// init and migrate create the file; its folder too (the default
+		// data/ of a fresh checkout).
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
 		}
 	}
 	s, err := sqlstore.Open(ctx, url, sqlstore.Options{SkipMigrate: true})

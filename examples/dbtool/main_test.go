@@ -114,6 +114,18 @@ func TestURLFromEnvironment(t *testing.T) {
 	assert.Contains(t, out, other, "DYNOAI_DATABASE_URL wins")
 }
 
+// TestDefaultIsTheServers: without a URL, dbtool opens the database
+// examples/server uses by default, <data dir>/dynoai.db, creating the
+// folder on init.
+func TestDefaultIsTheServers(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "fresh", "data")
+	code, out, errOut := dbtool(t, map[string]string{"DYNOAI_DATA_DIR": data}, "init")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, filepath.Join(data, "dynoai.db"))
+	_, err := os.Stat(filepath.Join(data, "dynoai.db"))
+	require.NoError(t, err)
+}
+
 func TestUsageErrors(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "u.db")
 	cases := []struct {

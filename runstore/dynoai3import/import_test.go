@@ -383,3 +383,24 @@ func TestImportConcurrent(t *testing.T) {
 		assert.Len(t, allRuns(t, rs), 11)
 	})
 }
+
+// TestImportOneFolderThenTheTree: a run folder given as the root is named
+// by itself, and importing the whole tree later finds it already there
+// (the key does not depend on where the import started).
+func TestImportOneFolderThenTheTree(t *testing.T) {
+	ctx := context.Background()
+	root, inputs := t.TempDir(), t.TempDir()
+	d3t.BuildTree(t, root, inputs)
+	rs, fs := runstore.NewMemory(runstore.Options{}), runstore.NewMemFileStore()
+	opts := dynoai3import.Options{InputDirs: []string{inputs}}
+	one, err := dynoai3import.Import(ctx, filepath.Join(root, d3t.DirToolkit), rs, fs, opts)
+	require.NoError(t, err)
+	require.Len(t, one.Outcomes, 1)
+	assert.Equal(t, filepath.Base(d3t.DirToolkit), one.Outcomes[0].Folder)
+	assert.Equal(t, dynoai3import.Imported, one.Outcomes[0].Action)
+	all, err := dynoai3import.Import(ctx, root, rs, fs, opts)
+	require.NoError(t, err)
+	assert.Equal(t, 1, all.Count(dynoai3import.Existing))
+	assert.Equal(t, d3t.Importable-1, all.Count(dynoai3import.Imported))
+	assert.Equal(t, one.Outcomes[0].Run, outcomes(all)[d3t.DirToolkit].Run)
+}

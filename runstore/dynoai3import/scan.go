@@ -67,7 +67,7 @@ func (f Family) Letter() string {
 // Folder is a run folder Scan found.
 type Folder struct {
 	Path   string // the folder, as found under the root
-	Rel    string // Path relative to the root, with forward slashes ("." for the root)
+	Rel    string // Path relative to the root, with forward slashes (the root's name when it is the run folder)
 	Family Family
 	// Err says why a folder could not be listed (Family is then "").
 	Err error
@@ -134,6 +134,12 @@ func rel(root, path string) string {
 	r, err := filepath.Rel(root, path)
 	if err != nil {
 		return filepath.ToSlash(path)
+	}
+	if r == "." {
+		// The root is the run folder: its own name says more than ".".
+		if abs, err := filepath.Abs(root); err == nil {
+			return filepath.Base(abs)
+		}
 	}
 	return filepath.ToSlash(r)
 }

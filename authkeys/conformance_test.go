@@ -1,6 +1,7 @@
 package authkeys_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/dynoai/dynoai/authkeys"
 	"github.com/dynoai/dynoai/authkeys/authkeystest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -67,4 +69,29 @@ func TestMultiConformance(t *testing.T) {
 		require.NoError(t, err)
 		return authkeys.NewMulti(m, e)
 	})
+}
+
+// verifyOnly is a KeyStore that cannot look keys up by id.
+type verifyOnly struct{ authkeys.KeyStore }
+
+// TestMultiLookupWithAStoreThatCannot: a Multi answers a held key's id from
+// the store that holds it, and ErrNoLookup (not ErrInvalid) for another id
+// when one of its stores cannot look keys up: the key may be there.
+func TestMultiLookupWithAStoreThatCannot(t *testing.T) {
+	keys, err := authkeys.GenerateN(2)
+	require.NoError(t, err)
+	a, err := authkeys.NewMemory(authkeys.Entry{Key: keys[0]})
+	require.NoError(t, err)
+	b, err := authkeys.NewMemory(authkeys.Entry{Key: keys[1]})
+	require.NoError(t, err)
+	m := authkeys.NewMulti(a, verifyOnly{b})
+	ctx := context.Background()
+	got, err := m.LookupID(ctx, authkeys.IDOf(keys[0]))
+	require.NoError(t, err)
+	assert.Equal(t, authkeys.IDOf(keys[0]), got.ID)
+	_, err = m.LookupID(ctx, authkeys.IDOf(keys[1]))
+	assert.ErrorIs(t, err, authkeys.ErrNoLookup)
+	require.True(t, a.Remove(authkeys.IDOf(keys[0])))
+	_, err = authkeys.NewMulti(a).LookupID(ctx, authkeys.IDOf(keys[0]))
+	assert.ErrorIs(t, err, authkeys.ErrNoKeys, "removed: the store holds none now")
 }

@@ -38,6 +38,22 @@ type Watcher interface {
 	Watch(ctx context.Context) error
 }
 
+// Lookup is a KeyStore that can look a key up by its id, without the key
+// itself: whether it is still held, with its tenant and scopes now. A
+// credential made from a key earlier (httpapi's browser sessions) asks it,
+// so revoking the key ends the credential too. Memory, Env, File and Multi
+// implement it.
+type Lookup interface {
+	// LookupID returns the identity of the key with the given id, or an
+	// error matching ErrInvalid when the store holds no such key (ErrNoKeys
+	// when it holds none at all), or ErrNoLookup when it cannot tell.
+	LookupID(ctx context.Context, id KeyID) (Identity, error)
+}
+
+// ErrNoLookup is LookupID's answer from a Multi that has a store which
+// cannot look keys up by id: the key may be held there.
+var ErrNoLookup = errors.New("authkeys: a store cannot look keys up by id")
+
 // digestVerifier lets Multi hash a presented key once for all its stores.
 type digestVerifier interface {
 	verifyDigest(d *Digest) (Identity, error)
@@ -56,6 +72,24 @@ func (h *holder) load() *keySet {
 func (h *holder) Len() int { return len(h.load().digests) }
 
 func (h *holder) verifyDigest(d *Digest) (Identity, error) { return h.load().verifyDigest(d) }
+
+// LookupID implements Lookup. Key ids are not secret (logs carry them), so
+// the search need not take constant time.
+func (h *holder) LookupID(ctx context.Context, id KeyID) (Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return Identity{}, err
+	}
+	s := h.load()
+	if len(s.digests) == 0 {
+		return Identity{}, ErrNoKeys
+	}
+	for _, ident := range s.idents {
+		if ident.ID == id {
+			return ident, nil
+		}
+	}
+	return Identity{}, ErrInvalid
+}
 
 // Memory is a KeyStore whose keys are set in code. The zero value holds no
 // keys and is ready to use.
@@ -237,6 +271,38 @@ func (m *Multi) Len() int {
 		n += s.Len()
 	}
 	return n
+}
+
+// LookupID implements Lookup: the first store holding the key answers.
+// When none does and a store cannot look keys up, it is ErrNoLookup.
+func (m *Multi) LookupID(ctx context.Context, id KeyID) (Identity, error) {
+	unsupported, haveKeys := false, false
+	for _, s := range m.stores {
+		l, ok := s.(Lookup)
+		if !ok {
+			unsupported = true
+			continue
+		}
+		ident, err := l.LookupID(ctx, id)
+		switch {
+		case err == nil:
+			return ident, nil
+		case errors.Is(err, ErrNoLookup):
+			unsupported = true
+		case errors.Is(err, ErrNoKeys):
+		case errors.Is(err, ErrInvalid):
+			haveKeys = true
+		default:
+			return Identity{}, err
+		}
+	}
+	switch {
+	case unsupported:
+		return Identity{}, ErrNoLookup
+	case !haveKeys:
+		return Identity{}, ErrNoKeys
+	}
+	return Identity{}, ErrInvalid
 }
 
 // Verify implements KeyStore.

@@ -170,8 +170,11 @@ type AuthConfig struct {
 	// secret per process: sessions then end when the process does and
 	// work on one replica only.
 	SessionSecret []byte
-	// SessionTTL is how long a session lasts; 0 means 8 hours. A revoked
-	// key's sessions end at the latest then.
+	// SessionTTL is how long a session lasts; 0 means 8 hours. A session
+	// is checked against Keys on every request when the store can look
+	// keys up by id (authkeys.Lookup: every store of authkeys can), so a
+	// revoked key's sessions end at once and follow its scopes; with a
+	// store that cannot, they end at the latest when they expire.
 	SessionTTL time.Duration
 	// SecureCookie marks the session cookie Secure even when the request
 	// did not arrive over TLS here (behind a TLS-terminating proxy).

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -96,12 +97,37 @@ type sessionKeys struct {
 func (k sessionKeys) Verify(ctx context.Context, presented string) (authkeys.Identity, error) {
 	if strings.HasPrefix(presented, sessionPrefix) {
 		id, _, err := k.ss.verify(presented)
-		return id, err
+		if err != nil {
+			return id, err
+		}
+		return k.current(ctx, id)
 	}
 	if k.inner == nil {
 		return authkeys.Identity{}, authkeys.ErrNoKeys
 	}
 	return k.inner.Verify(ctx, presented)
+}
+
+// current checks a session's key against the store: a revoked key ends
+// its sessions at once, and a key whose tenant or scopes changed carries
+// its sessions along. A store that cannot look keys up by id
+// (authkeys.ErrNoLookup) leaves the session as signed, valid until it
+// expires.
+func (k sessionKeys) current(ctx context.Context, id authkeys.Identity) (authkeys.Identity, error) {
+	l, ok := k.inner.(authkeys.Lookup)
+	if !ok {
+		return id, nil
+	}
+	cur, err := l.LookupID(ctx, id.ID)
+	switch {
+	case err == nil:
+		return cur, nil
+	case errors.Is(err, authkeys.ErrNoLookup):
+		return id, nil
+	case errors.Is(err, authkeys.ErrInvalid):
+		return authkeys.Identity{}, fmt.Errorf("%w: the session's key %s is no longer valid", authkeys.ErrInvalid, id.ID)
+	}
+	return authkeys.Identity{}, err
 }
 
 func (k sessionKeys) Len() int {
@@ -224,7 +250,9 @@ func (s *Server) handleSessionGet(w http.ResponseWriter, r *http.Request) error 
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
 		if id, exp, err := s.sessions.verify(c.Value); err == nil {
-			v = s.sessionOf(id, exp)
+			if cur, err := s.keys.current(r.Context(), id); err == nil {
+				v = s.sessionOf(cur, exp)
+			}
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")

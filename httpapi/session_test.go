@@ -176,3 +176,35 @@ func TestSessionWithoutAuth(t *testing.T) {
 	assert.Equal(t, false, m["auth_enabled"])
 	assert.Equal(t, map[string]any{"jetdrive": false, "jetstream": false}, m["features"])
 }
+
+// TestSessionEndsWhenItsKeyIsRevoked: a browser session made from a key
+// stops working as soon as the key leaves the store (before, it lasted
+// until it expired), and follows the key's scopes when they change.
+func TestSessionEndsWhenItsKeyIsRevoked(t *testing.T) {
+	keys, err := authkeys.NewMemory(authkeys.Entry{Key: sessKeyAll, Tenant: "shop"},
+		authkeys.Entry{Key: sessKeyRead, Tenant: "shop", Scopes: authkeys.ScopeRead})
+	require.NoError(t, err)
+	e := newEnv(t, func(c *Config) {
+		c.Auth = AuthConfig{Enabled: true, Keys: keys, SessionSecret: bytes.Repeat([]byte("s"), 32)}
+	})
+	cookie, _ := sessionCookie(t, e, sessKeyAll)
+	hdr := map[string]string{"Cookie": cookie}
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/api/runs", nil, hdr).code)
+
+	// The key loses the apply scope: its session does too.
+	require.NoError(t, keys.Set(authkeys.Entry{Key: sessKeyAll, Tenant: "shop", Scopes: authkeys.ScopeRead},
+		authkeys.Entry{Key: sessKeyRead, Tenant: "shop", Scopes: authkeys.ScopeRead}))
+	assert.Equal(t, []any{"read"}, e.do(t, "GET", "/api/session", nil, hdr).json(t)["scopes"])
+	r := e.do(t, "DELETE", "/api/runs/0123456789abcdef0123456789abcdef", nil, map[string]string{"Cookie": cookie, HeaderRequestedWith: "test"})
+	assert.Equal(t, authkeys.CodeInsufficientScope, r.errCode(t))
+
+	// The key is revoked: the session ends at once, and says so.
+	require.True(t, keys.Remove(authkeys.IDOf(sessKeyAll)))
+	r = e.do(t, "GET", "/api/runs", nil, hdr)
+	assert.Equal(t, http.StatusForbidden, r.code)
+	assert.Equal(t, authkeys.CodeInvalidAPIKey, r.errCode(t))
+	assert.Equal(t, false, e.do(t, "GET", "/api/session", nil, hdr).json(t)["authenticated"])
+	// The other key's session is untouched.
+	other, _ := sessionCookie(t, e, sessKeyRead)
+	assert.Equal(t, http.StatusOK, e.do(t, "GET", "/api/runs", nil, map[string]string{"Cookie": other}).code)
+}

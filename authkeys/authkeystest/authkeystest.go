@@ -1,7 +1,8 @@
 // Package authkeystest is the conformance suite every authkeys.KeyStore
 // implementation runs: identities (id, tenant, scopes) of valid keys,
 // refusals of missing, wrong, untrimmed and oversized keys, an empty store
-// failing closed, Len, and concurrent verification.
+// failing closed, Len, concurrent verification, and (for stores that
+// implement authkeys.Lookup) lookups by key id.
 package authkeystest
 
 import (
@@ -29,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"Refusals", testRefusals},
 		{"EmptyFailsClosed", testEmpty},
 		{"Concurrent", testConcurrent},
+		{"LookupID", testLookupID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
@@ -123,4 +125,30 @@ func testConcurrent(t *testing.T, open Opener) {
 	for tenant := range errs {
 		t.Errorf("key of tenant %s did not verify to it", tenant)
 	}
+}
+
+// testLookupID: a store that looks keys up by id gives the identity Verify
+// gives, ErrInvalid for an id it does not hold and ErrNoKeys when empty.
+func testLookupID(t *testing.T, open Opener) {
+	k := keys(t, 3)
+	s := open(t, []authkeys.Entry{{Key: k[0], Tenant: "shop-7", Scopes: authkeys.ScopeRead}, {Key: k[1]}})
+	l, ok := s.(authkeys.Lookup)
+	if !ok {
+		t.Skipf("%T does not implement authkeys.Lookup", s)
+	}
+	ctx := context.Background()
+	for _, key := range k[:2] {
+		want, err := s.Verify(ctx, key)
+		require.NoError(t, err)
+		got, err := l.LookupID(ctx, want.ID)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := l.LookupID(ctx, authkeys.IDOf(k[2]))
+	assert.ErrorIs(t, err, authkeys.ErrInvalid)
+	assert.NotErrorIs(t, err, authkeys.ErrNoKeys)
+	empty, ok := open(t, nil).(authkeys.Lookup)
+	require.True(t, ok)
+	_, err = empty.LookupID(ctx, authkeys.IDOf(k[0]))
+	assert.ErrorIs(t, err, authkeys.ErrNoKeys)
 }

@@ -261,6 +261,11 @@ func newCluster(t *testing.T, n int) *cluster {
 		"DYNOAI_WORKERS=2", "DYNOAI_QUEUE=10000",
 		"DYNOAI_JOB_LEASE=" + testLease.String(), "DYNOAI_JOB_HEARTBEAT=" + testHeartbeat.String(),
 		"DYNOAI_JOB_POLL=" + testPoll.String(),
+		// The chaos phase kills a replica every few seconds, far more
+		// often than production sees; with the default 3 attempts a job
+		// can, by chance, be interrupted on each (CI saw one of 300). The
+		// bound itself is the conformance suite's (JobAttemptsExhausted).
+		"DYNOAI_JOB_MAX_ATTEMPTS=10",
 		"DYNOAI_SHUTDOWN_TIMEOUT=5s",
 		"API_AUTH_ENABLED=true",
 		"API_KEYS=" + c.keyA + " tenant=shop scopes=read+analyze, " + c.keyB + " tenant=shop scopes=read",

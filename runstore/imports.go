@@ -218,8 +218,7 @@ func (m *Memory) Import(ctx context.Context, r ImportRun) (Run, bool, error) {
 	run, history := r.ImportedRecord(id, now)
 	mr := &memRun{run: run, history: history}
 	for _, fm := range r.Files {
-		m.nextFile++
-		mr.files = append(mr.files, File{ID: m.nextFile, RunID: id, FileMeta: fm, CreatedAt: completed})
+		m.attachLocked(mr, fm, completed)
 	}
 	parents := map[string]int64{}
 	for _, a := range r.Applies {
@@ -227,10 +226,7 @@ func (m *Memory) Import(ctx context.Context, r ImportRun) (Run, bool, error) {
 		m.nextApply++
 		rec := Apply{ID: m.nextApply, RunID: id, Cylinder: a.Cylinder, Kind: a.Kind, Parent: parents[a.Cylinder], CreatedAt: at}
 		for _, fm := range a.Files {
-			m.nextFile++
-			f := File{ID: m.nextFile, RunID: id, FileMeta: fm, CreatedAt: at}
-			mr.files = append(mr.files, f)
-			rec.Files = append(rec.Files, f)
+			rec.Files = append(rec.Files, m.attachLocked(mr, fm, at))
 		}
 		parents[a.Cylinder] = rec.ID
 		mr.applies = append(mr.applies, rec)

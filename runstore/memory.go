@@ -316,10 +316,16 @@ func (m *Memory) AddFile(ctx context.Context, runID string, meta FileMeta) (File
 	if err != nil {
 		return File{}, err
 	}
+	return m.attachLocked(mr, meta, stamp(m.clock)), nil
+}
+
+// attachLocked records meta as mr's next file, made at; the caller holds
+// m.mu.
+func (m *Memory) attachLocked(mr *memRun, meta FileMeta, at time.Time) File {
 	m.nextFile++
-	f := File{ID: m.nextFile, RunID: runID, FileMeta: meta, CreatedAt: stamp(m.clock)}
+	f := File{ID: m.nextFile, RunID: mr.run.ID, FileMeta: meta, CreatedAt: at}
 	mr.files = append(mr.files, f)
-	return f, nil
+	return f
 }
 
 // Files implements RunStore.
@@ -405,10 +411,7 @@ func (m *Memory) RecordApply(ctx context.Context, runID string, a NewApply) (App
 	m.nextApply++
 	rec := Apply{ID: m.nextApply, RunID: runID, Cylinder: a.Cylinder, Kind: a.Kind, Parent: a.Parent, CreatedAt: now}
 	for _, fm := range a.Files {
-		m.nextFile++
-		f := File{ID: m.nextFile, RunID: runID, FileMeta: fm, CreatedAt: now}
-		mr.files = append(mr.files, f)
-		rec.Files = append(rec.Files, f)
+		rec.Files = append(rec.Files, m.attachLocked(mr, fm, now))
 	}
 	mr.applies = append(mr.applies, rec)
 	return copyApply(rec), nil

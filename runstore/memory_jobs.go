@@ -164,8 +164,7 @@ func (m *Memory) CompleteJob(ctx context.Context, l Lease, r Result, files []Fil
 		return Run{}, err
 	}
 	for _, fm := range files {
-		m.nextFile++
-		mr.files = append(mr.files, File{ID: m.nextFile, RunID: mr.run.ID, FileMeta: fm, CreatedAt: now})
+		m.attachLocked(mr, fm, now)
 	}
 	mr.job.State, mr.job.UpdatedAt, mr.job.LastError = JobCompleted, now, ""
 	return run, nil

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dynoai/dynoai/runstore"
 	"github.com/dynoai/dynoai/ve"
@@ -114,7 +115,6 @@ func (c *corruption) Is(target error) bool { return target == ErrCorrupt }
 
 // reader reads folders into plans.
 type reader struct {
-	root   string
 	opts   Options
 	inputs *inputIndex
 }
@@ -163,11 +163,6 @@ func (rd *reader) read(f Folder) (*plan, error) {
 		p.imp.Reason = p.imp.Reason[:1000]
 	}
 	p.record.Applies = len(p.applies)
-	for _, pf := range p.files {
-		if !slices.ContainsFunc(p.record.Files, func(r fileRecord) bool { return r.Name == pf.name }) {
-			p.record.Files = append(p.record.Files, fileRecord{Name: pf.name, Path: pf.name})
-		}
-	}
 	res, err := json.Marshal(map[string]any{"import": p.record})
 	if err != nil {
 		return nil, &FolderError{Folder: f.Rel, Err: err}
@@ -324,9 +319,7 @@ func (rd *reader) readToolkit(p *plan, dir, sub string) error {
 		}
 	}
 	p.key = importKey(m.RunID, in.SHA256)
-	if err := rd.statsFromDelta(p, filepath.Join(mdir, "VE_Correction_Delta_DYNO.csv")); err != nil {
-		return err
-	}
+	statsFromDelta(p, filepath.Join(mdir, "VE_Correction_Delta_DYNO.csv"))
 	if p.folder.Family == FamilyAPI {
 		rd.readAPIApplies(p, dir)
 	}
@@ -528,26 +521,31 @@ func readTable(p string) (*ve.Table, error) {
 
 // statsFromDelta fills the corrected-cell count and largest correction
 // from the toolkit's VE delta grid (percent), when the folder has one.
-func (rd *reader) statsFromDelta(p *plan, file string) error {
+func statsFromDelta(p *plan, file string) {
 	if !isFile(file) {
-		return nil
+		return
 	}
 	t, err := readTable(file)
 	if err != nil {
 		p.note("VE_Correction_Delta_DYNO.csv does not parse as a grid (%v); no statistics", err)
-		return nil
+		return
 	}
+	setCorrectionStats(p, t, func(pct float64) float64 { return pct })
+}
+
+// setCorrectionStats sets the run's corrected-cell count and largest
+// correction from a grid whose cells pct turns into percent: cells that
+// print other than 0.00 count.
+func setCorrectionStats(p *plan, t *ve.Table, pct func(float64) float64) {
 	var n int64
 	var worst float64
 	for _, v := range t.Values {
-		if ve.Has(v) && math.Abs(v) >= 0.005 {
+		if c := math.Abs(pct(v)); ve.Has(v) && c >= 0.005 {
 			n++
-			worst = max(worst, math.Abs(v))
+			worst = max(worst, c)
 		}
 	}
-	p.imp.Stats.CorrectedCells = &n
-	p.imp.Stats.MaxCorrectionPct = &worst
-	return nil
+	p.imp.Stats.CorrectedCells, p.imp.Stats.MaxCorrectionPct = &n, &worst
 }
 
 // runState is the RunManager's run_state.json.
@@ -677,15 +675,7 @@ func (rd *reader) readJetDrive(p *plan) error {
 		}
 	}
 	if t, err := readTable(filepath.Join(dir, "VE_Corrections_2D.csv")); err == nil {
-		var n int64
-		var worst float64
-		for _, v := range t.Values {
-			if pct := (v - 1) * 100; ve.Has(v) && math.Abs(pct) >= 0.005 {
-				n++
-				worst = max(worst, math.Abs(pct))
-			}
-		}
-		p.imp.Stats.CorrectedCells, p.imp.Stats.MaxCorrectionPct = &n, &worst
+		setCorrectionStats(p, t, func(m float64) float64 { return (m - 1) * 100 })
 	}
 	p.key = importKey(m.RunID, sha)
 	return nil
@@ -966,13 +956,11 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n]
 }
-
-func utf8RuneStart(b byte) bool { return b&0xc0 != 0x80 }
 
 func short(sha string) string {
 	if len(sha) > 12 {

@@ -1,7 +1,6 @@
 package dynoai3import
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,7 +27,7 @@ func hashFile(path string) (fileHash, error) {
 	defer f.Close()
 	lf, crlf := sha256.New(), sha256.New()
 	cw := &crlfWriter{w: crlf}
-	n, err := io.Copy(io.MultiWriter(lf, cw), bufio.NewReaderSize(f, 64<<10))
+	n, err := io.Copy(io.MultiWriter(lf, cw), f)
 	if err != nil {
 		return fileHash{}, fmt.Errorf("reading %s: %w", filepath.Base(path), err)
 	}

@@ -105,7 +105,7 @@ func Import(ctx context.Context, root string, runs runstore.Importer, files runs
 	if err != nil {
 		return rep, err
 	}
-	rd := &reader{root: root, opts: opts, inputs: &inputIndex{dirs: opts.InputDirs, maxSize: opts.MaxFileSize}}
+	rd := &reader{opts: opts, inputs: &inputIndex{dirs: opts.InputDirs, maxSize: opts.MaxFileSize}}
 	for _, f := range folders {
 		if err := ctx.Err(); err != nil {
 			return rep, err

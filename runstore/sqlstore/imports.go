@@ -151,23 +151,12 @@ func (s *Store) insertImport(ctx context.Context, tx *txn, r runstore.ImportRun,
 	}
 	parents := map[string]int64{}
 	for i, a := range r.Applies {
-		at := a.ApplyTime(run.CompletedAt)
-		var applyID int64
-		if err := tx.GetContext(ctx, &applyID, tx.Rebind(`INSERT INTO run_applies (run_id, cylinder, kind, parent_id, created_us)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), run.ID, a.Cylinder, string(a.Kind), parents[a.Cylinder], toMicros(at)); err != nil {
+		rec, err := s.insertApply(ctx, tx, runstore.Apply{RunID: run.ID, Cylinder: a.Cylinder, Kind: a.Kind,
+			Parent: parents[a.Cylinder], CreatedAt: a.ApplyTime(run.CompletedAt)}, a.Files)
+		if err != nil {
 			return fmt.Errorf("applies[%d]: %w", i, err)
 		}
-		for pos, m := range a.Files {
-			f, err := s.insertFile(ctx, tx, run.ID, m, at)
-			if err != nil {
-				return fmt.Errorf("applies[%d]: %w", i, err)
-			}
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_apply_files (apply_id, position, file_id) VALUES (?, ?, ?)`),
-				applyID, pos, f.ID); err != nil {
-				return fmt.Errorf("applies[%d]: %w", i, err)
-			}
-		}
-		parents[a.Cylinder] = applyID
+		parents[a.Cylinder] = rec.ID
 	}
 	return nil
 }

@@ -1089,30 +1089,42 @@ func (s *Store) RecordApply(ctx context.Context, runID string, a runstore.NewApp
 		if err := runstore.CheckApplyParent(runID, a, head); err != nil {
 			return err
 		}
-		err := tx.GetContext(ctx, &rec.ID, tx.Rebind(`INSERT INTO run_applies (run_id, cylinder, kind, parent_id, created_us)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), runID, a.Cylinder, string(a.Kind), a.Parent, toMicros(now))
+		out, err := s.insertApply(ctx, tx, rec, a.Files)
 		if isUnique(err) {
 			return conflict("run %s cylinder %s changed concurrently", runID, a.Cylinder)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlstore: apply record of %s: %w", runID, err)
 		}
-		for i, m := range a.Files {
-			f := runstore.File{RunID: runID, FileMeta: m, CreatedAt: now}
-			if err := tx.GetContext(ctx, &f.ID, tx.Rebind(`INSERT INTO run_files (run_id, name, content_type, size_bytes, sha256, storage_key, created_us)
-				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), runID, m.Name, m.ContentType, m.Size, m.SHA256, m.StorageKey, toMicros(now)); err != nil {
-				return fmt.Errorf("sqlstore: apply record of %s: file %s: %w", runID, m.Name, err)
-			}
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_apply_files (apply_id, position, file_id) VALUES (?, ?, ?)`),
-				rec.ID, i, f.ID); err != nil {
-				return fmt.Errorf("sqlstore: apply record of %s: %w", runID, err)
-			}
-			rec.Files = append(rec.Files, f)
-		}
+		rec = out
 		return nil
 	})
 	if err != nil {
 		return runstore.Apply{}, err
+	}
+	return rec, nil
+}
+
+// insertApply writes the apply record rec (its id and files are set in
+// the copy returned) with files, as run_files rows made at rec.CreatedAt
+// linked in order through run_apply_files. The run_applies insert's error
+// comes back unwrapped, so a caller can tell a lost race (isUnique).
+func (s *Store) insertApply(ctx context.Context, tx *txn, rec runstore.Apply, files []runstore.FileMeta) (runstore.Apply, error) {
+	rec.Files = nil
+	if err := tx.GetContext(ctx, &rec.ID, tx.Rebind(`INSERT INTO run_applies (run_id, cylinder, kind, parent_id, created_us)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`), rec.RunID, rec.Cylinder, string(rec.Kind), rec.Parent, toMicros(rec.CreatedAt)); err != nil {
+		return rec, err
+	}
+	for i, m := range files {
+		f, err := s.insertFile(ctx, tx, rec.RunID, m, rec.CreatedAt)
+		if err != nil {
+			return rec, fmt.Errorf("file %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_apply_files (apply_id, position, file_id) VALUES (?, ?, ?)`),
+			rec.ID, i, f.ID); err != nil {
+			return rec, err
+		}
+		rec.Files = append(rec.Files, f)
 	}
 	return rec, nil
 }
